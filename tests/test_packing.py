@@ -13,19 +13,14 @@ import random
 import pytest
 import torch
 
+from rmguard.attention import PACKED_SDPA, enable_packed_attention
 from rmguard.collate import PaddedPairCollator, ResponseCollator
 from rmguard.config import TrainConfig
+from rmguard.errors import ConfigError
 from rmguard.features import PairFeatures, ResponseFeatures
 from rmguard.loss import RewardLoss
 from rmguard.modeling import build_reward_model
-from rmguard.packing import (
-    PackedPairCollator,
-    Segment,
-    assign_rows,
-    pack_segments,
-    packing_exact,
-    prompt_groups,
-)
+from rmguard.packing import PackedPairCollator, Segment, pack_segments, prompt_groups
 from rmguard.scoring import RewardScorer
 
 from helpers import save_tiny_model
@@ -36,29 +31,24 @@ TOL = 1e-5
 def test_layout_by_hand():
     # One pair: prompt [5, 6], chosen [7, 8], rejected [9]; then a pair with an empty prompt.
     features = [PairFeatures([5, 6], [7, 8], [9]), PairFeatures([], [10], [11, 12])]
-    batch = PackedPairCollator(pad_token_id=0, with_logps=True)(features)
-    # Longest segment (5 tokens) fills row 0 alone; the 3-token one goes to row 1 and leaves 2 pads.
-    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9], [10, 11, 12, 0, 0]]
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2], [0, 0, 1, 0, 0]]
-    assert batch["reward_index"].tolist() == [[0, 3], [1, 0], [0, 4], [1, 2]]
-    expected_row0 = [  # query rows, key columns: the rejected token 9 sees 5, 6 and itself, not 7, 8
-        [1, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0],
-        [1, 1, 1, 0, 0],
-        [1, 1, 1, 1, 0],
-        [1, 1, 0, 0, 1],
-    ]
-    expected_row1 = [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 1, 1]]
-    assert batch["attention_mask"][:, 0].int().tolist() == [expected_row0, expected_row1]
+    batch = PackedPairCollator(with_logps=True)(features)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10, 11, 12]]  # one row, no padding
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2, 0, 0, 1]]
+    assert batch["reward_index"].tolist() == [[0, 3], [0, 5], [0, 4], [0, 7]]
+    layout = batch["attention_mask"]
+    # [prompt | chosen] is plain causal; rejected sees the prompt and itself, never the chosen tokens.
+    assert [(b.queries, b.keys) for b in layout.blocks] == [
+        ((0, 4), ((0, 4),)), ((4, 5), ((0, 2), (4, 5))), ((5, 6), ((5, 6),)), ((6, 8), ((6, 8),))]
+    assert layout.block_mask(0, None, None) is None  # SDPA's is_causal kernel
+    assert layout.block_mask(0, None, torch.float32)[0, 0].eq(0).int().tolist() == [
+        [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+    assert layout.block_mask(1, None, None)[0, 0].int().tolist() == [[1, 1, 1]]
+    # A sliding window of 2 positions: the rejected token (position 2) loses the prompt's first token.
+    assert layout.block_mask(1, 2, None)[0, 0].int().tolist() == [[0, 1, 1]]
     # Chosen 7 is predicted by the prompt's last token (col 1), 8 by 7 (col 2); rejected 9 by col 1 too.
-    # Empty prompt: first response tokens have no predictor; 12 is predicted by 11 (row 1, col 1).
+    # Empty prompt: first response tokens have no predictor; 12 is predicted by 11 (col 6).
     got = sorted(zip(batch["logp_seq"].tolist(), batch["logp_index"].tolist(), batch["logp_target"].tolist()))
-    assert got == [(0, [0, 1], 7), (0, [0, 2], 8), (2, [0, 1], 9), (3, [1, 1], 12)]
-
-
-def test_assign_rows_first_fit_decreasing():
-    assert assign_rows([5, 3, 2, 4, 1], capacity=5) == [[0], [3, 4], [1, 2]]
-    assert assign_rows([7, 2], capacity=5) == [[0], [1]]
+    assert got == [(0, [0, 1], 7), (0, [0, 2], 8), (2, [0, 1], 9), (3, [0, 6], 12)]
 
 
 def test_prompt_groups_share_prompts_in_first_seen_order():
@@ -85,24 +75,31 @@ def _run(model, batch, config):
     return output, loss.detach(), grads
 
 
-CASES = [("llama", "sdpa"), ("llama", "eager"), ("qwen2", "sdpa"), ("gemma2", "eager")]
+# Llama and Qwen2 run SDPA, Llama also eager; Gemma 2 runs eager, which applies its soft-capping. Gemma 2
+# and the second Qwen2 have sliding-window layers of window 4, shorter than most test sequences.
+QWEN2_SLIDING = {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1}
+CASES = [("llama", "sdpa", {}), ("llama", "eager", {}), ("qwen2", "sdpa", {}), ("qwen2", "sdpa", QWEN2_SLIDING),
+         ("gemma2", "eager", {"sliding_window": 4})]
 
 
-@pytest.mark.parametrize(("family", "attention"), CASES)
+@pytest.mark.parametrize(("family", "attention", "overrides"), CASES,
+                         ids=["llama-sdpa", "llama-eager", "qwen2-sdpa", "qwen2-sdpa-sliding", "gemma2-eager-sliding"])
 @pytest.mark.parametrize("kind", ["standard", "grm"])
-def test_packed_equals_padded(tmp_path, family, attention, kind):
-    overrides = {"sliding_window": 4} if family == "gemma2" else {}
+def test_packed_equals_padded(tmp_path, family, attention, overrides, kind):
     path = save_tiny_model(tmp_path / family, family=family, **overrides)
     model, tokenizer = build_reward_model(str(path), kind=kind, head_type="linear")
     model.transformer.set_attn_implementation(attention)
     model.eval()  # no dropout: both paths see the same function
-    assert packing_exact(model.config)
+    exact, _ = enable_packed_attention(model.transformer)
+    assert exact
+    if overrides.get("use_sliding_window"):
+        assert "sliding_attention" in model.config.layer_types
     objective = "grm" if kind == "grm" else "bsr"
     config = TrainConfig(objective=objective, train_file="unused", head_type="linear")
     features = _features(random.Random(0), len(tokenizer), count=9)
     with_logps = kind == "grm"
     padded = PaddedPairCollator(tokenizer.pad_token_id, with_logps=with_logps)(features)
-    packed = PackedPairCollator(tokenizer.pad_token_id, with_logps=with_logps)(features)
+    packed = PackedPairCollator(with_logps=with_logps)(features)
     assert packed["input_ids"].numel() < padded["input_ids"].numel()
     out_pad, loss_pad, grads_pad = _run(model, padded, config)
     out_pack, loss_pack, grads_pack = _run(model, packed, config)
@@ -116,15 +113,40 @@ def test_packed_equals_padded(tmp_path, family, attention, kind):
         torch.testing.assert_close(grads_pack[name], grads_pad[name], atol=TOL, rtol=0, msg=name)
 
 
-def test_row_budget_packs_several_pairs_per_row(tiny_llama):
+def test_packed_batch_switches_the_model_to_packed_attention(tiny_llama):
     model, tokenizer = build_reward_model(str(tiny_llama))
     model.eval()
     features = _features(random.Random(1), len(tokenizer), count=8)
-    one_row = PackedPairCollator(tokenizer.pad_token_id, row_tokens=10_000)(features)
-    assert one_row["input_ids"].shape[0] == 1
     padded = PaddedPairCollator(tokenizer.pad_token_id)(features)
     with torch.no_grad():
-        torch.testing.assert_close(model(**one_row).rewards, model(**padded).rewards, atol=TOL, rtol=0)
+        before = model(**padded).rewards
+        assert model.config._attn_implementation == "sdpa"
+        packed = model(**PackedPairCollator()(features)).rewards
+        assert model.config._attn_implementation == PACKED_SDPA
+        after = model(**padded).rewards  # padded batches still run the model's own SDPA
+    torch.testing.assert_close(packed, before, atol=TOL, rtol=0)
+    torch.testing.assert_close(after, before, atol=0, rtol=0)
+
+
+def test_models_without_an_exact_packed_form_say_why(tiny_llama):
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    model.config.layer_types = ["full_attention", "chunked_attention"]
+    exact, reason = enable_packed_attention(model.transformer)
+    assert not exact and "chunked_attention" in reason
+    batch = PackedPairCollator()(_features(random.Random(2), len(tokenizer), count=2))
+    with pytest.raises(ConfigError, match="cannot run packed batches"):
+        model(**batch)
+
+
+def test_a_layout_lost_on_the_way_to_attention_is_an_error(tiny_llama):
+    """A model whose layers drop keyword arguments must not run the packed row with no mask."""
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    attention = model.backbone.layers[0].self_attn
+    forward = attention.forward
+    attention.forward = lambda *args, packed_attention=None, **kwargs: forward(*args, **kwargs)
+    batch = PackedPairCollator()(_features(random.Random(3), len(tokenizer), count=2))
+    with pytest.raises(ConfigError, match="does not pass keyword arguments"):
+        model(**batch)
 
 
 def test_scoring_shares_prompts_and_keeps_input_order(tiny_llama):
@@ -146,8 +168,9 @@ def test_pack_segments_of_many_responses_match_single_rows(tiny_llama):
     model, tokenizer = build_reward_model(str(tiny_llama))
     model.eval()
     prompt, responses = [10, 11, 12], [[20], [21, 22, 23], [24, 25]]
-    packed = pack_segments([Segment(prompt, responses, [2, 0, 1])], tokenizer.pad_token_id)
+    packed = pack_segments([Segment(prompt, responses, [2, 0, 1]), Segment([], [[26, 27]], [3])])
     order = [responses[1], responses[2], responses[0]]
-    padded = ResponseCollator(tokenizer.pad_token_id)([ResponseFeatures(prompt, r) for r in order])
+    features = [ResponseFeatures(prompt, r) for r in order] + [ResponseFeatures([], [26, 27])]
+    padded = ResponseCollator(tokenizer.pad_token_id)(features)
     with torch.no_grad():
         torch.testing.assert_close(model(**packed).rewards, model(**padded).rewards, atol=TOL, rtol=0)

@@ -58,9 +58,10 @@ class TrainConfig:
     packing: bool = field(
         default=True,
         metadata={"help": "Pack each pair as [prompt | chosen | rejected] (the prompt encoded once; the rejected "
-                  "response sees the prompt but not the chosen one) with several pairs per row and no padding. "
-                  "Used where it gives exactly the padded result (SDPA/eager/flex attention, full or sliding-window "
-                  "layers); otherwise, or when false, every sequence gets its own padded row."},
+                  "response sees the prompt but not the chosen one), all pairs of a batch in one row with no "
+                  "padding, attention computed per block. Used where it gives exactly the padded result (SDPA or "
+                  "eager attention, full or sliding-window layers); otherwise, or when false, every sequence gets "
+                  "its own padded row."},
     )
     max_tokens_per_batch: int | None = field(
         default=None,

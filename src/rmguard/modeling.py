@@ -35,9 +35,9 @@ from transformers.models.auto.modeling_auto import (
 )
 from transformers.utils import logging as hf_logging
 
+from rmguard.attention import PackedAttention, backbone_attention
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory
-from rmguard.packing import backbone_attention_mask
 from rmguard.pretrained import resolve_model_path
 
 METADATA_FILE = "rmguard.json"
@@ -117,17 +117,18 @@ class RewardModel(nn.Module):
     def forward(
         self,
         input_ids: Tensor,
-        attention_mask: Tensor,
+        attention_mask: Tensor | PackedAttention,
         position_ids: Tensor,
         reward_index: Tensor,
         logp_index: Tensor | None = None,
         logp_target: Tensor | None = None,
         logp_seq: Tensor | None = None,
     ) -> RewardOutput:
-        if attention_mask.ndim == 4:  # packed rows: a block mask, shaped for this attention implementation
-            attention_mask = backbone_attention_mask(attention_mask, position_ids, self.config, self.transformer.dtype)
+        extra = {}
+        if isinstance(attention_mask, PackedAttention):
+            attention_mask, extra = backbone_attention(attention_mask, self.transformer)
         hidden_states = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **extra
         ).last_hidden_state
         pooled = hidden_states[reward_index[:, 0], reward_index[:, 1]]
         rewards = self.head(pooled).squeeze(-1).float()

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rmguard.attention import enable_packed_attention
 from rmguard.collate import ResponseCollator
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import check_text
@@ -17,7 +18,7 @@ from rmguard.errors import DataError
 from rmguard.features import ResponseFeatures, tokenize_responses
 from rmguard.fileio import atomic_write_jsonl
 from rmguard.modeling import RewardModel, load_reward_model
-from rmguard.packing import Segment, pack_segments, packing_exact, preferred_attention, prompt_groups
+from rmguard.packing import Segment, pack_segments, prompt_groups
 
 
 def default_device() -> torch.device:
@@ -37,9 +38,7 @@ class RewardScorer:
         self.model, self.tokenizer = load_reward_model(model) if isinstance(model, (str, Path)) else model
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device).eval()
-        if packing and self.device.type == "cuda":
-            self.model.transformer.set_attn_implementation(preferred_attention(self.device))
-        self.packing = packing and packing_exact(self.model.config)
+        self.packing = packing and enable_packed_attention(self.model.transformer)[0]
         self.batch_size = batch_size
         self.max_length = max_length
         self.collator = ResponseCollator(self.tokenizer.pad_token_id)
@@ -64,7 +63,7 @@ class RewardScorer:
         hidden = torch.empty(len(features), hidden_size)
         batches = self._packed_batches(features) if self.packing else self._padded_batches(features)
         for chunk, batch in batches:
-            output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            output = self.model(**{key: value.to(self.device) for key, value in batch.items()})
             rewards[chunk] = output.rewards.float().cpu()
             hidden[chunk] = output.hidden.float().cpu()
         return rewards, hidden
@@ -76,7 +75,7 @@ class RewardScorer:
             chunk = order[start:start + self.batch_size]
             yield chunk, self.collator([features[i] for i in chunk])
 
-    def _packed_batches(self, features: list[ResponseFeatures]) -> Iterator[tuple[list[int], dict[str, Tensor]]]:
+    def _packed_batches(self, features: list[ResponseFeatures]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """(input indices, batch): one segment per prompt (split beyond ``batch_size`` responses), longest
         first, up to ``batch_size`` responses per batch."""
         segments = [Segment(group.prompt, group.responses[i:i + self.batch_size], group.sequence_ids[i:i + self.batch_size])
@@ -93,7 +92,7 @@ class RewardScorer:
             for s in group:  # the batch's own sequence numbering: 0..n−1 in segment order
                 local.append(Segment(s.prompt, s.responses, range(offset, offset + len(s.responses))))
                 offset += len(s.responses)
-            yield [i for s in group for i in s.sequence_ids], pack_segments(local, self.tokenizer.pad_token_id)
+            yield [i for s in group for i in s.sequence_ids], pack_segments(local)
 
 
 def load_score_items(spec: str, data_format: str = "auto") -> tuple[str, list[ScoredResponse], int]:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from rmguard import __version__
+from rmguard.attention import enable_packed_attention
 from rmguard.batching import TokenBudgetBatchSampler, epoch_generator
 from rmguard.collate import MODEL_INPUT_KEYS, PaddedPairCollator
 from rmguard.config import TrainConfig
@@ -45,7 +46,7 @@ from rmguard.modeling import (
     load_reward_model,
     save_reward_model,
 )
-from rmguard.packing import PackedPairCollator, packing_exact, preferred_attention
+from rmguard.packing import PackedPairCollator
 from rmguard.pretrained import resolve_model_path
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -174,12 +175,13 @@ PairCollator = PackedPairCollator | PaddedPairCollator
 
 def make_pair_collator(config: TrainConfig, model: RewardModel, pad_token_id: int, with_logps: bool,
                        log: Callable[[str], None] = print) -> PairCollator:
-    """The packed collator where the config asks for packing and it is exact for this model, else padded."""
-    if config.packing and packing_exact(model.config):
-        return PackedPairCollator(pad_token_id, with_logps=with_logps)
+    """The packed collator (with the model switched to its packed attention) where the config asks for
+    packing and it is exact for this model, else padded."""
     if config.packing:
-        log(f"packing off: attention '{model.config.get_text_config()._attn_implementation}' or its layer types "
-            "cannot take a packed block mask exactly; using padded batches")
+        exact, reason = enable_packed_attention(model.transformer)
+        if exact:
+            return PackedPairCollator(with_logps=with_logps)
+        log(f"packing off: {reason}; using padded batches")
     return PaddedPairCollator(pad_token_id, with_logps=with_logps)
 
 
@@ -294,8 +296,6 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
         eval_features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
 
     needs_logps = config.regularizer != "none"
-    if config.packing and accelerator.device.type == "cuda":
-        model.transformer.set_attn_implementation(preferred_attention(accelerator.device))
     collator = make_pair_collator(config, model, tokenizer.pad_token_id, needs_logps, log)
     packed = isinstance(collator, PackedPairCollator)
     add_reference = None
