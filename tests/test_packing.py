@@ -113,6 +113,21 @@ def test_packed_equals_padded(tmp_path, family, attention, overrides, kind):
         torch.testing.assert_close(grads_pack[name], grads_pad[name], atol=TOL, rtol=0, msg=name)
 
 
+def test_gradient_checkpointing_recomputes_packed_attention_exactly(tiny_llama):
+    """Checkpointed layers run attention again in the backward pass, with the same layout."""
+    model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
+    model.transformer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()  # checkpointing is active in training mode only; the tiny model has no dropout
+    assert model.backbone.gradient_checkpointing
+    config = TrainConfig(objective="grm", train_file="unused", head_type="linear")
+    features = _features(random.Random(4), len(tokenizer), count=6)
+    _, loss_pad, grads_pad = _run(model, PaddedPairCollator(tokenizer.pad_token_id, with_logps=True)(features), config)
+    _, loss_pack, grads_pack = _run(model, PackedPairCollator(with_logps=True)(features), config)
+    torch.testing.assert_close(loss_pack, loss_pad, atol=TOL, rtol=0)
+    for name in grads_pad:
+        torch.testing.assert_close(grads_pack[name], grads_pad[name], atol=TOL, rtol=0, msg=name)
+
+
 def test_packed_batch_switches_the_model_to_packed_attention(tiny_llama):
     model, tokenizer = build_reward_model(str(tiny_llama))
     model.eval()
