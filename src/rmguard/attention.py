@@ -35,7 +35,7 @@ from rmguard.errors import ConfigError
 
 PACKED_SDPA = "rmguard_packed_sdpa"
 PACKED_EAGER = "rmguard_packed_eager"
-# Layer kinds whose visibility is fully given by (segment, branch, position).
+# Layer kinds whose visibility follows from the blocks and the positions alone.
 EXACT_LAYER_TYPES = ("full_attention", "sliding_attention")
 # A 4-D tensor is taken by transformers as an already prepared mask and passed through untouched; the
 # packed implementations read the blocks instead and never look at it.
