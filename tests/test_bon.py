@@ -10,7 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from rmguard.bon import (
+from rmguard.cli import main
+from rmguard.eval.intervals import bootstrap_interval, t_interval
+from rmguard.overopt.bon import (
     Proxy,
     best_of_n_curves,
     best_of_n_picks,
@@ -21,8 +23,6 @@ from rmguard.bon import (
     standardize,
     summarize,
 )
-from rmguard.cli import main
-from rmguard.intervals import bootstrap_interval, t_interval
 
 from helpers import GOOD_WORDS, run_cli, save_tiny_model, write_jsonl
 
@@ -129,7 +129,7 @@ def gold(prompt, response):
 def bon_setup(tmp_path_factory, tiny_llama):
     import torch
 
-    from rmguard.modeling import build_reward_model, save_reward_model
+    from rmguard.training.modeling import build_reward_model, save_reward_model
 
     root = tmp_path_factory.mktemp("bon")
     proxies = []
@@ -146,7 +146,7 @@ def bon_setup(tmp_path_factory, tiny_llama):
 
 
 def test_generate_pool_resumes_and_extends(tmp_path, tiny_llama):
-    from rmguard.generation import SamplingConfig, generate_pool, load_policy
+    from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
 
     policy = load_policy(str(tiny_llama))
     prompts = ["p1 p2", [{"role": "user", "content": "p3"}], "p4"]

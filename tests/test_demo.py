@@ -11,8 +11,8 @@ import json
 import pytest
 
 from rmguard.cli import main
-from rmguard.demo.world import check, demo_prompts, gold, repeated_trigram_share
 from rmguard.errors import ConfigError
+from rmguard.overopt.demo.world import check, demo_prompts, gold, repeated_trigram_share
 
 
 def test_rubric_checks_by_hand():

@@ -18,12 +18,12 @@ from helpers import REPO
 LOSS_SCRIPT = textwrap.dedent("""
     import json, sys, torch
     from accelerate import Accelerator
-    from rmguard.collate import PaddedPairCollator
-    from rmguard.config import load_config
+    from rmguard.training.collate import PaddedPairCollator
+    from rmguard.training.config import load_config
     from rmguard.data import load_pairs
-    from rmguard.features import tokenize_pairs
-    from rmguard.loss import RewardLoss
-    from rmguard.modeling import build_reward_model
+    from rmguard.training.features import tokenize_pairs
+    from rmguard.training.loss import RewardLoss
+    from rmguard.training.modeling import build_reward_model
 
     model_path, data, out, mode = sys.argv[1:5]
     accelerator = Accelerator(cpu=True)
@@ -87,8 +87,8 @@ def test_global_bsr_over_two_processes_equals_one_process(tiny_llama, synthetic_
 
 TRAIN_SCRIPT = textwrap.dedent("""
     import sys
-    from rmguard.config import load_config
-    from rmguard.train import train
+    from rmguard.training.config import load_config
+    from rmguard.training.trainer import train
     train(load_config(sys.argv[1]))
 """)
 

@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 
-from rmguard.config import load_config
-from rmguard.modeling import ensure_distinct_pad_token, load_tokenizer
-from rmguard.pretrained import resolve_model_path
+from rmguard.training.config import load_config
+from rmguard.training.modeling import ensure_distinct_pad_token, load_tokenizer
+from rmguard.training.pretrained import resolve_model_path
 
 from helpers import REPO
 

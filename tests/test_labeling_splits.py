@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmguard.benchmarks import load_eval_set, summarize
 from rmguard.errors import ConfigError, DataError
-from rmguard.labeling import companion_path, flip_count, flip_indices, label_file
-from rmguard.splits import SPLITS, make_splits
+from rmguard.eval.eval_sets import load_eval_set, summarize
+from rmguard.eval.labeling import companion_path, flip_count, flip_indices, label_file
+from rmguard.eval.splits import SPLITS, make_splits
 
 from helpers import run_cli, write_jsonl
 from synthetic_world import make_records

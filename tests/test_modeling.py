@@ -8,11 +8,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from rmguard.collate import PaddedPairCollator
 from rmguard.data.records import PreferencePair
 from rmguard.errors import ConfigError
-from rmguard.features import tokenize_pairs
-from rmguard.modeling import (
+from rmguard.scoring import RewardScorer
+from rmguard.training.collate import PaddedPairCollator
+from rmguard.training.features import tokenize_pairs
+from rmguard.training.modeling import (
     REWARD_HEAD_FILE,
     build_reward_model,
     ensure_distinct_pad_token,
@@ -20,7 +21,6 @@ from rmguard.modeling import (
     load_reward_model,
     save_reward_model,
 )
-from rmguard.scoring import RewardScorer
 
 from helpers import build_tokenizer, synthetic_pair
 

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from rmguard import objectives
+from rmguard.training import objectives
 
 
 def log_sigmoid(x: float) -> float:

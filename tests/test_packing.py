@@ -13,15 +13,15 @@ import random
 import pytest
 import torch
 
-from rmguard.attention import PACKED_SDPA, enable_packed_attention
-from rmguard.collate import PaddedPairCollator, ResponseCollator
-from rmguard.config import TrainConfig
 from rmguard.errors import ConfigError
-from rmguard.features import PairFeatures, ResponseFeatures
-from rmguard.loss import RewardLoss
-from rmguard.modeling import build_reward_model
-from rmguard.packing import PackedPairCollator, Segment, pack_segments, prompt_groups
 from rmguard.scoring import RewardScorer
+from rmguard.training.attention import PACKED_SDPA, enable_packed_attention
+from rmguard.training.collate import PaddedPairCollator, ResponseCollator
+from rmguard.training.config import TrainConfig
+from rmguard.training.features import PairFeatures, ResponseFeatures
+from rmguard.training.loss import RewardLoss
+from rmguard.training.modeling import build_reward_model
+from rmguard.training.packing import PackedPairCollator, Segment, pack_segments, prompt_groups
 
 from helpers import save_tiny_model
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rmguard.cli import main
-from rmguard.generation import load_policy
-from rmguard.rloo import completion_logps
+from rmguard.overopt.generation import load_policy
+from rmguard.overopt.rloo import completion_logps
 
 from helpers import save_tiny_model, write_jsonl
 
@@ -27,7 +27,7 @@ def test_completion_logps_by_hand(tiny_llama):
 
 
 def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
-    from rmguard.modeling import build_reward_model, save_reward_model
+    from rmguard.training.modeling import build_reward_model, save_reward_model
 
     model, tokenizer = build_reward_model(str(tiny_llama))
     save_reward_model(model, tokenizer, tmp_path / "rm", {"objective": "bt"})

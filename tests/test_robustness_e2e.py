@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rmguard.config import TrainConfig
-from rmguard.diagnostics import diagnose
-from rmguard.labeling import label_file
-from rmguard.splits import SPLITS, make_splits
-from rmguard.train import train
+from rmguard.eval.diagnostics import diagnose
+from rmguard.eval.labeling import label_file
+from rmguard.eval.splits import SPLITS, make_splits
+from rmguard.training.config import TrainConfig
+from rmguard.training.trainer import train
 
 from helpers import run_cli, write_jsonl
 from synthetic_world import make_records

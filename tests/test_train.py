@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmguard.config import load_config
 from rmguard.scoring import RewardScorer, score_file
-from rmguard.train import list_checkpoints, train
+from rmguard.training.config import load_config
+from rmguard.training.trainer import list_checkpoints, train
 
 from helpers import REPO, run_cli, synthetic_pair
 
@@ -64,8 +64,8 @@ def test_bsr_keeps_rewards_nearer_zero_than_bt(tiny_llama, synthetic_data, tmp_p
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, sys
-    from rmguard.config import load_config
-    from rmguard.train import train
+    from rmguard.training.config import load_config
+    from rmguard.training.trainer import train
     config = load_config(sys.argv[1])
     def die(state):
         if state.global_step == int(sys.argv[2]):

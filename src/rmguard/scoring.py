@@ -9,16 +9,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rmguard.attention import enable_packed_attention
-from rmguard.collate import ResponseCollator
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import check_text
 from rmguard.data.records import ScoredResponse, Text
 from rmguard.errors import DataError
-from rmguard.features import ResponseFeatures, tokenize_responses
 from rmguard.fileio import atomic_write_jsonl
-from rmguard.modeling import RewardModel, load_reward_model
-from rmguard.packing import Segment, pack_segments, prompt_groups
+from rmguard.training.attention import enable_packed_attention
+from rmguard.training.collate import ResponseCollator
+from rmguard.training.features import ResponseFeatures, tokenize_responses
+from rmguard.training.modeling import RewardModel, load_reward_model
+from rmguard.training.packing import Segment, pack_segments, prompt_groups
 
 
 def default_device() -> torch.device:

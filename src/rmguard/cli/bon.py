@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.bon import BonConfig, run_best_of_n
     from rmguard.cli.progress import stage_progress
+    from rmguard.overopt.bon import BonConfig, run_best_of_n
 
     config = BonConfig(policy=args.policy, proxies=args.proxy, gold=args.gold, output_dir=args.output_dir,
                        prompts=args.prompts, n=args.n, temperature=args.temperature, top_p=args.top_p,

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rmguard.cli.progress import stage_progress
-    from rmguard.demo.pipeline import DemoConfig, run_demo
+    from rmguard.overopt.demo.pipeline import DemoConfig, run_demo
 
     config = DemoConfig.quick(args.output_dir) if args.quick else DemoConfig(output_dir=args.output_dir)
     config.policy = args.policy

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.diagnostics import diagnose
+    from rmguard.eval.diagnostics import diagnose
 
     results = diagnose(args.model, args.data, args.output_dir, args.batch_size, args.max_length, args.max_pairs)
     summary = {label: {"head_norm": entry["head_norm"],

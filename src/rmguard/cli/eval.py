@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.evaluation import evaluate_models
+    from rmguard.eval.evaluation import evaluate_models
 
     report = evaluate_models(args.model, args.data, args.output, args.batch_size, args.max_length, args.seed, args.bootstrap)
     if report["scenario_table"] and len(report["data"]) > 1:

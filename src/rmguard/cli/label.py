@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.labeling import label_file
+    from rmguard.eval.labeling import label_file
 
     strategy = "all_pairs" if args.pairs == "all" else args.pairs
     meta = label_file(args.data, args.gold, args.output, strategy, args.label_noise, args.seed, args.batch_size)

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from rmguard.modeling import merge_lora
+    from rmguard.training.modeling import merge_lora
 
     merge_lora(args.adapter, args.output)
     print(f"merged model: {args.output}")
@@ -25,7 +25,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from rmguard.modeling import export_standard
+    from rmguard.training.modeling import export_standard
 
     export_standard(args.model, args.output)
     print(f"standard checkpoint: {args.output}")

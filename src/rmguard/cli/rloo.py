@@ -7,7 +7,7 @@ import dataclasses
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from rmguard.rloo import RlooConfig
+    from rmguard.overopt.rloo import RlooConfig
 
     parser = subparsers.add_parser(
         "rloo", help="RLOO policy optimisation against a proxy RM, with the gold reward tracked",
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rmguard.cli.progress import stage_progress
-    from rmguard.rloo import RlooConfig, run_rloo
+    from rmguard.overopt.rloo import RlooConfig, run_rloo
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RlooConfig)}
     with stage_progress(args.no_progress) as update:

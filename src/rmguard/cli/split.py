@@ -27,7 +27,7 @@ def parse_models(value: str) -> int | list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.splits import make_splits
+    from rmguard.eval.splits import make_splits
 
     manifest = make_splits(args.data, args.output_dir, args.heldout_prompts, parse_models(args.heldout_models),
                            args.seed, args.train_responses)

@@ -7,8 +7,8 @@ import dataclasses
 
 from transformers import HfArgumentParser
 
-from rmguard.config import TrainConfig, load_config
 from rmguard.errors import ConfigError
+from rmguard.training.config import TrainConfig, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.help_fields:
         field_parser().print_help()
         return 0
-    from rmguard.train import train
+    from rmguard.training.trainer import train
 
     result = train(parse(args))
     print(f"model: {result.output_dir} ({result.global_step} steps)")

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from rmguard import rank_metrics as rm
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import as_reply, as_user_turn, check_text
 from rmguard.data.records import Text
 from rmguard.data.response_sets import parse_response_set
 from rmguard.errors import DataError
+from rmguard.eval import metrics as rm
 
 KINDS = ("rankings", "pairs", "rewardbench2", "rmbench")
 

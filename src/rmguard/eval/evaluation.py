@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rmguard.benchmarks import EvalSet, load_eval_set, summarize
+from rmguard.eval.eval_sets import EvalSet, load_eval_set, summarize
 from rmguard.fileio import atomic_write_json
 from rmguard.scoring import RewardScorer
 

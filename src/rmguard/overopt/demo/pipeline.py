@@ -2,7 +2,7 @@
 
 1. **responses** — the policy answers every demo prompt once per *style* (a system prompt and a
    temperature); styles play the role of the different models of UltraFeedback.
-2. **labels** — the programmatic gold rubric (``rmguard.demo.world``) scores every response; pairs are
+2. **labels** — the programmatic gold rubric (``rmguard.overopt.demo.world``) scores every response; pairs are
    built best-vs-worst and a fraction of the training pairs is flipped (label noise).
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles).
 4. **proxies** — BT, BSR and GRM reward models, several seeds each, on a backbone cut to its first layers.
@@ -68,7 +68,7 @@ Progress = Callable[[str, int, int], None]
 
 def _responses(config: DemoConfig, prompts: list[dict[str, Any]], out: Path, progress: Progress | None) -> Path:
     """Multi-response records (one completion per style) in the layout ``rmguard label`` reads."""
-    from rmguard.generation import SamplingConfig, generate_pool, load_policy
+    from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
 
     policy = load_policy(config.policy)
     completions: list[list[dict[str, Any]]] = [[] for _ in prompts]
@@ -92,9 +92,9 @@ def _responses(config: DemoConfig, prompts: list[dict[str, Any]], out: Path, pro
 
 def _train_proxies(config: DemoConfig, train_file: Path, eval_file: Path, out: Path, progress: Progress | None) -> dict[str, tuple[str, str]]:
     """name → (folder, kind) for every objective × seed; a finished model is reused."""
-    from rmguard.config import load_config
-    from rmguard.modeling import is_reward_checkpoint
-    from rmguard.train import train
+    from rmguard.training.config import load_config
+    from rmguard.training.modeling import is_reward_checkpoint
+    from rmguard.training.trainer import train
 
     proxies = {}
     runs = [(objective, seed) for objective in OBJECTIVES for seed in config.seeds]
@@ -128,18 +128,25 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> dict[str, 
     """Run the study and write ``report.html`` and ``report.json`` under ``config.output_dir``."""
     import numpy as np
 
-    from rmguard.bon import Proxy, best_of_n_curves, finite_json, pool_matrix, score_pool, write_curves
-    from rmguard.demo.report import write_report
-    from rmguard.demo.world import GOLD_SPEC, demo_prompts
-    from rmguard.diagnostics import diagnose
-    from rmguard.evaluation import evaluate_models
-    from rmguard.generation import SamplingConfig, generate_pool, load_policy
-    from rmguard.gold import GoldScorer
-    from rmguard.labeling import label_file
-    from rmguard.plots import plot_bon
-    from rmguard.pretrained import resolve_model_path
+    from rmguard.eval.diagnostics import diagnose
+    from rmguard.eval.evaluation import evaluate_models
+    from rmguard.eval.labeling import label_file
+    from rmguard.eval.splits import make_splits
+    from rmguard.overopt.bon import (
+        Proxy,
+        best_of_n_curves,
+        finite_json,
+        pool_matrix,
+        score_pool,
+        write_curves,
+    )
+    from rmguard.overopt.demo.report import write_report
+    from rmguard.overopt.demo.world import GOLD_SPEC, demo_prompts
+    from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
+    from rmguard.overopt.gold import GoldScorer
+    from rmguard.overopt.plots import plot_bon
     from rmguard.scoring import RewardScorer
-    from rmguard.splits import make_splits
+    from rmguard.training.pretrained import resolve_model_path
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)

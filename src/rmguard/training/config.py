@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from rmguard.errors import ConfigError
-from rmguard.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
+from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 
 OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
 

@@ -9,9 +9,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from rmguard import objectives
-from rmguard.config import TrainConfig
-from rmguard.modeling import RewardOutput
+from rmguard.training import objectives
+from rmguard.training.config import TrainConfig
+from rmguard.training.modeling import RewardOutput
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -25,7 +25,7 @@ from typing import Any
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 
-GOLD_SPEC = "rmguard.demo.world:gold"
+GOLD_SPEC = "rmguard.overopt.demo.world:gold"
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 

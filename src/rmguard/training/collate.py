@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rmguard.features import PairFeatures, ResponseFeatures
+from rmguard.training.features import PairFeatures, ResponseFeatures
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "reward_index", "logp_index", "logp_target", "logp_seq")
 

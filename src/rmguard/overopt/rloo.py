@@ -24,10 +24,10 @@ import torch
 
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
+from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
-from rmguard.generation import SamplingConfig, as_messages, encode_prompts, load_policy, sample
-from rmguard.intervals import t_interval
-from rmguard.plots import line_plot, save_png
+from rmguard.overopt.generation import SamplingConfig, as_messages, encode_prompts, load_policy, sample
+from rmguard.overopt.plots import line_plot, save_png
 
 TRACKED = ("proxy", "gold", "kl", "length")
 
@@ -123,8 +123,8 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
     from transformers import PrinterCallback, TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
 
-    from rmguard.bon import read_prompts
-    from rmguard.gold import GoldScorer
+    from rmguard.overopt.bon import read_prompts
+    from rmguard.overopt.gold import GoldScorer
     from rmguard.scoring import RewardScorer
 
     config.validate()

@@ -6,8 +6,8 @@ its own earlier tokens only, and its positions continue from the prompt's end, s
 exactly what it would see as ``prompt + response`` alone. A batch's segments lie end to end in a single
 row [1, T] with no padding, so the linear layers run on the real tokens and nothing else.
 
-The batch keeps the layout-independent contract of :mod:`rmguard.collate`, with ``attention_mask`` a
-:class:`rmguard.attention.PackedAttention` (who attends to whom) in place of a tensor.
+The batch keeps the layout-independent contract of :mod:`rmguard.training.collate`, with ``attention_mask`` a
+:class:`rmguard.training.attention.PackedAttention` (who attends to whom) in place of a tensor.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from rmguard.attention import AttentionBlock, PackedAttention
-from rmguard.collate import pair_targets
-from rmguard.features import PairFeatures, ResponseFeatures
+from rmguard.training.attention import AttentionBlock, PackedAttention
+from rmguard.training.collate import pair_targets
+from rmguard.training.features import PairFeatures, ResponseFeatures
 
 
 @dataclass
@@ -41,7 +41,7 @@ def pack_segments(segments: Sequence[Segment], with_logps: bool = False) -> dict
     Attention blocks: the prompt with its first response is one plain causal block; each later response
     is a block whose keys are the prompt and itself. Response log-probs: token j of a response is
     predicted by the hidden state of token j − 1 of that response, and its first token by the prompt's
-    last token (none when the prompt is empty), exactly as in :func:`rmguard.collate.pad_sequences`.
+    last token (none when the prompt is empty), exactly as in :func:`rmguard.training.collate.pad_sequences`.
     """
     num_sequences = sum(len(s.responses) for s in segments)
     tokens: list[int] = []

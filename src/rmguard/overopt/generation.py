@@ -21,7 +21,7 @@ from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_jsonl
-from rmguard.pretrained import resolve_model_path
+from rmguard.training.pretrained import resolve_model_path
 
 
 @dataclass

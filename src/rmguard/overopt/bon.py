@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from rmguard.errors import ConfigError, DataError
+from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
-from rmguard.intervals import t_interval
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
 
@@ -246,7 +246,7 @@ def pool_matrix(rows: list[dict[str, Any]], n: int, source: str) -> tuple[list[A
 
 def chat_pair(prompt: Any, response: Any) -> tuple[Any, Any]:
     """Prompts and responses as chat messages, the form reward models with chat templates score."""
-    from rmguard.generation import as_messages
+    from rmguard.overopt.generation import as_messages
 
     return as_messages(prompt), ([{"role": "assistant", "content": response}] if isinstance(response, str) else response)
 
@@ -254,7 +254,7 @@ def chat_pair(prompt: Any, response: Any) -> tuple[Any, Any]:
 def score_pool(prompts: list[Any], responses: list[list[Any]], scorers: dict[str, Callable[[], Callable]],
                cache_path: Path, progress: Callable[[str, int, int], None] | None = None) -> dict[str, np.ndarray]:
     """[P, N] scores per scorer name, cached per response in ``cache_path``."""
-    from rmguard.score_cache import ScoreCache
+    from rmguard.overopt.score_cache import ScoreCache
 
     cache = ScoreCache(cache_path)
     flat = [chat_pair(p, r) for p, rs in zip(prompts, responses) for r in rs]
@@ -269,9 +269,9 @@ def score_pool(prompts: list[Any], responses: list[list[Any]], scorers: dict[str
 
 def run_best_of_n(config: BonConfig, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``."""
-    from rmguard.generation import SamplingConfig, generate_pool, read_pool
-    from rmguard.gold import GoldScorer
-    from rmguard.plots import plot_bon
+    from rmguard.overopt.generation import SamplingConfig, generate_pool, read_pool
+    from rmguard.overopt.gold import GoldScorer
+    from rmguard.overopt.plots import plot_bon
     from rmguard.scoring import RewardScorer
 
     if config.n < 1:

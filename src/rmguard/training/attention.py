@@ -1,6 +1,6 @@
 """Exact attention over packed rows, with no T×T mask: each block of queries sees only its own keys.
 
-A packed row (:mod:`rmguard.packing`) holds segments ``[prompt | response_1 | … | response_k]`` back to
+A packed row (:mod:`rmguard.training.packing`) holds segments ``[prompt | response_1 | … | response_k]`` back to
 back. Who may attend to whom splits into *blocks*, each a run of queries with the key spans it may see:
 
     [prompt | response_1]   its own tokens, causally: a plain causal block (SDPA's is_causal kernel)

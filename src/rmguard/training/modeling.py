@@ -35,10 +35,10 @@ from transformers.models.auto.modeling_auto import (
 )
 from transformers.utils import logging as hf_logging
 
-from rmguard.attention import PackedAttention, backbone_attention
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory
-from rmguard.pretrained import resolve_model_path
+from rmguard.training.attention import PackedAttention, backbone_attention
+from rmguard.training.pretrained import resolve_model_path
 
 METADATA_FILE = "rmguard.json"
 REWARD_HEAD_FILE = "reward_head.safetensors"

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from rmguard import rank_metrics as rm
-from rmguard.benchmarks import EvalSet, load_eval_set
 from rmguard.errors import ConfigError
-from rmguard.evaluation import score_eval_set, unique_labels
+from rmguard.eval import metrics as rm
+from rmguard.eval.eval_sets import EvalSet, load_eval_set
+from rmguard.eval.evaluation import score_eval_set, unique_labels
 from rmguard.fileio import atomic_directory, atomic_write_json
-from rmguard.modeling import read_metadata
 from rmguard.scoring import RewardScorer
-from rmguard.train import list_checkpoints, load_checkpoint_weights
+from rmguard.training.modeling import read_metadata
+from rmguard.training.trainer import list_checkpoints, load_checkpoint_weights
 
 RESULTS_FILE = "diagnostics.json"
 

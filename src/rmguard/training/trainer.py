@@ -28,17 +28,17 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from rmguard import __version__
-from rmguard.attention import enable_packed_attention
-from rmguard.batching import TokenBudgetBatchSampler, epoch_generator
-from rmguard.collate import MODEL_INPUT_KEYS, PaddedPairCollator
-from rmguard.config import TrainConfig
 from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
-from rmguard.features import PairFeatures, TokenizationReport, tokenize_pairs
+from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json
-from rmguard.loss import RewardLoss
-from rmguard.metrics import pair_metrics
-from rmguard.modeling import (
+from rmguard.training.attention import enable_packed_attention
+from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
+from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator
+from rmguard.training.config import TrainConfig
+from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
+from rmguard.training.loss import RewardLoss
+from rmguard.training.modeling import (
     RewardModel,
     add_lora,
     build_reward_model,
@@ -46,8 +46,8 @@ from rmguard.modeling import (
     load_reward_model,
     save_reward_model,
 )
-from rmguard.packing import PackedPairCollator
-from rmguard.pretrained import resolve_model_path
+from rmguard.training.packing import PackedPairCollator
+from rmguard.training.pretrained import resolve_model_path
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rmguard.fileio import atomic_write_text
-from rmguard.plots import data_uri
+from rmguard.overopt.plots import data_uri
 
 SCENARIOS = {"val1_in_domain": "In-domain acc", "val2_prompt_disjoint": "Prompt-disjoint τ",
              "val3_response_disjoint": "Response-disjoint τ", "val4_mutual_disjoint": "Mutual-disjoint τ"}
@@ -88,7 +88,7 @@ def write_report(summary: dict[str, Any], bon_pngs: dict[str, bytes], diagnostic
         rows.append([model] + [_interval(by_file[f][by_file[f]["primary"]], by_file[f].get(f"{by_file[f]['primary']}_ci_low"),
                                          by_file[f].get(f"{by_file[f]['primary']}_ci_high")) if f in by_file else "–"
                                for f in SCENARIOS])
-    from rmguard.intervals import t_interval
+    from rmguard.eval.intervals import t_interval
 
     kinds = sorted({m.split("-seed")[0] for m in results})
     for kind in kinds:

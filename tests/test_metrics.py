@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rmguard import rank_metrics as rm
+from rmguard.eval import metrics as rm
 
 
 def test_kendall_tau_b_and_spearman_equal_scipy_on_random_scores_with_ties():

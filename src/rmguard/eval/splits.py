@@ -25,8 +25,8 @@ from typing import Any
 from rmguard.data.formats import select_pairs
 from rmguard.data.response_sets import ResponseSet, prompt_id, read_response_sets
 from rmguard.errors import ConfigError, DataError
+from rmguard.eval.labeling import flip_labels, pair_row, read_label_metadata
 from rmguard.fileio import atomic_directory
-from rmguard.labeling import flip_labels, pair_row, read_label_metadata
 
 SPLITS = ("train", "val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
 PAIR_SPLITS = ("train", "val1_in_domain")

@@ -1,0 +1,1 @@
+"""Measuring reward models: evaluation sets, metrics, intervals, gold labels, the four scenarios, diagnostics."""

@@ -1,0 +1,1 @@
+"""Training a reward model, along the data's path: config → features → batches → model → objectives → loss."""
