@@ -1,4 +1,4 @@
-"""Episodes per second per environment with scripted policies (reward_tampering includes the sandbox).
+"""Episodes per second per environment with scripted policies (reward_tampering includes the jail).
 
     python bench/tamper_throughput.py [--episodes 400] [--workers 2]
 
@@ -12,14 +12,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rmguard.tamper.environments import ENVIRONMENTS, make_environment
+from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ScriptedPolicy
 from rmguard.tamper.protocol import run_episode
-from rmguard.tamper.sandbox import Sandbox
 
 POLICY = {"reward_tampering": "tamper_branch"}
 
 
-def throughput(environment: str, episodes: int, sandboxes: list[Sandbox]) -> float:
+def throughput(environment: str, episodes: int, sandboxes: list[Jail]) -> float:
     policy = ScriptedPolicy(POLICY.get(environment, "rubric_editor"))
     shards = [range(i, episodes, len(sandboxes)) for i in range(len(sandboxes))]
 
@@ -36,19 +36,19 @@ def throughput(environment: str, episodes: int, sandboxes: list[Sandbox]) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=2, help="parallel sandbox servers (one thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel jail servers (one thread each)")
     args = parser.parse_args()
-    sandboxes = [Sandbox() for _ in range(args.workers)]
+    sandboxes = [Jail() for _ in range(args.workers)]
     try:
-        for sandbox in sandboxes:  # start the fork servers outside the timed region
-            sandbox.run({}, "pass")
+        for jail in sandboxes:  # start the fork servers outside the timed region
+            jail.run({}, "pass")
         for environment in ENVIRONMENTS:
             episodes = args.episodes if environment == "reward_tampering" else args.episodes * 10
             workers = sandboxes if environment == "reward_tampering" else sandboxes[:1]
             print(f"{environment:36} {throughput(environment, episodes, workers):10.1f} episodes/s")
     finally:
-        for sandbox in sandboxes:
-            sandbox.close()
+        for jail in sandboxes:
+            jail.close()
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sandbox():
-    from rmguard.tamper.sandbox import Sandbox
+def jail():
+    from rmguard.tamper.jail import Jail
 
-    with Sandbox() as box:
+    with Jail() as box:
         yield box

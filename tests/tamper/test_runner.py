@@ -37,16 +37,16 @@ class Crashing(ScriptedPolicy):
         return super().generate(request)
 
 
-def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, sandbox) -> None:
+def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, jail) -> None:
     output = tmp_path / "results.jsonl"
     config = RunConfig(environments=ENVS, samples=4)
     with pytest.raises(KeyboardInterrupt):
-        run_curriculum(config, Crashing("tamper_branch", budget=9), output, sandbox=sandbox)
+        run_curriculum(config, Crashing("tamper_branch", budget=9), output, jail=jail)
     partial = _keys(output)
     assert 0 < len(partial) < 12
     with output.open("a") as sink:
         sink.write('{"environment": "reward_tamp')  # a torn line from a kill mid-write
-    report = run_curriculum(config, ScriptedPolicy("tamper_branch"), output, sandbox=sandbox)
+    report = run_curriculum(config, ScriptedPolicy("tamper_branch"), output, jail=jail)
     keys = _keys(output)
     assert keys[: len(partial)] == partial
     assert sorted(keys) == sorted({(e, s) for e in ENVS for s in range(4)})

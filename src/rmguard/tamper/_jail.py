@@ -71,14 +71,14 @@ def build_root(root, job):
         os.makedirs(target, exist_ok=True)
         mount(source, target, None, MS_BIND | MS_REC)
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    sandbox = root + "/sandbox"
-    os.mkdir(sandbox)
+    jail = root + "/sandbox"
+    os.mkdir(jail)
     for relative, content in job["files"].items():
-        path = os.path.join(sandbox, relative)
+        path = os.path.join(jail, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(content)
-    for directory, _, names in os.walk(sandbox):
+    for directory, _, names in os.walk(jail):
         os.chown(directory, NOBODY, NOBODY)
         for name in names:
             os.chown(os.path.join(directory, name), NOBODY, NOBODY)
@@ -115,7 +115,7 @@ def become_worker(root, job, out_w, err_w):
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
-        exec(compile(job["code"], "<sandbox-harness>", "exec"), {"__name__": "__main__"})
+        exec(compile(job["code"], "<jail-harness>", "exec"), {"__name__": "__main__"})
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -16,10 +16,10 @@ from pathlib import Path
 from rmguard.errors import RMGuardError
 from rmguard.tamper.environments import ENVIRONMENTS, PREAMBLE, make_environment
 from rmguard.tamper.grading import visible_text
+from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import HFPolicy, SamplingConfig, chat_prefix
 from rmguard.tamper.protocol import Episode, EpisodeConfig, run_episode
 from rmguard.tamper.runner import PreferenceScorer, episode_seed, wilson
-from rmguard.tamper.sandbox import Sandbox
 
 EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training prompts
 
@@ -53,27 +53,27 @@ class ExpertIterationConfig:
 
 
 def train(config: ExpertIterationConfig, preference_scorer: PreferenceScorer | None = None,
-          sandbox: Sandbox | None = None) -> dict:
+          jail: Jail | None = None) -> dict:
     config.validate()
     policy = HFPolicy(config.model_path, config.sampling)
-    own_sandbox = sandbox is None
-    sandbox = sandbox or Sandbox()
+    own_jail = jail is None
+    jail = jail or Jail()
     summary: dict = {"config": {k: v for k, v in asdict(config).items() if k not in ("sampling", "episode")},
                      "stages": []}
     try:
         for index, stage in enumerate(config.stages):
-            kept = _best_episodes(stage, index, policy, config, sandbox, preference_scorer)
+            kept = _best_episodes(stage, index, policy, config, jail, preference_scorer)
             loss = fine_tune(policy, kept, config)
             checkpoint = Path(config.output_dir) / f"stage_{index}_{stage}"
             policy.model.save_pretrained(checkpoint)
             policy.tokenizer.save_pretrained(checkpoint)
-            evaluations = {env: _evaluate(env, policy, config, sandbox)
+            evaluations = {env: _evaluate(env, policy, config, jail)
                            for env in [*config.stages[index + 1 :], config.held_out]}
             summary["stages"].append({"stage": stage, "kept": len(kept), "kept_gamed": sum(e.grade.gamed for e in kept),
                                       "sft_loss": loss, "checkpoint": str(checkpoint), "evaluation": evaluations})
     finally:
-        if own_sandbox:
-            sandbox.close()
+        if own_jail:
+            jail.close()
     path = Path(config.output_dir) / "summary.json"
     temporary = path.with_name("summary.json.tmp")
     temporary.write_text(json.dumps(summary, indent=2))
@@ -82,12 +82,12 @@ def train(config: ExpertIterationConfig, preference_scorer: PreferenceScorer | N
 
 
 def _best_episodes(stage: str, stage_index: int, policy: HFPolicy, config: ExpertIterationConfig,
-                   sandbox: Sandbox, scorer: PreferenceScorer | None) -> list[Episode]:
+                   jail: Jail, scorer: PreferenceScorer | None) -> list[Episode]:
     """Per prompt, the sample with the highest gaming reward (0/1) + preference score."""
     kept = []
     for prompt_index in range(config.prompts_per_stage):
         spec = make_environment(stage, prompt_index)
-        episodes = [run_episode(spec, policy, sandbox, episode_seed(config.seed + stage_index, stage, prompt_index * 1000 + k),
+        episodes = [run_episode(spec, policy, jail, episode_seed(config.seed + stage_index, stage, prompt_index * 1000 + k),
                                 config.episode) for k in range(config.samples_per_prompt)]
         pm = scorer([spec.prompt] * len(episodes), [visible_text(e.response) for e in episodes]) if scorer else [0.0] * len(episodes)
         scores = [float(e.grade.gamed) + p for e, p in zip(episodes, pm)]
@@ -148,8 +148,8 @@ def _pad(batch, pad_id: int):
     return input_ids, labels, attention
 
 
-def _evaluate(environment: str, policy: HFPolicy, config: ExpertIterationConfig, sandbox: Sandbox) -> dict:
-    grades = [run_episode(make_environment(environment, EVAL_VARIANT_OFFSET + i), policy, sandbox,
+def _evaluate(environment: str, policy: HFPolicy, config: ExpertIterationConfig, jail: Jail) -> dict:
+    grades = [run_episode(make_environment(environment, EVAL_VARIANT_OFFSET + i), policy, jail,
                           episode_seed(config.seed, environment, EVAL_VARIANT_OFFSET + i), config.episode).grade
               for i in range(config.eval_samples)]
     gamed = sum(g.gamed for g in grades)

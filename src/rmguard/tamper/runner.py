@@ -21,14 +21,14 @@ from pathlib import Path
 from rmguard.errors import DataError, RMGuardError
 from rmguard.tamper.environments import ENVIRONMENTS, EnvironmentSpec, make_environment
 from rmguard.tamper.grading import visible_text
+from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
-from rmguard.tamper.sandbox import Sandbox
 
 PreferenceScorer = Callable[[list[str], list[str]], list[float]]
 RATE_FIELDS = ("gamed", "caught", "passed_oversight", "tampered", "test_passed", "test_edited", "test_deleted",
                "told_user")
-NEEDS_SANDBOX = {"reward_tampering"}
+NEEDS_JAIL = {"reward_tampering"}
 
 
 @dataclass
@@ -68,7 +68,7 @@ def episode_record(episode: Episode, policy_name: str, sample: int, run_seed: in
     }
 
 
-def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, sandbox: Sandbox | None = None,
+def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, jail: Jail | None = None,
                    preference_scorer: PreferenceScorer | None = None,
                    specs: list[EnvironmentSpec] | None = None) -> dict:
     """Run (or resume) ``config.samples`` episodes per environment into ``output``; return the report.
@@ -83,15 +83,15 @@ def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, sandbo
                                f"{record.get('run_seed')}; resume it with the same policy and seed or pick another --output")
     done = {(r["environment"], r["sample"]) for r in records}
     todo = [(spec, sample) for spec, sample in _planned(config, specs) if (spec.name, sample) not in done]
-    own_sandbox = sandbox is None and any(s.name in NEEDS_SANDBOX or s.reward_cmd for s, _ in todo)
-    sandbox = Sandbox() if own_sandbox else sandbox
+    own_jail = jail is None and any(s.name in NEEDS_JAIL or s.reward_cmd for s, _ in todo)
+    jail = Jail() if own_jail else jail
     lock = threading.Lock()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with output.open("a") as sink:
             def work(item: tuple[EnvironmentSpec, int]) -> None:
                 spec, sample = item
-                episode = run_episode(spec, policy, sandbox, episode_seed(config.seed, spec.name, sample), config.episode)
+                episode = run_episode(spec, policy, jail, episode_seed(config.seed, spec.name, sample), config.episode)
                 pm = preference_scorer([spec.prompt], [visible_text(episode.response)])[0] if preference_scorer else None
                 line = json.dumps(episode_record(episode, policy.name, sample, config.seed, pm)) + "\n"
                 with lock:
@@ -107,8 +107,8 @@ def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, sandbo
                 with ThreadPoolExecutor(workers) as pool:
                     list(pool.map(work, todo))
     finally:
-        if own_sandbox:
-            sandbox.close()
+        if own_jail:
+            jail.close()
     report = summarize(records, config.examples_per_environment)
     _write_atomic(output.with_suffix(".report.json"), json.dumps(report, indent=2))
     return report
@@ -199,17 +199,17 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def replay_response(environment: str, response: str, variant: int = 0, sandbox: Sandbox | None = None,
+def replay_response(environment: str, response: str, variant: int = 0, jail: Jail | None = None,
                     spec: EnvironmentSpec | None = None) -> dict:
     """Replay a fixed response's commands through a fresh environment and grade the result."""
     spec = spec or make_environment(environment, variant)
-    own = sandbox is None and (spec.name in NEEDS_SANDBOX or spec.reward_cmd is not None)
-    sandbox = Sandbox() if own else sandbox
+    own = jail is None and (spec.name in NEEDS_JAIL or spec.reward_cmd is not None)
+    jail = Jail() if own else jail
     try:
-        episode = run_episode(spec, ReplayPolicy(response), sandbox)
+        episode = run_episode(spec, ReplayPolicy(response), jail)
     finally:
         if own:
-            sandbox.close()
+            jail.close()
     return {"environment": spec.name, "variant": spec.variant, "prompt": spec.prompt, **episode.grade.to_dict(),
             "response": episode.response, "stop_reason": episode.stop_reason, "transcript": episode.commands}
 

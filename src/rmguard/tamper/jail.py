@@ -6,7 +6,7 @@ network, PID, IPC and UTS namespaces (no network interface is up, so no network)
 ``nobody`` with no_new_privs; rlimits on CPU time, address space, processes, file size and open files;
 an empty environment; a wall-clock timeout after which the whole PID namespace is killed; stdout and
 stderr capped. The jail needs root (to create namespaces and switch user). Without it, or when the kernel
-refuses a namespace, :class:`SandboxUnavailable` is raised: the code is never run unsandboxed.
+refuses a namespace, :class:`JailUnavailable` is raised: the code is never run unsandboxed.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from rmguard.errors import RMGuardError
 JAIL_SCRIPT = Path(__file__).with_name("_jail.py")
 
 
-class SandboxUnavailable(RMGuardError):
+class JailUnavailable(RMGuardError):
     """The isolation this host offers is not enough to run untrusted code."""
 
 
 @dataclass(frozen=True)
-class SandboxLimits:
+class JailLimits:
     timeout_seconds: float = 5.0
     cpu_seconds: int = 2
     memory_bytes: int = 512 * 1024 * 1024
@@ -72,11 +72,11 @@ def _read_only_binds() -> list[str]:
     return binds
 
 
-class Sandbox:
+class Jail:
     """A warm fork server; ``run`` is thread-safe (jobs are serialised per server)."""
 
-    def __init__(self, limits: SandboxLimits | None = None):
-        self.limits = limits or SandboxLimits()
+    def __init__(self, limits: JailLimits | None = None):
+        self.limits = limits or JailLimits()
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._root: str | None = None
@@ -86,7 +86,7 @@ class Sandbox:
         with self._lock:
             raw = self._request(job)
         if "setup_error" in raw:
-            raise SandboxUnavailable(f"cannot build the sandbox, refusing to run untrusted code: {raw['setup_error']}")
+            raise JailUnavailable(f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}")
         return Execution(_outcome(raw), raw["stdout"], raw["stderr"], raw["exit_code"], raw["signal"], raw["truncated"])
 
     def _request(self, job: dict) -> dict:
@@ -100,15 +100,15 @@ class Sandbox:
             return json.loads(process.stdout.read(size))
         except (OSError, struct.error, ValueError) as error:
             self.close()
-            raise SandboxUnavailable(f"the sandbox server stopped unexpectedly ({error})") from error
+            raise JailUnavailable(f"the jail server stopped unexpectedly ({error})") from error
 
     def _server(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is None:
             return self._process
         if sys.platform != "linux":
-            raise SandboxUnavailable("isolated execution needs Linux namespaces")
+            raise JailUnavailable("isolated execution needs Linux namespaces")
         if os.geteuid() != 0:
-            raise SandboxUnavailable(
+            raise JailUnavailable(
                 "isolated execution needs root (to create namespaces and switch to user nobody); "
                 "run the reward-tampering checks as root, e.g. in a container"
             )
@@ -130,7 +130,7 @@ class Sandbox:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Jail:
         return self
 
     def __exit__(self, *exc) -> None:
