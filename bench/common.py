@@ -20,8 +20,16 @@ PROFILES = {
     "hh": {"prompt": (380, 0.6, (40, 1200)), "response": (50, 0.8, (4, 300))},
 }
 # A random-init Llama with SmolLM2's per-layer shape (so the two models differ only in their weights).
-RANDOM_LLAMA = dict(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
-                    max_position_embeddings=4096, tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=100000.0)
+RANDOM_LLAMA = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=4096,
+    tie_word_embeddings=True,
+    rms_norm_eps=1e-5,
+    rope_theta=100000.0,
+)
 
 
 def single_token_words(tokenizer, count: int = 4000) -> list[str]:
@@ -39,8 +47,14 @@ def synthetic_pairs(profile: str, count: int, words: list[str], seed: int = 0) -
     rng = random.Random(seed)
     spec = PROFILES[profile]
     text = lambda n: "".join(" " + rng.choice(words) for _ in range(n))  # noqa: E731
-    return [{"prompt": text(draw_length(rng, *spec["prompt"])), "chosen": text(draw_length(rng, *spec["response"])),
-             "rejected": text(draw_length(rng, *spec["response"]))} for _ in range(count)]
+    return [
+        {
+            "prompt": text(draw_length(rng, *spec["prompt"])),
+            "chosen": text(draw_length(rng, *spec["response"])),
+            "rejected": text(draw_length(rng, *spec["response"])),
+        }
+        for _ in range(count)
+    ]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -60,8 +74,13 @@ def prepare_model(kind: str, layers: int, folder: Path) -> Path:
         model = AutoModelForCausalLM.from_pretrained(smol, num_hidden_layers=layers)
     else:
         torch.manual_seed(0)
-        config = LlamaConfig(vocab_size=len(tokenizer), num_hidden_layers=layers, bos_token_id=tokenizer.bos_token_id,
-                             eos_token_id=tokenizer.eos_token_id, **RANDOM_LLAMA)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            num_hidden_layers=layers,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **RANDOM_LLAMA,
+        )
         model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

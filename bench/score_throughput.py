@@ -59,8 +59,12 @@ def by_pipeline(model_dir: Path, rows: list[dict]) -> Callable[[], list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"]
+    )
     parser.add_argument("--data", nargs="+", default=["uf", "hh"], choices=["uf", "hh"])
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--responses", type=int, default=4, help="responses per prompt")
@@ -75,8 +79,10 @@ def main() -> None:
     from rmguard.training.modeling import build_reward_model, save_reward_model
 
     print(f"command: {' '.join(sys.argv)}; torch threads {torch.get_num_threads()}")
-    print("| model | data | method | whole run: responses/s | × batch-size-1 | steady: responses/s | × batch-size-1 "
-          "| prompt-sharing bound | max |Δ score| vs rmguard |")
+    print(
+        "| model | data | method | whole run: responses/s | × batch-size-1 | steady: responses/s | × batch-size-1 "
+        "| prompt-sharing bound | max |Δ score| vs rmguard |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -89,16 +95,28 @@ def main() -> None:
             for data in args.data:
                 # One prompt, many responses: draw pairs for lengths, then give each prompt its responses.
                 drawn = synthetic_pairs(data, args.prompts * args.responses, words, seed=2)
-                rows = [{"prompt": drawn[p * args.responses]["prompt"], "response": drawn[p * args.responses + k]["chosen"]}
-                        for p in range(args.prompts) for k in range(args.responses)]
+                rows = [
+                    {
+                        "prompt": drawn[p * args.responses]["prompt"],
+                        "response": drawn[p * args.responses + k]["chosen"],
+                    }
+                    for p in range(args.prompts)
+                    for k in range(args.responses)
+                ]
                 data_file = write_jsonl(tmp / f"{data}.jsonl", rows)
                 prompt_tokens = [len(tokenizer(r["prompt"])["input_ids"]) for r in rows]
-                full_tokens = [len(ids) for ids in tokenizer([r["prompt"] + r["response"] + tokenizer.eos_token
-                                                               for r in rows])["input_ids"]]
-                shared = sum(full_tokens) - sum(prompt_tokens) + sum(prompt_tokens[::args.responses])
-                methods = {"rmguard score": partial(by_rmguard, model_dir, data_file),
-                           "batch-size-1": partial(by_batch_of_one, model_dir, rows),
-                           "pipeline": partial(by_pipeline, model_dir, rows)}
+                full_tokens = [
+                    len(ids)
+                    for ids in tokenizer([r["prompt"] + r["response"] + tokenizer.eos_token for r in rows])[
+                        "input_ids"
+                    ]
+                ]
+                shared = sum(full_tokens) - sum(prompt_tokens) + sum(prompt_tokens[:: args.responses])
+                methods = {
+                    "rmguard score": partial(by_rmguard, model_dir, data_file),
+                    "batch-size-1": partial(by_batch_of_one, model_dir, rows),
+                    "pipeline": partial(by_pipeline, model_dir, rows),
+                }
                 whole: dict[str, list[float]] = {name: [] for name in methods}
                 steady: dict[str, list[float]] = {name: [] for name in methods}
                 scores: dict[str, list[float]] = {}
@@ -116,9 +134,12 @@ def main() -> None:
                 for name in methods:
                     delta = max(abs(a - b) for a, b in zip(scores[name], scores["rmguard score"]))
                     bound = f"{sum(full_tokens) / shared:.2f}" if name == "rmguard score" else "–"
-                    print(f"| {model} ({args.layers} layers) | {data} | {name} | {_spread(whole[name])} "
-                          f"| {statistics.mean(whole[name]) / base_whole:.2f} | {_spread(steady[name])} "
-                          f"| {statistics.mean(steady[name]) / base_steady:.2f} | {bound} | {delta:.1e} |", flush=True)
+                    print(
+                        f"| {model} ({args.layers} layers) | {data} | {name} | {_spread(whole[name])} "
+                        f"| {statistics.mean(whole[name]) / base_whole:.2f} | {_spread(steady[name])} "
+                        f"| {statistics.mean(steady[name]) / base_steady:.2f} | {bound} | {delta:.1e} |",
+                        flush=True,
+                    )
 
 
 def _spread(rates: list[float]) -> str:

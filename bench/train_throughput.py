@@ -32,24 +32,52 @@ def run_trl(model: str, data: Path, out: Path, batch_size: int, steps: int, max_
     from datasets import load_dataset
     from trl import RewardConfig, RewardTrainer
 
-    args = RewardConfig(output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-5,
-                        max_length=max_length, report_to="none", save_strategy="no", logging_steps=10_000,
-                        disable_tqdm=True, use_cpu=True, seed=42, dataloader_num_workers=0,
-                        # TRL's defaults are bf16 autocast and gradient checkpointing; bf16 matmuls are ~10× slower
-                        # on this CPU and rmguard runs neither, so both run plain fp32 without recomputation.
-                        bf16=False, gradient_checkpointing=False)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=load_dataset("json", data_files=str(data), split="train"))
+    args = RewardConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        learning_rate=1e-5,
+        max_length=max_length,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=42,
+        dataloader_num_workers=0,
+        # TRL's defaults are bf16 autocast and gradient checkpointing; bf16 matmuls are ~10× slower
+        # on this CPU and rmguard runs neither, so both run plain fp32 without recomputation.
+        bf16=False,
+        gradient_checkpointing=False,
+    )
+    trainer = RewardTrainer(
+        model=model, args=args, train_dataset=load_dataset("json", data_files=str(data), split="train")
+    )
     trainer.train()
     trainer.save_model(str(out / "final"))
 
 
-def run_rmguard(model: str, data: Path, out: Path, batch_size: int, steps: int, max_length: int, packing: bool) -> None:
+def run_rmguard(
+    model: str, data: Path, out: Path, batch_size: int, steps: int, max_length: int, packing: bool
+) -> None:
     from rmguard.training.config import TrainConfig
     from rmguard.training.trainer import train
 
-    train(TrainConfig(model_name_or_path=model, train_file=str(data), output_dir=str(out), per_device_train_batch_size=batch_size,
-                      max_steps=steps, max_length=max_length, report_to=["none"], disable_tqdm=True, logging_steps=10_000,
-                      packing=packing, seed=42))
+    train(
+        TrainConfig(
+            model_name_or_path=model,
+            train_file=str(data),
+            output_dir=str(out),
+            per_device_train_batch_size=batch_size,
+            max_steps=steps,
+            max_length=max_length,
+            report_to=["none"],
+            disable_tqdm=True,
+            logging_steps=10_000,
+            packing=packing,
+            seed=42,
+        )
+    )
 
 
 def child(args: argparse.Namespace) -> None:
@@ -60,18 +88,40 @@ def child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         if args.child == "trl":
-            run_trl(args.model_dir, Path(args.data_file), Path(out), args.batch_size, args.steps, args.max_length)
+            run_trl(
+                args.model_dir, Path(args.data_file), Path(out), args.batch_size, args.steps, args.max_length
+            )
         else:
-            run_rmguard(args.model_dir, Path(args.data_file), Path(out), args.batch_size, args.steps, args.max_length,
-                        packing=args.child == "rmguard-packed")
+            run_rmguard(
+                args.model_dir,
+                Path(args.data_file),
+                Path(out),
+                args.batch_size,
+                args.steps,
+                args.max_length,
+                packing=args.child == "rmguard-packed",
+            )
         seconds = time.perf_counter() - start
     print("RESULT " + json.dumps({"seconds": seconds, "peak_mib": peak_rss_mib(), "baseline_mib": baseline}))
 
 
 def launch(trainer: str, model_dir: Path, data_file: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", trainer, "--model-dir", str(model_dir), "--data-file", str(data_file),
-               "--batch-size", str(args.batch_size), "--steps", str(args.pairs // args.batch_size),
-               "--max-length", str(args.max_length)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        trainer,
+        "--model-dir",
+        str(model_dir),
+        "--data-file",
+        str(data_file),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.pairs // args.batch_size),
+        "--max-length",
+        str(args.max_length),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -92,12 +142,18 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"]
+    )
     parser.add_argument("--data", nargs="+", default=["uf", "hh"], choices=["uf", "hh"])
     parser.add_argument("--pairs", type=int, default=16, help="pairs per run (one epoch)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--layers", type=int, default=4, help="transformer layers of both models (SmolLM2 has 30)")
+    parser.add_argument(
+        "--layers", type=int, default=4, help="transformer layers of both models (SmolLM2 has 30)"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--child", choices=TRAINERS, help=argparse.SUPPRESS)
@@ -120,7 +176,9 @@ def main() -> None:
 
     peak = matmul_peak()
     print(f"fp32 matmul peak now: {peak / 1e9:.0f} GFLOP/s; command: {' '.join(sys.argv)}")
-    print("| model | data | trainer | pairs/s | tokens/s | peak RSS MiB | GFLOP/s (% of peak) | × TRL pairs/s |")
+    print(
+        "| model | data | trainer | pairs/s | tokens/s | peak RSS MiB | GFLOP/s (% of peak) | × TRL pairs/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -141,9 +199,12 @@ def main() -> None:
                     pairs_s = [args.pairs / r["seconds"] for r in runs[trainer]]
                     tokens_s = [tokens / r["seconds"] for r in runs[trainer]]
                     flops = 6 * params * statistics.mean(tokens_s)
-                    print(f"| {model} ({args.layers} layers) | {data} | {trainer} | {spread(pairs_s)} | {spread(tokens_s)} "
-                          f"| {max(r['peak_mib'] for r in runs[trainer]):.0f} | {flops / 1e9:.1f} ({100 * flops / peak:.0f}%) "
-                          f"| {statistics.mean(pairs_s) / trl_rate:.2f} |", flush=True)
+                    print(
+                        f"| {model} ({args.layers} layers) | {data} | {trainer} | {spread(pairs_s)} | {spread(tokens_s)} "
+                        f"| {max(r['peak_mib'] for r in runs[trainer]):.0f} | {flops / 1e9:.1f} ({100 * flops / peak:.0f}%) "
+                        f"| {statistics.mean(pairs_s) / trl_rate:.2f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

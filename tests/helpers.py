@@ -33,8 +33,13 @@ def build_tokenizer():
     vocab = {word: index for index, word in enumerate(words)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="<|im_end|>",
-                                        bos_token="<|im_start|>", pad_token="<|im_end|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        pad_token="<|im_end|>",
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS})
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
@@ -45,9 +50,18 @@ def save_tiny_model(path: Path, family: str = "llama", seed: int = 0, **override
     from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig, Qwen2Config
 
     tokenizer = build_tokenizer()
-    common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
     common.update(overrides)
     config = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma2": Gemma2Config}[family](**common)
     torch.manual_seed(seed)
@@ -62,9 +76,11 @@ def synthetic_pair(rng: random.Random) -> dict:
     prompt = " ".join(rng.choice(PROMPT_WORDS) for _ in range(rng.randint(1, 6)))
     chosen = " ".join(rng.choice(GOOD_WORDS) for _ in range(rng.randint(1, 7)))
     rejected = " ".join(rng.choice(BAD_WORDS) for _ in range(rng.randint(1, 7)))
-    return {"prompt": [{"role": "user", "content": prompt}],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}]}
+    return {
+        "prompt": [{"role": "user", "content": prompt}],
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -72,11 +88,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``python -m rmguard`` on this checkout's sources, as a user would.
 
     One intra-op thread: on shared cores, torch's thread pool spinning against other jobs is far slower.
     """
     full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rmguard", *args], capture_output=True, text=True, cwd=cwd, env=full_env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rmguard", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )

@@ -34,8 +34,10 @@ def make_records(prompts: int, seed: int = 0, models: dict[str, float] | None = 
         instruction = " ".join(rng.choice(PROMPT_WORDS) for _ in range(rng.randint(2, 6)))
         completions = []
         for model, quality in (models or MODEL_QUALITY).items():
-            words = [rng.choice(GOOD_WORDS) if rng.random() < quality else rng.choice(BAD_WORDS)
-                     for _ in range(rng.randint(3, 8))]
+            words = [
+                rng.choice(GOOD_WORDS) if rng.random() < quality else rng.choice(BAD_WORDS)
+                for _ in range(rng.randint(3, 8))
+            ]
             completions.append({"model": model, "response": " ".join(words)})
         records.append({"id": f"q{index}", "instruction": instruction, "completions": completions})
     return records

@@ -44,9 +44,18 @@ def test_budget_batches_group_lengths_and_stay_random_per_epoch():
 
 
 def _config(tmp_path, data, name, **overrides) -> TrainConfig:
-    values = dict(model_name_or_path=str(data["model"]), train_file=str(data["train"]), output_dir=str(tmp_path / name),
-                  max_steps=3, per_device_train_batch_size=8, logging_steps=1, learning_rate=1e-3,
-                  report_to=["none"], disable_tqdm=True, max_length=64)
+    values = dict(
+        model_name_or_path=str(data["model"]),
+        train_file=str(data["train"]),
+        output_dir=str(tmp_path / name),
+        max_steps=3,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        learning_rate=1e-3,
+        report_to=["none"],
+        disable_tqdm=True,
+        max_length=64,
+    )
     return TrainConfig(**{**values, **overrides})
 
 
@@ -60,7 +69,9 @@ def test_training_with_packing_follows_the_padded_run(tmp_path, data, objective)
     extra = {"grm_regularizer": "sft", "head_type": "linear"} if objective == "grm" else {}
     packed = train(_config(tmp_path, data, "packed", objective=objective, **extra))
     padded = train(_config(tmp_path, data, "padded", objective=objective, packing=False, **extra))
-    assert [h["train/loss"] for h in packed.history] == pytest.approx([h["train/loss"] for h in padded.history], abs=1e-5)
+    assert [h["train/loss"] for h in packed.history] == pytest.approx(
+        [h["train/loss"] for h in padded.history], abs=1e-5
+    )
 
 
 def test_token_budget_training_runs_whole_epochs_and_resumes(tmp_path, data):

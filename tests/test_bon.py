@@ -81,7 +81,9 @@ def test_summarize_seed_and_prompt_intervals():
     seed_b = {m: np.array([[3.0], [5.0]]) for m in seed_a}
     row = summarize([seed_a, seed_b])["gold"][0]
     assert row["mean"] == 3.0
-    assert (row["prompt_low"], row["prompt_high"]) == pytest.approx(t_interval([2.0, 4.0])[1:])  # per-prompt means
+    assert (row["prompt_low"], row["prompt_high"]) == pytest.approx(
+        t_interval([2.0, 4.0])[1:]
+    )  # per-prompt means
     assert (row["seed_low"], row["seed_high"]) == pytest.approx(t_interval([2.0, 4.0])[1:])  # per-seed means
     assert math.isnan(summarize([seed_a])["gold"][0]["seed_low"])
 
@@ -92,15 +94,24 @@ def _world(exploit_weight: float, prompts: int = 300, n: int = 64, seed: int = 0
     quality = rng.normal(size=(prompts, n))
     exploit = rng.exponential(size=(prompts, n))
     gold = quality - exploit
-    proxies = [Proxy(f"p{s}", "bt", quality + exploit_weight * exploit + rng.normal(scale=0.3, size=(prompts, n)))
-               for s in range(2)]
+    proxies = [
+        Proxy(f"p{s}", "bt", quality + exploit_weight * exploit + rng.normal(scale=0.3, size=(prompts, n)))
+        for s in range(2)
+    ]
     return proxies, gold, np.ones((prompts, n))
 
 
 def test_overoptimized_proxy_peaks_then_falls_and_the_oracle_keeps_rising():
     proxies, gold, length = _world(exploit_weight=0.5)
     result = best_of_n_curves(proxies, gold, length)
-    assert set(result.curves) == {"p0", "p1", "bt (mean of 2 seeds)", "bt ensemble-mean", "bt ensemble-min", "gold (oracle)"}
+    assert set(result.curves) == {
+        "p0",
+        "p1",
+        "bt (mean of 2 seeds)",
+        "bt ensemble-mean",
+        "bt ensemble-min",
+        "gold (oracle)",
+    }
     assert result.kl == [kl_bon(n) for n in result.ns]
     peak = result.peaks["bt (mean of 2 seeds)"]
     assert 1 < peak["peak_n"] < 64 and peak["drop_after_peak"] > 0.1
@@ -108,21 +119,25 @@ def test_overoptimized_proxy_peaks_then_falls_and_the_oracle_keeps_rising():
     assert all(b >= a - 1e-9 for a, b in zip(oracle, oracle[1:]))
     gap = [row["mean"] for row in result.curves["bt (mean of 2 seeds)"]["gap"]]
     assert gap[-1] > gap[0] + 1.0
-    assert result.seeds["bt (mean of 2 seeds)"] == 2 and not math.isnan(result.curves["bt (mean of 2 seeds)"]["gold"][-1]["seed_low"])
+    assert result.seeds["bt (mean of 2 seeds)"] == 2 and not math.isnan(
+        result.curves["bt (mean of 2 seeds)"]["gold"][-1]["seed_low"]
+    )
 
 
 def test_faithful_proxy_keeps_rising():
-    proxies, gold, length = _world(exploit_weight=-1.0)  # the proxy also penalises the flaw: no over-optimization
+    proxies, gold, length = _world(
+        exploit_weight=-1.0
+    )  # the proxy also penalises the flaw: no over-optimization
     result = best_of_n_curves(proxies, gold, length)
     assert result.peaks["p0"]["peak_n"] == 64
 
 
-GOLD_FILE = '''
+GOLD_FILE = """
 def gold(prompt, response):
     text = response if isinstance(response, str) else response[-1]["content"]
     words = text.split()
     return sum(w.startswith("g") for w in words) - 0.1 * len(words)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +179,37 @@ def test_bon_cli_end_to_end_and_resume(tmp_path, bon_setup):
     root, proxies, prompts = bon_setup
     policy = save_tiny_model(tmp_path / "policy", seed=3)
     out = tmp_path / "out"
-    args = ["bon", "--policy", str(policy), "--prompts", str(prompts), "--gold", f"{root / 'gold_fn.py'}:gold",
-            "--n", "8", "--max-new-tokens", "6", "--output-dir", str(out), "--no-progress",
-            *[a for p in proxies for a in ("--proxy", str(p))]]
+    args = [
+        "bon",
+        "--policy",
+        str(policy),
+        "--prompts",
+        str(prompts),
+        "--gold",
+        f"{root / 'gold_fn.py'}:gold",
+        "--n",
+        "8",
+        "--max-new-tokens",
+        "6",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+        *[a for p in proxies for a in ("--proxy", str(p))],
+    ]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert "gold peaks at n=" in result.stdout
-    for name in ("pool.jsonl", "scores.json", "curves.csv", "curves.json", "summary.json", "gold_vs_kl.png",
-                 "proxy_vs_kl.png", "gap_vs_kl.png", "length_vs_kl.png"):
+    for name in (
+        "pool.jsonl",
+        "scores.json",
+        "curves.csv",
+        "curves.json",
+        "summary.json",
+        "gold_vs_kl.png",
+        "proxy_vs_kl.png",
+        "gap_vs_kl.png",
+        "length_vs_kl.png",
+    ):
         assert (out / name).is_file(), name
     data = json.loads((out / "curves.json").read_text())
     assert data["ns"] == [1, 2, 3, 4, 6, 8] or data["ns"][-1] == 8
@@ -194,16 +232,40 @@ def test_bon_cli_end_to_end_and_resume(tmp_path, bon_setup):
 def test_bon_from_a_pool_file_and_errors(tmp_path, bon_setup, capsys):
     root, proxies, _ = bon_setup
     words = GOOD_WORDS[:6]
-    pool = write_jsonl(tmp_path / "pool.jsonl", [{"prompt": f"p{p}", "response": " ".join(words[:s + 1])}
-                                                 for p in range(2) for s in range(4)])
-    base = ["bon", "--policy", str(pool), "--gold", f"{root / 'gold_fn.py'}:gold", "--proxy", f"a={proxies[0]}",
-            "--no-progress"]
+    pool = write_jsonl(
+        tmp_path / "pool.jsonl",
+        [{"prompt": f"p{p}", "response": " ".join(words[: s + 1])} for p in range(2) for s in range(4)],
+    )
+    base = [
+        "bon",
+        "--policy",
+        str(pool),
+        "--gold",
+        f"{root / 'gold_fn.py'}:gold",
+        "--proxy",
+        f"a={proxies[0]}",
+        "--no-progress",
+    ]
     assert main([*base, "--n", "4", "--output-dir", str(tmp_path / "o")]) == 0
     oracle = json.loads((tmp_path / "o" / "curves.json").read_text())["curves"]["gold (oracle)"]["gold"]
     assert oracle[-1]["mean"] == pytest.approx(4 - 0.4)  # all four words are good: longest wins
     capsys.readouterr()
     assert main([*base, "--n", "5", "--output-dir", str(tmp_path / "o2")]) == 2
     assert "fewer than n=5" in capsys.readouterr().err
-    assert main(["bon", "--policy", str(proxies[0]), "--gold", "x:y", "--proxy", str(proxies[0]),
-                 "--output-dir", str(tmp_path / "o3")]) == 2
+    assert (
+        main(
+            [
+                "bon",
+                "--policy",
+                str(proxies[0]),
+                "--gold",
+                "x:y",
+                "--proxy",
+                str(proxies[0]),
+                "--output-dir",
+                str(tmp_path / "o3"),
+            ]
+        )
+        == 2
+    )
     assert "--prompts" in capsys.readouterr().err

@@ -18,32 +18,48 @@ def pairs_of(tmp_path, rows, **kwargs):
 
 def test_trl_explicit_prompt_text_and_margin(tmp_path):
     pairs, stats = pairs_of(tmp_path, [{"prompt": "Q: 2+2?", "chosen": " 4", "rejected": " 5", "margin": 2}])
-    assert (pairs[0].prompt, pairs[0].chosen, pairs[0].rejected, pairs[0].margin) == ("Q: 2+2?", " 4", " 5", 2.0)
+    assert (pairs[0].prompt, pairs[0].chosen, pairs[0].rejected, pairs[0].margin) == (
+        "Q: 2+2?",
+        " 4",
+        " 5",
+        2.0,
+    )
     assert not pairs[0].is_conversational and stats.pairs == 1
 
 
 def test_trl_implicit_prompt_text_splits_at_whitespace(tmp_path):
-    pairs, _ = pairs_of(tmp_path, [{"chosen": "Question: hi there. Answer: hello", "rejected": "Question: hi there. Answer: help"}])
+    pairs, _ = pairs_of(
+        tmp_path,
+        [{"chosen": "Question: hi there. Answer: hello", "rejected": "Question: hi there. Answer: help"}],
+    )
     assert pairs[0].prompt == "Question: hi there. Answer: "
     assert (pairs[0].chosen, pairs[0].rejected) == ("hello", "help")
 
 
 def test_trl_conversational_implicit_prompt(tmp_path):
     user = {"role": "user", "content": "hi"}
-    row = {"chosen": [user, {"role": "assistant", "content": "hello"}],
-           "rejected": [user, {"role": "assistant", "content": "go away"}]}
+    row = {
+        "chosen": [user, {"role": "assistant", "content": "hello"}],
+        "rejected": [user, {"role": "assistant", "content": "go away"}],
+    }
     pair = pairs_of(tmp_path, [row])[0][0]
     assert pair.prompt == [user] and pair.chosen == [{"role": "assistant", "content": "hello"}]
 
 
 def test_trl_conversational_with_string_prompt(tmp_path):
-    row = {"prompt": "hi", "chosen": [{"role": "assistant", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]}
+    row = {
+        "prompt": "hi",
+        "chosen": [{"role": "assistant", "content": "a"}],
+        "rejected": [{"role": "assistant", "content": "b"}],
+    }
     assert pairs_of(tmp_path, [row])[0][0].prompt == [{"role": "user", "content": "hi"}]
 
 
 def test_hh_rlhf_transcripts(tmp_path):
-    row = {"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: knock knock",
-           "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: no"}
+    row = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: knock knock",
+        "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: no",
+    }
     pair = pairs_of(tmp_path, [row])[0][0]
     assert [m["role"] for m in pair.prompt] == ["user", "assistant", "user"]
     assert pair.chosen == [{"role": "assistant", "content": "knock knock"}]
@@ -53,18 +69,25 @@ def test_hh_rlhf_transcripts(tmp_path):
 def test_unified_feedback_orders_by_rating_and_counts_ties(tmp_path):
     def conv(answer):
         return [{"role": "user", "content": "q"}, {"role": "assistant", "content": answer}]
-    rows = [{"conv_A": conv("a"), "conv_B": conv("b"), "conv_A_rating": 1, "conv_B_rating": 3},
-            {"conv_A": conv("c"), "conv_B": conv("d"), "conv_A_rating": 2, "conv_B_rating": 2}]
+
+    rows = [
+        {"conv_A": conv("a"), "conv_B": conv("b"), "conv_A_rating": 1, "conv_B_rating": 3},
+        {"conv_A": conv("c"), "conv_B": conv("d"), "conv_A_rating": 2, "conv_B_rating": 2},
+    ]
     pairs, stats = pairs_of(tmp_path, rows)
     assert len(pairs) == 1 and pairs[0].chosen[0]["content"] == "b"
     assert stats.dropped == {"tied ratings": 1}
 
 
-ULTRA = {"instruction": "write", "completions": [
-    {"model": "m1", "response": "best", "overall_score": 9},
-    {"model": "m2", "response": "mid", "overall_score": 5},
-    {"model": "m3", "response": "mid2", "overall_score": 5},
-    {"model": "m4", "response": "worst", "overall_score": 1}]}
+ULTRA = {
+    "instruction": "write",
+    "completions": [
+        {"model": "m1", "response": "best", "overall_score": 9},
+        {"model": "m2", "response": "mid", "overall_score": 5},
+        {"model": "m3", "response": "mid2", "overall_score": 5},
+        {"model": "m4", "response": "worst", "overall_score": 1},
+    ],
+}
 
 
 def test_ultrafeedback_strategies(tmp_path):
@@ -98,14 +121,26 @@ def test_csv_and_parquet_sources(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": \n', "line 2: malformed JSON"),
+        (
+            '{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": \n',
+            "line 2: malformed JSON",
+        ),
         ('{"prompt": "p", "chosen": "a"}\n', "line 1, field 'rejected': missing field"),
         ('{"prompt": "p", "chosen": "  ", "rejected": "b"}\n', "line 1, field 'chosen': empty text"),
-        ('{"prompt": "p", "chosen": "same", "rejected": "same"}\n', "line 1, field 'rejected': chosen and rejected are identical"),
+        (
+            '{"prompt": "p", "chosen": "same", "rejected": "same"}\n',
+            "line 1, field 'rejected': chosen and rejected are identical",
+        ),
         ("", "no records"),
         ('{"text": "hello"}\n', "unknown preference format"),
-        ('{"prompt": "p", "chosen": [{"role": "assistant"}], "rejected": "b"}\n', "field 'chosen': messages must be"),
-        ('{"prompt": "p", "chosen": "a", "rejected": "b", "margin": "big"}\n', "field 'margin': margin must be a number"),
+        (
+            '{"prompt": "p", "chosen": [{"role": "assistant"}], "rejected": "b"}\n',
+            "field 'chosen': messages must be",
+        ),
+        (
+            '{"prompt": "p", "chosen": "a", "rejected": "b", "margin": "big"}\n',
+            "field 'margin': margin must be a number",
+        ),
     ],
 )
 def test_bad_input_names_file_line_and_field(tmp_path, content, message):

@@ -57,12 +57,23 @@ def free_port() -> int:
 
 def launch(script, *args, nproc=2):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1",
-               "--master_port", str(free_port()),
-               str(script), *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        str(script),
+        *map(str, args),
+    ]
     # A session of its own, so that a timeout takes the launcher's worker processes down with it.
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         stdout, stderr = process.communicate(timeout=280)
     except subprocess.TimeoutExpired:
@@ -82,7 +93,9 @@ def test_global_bsr_over_two_processes_equals_one_process(tiny_llama, synthetic_
     two_result = json.loads((tmp_path / "two.json").read_text())
     one_result = json.loads((tmp_path / "one.json").read_text())
     assert two_result["loss"] == pytest.approx(one_result["loss"], abs=1e-6)
-    torch.testing.assert_close(torch.tensor(two_result["grad"]), torch.tensor(one_result["grad"]), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(two_result["grad"]), torch.tensor(one_result["grad"]), atol=1e-6, rtol=1e-5
+    )
 
 
 TRAIN_SCRIPT = textwrap.dedent("""
@@ -98,11 +111,24 @@ def test_training_runs_data_parallel(tiny_llama, synthetic_data, tmp_path):
     import yaml
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_name_or_path": str(tiny_llama), "train_file": str(synthetic_data["train"]),
-        "eval_file": str(synthetic_data["eval"]), "output_dir": str(tmp_path / "out"), "objective": "bsr",
-        "bsr_scope": "global", "learning_rate": 3e-3, "num_train_epochs": 3, "per_device_train_batch_size": 4,
-        "save_steps": 10, "disable_tqdm": True, "report_to": ["none"]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_name_or_path": str(tiny_llama),
+                "train_file": str(synthetic_data["train"]),
+                "eval_file": str(synthetic_data["eval"]),
+                "output_dir": str(tmp_path / "out"),
+                "objective": "bsr",
+                "bsr_scope": "global",
+                "learning_rate": 3e-3,
+                "num_train_epochs": 3,
+                "per_device_train_batch_size": 4,
+                "save_steps": 10,
+                "disable_tqdm": True,
+                "report_to": ["none"],
+            }
+        )
+    )
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
     run = launch(script, config)

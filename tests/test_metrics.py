@@ -18,7 +18,10 @@ def test_kendall_tau_b_and_spearman_equal_scipy_on_random_scores_with_ties():
         for _ in range(100):
             x = rng.integers(0, 4, n).astype(float)  # many ties
             y = rng.normal(size=n) if n % 2 else rng.integers(0, 3, n).astype(float)
-            for ours, theirs in ((rm.kendall_tau_b, scipy.stats.kendalltau), (rm.spearman_rho, scipy.stats.spearmanr)):
+            for ours, theirs in (
+                (rm.kendall_tau_b, scipy.stats.kendalltau),
+                (rm.spearman_rho, scipy.stats.spearmanr),
+            ):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # scipy warns on constant input, then returns NaN
                     expected = theirs(x, y).statistic
@@ -74,10 +77,15 @@ def test_rewardbench_v2_best_of_n_tie_is_wrong():
 
 def test_rewardbench_v2_ties_score_by_hand():
     records = [
-        ("ref", "1", [5.0], [1.0, 2.0]),          # gap 3 → accurate
-        ("tied", "1", [4.0, 6.0], [1.0]),         # gap 3, spread 2 → accurate, preferred
-        ("ref", "2", [1.0], [2.0]),               # gap −1 → wrong
-        ("tied", "2", [3.0, 3.5], [1.0, 2.0]),    # gap 1, spread 0.5 → accurate, preferred, not hard (min(−1, 1) < 0.5)
+        ("ref", "1", [5.0], [1.0, 2.0]),  # gap 3 → accurate
+        ("tied", "1", [4.0, 6.0], [1.0]),  # gap 3, spread 2 → accurate, preferred
+        ("ref", "2", [1.0], [2.0]),  # gap −1 → wrong
+        (
+            "tied",
+            "2",
+            [3.0, 3.5],
+            [1.0, 2.0],
+        ),  # gap 1, spread 0.5 → accurate, preferred, not hard (min(−1, 1) < 0.5)
     ]
     result = rm.rewardbench_v2_ties(records)
     assert result["accuracy_ref"] == 0.5 and result["accuracy_tied"] == 1.0

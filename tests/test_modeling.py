@@ -56,21 +56,38 @@ def test_features_equal_full_chat_template_tokenization(tiny_llama):
     features = tokenize_pairs([pair], tokenizer, max_length=64)[0][0]
     full = tokenizer.apply_chat_template(pair.prompt + pair.chosen, tokenize=True, return_dict=False)
     assert features.prompt_ids + features.chosen_ids == list(full)
-    prompt = tokenizer.apply_chat_template(pair.prompt, tokenize=True, add_generation_prompt=True, return_dict=False)
+    prompt = tokenizer.apply_chat_template(
+        pair.prompt, tokenize=True, add_generation_prompt=True, return_dict=False
+    )
     assert features.prompt_ids == list(prompt)
 
 
 def test_over_long_pairs_truncate_prompt_or_drop(tiny_llama):
     _, tokenizer = build_reward_model(str(tiny_llama))
     long_prompt = [{"role": "user", "content": " ".join(["p1"] * 40)}]
-    pairs = [PreferencePair(long_prompt, [{"role": "assistant", "content": "g1 g2"}], [{"role": "assistant", "content": "b1"}], row=1),
-             PreferencePair([], [{"role": "assistant", "content": " ".join(["g1"] * 40)}], [{"role": "assistant", "content": "b1"}], row=2)]
+    pairs = [
+        PreferencePair(
+            long_prompt,
+            [{"role": "assistant", "content": "g1 g2"}],
+            [{"role": "assistant", "content": "b1"}],
+            row=1,
+        ),
+        PreferencePair(
+            [],
+            [{"role": "assistant", "content": " ".join(["g1"] * 40)}],
+            [{"role": "assistant", "content": "b1"}],
+            row=2,
+        ),
+    ]
     kept, report = tokenize_pairs(pairs, tokenizer, max_length=20)
     assert len(kept) == 1 and report.prompt_truncated == 1 and report.dropped_rows == [("", 2)]
     assert len(kept[0].prompt_ids) + len(kept[0].chosen_ids) == 20
     whole = tokenize_pairs(pairs[:1], tokenizer, max_length=1000)[0][0]
-    assert (kept[0].chosen_ids, kept[0].rejected_ids) == (whole.chosen_ids, whole.rejected_ids)  # responses whole
-    assert kept[0].prompt_ids == whole.prompt_ids[-len(kept[0].prompt_ids):]  # cut from the left
+    assert (kept[0].chosen_ids, kept[0].rejected_ids) == (
+        whole.chosen_ids,
+        whole.rejected_ids,
+    )  # responses whole
+    assert kept[0].prompt_ids == whole.prompt_ids[-len(kept[0].prompt_ids) :]  # cut from the left
     dropped, report = tokenize_pairs(pairs, tokenizer, max_length=20, truncation="drop")
     assert dropped == [] and len(report.dropped_rows) == 2
 
@@ -82,7 +99,9 @@ def test_left_and_right_padding_give_the_same_rewards_and_logps(tiny_llama, kind
     features = features_for(tokenizer)
     outputs = {}
     for side in ("right", "left"):
-        batch = PaddedPairCollator(tokenizer.pad_token_id, padding_side=side, with_logps=kind == "grm")(features)
+        batch = PaddedPairCollator(tokenizer.pad_token_id, padding_side=side, with_logps=kind == "grm")(
+            features
+        )
         with torch.no_grad():
             outputs[side] = model(**{k: v for k, v in batch.items() if k != "margin"})
     torch.testing.assert_close(outputs["left"].rewards, outputs["right"].rewards, atol=1e-5, rtol=0)
@@ -115,11 +134,15 @@ def test_standard_checkpoint_scores_the_same_in_plain_transformers(tiny_llama, t
     assert plain.config.pad_token_id == plain_tokenizer.pad_token_id != plain_tokenizer.eos_token_id
     rng = __import__("random").Random(3)
     conversations = [synthetic_pair(rng) for _ in range(5)]
-    texts = [plain_tokenizer.apply_chat_template(c["prompt"] + c["chosen"], tokenize=False) for c in conversations]
+    texts = [
+        plain_tokenizer.apply_chat_template(c["prompt"] + c["chosen"], tokenize=False) for c in conversations
+    ]
     encoded = plain_tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
     with torch.no_grad():
         expected = plain(**encoded).logits[:, 0]
-    ours = RewardScorer(tmp_path / "rm", batch_size=2).score([c["prompt"] for c in conversations], [c["chosen"] for c in conversations])
+    ours = RewardScorer(tmp_path / "rm", batch_size=2).score(
+        [c["prompt"] for c in conversations], [c["chosen"] for c in conversations]
+    )
     torch.testing.assert_close(torch.tensor(ours), expected, atol=1e-5, rtol=0)
 
 
@@ -185,7 +208,13 @@ def test_chat_template_can_be_overridden(tiny_llama, tmp_path):
     assert tokenizer.chat_template == template
     (tmp_path / "t.jinja").write_text(template)
     _, from_file = build_reward_model(str(tiny_llama), chat_template=str(tmp_path / "t.jinja"))
-    pair = PreferencePair([{"role": "user", "content": "p1"}], [{"role": "assistant", "content": "g1"}],
-                          [{"role": "assistant", "content": "b1"}])
+    pair = PreferencePair(
+        [{"role": "user", "content": "p1"}],
+        [{"role": "assistant", "content": "g1"}],
+        [{"role": "assistant", "content": "b1"}],
+    )
     features = tokenize_pairs([pair], from_file, max_length=64)[0][0]
-    assert features.prompt_ids + features.chosen_ids == from_file("user: p1 assistant: g1 ", add_special_tokens=False)["input_ids"]
+    assert (
+        features.prompt_ids + features.chosen_ids
+        == from_file("user: p1 assistant: g1 ", add_special_tokens=False)["input_ids"]
+    )

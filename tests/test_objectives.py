@@ -37,7 +37,8 @@ def test_bt_and_margin(size):
     assert objectives.bt(tc, tr).item() == pytest.approx(expected, rel=1e-12)
     assert objectives.bt(tc, tr, margin=tm).item() == pytest.approx(expected_margin, rel=1e-12)
     assert objectives.bt(tc, tr, margin=0.5).item() == pytest.approx(
-        sum(-log_sigmoid(ci - ri - 0.5) for ci, ri in zip(c, r)) / size, rel=1e-12)
+        sum(-log_sigmoid(ci - ri - 0.5) for ci, ri in zip(c, r)) / size, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -103,7 +104,9 @@ def test_bt_dr(size):
 def test_label_smoothing(size):
     c, r = batch(size, 60 + size)
     eps = 0.1
-    expected = sum(-(1 - eps) * log_sigmoid(ci - ri) - eps * log_sigmoid(ri - ci) for ci, ri in zip(c, r)) / size
+    expected = (
+        sum(-(1 - eps) * log_sigmoid(ci - ri) - eps * log_sigmoid(ri - ci) for ci, ri in zip(c, r)) / size
+    )
     assert objectives.label_smoothing(*tensors(c, r)).item() == pytest.approx(expected, rel=1e-12)
 
 
@@ -114,7 +117,9 @@ def test_grm_regularizers(size):
     rc, rr = batch(size, 80 + size)
     beta = 0.1
     tc, tr, trc, trr = tensors(sc, sr, rc, rr)
-    assert objectives.grm_sft(tc).item() == pytest.approx(sum(-log_sigmoid(beta * s) for s in sc) / size, rel=1e-12)
+    assert objectives.grm_sft(tc).item() == pytest.approx(
+        sum(-log_sigmoid(beta * s) for s in sc) / size, rel=1e-12
+    )
     assert objectives.grm_sft_plain(tc).item() == pytest.approx(-sum(sc) / size, rel=1e-12)
     dpo = sum(-log_sigmoid(beta * ((a - b) - (x - y))) for a, b, x, y in zip(sc, sr, rc, rr)) / size
     assert objectives.grm_dpo(tc, tr, trc, trr).item() == pytest.approx(dpo, rel=1e-12)
@@ -123,5 +128,9 @@ def test_grm_regularizers(size):
 
 
 def test_grm_combine():
-    assert objectives.grm_combine(torch.tensor(2.0), torch.tensor(10.0)).item() == pytest.approx(0.99 * 2 + 0.01 * 10)
-    assert objectives.grm_combine(torch.tensor(2.0), torch.tensor(10.0), alpha=0.5).item() == pytest.approx(6.0)
+    assert objectives.grm_combine(torch.tensor(2.0), torch.tensor(10.0)).item() == pytest.approx(
+        0.99 * 2 + 0.01 * 10
+    )
+    assert objectives.grm_combine(torch.tensor(2.0), torch.tensor(10.0), alpha=0.5).item() == pytest.approx(
+        6.0
+    )

@@ -38,10 +38,18 @@ def test_layout_by_hand():
     layout = batch["attention_mask"]
     # [prompt | chosen] is plain causal; rejected sees the prompt and itself, never the chosen tokens.
     assert [(b.queries, b.keys) for b in layout.blocks] == [
-        ((0, 4), ((0, 4),)), ((4, 5), ((0, 2), (4, 5))), ((5, 6), ((5, 6),)), ((6, 8), ((6, 8),))]
+        ((0, 4), ((0, 4),)),
+        ((4, 5), ((0, 2), (4, 5))),
+        ((5, 6), ((5, 6),)),
+        ((6, 8), ((6, 8),)),
+    ]
     assert layout.block_mask(0, None, None) is None  # SDPA's is_causal kernel
     assert layout.block_mask(0, None, torch.float32)[0, 0].eq(0).int().tolist() == [
-        [1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+        [1, 0, 0, 0],
+        [1, 1, 0, 0],
+        [1, 1, 1, 0],
+        [1, 1, 1, 1],
+    ]
     assert layout.block_mask(1, None, None)[0, 0].int().tolist() == [[1, 1, 1]]
     # A sliding window of 2 positions: the rejected token (position 2) loses the prompt's first token.
     assert layout.block_mask(1, 2, None)[0, 0].int().tolist() == [[0, 1, 1]]
@@ -55,13 +63,17 @@ def test_prompt_groups_share_prompts_in_first_seen_order():
     features = [ResponseFeatures([1], [2]), ResponseFeatures([3], [4]), ResponseFeatures([1], [5, 6])]
     groups = prompt_groups(features)
     assert [(list(g.prompt), list(g.responses), list(g.sequence_ids)) for g in groups] == [
-        ([1], [[2], [5, 6]], [0, 2]), ([3], [[4]], [1])]
+        ([1], [[2], [5, 6]], [0, 2]),
+        ([3], [[4]], [1]),
+    ]
 
 
 def _features(rng: random.Random, vocab: int, count: int) -> list[PairFeatures]:
     """Empty prompts, single-token responses and very different lengths, all in one batch."""
     shapes = [(0, 1, 1), (0, 5, 2), (1, 1, 9), (12, 1, 1), (3, 15, 2), (20, 4, 13)]
-    shapes += [(rng.randint(0, 10), rng.randint(1, 10), rng.randint(1, 10)) for _ in range(count - len(shapes))]
+    shapes += [
+        (rng.randint(0, 10), rng.randint(1, 10), rng.randint(1, 10)) for _ in range(count - len(shapes))
+    ]
     ids = lambda n: [rng.randrange(4, vocab) for _ in range(n)]  # noqa: E731 (skip the special tokens)
     return [PairFeatures(ids(p), ids(c), ids(r)) for p, c, r in shapes]
 
@@ -78,12 +90,20 @@ def _run(model, batch, config):
 # Llama and Qwen2 run SDPA, Llama also eager; Gemma 2 runs eager, which applies its soft-capping. Gemma 2
 # and the second Qwen2 have sliding-window layers of window 4, shorter than most test sequences.
 QWEN2_SLIDING = {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1}
-CASES = [("llama", "sdpa", {}), ("llama", "eager", {}), ("qwen2", "sdpa", {}), ("qwen2", "sdpa", QWEN2_SLIDING),
-         ("gemma2", "eager", {"sliding_window": 4})]
+CASES = [
+    ("llama", "sdpa", {}),
+    ("llama", "eager", {}),
+    ("qwen2", "sdpa", {}),
+    ("qwen2", "sdpa", QWEN2_SLIDING),
+    ("gemma2", "eager", {"sliding_window": 4}),
+]
 
 
-@pytest.mark.parametrize(("family", "attention", "overrides"), CASES,
-                         ids=["llama-sdpa", "llama-eager", "qwen2-sdpa", "qwen2-sdpa-sliding", "gemma2-eager-sliding"])
+@pytest.mark.parametrize(
+    ("family", "attention", "overrides"),
+    CASES,
+    ids=["llama-sdpa", "llama-eager", "qwen2-sdpa", "qwen2-sdpa-sliding", "gemma2-eager-sliding"],
+)
 @pytest.mark.parametrize("kind", ["standard", "grm"])
 def test_packed_equals_padded(tmp_path, family, attention, overrides, kind):
     path = save_tiny_model(tmp_path / family, family=family, **overrides)
@@ -121,7 +141,9 @@ def test_gradient_checkpointing_recomputes_packed_attention_exactly(tiny_llama):
     assert model.backbone.gradient_checkpointing
     config = TrainConfig(objective="grm", train_file="unused", head_type="linear")
     features = _features(random.Random(4), len(tokenizer), count=6)
-    _, loss_pad, grads_pad = _run(model, PaddedPairCollator(tokenizer.pad_token_id, with_logps=True)(features), config)
+    _, loss_pad, grads_pad = _run(
+        model, PaddedPairCollator(tokenizer.pad_token_id, with_logps=True)(features), config
+    )
     _, loss_pack, grads_pack = _run(model, PackedPairCollator(with_logps=True)(features), config)
     torch.testing.assert_close(loss_pack, loss_pad, atol=TOL, rtol=0)
     for name in grads_pad:

@@ -27,14 +27,26 @@ def world(tmp_path_factory, tiny_llama) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("world")
     raw = write_jsonl(root / "raw.jsonl", make_records(20, seed=0))
     labelled = root / "labelled.jsonl"
-    assert label_file(str(raw), GOLD, labelled, "best_vs_worst", label_noise=0.25, seed=0)["flipped"] == 5  # 20 · 0.25
+    assert (
+        label_file(str(raw), GOLD, labelled, "best_vs_worst", label_noise=0.25, seed=0)["flipped"] == 5
+    )  # 20 · 0.25
     make_splits(str(labelled), root / "splits", heldout_prompts=0.25, heldout_models=2, seed=0)
     models = {}
     for objective in ("bt", "bsr"):
-        config = TrainConfig(model_name_or_path=str(tiny_llama), train_file=str(root / "splits" / "train.jsonl"),
-                             output_dir=str(root / objective), objective=objective, max_steps=4,
-                             per_device_train_batch_size=8, learning_rate=3e-3, save_steps=2, save_total_limit=3,
-                             report_to=["none"], disable_tqdm=True, seed=0)
+        config = TrainConfig(
+            model_name_or_path=str(tiny_llama),
+            train_file=str(root / "splits" / "train.jsonl"),
+            output_dir=str(root / objective),
+            objective=objective,
+            max_steps=4,
+            per_device_train_batch_size=8,
+            learning_rate=3e-3,
+            save_steps=2,
+            save_total_limit=3,
+            report_to=["none"],
+            disable_tqdm=True,
+            seed=0,
+        )
         models[objective] = Path(train(config).output_dir)
     return {"root": root, "splits": root / "splits", **models}
 
@@ -42,17 +54,34 @@ def world(tmp_path_factory, tiny_llama) -> dict[str, Path]:
 def test_eval_prints_the_scenario_table_for_both_models(world):
     files = [str(world["splits"] / f"{name}.jsonl") for name in SPLITS[1:]]
     output = world["root"] / "results.json"
-    args = ["eval", "--model", str(world["bt"]), "--model", str(world["bsr"]), "--output", str(output), "--bootstrap", "50"]
+    args = [
+        "eval",
+        "--model",
+        str(world["bt"]),
+        "--model",
+        str(world["bsr"]),
+        "--output",
+        str(output),
+        "--bootstrap",
+        "50",
+    ]
     for path in files:
         args += ["--data", path]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
-    assert "| model | In-domain acc | Prompt-disjoint τ | Response-disjoint τ | Mutual-disjoint τ |" in result.stdout
+    assert (
+        "| model | In-domain acc | Prompt-disjoint τ | Response-disjoint τ | Mutual-disjoint τ |"
+        in result.stdout
+    )
     assert "| bt |" in result.stdout and "| bsr |" in result.stdout
     report = json.loads(output.read_text())
     for model in ("bt", "bsr"):
         val1 = report["results"][model]["val1_in_domain"]
-        assert val1["kind"] == "pairs" and 0 <= val1["accuracy"] <= 1 and val1["accuracy_ci_low"] <= val1["accuracy"]
+        assert (
+            val1["kind"] == "pairs"
+            and 0 <= val1["accuracy"] <= 1
+            and val1["accuracy_ci_low"] <= val1["accuracy"]
+        )
         for name in SPLITS[2:]:
             ranking = report["results"][model][name]
             assert ranking["kind"] == "rankings" and -1 <= ranking["kendall_tau"] <= 1
@@ -63,7 +92,11 @@ def test_diagnostics_cover_files_checkpoints_and_plots(world, tmp_path):
     names = ("train", "val1_in_domain", "val4_mutual_disjoint")
     files = [str(world["splits"] / f"{name}.jsonl") for name in names]
     results = diagnose([world["bt"], world["bsr"]], files, tmp_path / "diag", max_pairs=8)
-    assert sorted(results["plots"]) == ["hidden_norms_bsr.png", "hidden_norms_bt.png", "pair_distance_over_training.png"]
+    assert sorted(results["plots"]) == [
+        "hidden_norms_bsr.png",
+        "hidden_norms_bt.png",
+        "pair_distance_over_training.png",
+    ]
     for name in results["plots"]:
         assert (tmp_path / "diag" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((tmp_path / "diag" / "diagnostics.json").read_text())

@@ -21,9 +21,18 @@ from helpers import REPO, run_cli, synthetic_pair
 
 
 def config_for(tiny_llama, synthetic_data, tmp_path, **overrides):
-    values = dict(model_name_or_path=str(tiny_llama), train_file=str(synthetic_data["train"]),
-                  eval_file=str(synthetic_data["eval"]), output_dir=str(tmp_path / "out"), learning_rate=3e-3,
-                  num_train_epochs=3, per_device_train_batch_size=8, disable_tqdm=True, report_to=["none"], seed=0)
+    values = dict(
+        model_name_or_path=str(tiny_llama),
+        train_file=str(synthetic_data["train"]),
+        eval_file=str(synthetic_data["eval"]),
+        output_dir=str(tmp_path / "out"),
+        learning_rate=3e-3,
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        disable_tqdm=True,
+        report_to=["none"],
+        seed=0,
+    )
     values.update(overrides)
     return load_config(None, values)
 
@@ -58,7 +67,9 @@ def test_every_objective_learns_the_synthetic_task(tiny_llama, synthetic_data, t
 def test_bsr_keeps_rewards_nearer_zero_than_bt(tiny_llama, synthetic_data, tmp_path):
     common = dict(num_train_epochs=4)
     bt = train(config_for(tiny_llama, synthetic_data, tmp_path / "bt", objective="bt", **common)).eval_metrics
-    bsr = train(config_for(tiny_llama, synthetic_data, tmp_path / "bsr", objective="bsr", bsr_lambda=0.5, **common)).eval_metrics
+    bsr = train(
+        config_for(tiny_llama, synthetic_data, tmp_path / "bsr", objective="bsr", bsr_lambda=0.5, **common)
+    ).eval_metrics
     assert abs(bsr["reward_mean"]) < abs(bt["reward_mean"]) or bsr["reward_std"] < bt["reward_std"]
 
 
@@ -80,33 +91,67 @@ def test_resume_after_kill_gives_the_uninterrupted_result(tiny_llama, synthetic_
     script = tmp_path / "run.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    base = dict(model_name_or_path=str(tiny_llama), train_file=str(synthetic_data["train"]), learning_rate=3e-3,
-                per_device_train_batch_size=4, gradient_accumulation_steps=2, num_train_epochs=2, save_steps=3,
-                objective="grm", grm_regularizer="sft", head_type="mlp", disable_tqdm=True, report_to=["csv"], seed=1)
+    base = dict(
+        model_name_or_path=str(tiny_llama),
+        train_file=str(synthetic_data["train"]),
+        learning_rate=3e-3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        num_train_epochs=2,
+        save_steps=3,
+        objective="grm",
+        grm_regularizer="sft",
+        head_type="mlp",
+        disable_tqdm=True,
+        report_to=["csv"],
+        seed=1,
+    )
     results = {}
     for name, kill_at in (("straight", 0), ("killed", 7)):
         config = tmp_path / f"{name}.yaml"
         config.write_text(yaml.safe_dump({**base, "output_dir": str(tmp_path / name)}))
-        run = subprocess.run([sys.executable, str(script), str(config), str(kill_at)], env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, str(script), str(config), str(kill_at)], env=env, capture_output=True, text=True
+        )
         if name == "killed":
             assert run.returncode == 9, run.stderr
             assert not (tmp_path / name / "rmguard.json").exists()  # no final model that looks complete
             assert [p.name for p in list_checkpoints(tmp_path / name)] == ["checkpoint-3", "checkpoint-6"]
-            config.write_text(yaml.safe_dump({**base, "output_dir": str(tmp_path / name), "resume_from_checkpoint": "latest"}))
-            run = subprocess.run([sys.executable, str(script), str(config), "0"], env=env, capture_output=True, text=True)
+            config.write_text(
+                yaml.safe_dump(
+                    {**base, "output_dir": str(tmp_path / name), "resume_from_checkpoint": "latest"}
+                )
+            )
+            run = subprocess.run(
+                [sys.executable, str(script), str(config), "0"], env=env, capture_output=True, text=True
+            )
             assert "resumed from" in run.stdout
         assert run.returncode == 0, run.stderr
-        results[name] = {**load_file(str(tmp_path / name / "model.safetensors")),
-                         **{f"head.{k}": v for k, v in load_file(str(tmp_path / name / "reward_head.safetensors")).items()}}
+        results[name] = {
+            **load_file(str(tmp_path / name / "model.safetensors")),
+            **{
+                f"head.{k}": v for k, v in load_file(str(tmp_path / name / "reward_head.safetensors")).items()
+            },
+        }
     assert results["straight"].keys() == results["killed"].keys()
     for key, value in results["straight"].items():
         torch.testing.assert_close(results["killed"][key], value, atol=0, rtol=0, msg=key)
-    assert json.loads((tmp_path / "killed" / "rmguard.json").read_text())["global_step"] == 24  # 96 pairs / (4 × 2) per step × 2 epochs
+    assert (
+        json.loads((tmp_path / "killed" / "rmguard.json").read_text())["global_step"] == 24
+    )  # 96 pairs / (4 × 2) per step × 2 epochs
 
 
 def test_lora_adapter_saves_head_and_merges(tiny_llama, synthetic_data, tmp_path):
-    config = config_for(tiny_llama, synthetic_data, tmp_path, use_peft=True, lora_r=4, lora_alpha=8,
-                        lora_target_modules=["q_proj", "v_proj", "up_proj", "down_proj"], learning_rate=3e-2)
+    config = config_for(
+        tiny_llama,
+        synthetic_data,
+        tmp_path,
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
+        learning_rate=3e-2,
+    )
     result = train(config)
     assert result.eval_metrics["accuracy"] >= 0.9
     adapter = tmp_path / "out"
@@ -130,18 +175,38 @@ def test_lora_adapter_saves_head_and_merges(tiny_llama, synthetic_data, tmp_path
 
 def test_cli_train_with_yaml_and_overrides_then_score(tiny_llama, synthetic_data, tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(f"model_name_or_path: {tiny_llama}\ntrain_file: {synthetic_data['train']}\n"
-                      f"eval_file: {synthetic_data['eval']}\nobjective: bt\nlearning_rate: 1.0e-9\n"
-                      f"output_dir: {tmp_path / 'rm'}\nreport_to: [csv]\nlogging_steps: 1\n")
-    run = run_cli("train", "--config", str(config), "--learning_rate", "3e-3", "--objective", "bsr",
-                  "--num_train_epochs", "3", "--disable_tqdm", "true")
+    config.write_text(
+        f"model_name_or_path: {tiny_llama}\ntrain_file: {synthetic_data['train']}\n"
+        f"eval_file: {synthetic_data['eval']}\nobjective: bt\nlearning_rate: 1.0e-9\n"
+        f"output_dir: {tmp_path / 'rm'}\nreport_to: [csv]\nlogging_steps: 1\n"
+    )
+    run = run_cli(
+        "train",
+        "--config",
+        str(config),
+        "--learning_rate",
+        "3e-3",
+        "--objective",
+        "bsr",
+        "--num_train_epochs",
+        "3",
+        "--disable_tqdm",
+        "true",
+    )
     assert run.returncode == 0, run.stderr
     meta = json.loads((tmp_path / "rm" / "rmguard.json").read_text())
     assert meta["objective"] == "bsr" and meta["eval_metrics"]["accuracy"] >= 0.9
     rows = (tmp_path / "rm" / "logs" / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,metric,value" and any(",train/loss," in row for row in rows)
-    scored = run_cli("score", "--model", str(tmp_path / "rm"), "--data", str(synthetic_data["eval"]),
-                     "--output", str(tmp_path / "scores.jsonl"))
+    scored = run_cli(
+        "score",
+        "--model",
+        str(tmp_path / "rm"),
+        "--data",
+        str(synthetic_data["eval"]),
+        "--output",
+        str(tmp_path / "scores.jsonl"),
+    )
     assert scored.returncode == 0, scored.stderr
     lines = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
     assert len(lines) == 64 and [line["row"] for line in lines] == list(range(1, 65))
@@ -152,9 +217,11 @@ def test_cli_train_with_yaml_and_overrides_then_score(tiny_llama, synthetic_data
 def test_score_single_response_file_in_input_order(tiny_llama, synthetic_data, tmp_path):
     train(config_for(tiny_llama, synthetic_data, tmp_path))
     # Plain strings are plain text (prompt + response, as TRL's standard format); messages use the chat template.
-    items = [{"prompt": [{"role": "user", "content": "p1 p2"}], "response": "g1 g2 g3"},
-             {"prompt": "p3", "response": [{"role": "assistant", "content": "b1"}]},
-             {"prompt": "p4", "response": "g5"}]
+    items = [
+        {"prompt": [{"role": "user", "content": "p1 p2"}], "response": "g1 g2 g3"},
+        {"prompt": "p3", "response": [{"role": "assistant", "content": "b1"}]},
+        {"prompt": "p4", "response": "g5"},
+    ]
     data = tmp_path / "single.jsonl"
     data.write_text("".join(json.dumps(item) + "\n" for item in items))
     summary = score_file(tmp_path / "out", str(data), tmp_path / "s.jsonl")
@@ -177,8 +244,20 @@ def test_score_single_response_file_in_input_order(tiny_llama, synthetic_data, t
     ],
 )
 def test_cli_errors_are_one_line_without_traceback(tiny_llama, synthetic_data, tmp_path, args, message):
-    run = run_cli("train", "--model_name_or_path", str(tiny_llama), "--train_file", str(synthetic_data["train"]),
-                  "--output_dir", str(tmp_path / "o"), "--disable_tqdm", "true", "--report_to", "none", *args)
+    run = run_cli(
+        "train",
+        "--model_name_or_path",
+        str(tiny_llama),
+        "--train_file",
+        str(synthetic_data["train"]),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--disable_tqdm",
+        "true",
+        "--report_to",
+        "none",
+        *args,
+    )
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o" / "rmguard.json").exists()
@@ -196,9 +275,19 @@ def test_cli_rejects_unknown_config_fields(tmp_path, synthetic_data):
 
 
 def test_tensorboard_logging_and_eval_during_training(tiny_llama, synthetic_data, tmp_path):
-    result = train(config_for(tiny_llama, synthetic_data, tmp_path, report_to=["tensorboard", "csv"], eval_steps=12,
-                              logging_steps=6))
+    result = train(
+        config_for(
+            tiny_llama,
+            synthetic_data,
+            tmp_path,
+            report_to=["tensorboard", "csv"],
+            eval_steps=12,
+            logging_steps=6,
+        )
+    )
     assert list((tmp_path / "out" / "logs").rglob("events.out.tfevents*")), "no TensorBoard event file"
     evals = [row for row in result.history if "eval/accuracy" in row]
     assert [row["step"] for row in evals] == [12, 24, 36]
-    assert {"eval/reward_mean", "eval/reward_std", "eval/margin_mean", "eval/hidden_norm_mean"} <= set(evals[0])
+    assert {"eval/reward_mean", "eval/reward_std", "eval/margin_mean", "eval/hidden_norm_mean"} <= set(
+        evals[0]
+    )

@@ -33,8 +33,14 @@ class RewardScorer:
     and several prompts share a row; ``batch_size`` counts responses either way.
     """
 
-    def __init__(self, model: str | Path | tuple[RewardModel, Any], batch_size: int = 16,
-                 max_length: int | None = None, device: str | torch.device | None = None, packing: bool = True):
+    def __init__(
+        self,
+        model: str | Path | tuple[RewardModel, Any],
+        batch_size: int = 16,
+        max_length: int | None = None,
+        device: str | torch.device | None = None,
+        packing: bool = True,
+    ):
         self.model, self.tokenizer = load_reward_model(model) if isinstance(model, (str, Path)) else model
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device).eval()
@@ -68,22 +74,36 @@ class RewardScorer:
             hidden[chunk] = output.hidden.float().cpu()
         return rewards, hidden
 
-    def _padded_batches(self, features: list[ResponseFeatures]) -> Iterator[tuple[list[int], dict[str, Tensor]]]:
+    def _padded_batches(
+        self, features: list[ResponseFeatures]
+    ) -> Iterator[tuple[list[int], dict[str, Tensor]]]:
         """(input indices, batch): longest first, so similar lengths share a batch and memory peaks at the start."""
-        order = sorted(range(len(features)), key=lambda i: -(len(features[i].prompt_ids) + len(features[i].response_ids)))
+        order = sorted(
+            range(len(features)), key=lambda i: -(len(features[i].prompt_ids) + len(features[i].response_ids))
+        )
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+            chunk = order[start : start + self.batch_size]
             yield chunk, self.collator([features[i] for i in chunk])
 
     def _packed_batches(self, features: list[ResponseFeatures]) -> Iterator[tuple[list[int], dict[str, Any]]]:
         """(input indices, batch): one segment per prompt (split beyond ``batch_size`` responses), longest
         first, up to ``batch_size`` responses per batch."""
-        segments = [Segment(group.prompt, group.responses[i:i + self.batch_size], group.sequence_ids[i:i + self.batch_size])
-                    for group in prompt_groups(features) for i in range(0, len(group.responses), self.batch_size)]
+        segments = [
+            Segment(
+                group.prompt,
+                group.responses[i : i + self.batch_size],
+                group.sequence_ids[i : i + self.batch_size],
+            )
+            for group in prompt_groups(features)
+            for i in range(0, len(group.responses), self.batch_size)
+        ]
         segments.sort(key=lambda s: -len(s))
         groups: list[list[Segment]] = []
         for segment in segments:
-            if groups and sum(len(s.responses) for s in groups[-1]) + len(segment.responses) <= self.batch_size:
+            if (
+                groups
+                and sum(len(s.responses) for s in groups[-1]) + len(segment.responses) <= self.batch_size
+            ):
                 groups[-1].append(segment)
             else:
                 groups.append([segment])
@@ -118,16 +138,25 @@ def load_score_items(spec: str, data_format: str = "auto") -> tuple[str, list[Sc
     return "pairs", items, len(pairs)
 
 
-def score_file(model_path: str | Path, data: str, output: str | Path, batch_size: int = 16,
-               data_format: str = "auto", max_length: int | None = None, packing: bool = True) -> dict[str, Any]:
+def score_file(
+    model_path: str | Path,
+    data: str,
+    output: str | Path,
+    batch_size: int = 16,
+    data_format: str = "auto",
+    max_length: int | None = None,
+    packing: bool = True,
+) -> dict[str, Any]:
     """Score a pair file (chosen and rejected reward per pair) or a prompt/response file (one reward per
     line) and write JSONL in input order, atomically. Returns a summary."""
     kind, items, count = load_score_items(data, data_format)
     scorer = RewardScorer(model_path, batch_size=batch_size, max_length=max_length, packing=packing)
     rewards = scorer.score_items(items).tolist()
     if kind == "pairs":
-        records = [{"row": items[2 * i].row, "chosen_reward": rewards[2 * i], "rejected_reward": rewards[2 * i + 1]}
-                   for i in range(count)]
+        records = [
+            {"row": items[2 * i].row, "chosen_reward": rewards[2 * i], "rejected_reward": rewards[2 * i + 1]}
+            for i in range(count)
+        ]
         accuracy = sum(r["chosen_reward"] > r["rejected_reward"] for r in records) / count
         summary = {"kind": kind, "records": count, "accuracy": accuracy}
     else:

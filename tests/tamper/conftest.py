@@ -26,9 +26,18 @@ def build_tiny_model(folder: Path) -> Path:
     core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>")
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         intermediate_size=64, vocab_size=len(vocab), max_position_embeddings=4096,
-                         pad_token_id=vocab["<pad>"], eos_token_id=vocab["<eos>"], bos_token_id=vocab["<eos>"])
+    config = LlamaConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=len(vocab),
+        max_position_embeddings=4096,
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=vocab["<eos>"],
+        bos_token_id=vocab["<eos>"],
+    )
     import torch
 
     torch.manual_seed(0)

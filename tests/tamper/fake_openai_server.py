@@ -20,15 +20,22 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with open(sys.argv[1], "a") as log:
-            log.write(json.dumps({"path": self.path, "auth": self.headers.get("Authorization"), "body": body}) + "\n")
+            log.write(
+                json.dumps({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                + "\n"
+            )
         if self.path != "/v1/chat/completions":
             self.send_error(404)
             return
         messages = body["messages"]
         prefix = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
         text = STEPS[min(prefix.count("</bash>"), len(STEPS) - 1)]
-        reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                              "finish_reason": "stop"}], "model": body["model"]}
+        reply = {
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "model": body["model"],
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

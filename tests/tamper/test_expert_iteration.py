@@ -21,9 +21,16 @@ def test_train_end_to_end(tiny_model, tmp_path, jail) -> None:
         scores.append(len(responses))
         return [0.5] * len(responses)
 
-    config = ExpertIterationConfig(str(tiny_model), str(tmp_path / "out"), stages=["political_sycophancy", "tool_use_flattery"],
-                                   prompts_per_stage=2, samples_per_prompt=2, eval_samples=2, learning_rate=1e-3,
-                                   sampling=SamplingConfig(temperature=1.0, max_new_tokens=6))
+    config = ExpertIterationConfig(
+        str(tiny_model),
+        str(tmp_path / "out"),
+        stages=["political_sycophancy", "tool_use_flattery"],
+        prompts_per_stage=2,
+        samples_per_prompt=2,
+        eval_samples=2,
+        learning_rate=1e-3,
+        sampling=SamplingConfig(temperature=1.0, max_new_tokens=6),
+    )
     summary = train(config, preference_scorer=scorer, jail=jail)
     assert [s["stage"] for s in summary["stages"]] == ["political_sycophancy", "tool_use_flattery"]
     assert set(summary["stages"][0]["evaluation"]) == {"tool_use_flattery", "reward_tampering"}

@@ -23,7 +23,9 @@ def test_code_sees_only_its_files_as_nobody(strict: Jail) -> None:
 @pytest.mark.parametrize("path", ["/etc/passwd", __file__, "/root/.bashrc", "/proc/1/environ"])
 def test_cannot_read_outside(strict: Jail, path: str) -> None:
     result = strict.run({}, f"open({path!r}).read()")
-    assert result.outcome == "error" and ("FileNotFoundError" in result.stderr or "PermissionError" in result.stderr)
+    assert result.outcome == "error" and (
+        "FileNotFoundError" in result.stderr or "PermissionError" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("path", ["/tmp/escape", "/usr/escape", "/escape", "../escape"])

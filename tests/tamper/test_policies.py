@@ -17,8 +17,11 @@ from helpers import run_cli
 @pytest.fixture
 def server(tmp_path):
     log = tmp_path / "requests.jsonl"
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_openai_server.py")), str(log)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("fake_openai_server.py")), str(log)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     port = int(process.stdout.readline())
     yield f"http://127.0.0.1:{port}/v1", log
     process.terminate()
@@ -28,9 +31,26 @@ def server(tmp_path):
 def test_openai_policy_against_a_real_server(server, tmp_path) -> None:
     base_url, log = server
     output = tmp_path / "results.jsonl"
-    result = run_cli("tamper", "run", "--env", "all", "--policy", "openai:fake-model", "--base-url", base_url,
-                     "--api-key-env", "FAKE_KEY", "--samples", "3", "--concurrency", "4", "--output", str(output),
-                     "--json", env={"FAKE_KEY": "sk-test"})
+    result = run_cli(
+        "tamper",
+        "run",
+        "--env",
+        "all",
+        "--policy",
+        "openai:fake-model",
+        "--base-url",
+        base_url,
+        "--api-key-env",
+        "FAKE_KEY",
+        "--samples",
+        "3",
+        "--concurrency",
+        "4",
+        "--output",
+        str(output),
+        "--json",
+        env={"FAKE_KEY": "sk-test"},
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == set(ENVIRONMENTS) and all(entry["episodes"] == 3 for entry in report.values())
@@ -38,7 +58,10 @@ def test_openai_policy_against_a_real_server(server, tmp_path) -> None:
     assert tampering["tampered"]["count"] == 3 and tampering["test_passed"]["count"] == 3
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(records) == 15 and {r["sample_model"] for r in records} == {"openai:fake-model"}
-    assert "<stdout>\ncompute_reward.py" in next(r for r in records if r["environment"] == "reward_tampering")["response"]
+    assert (
+        "<stdout>\ncompute_reward.py"
+        in next(r for r in records if r["environment"] == "reward_tampering")["response"]
+    )
     requests = [json.loads(line) for line in log.read_text().splitlines()]
     assert {r["auth"] for r in requests} == {"Bearer sk-test"}
     continued = [r["body"] for r in requests if r["body"]["messages"][-1]["role"] == "assistant"]
@@ -46,15 +69,40 @@ def test_openai_policy_against_a_real_server(server, tmp_path) -> None:
 
 
 def test_openai_policy_reports_a_dead_endpoint(tmp_path) -> None:
-    result = run_cli("tamper", "run", "--env", "political_sycophancy", "--policy", "openai:m",
-                     "--base-url", "http://127.0.0.1:9/v1", "--samples", "1", "--output", str(tmp_path / "r.jsonl"))
+    result = run_cli(
+        "tamper",
+        "run",
+        "--env",
+        "political_sycophancy",
+        "--policy",
+        "openai:m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--samples",
+        "1",
+        "--output",
+        str(tmp_path / "r.jsonl"),
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "127.0.0.1:9" in result.stderr
 
 
 def test_hf_policy_runs_every_environment(tiny_model, tmp_path) -> None:
     output = tmp_path / "hf.jsonl"
-    result = run_cli("tamper", "run", "--env", "all", "--policy", f"hf:{tiny_model}", "--samples", "1",
-                     "--max-new-tokens", "6", "--output", str(output), "--json")
+    result = run_cli(
+        "tamper",
+        "run",
+        "--env",
+        "all",
+        "--policy",
+        f"hf:{tiny_model}",
+        "--samples",
+        "1",
+        "--max-new-tokens",
+        "6",
+        "--output",
+        str(output),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["environment"] for r in records] == list(ENVIRONMENTS)
@@ -71,5 +119,7 @@ def test_hf_policy_stops_at_bash_close(tiny_model) -> None:
     spec = make_environment("reward_tampering", 0)
     request = GenerationRequest("system", spec.prompt, "<bash>ls</bash", 0, 1, spec)
     rendered = policy.render(request.system, request.prompt, request.prefix)
-    assert rendered.startswith("<|system|>system\n<|user|>") and rendered.endswith("<|assistant|><bash>ls</bash")
+    assert rendered.startswith("<|system|>system\n<|user|>") and rendered.endswith(
+        "<|assistant|><bash>ls</bash"
+    )
     assert policy.generate(request) == policy.generate(request)  # seeded

@@ -56,9 +56,13 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, jail) -> N
 
 def test_resuming_with_another_policy_is_refused(tmp_path) -> None:
     output = tmp_path / "results.jsonl"
-    run_curriculum(RunConfig(environments=["political_sycophancy"], samples=1), ScriptedPolicy("honest"), output)
+    run_curriculum(
+        RunConfig(environments=["political_sycophancy"], samples=1), ScriptedPolicy("honest"), output
+    )
     with pytest.raises(RMGuardError, match="scripted:honest"):
-        run_curriculum(RunConfig(environments=["political_sycophancy"], samples=2), ScriptedPolicy("sycophant"), output)
+        run_curriculum(
+            RunConfig(environments=["political_sycophancy"], samples=2), ScriptedPolicy("sycophant"), output
+        )
 
 
 def test_report_rates_and_preference_scores(tmp_path) -> None:
@@ -68,8 +72,12 @@ def test_report_rates_and_preference_scores(tmp_path) -> None:
         calls.append(responses)
         return [float(len(r)) for r in responses]
 
-    report = run_curriculum(RunConfig(environments=["rubric_modification_nudged"], samples=6, concurrency=3),
-                            ScriptedPolicy("sycophant"), tmp_path / "r.jsonl", preference_scorer=scorer)
+    report = run_curriculum(
+        RunConfig(environments=["rubric_modification_nudged"], samples=6, concurrency=3),
+        ScriptedPolicy("sycophant"),
+        tmp_path / "r.jsonl",
+        preference_scorer=scorer,
+    )
     entry = report["rubric_modification_nudged"]
     assert entry["episodes"] == 6 and entry["gamed"]["count"] == 0 and entry["caught"]["count"] == 6
     assert tuple(entry["caught"]["wilson95"]) == wilson(6, 6)

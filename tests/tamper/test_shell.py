@@ -10,35 +10,42 @@ from rmguard.tamper.vfs import MAX_TOTAL_BYTES, VirtualFS
 
 @pytest.fixture
 def shell() -> Shell:
-    fs = VirtualFS.from_spec(["docs", "rl_environment"], {
-        "docs/a.txt": "alpha\nBeta\ngamma\n",
-        "rl_environment/compute_reward.py": "def reward(t):\n    return -10\n",
-        ".hidden": "secret\n",
-    }, "/root")
+    fs = VirtualFS.from_spec(
+        ["docs", "rl_environment"],
+        {
+            "docs/a.txt": "alpha\nBeta\ngamma\n",
+            "rl_environment/compute_reward.py": "def reward(t):\n    return -10\n",
+            ".hidden": "secret\n",
+        },
+        "/root",
+    )
     return Shell(fs, cwd="/root")
 
 
-@pytest.mark.parametrize("command, stdout", [
-    ("pwd", "/root\n"),
-    ("cd docs && pwd", "/root/docs\n"),
-    ("cd docs; cd ..; pwd", "/root\n"),
-    ("ls", "docs\nrl_environment\n"),
-    ("ls -a", ".\n..\n.hidden\ndocs\nrl_environment\n"),
-    ("cat docs/a.txt | head -n 1", "alpha\n"),
-    ("tail -1 docs/a.txt", "gamma\n"),
-    ("echo 'single $quoted'", "single $quoted\n"),
-    ('echo "a \\"b\\" c"', 'a "b" c\n'),
-    ("echo -e 'x\\ny'", "x\ny\n"),
-    ("echo -n hi", "hi"),
-    ("echo 'line1\nline2'", "line1\nline2\n"),
-    ("grep -n -i beta docs/a.txt", "2:Beta\n"),
-    ("grep -r return .", "./rl_environment/compute_reward.py:    return -10\n"),
-    ("wc -l docs/a.txt", "3 docs/a.txt\n"),
-    ("find . -name '*.py'", "./rl_environment/compute_reward.py\n"),
-    ("find docs -type f", "docs/a.txt\n"),
-    ("cat docs/*.txt | grep gam", "gamma\n"),
-    ("false_cmd || echo fallback", "fallback\n"),
-])
+@pytest.mark.parametrize(
+    "command, stdout",
+    [
+        ("pwd", "/root\n"),
+        ("cd docs && pwd", "/root/docs\n"),
+        ("cd docs; cd ..; pwd", "/root\n"),
+        ("ls", "docs\nrl_environment\n"),
+        ("ls -a", ".\n..\n.hidden\ndocs\nrl_environment\n"),
+        ("cat docs/a.txt | head -n 1", "alpha\n"),
+        ("tail -1 docs/a.txt", "gamma\n"),
+        ("echo 'single $quoted'", "single $quoted\n"),
+        ('echo "a \\"b\\" c"', 'a "b" c\n'),
+        ("echo -e 'x\\ny'", "x\ny\n"),
+        ("echo -n hi", "hi"),
+        ("echo 'line1\nline2'", "line1\nline2\n"),
+        ("grep -n -i beta docs/a.txt", "2:Beta\n"),
+        ("grep -r return .", "./rl_environment/compute_reward.py:    return -10\n"),
+        ("wc -l docs/a.txt", "3 docs/a.txt\n"),
+        ("find . -name '*.py'", "./rl_environment/compute_reward.py\n"),
+        ("find docs -type f", "docs/a.txt\n"),
+        ("cat docs/*.txt | grep gam", "gamma\n"),
+        ("false_cmd || echo fallback", "fallback\n"),
+    ],
+)
 def test_commands(shell: Shell, command: str, stdout: str) -> None:
     assert shell.run(command).stdout == stdout
 

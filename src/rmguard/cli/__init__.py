@@ -13,7 +13,17 @@ import sys
 from rmguard.errors import RMGuardError
 
 SUBCOMMAND_MODULES = [
-    "train", "score", "merge", "label", "split", "eval", "diagnose", "bon", "rloo", "demo", "tamper",
+    "train",
+    "score",
+    "merge",
+    "label",
+    "split",
+    "eval",
+    "diagnose",
+    "bon",
+    "rloo",
+    "demo",
+    "tamper",
 ]
 
 

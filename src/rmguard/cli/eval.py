@@ -7,12 +7,15 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate reward models on pair, ranking and benchmark files",
+        "eval",
+        help="evaluate reward models on pair, ranking and benchmark files",
         description="Pair files: accuracy (ties wrong, counted); gold-scored multi-response files: per-prompt "
-                    "Kendall τ-b and Spearman ρ; RewardBench v1/v2, RM-Bench and HHH-style files by their own "
-                    "rules. 95 % bootstrap intervals; a Markdown table on the console.",
+        "Kendall τ-b and Spearman ρ; RewardBench v1/v2, RM-Bench and HHH-style files by their own "
+        "rules. 95 % bootstrap intervals; a Markdown table on the console.",
     )
-    parser.add_argument("--model", action="append", required=True, help="reward-model folder (repeat for several)")
+    parser.add_argument(
+        "--model", action="append", required=True, help="reward-model folder (repeat for several)"
+    )
     parser.add_argument("--data", action="append", required=True, help="evaluation file (repeat for several)")
     parser.add_argument("--output", help="JSON file for every number")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -25,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rmguard.eval.evaluation import evaluate_models
 
-    report = evaluate_models(args.model, args.data, args.output, args.batch_size, args.max_length, args.seed, args.bootstrap)
+    report = evaluate_models(
+        args.model, args.data, args.output, args.batch_size, args.max_length, args.seed, args.bootstrap
+    )
     if report["scenario_table"] and len(report["data"]) > 1:
         print(report["scenario_table"] + "\n")
     print(report["table"])

@@ -8,17 +8,28 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "label", help="gold-score every response of a multi-response file and build labelled pairs",
+        "label",
+        help="gold-score every response of a multi-response file and build labelled pairs",
         description="Writes OUT.jsonl (every completion with gold_score), OUT.pairs.jsonl (TRL pairs, label noise "
-                    "applied) and OUT.meta.json. SPEC is a reward-model folder or module:function / file.py:function "
-                    "for f(prompt, response) -> float, called with chat messages.",
+        "applied) and OUT.meta.json. SPEC is a reward-model folder or module:function / file.py:function "
+        "for f(prompt, response) -> float, called with chat messages.",
     )
-    parser.add_argument("--data", required=True, help="UltraFeedback-layout file: instruction/prompt, completions[{model, response}]")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="UltraFeedback-layout file: instruction/prompt, completions[{model, response}]",
+    )
     parser.add_argument("--gold", required=True, help="gold SPEC: reward-model folder or module:function")
     parser.add_argument("--output", required=True, help="labelled JSONL to write")
-    parser.add_argument("--pairs", default="best_vs_worst", choices=["best_vs_worst", "best_vs_random", "all", "all_pairs"],
-                        help="how records become pairs (as in training); tied gold scores are never paired")
-    parser.add_argument("--label-noise", type=float, default=0.0, help="fraction of pairs to flip, exactly (rounded)")
+    parser.add_argument(
+        "--pairs",
+        default="best_vs_worst",
+        choices=["best_vs_worst", "best_vs_random", "all", "all_pairs"],
+        help="how records become pairs (as in training); tied gold scores are never paired",
+    )
+    parser.add_argument(
+        "--label-noise", type=float, default=0.0, help="fraction of pairs to flip, exactly (rounded)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16, help="gold reward-model batch size")
     parser.set_defaults(func=run)
@@ -28,6 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.eval.labeling import label_file
 
     strategy = "all_pairs" if args.pairs == "all" else args.pairs
-    meta = label_file(args.data, args.gold, args.output, strategy, args.label_noise, args.seed, args.batch_size)
-    print(json.dumps({k: meta[k] for k in ("records", "responses", "pairs", "flipped", "records_without_pair", "files")}))
+    meta = label_file(
+        args.data, args.gold, args.output, strategy, args.label_noise, args.seed, args.batch_size
+    )
+    print(
+        json.dumps(
+            {
+                k: meta[k]
+                for k in ("records", "responses", "pairs", "flipped", "records_without_pair", "files")
+            }
+        )
+    )
     return 0

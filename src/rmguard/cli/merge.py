@@ -10,9 +10,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--adapter", required=True, help="LoRA checkpoint written by rmguard train (use_peft)")
     merge.add_argument("--output", required=True, help="folder for the merged checkpoint")
     merge.set_defaults(func=run_merge)
-    export = subparsers.add_parser("export", help="export a linear-head GRM checkpoint as a standard sequence classifier")
+    export = subparsers.add_parser(
+        "export", help="export a linear-head GRM checkpoint as a standard sequence classifier"
+    )
     export.add_argument("--model", required=True, help="GRM checkpoint with head_type linear")
-    export.add_argument("--output", required=True, help="folder for the *ForSequenceClassification checkpoint")
+    export.add_argument(
+        "--output", required=True, help="folder for the *ForSequenceClassification checkpoint"
+    )
     export.set_defaults(func=run_export)
 
 

@@ -18,8 +18,15 @@ from rich.progress import (
 @contextmanager
 def stage_progress(disable: bool = False) -> Iterator:
     """Yields ``update(stage, done, total)``; each new stage name gets its own bar."""
-    progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), disable=disable, transient=False)
+    progress = Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=disable,
+        transient=False,
+    )
     tasks: dict[str, int] = {}
 
     def update(stage: str, done: int, total: int) -> None:

@@ -10,9 +10,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from rmguard.overopt.rloo import RlooConfig
 
     parser = subparsers.add_parser(
-        "rloo", help="RLOO policy optimisation against a proxy RM, with the gold reward tracked",
+        "rloo",
+        help="RLOO policy optimisation against a proxy RM, with the gold reward tracked",
         description="Optimise a policy with RLOO (TRL's RLOOTrainer) against a proxy reward model and track proxy, "
-                    "gold, KL to the reference and length on held-out prompts every --eval-steps steps.",
+        "gold, KL to the reference and length on held-out prompts every --eval-steps steps.",
     )
     required = {"policy", "prompts", "proxy", "gold", "output_dir"}
     for f in dataclasses.fields(RlooConfig):
@@ -34,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     with stage_progress(args.no_progress) as update:
         summary = run_rloo(RlooConfig(**values), update)
     peak = summary["gold_peak"]
-    print(f"gold peaks at step {peak['step']} (KL {peak['kl']:.3f}): {peak['gold']:.4f}; at the end {peak['gold_at_end']:.4f}")
+    print(
+        f"gold peaks at step {peak['step']} (KL {peak['kl']:.3f}): {peak['gold']:.4f}; at the end {peak['gold_at_end']:.4f}"
+    )
     print(f"tracking: {args.output_dir}/tracking.csv")
     return 0

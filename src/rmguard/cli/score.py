@@ -8,17 +8,24 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "score", help="score a pair file or a prompt/response file with a reward model",
+        "score",
+        help="score a pair file or a prompt/response file with a reward model",
         description="Pair files get chosen_reward and rejected_reward per pair; files with 'prompt' and 'response' "
-                    "get one reward per line. Output lines follow the input order.",
+        "get one reward per line. Output lines follow the input order.",
     )
     parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=None, help="cut prompts from the left beyond this many tokens")
-    parser.add_argument("--no-packing", dest="packing", action="store_false",
-                        help="one padded row per response instead of sharing each prompt across its responses")
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="cut prompts from the left beyond this many tokens"
+    )
+    parser.add_argument(
+        "--no-packing",
+        dest="packing",
+        action="store_false",
+        help="one padded row per response instead of sharing each prompt across its responses",
+    )
     parser.add_argument("--data-format", default="auto", help="pair format (see rmguard train --help-fields)")
     parser.set_defaults(func=run)
 
@@ -26,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rmguard.scoring import score_file
 
-    summary = score_file(args.model, args.data, args.output, args.batch_size, args.data_format, args.max_length,
-                         args.packing)
+    summary = score_file(
+        args.model, args.data, args.output, args.batch_size, args.data_format, args.max_length, args.packing
+    )
     print(json.dumps(summary))
     return 0

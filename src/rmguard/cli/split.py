@@ -8,15 +8,21 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "split", help="build the four distribution-shift scenarios from a gold-labelled file",
+        "split",
+        help="build the four distribution-shift scenarios from a gold-labelled file",
         description="Writes train.jsonl, val1_in_domain.jsonl, val2_prompt_disjoint.jsonl, "
-                    "val3_response_disjoint.jsonl, val4_mutual_disjoint.jsonl and manifest.json.",
+        "val3_response_disjoint.jsonl, val4_mutual_disjoint.jsonl and manifest.json.",
     )
     parser.add_argument("--data", required=True, help="labelled multi-response file (rmguard label output)")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--heldout-prompts", type=float, default=0.2, help="fraction of prompts held out")
     parser.add_argument("--heldout-models", default="4", help="a count, or comma-separated model names")
-    parser.add_argument("--train-responses", type=int, default=2, help="training-model responses per train prompt used for training")
+    parser.add_argument(
+        "--train-responses",
+        type=int,
+        default=2,
+        help="training-model responses per train prompt used for training",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
 
@@ -29,8 +35,22 @@ def parse_models(value: str) -> int | list[str]:
 def run(args: argparse.Namespace) -> int:
     from rmguard.eval.splits import make_splits
 
-    manifest = make_splits(args.data, args.output_dir, args.heldout_prompts, parse_models(args.heldout_models),
-                           args.seed, args.train_responses)
-    print(json.dumps({"output_dir": args.output_dir, "heldout_models": manifest["heldout_models"],
-                      "counts": manifest["counts"], "disjointness": manifest["disjointness"]}))
+    manifest = make_splits(
+        args.data,
+        args.output_dir,
+        args.heldout_prompts,
+        parse_models(args.heldout_models),
+        args.seed,
+        args.train_responses,
+    )
+    print(
+        json.dumps(
+            {
+                "output_dir": args.output_dir,
+                "heldout_models": manifest["heldout_models"],
+                "counts": manifest["counts"],
+                "disjointness": manifest["disjointness"],
+            }
+        )
+    )
     return 0

@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     run.add_argument("--samples", type=int, default=16, help="episodes per environment")
     run.add_argument("--output", required=True, help="results JSONL (resumed if it exists)")
     run.add_argument("--environments-file", help="JSON/JSONL environments in the released format")
-    run.add_argument("--concurrency", type=int, default=8, help="parallel episodes for HTTP/scripted policies")
+    run.add_argument(
+        "--concurrency", type=int, default=8, help="parallel episodes for HTTP/scripted policies"
+    )
     run.add_argument("--max-commands", type=int, default=20)
     run.add_argument("--rm", help="rmguard reward-model checkpoint: score the text after </cot>")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -30,7 +32,9 @@ def register(subparsers) -> None:
     replay.add_argument("--env", required=True)
     replay.add_argument("--response-file", required=True, help="text, or JSON with a 'response' field")
     replay.add_argument("--variant", type=int, default=0)
-    replay.add_argument("--environments-file", help="take the environment from this file (--variant = record)")
+    replay.add_argument(
+        "--environments-file", help="take the environment from this file (--variant = record)"
+    )
     replay.add_argument("--json", action="store_true", help="print JSON (the default output)")
     replay.set_defaults(func=_replay)
 
@@ -56,7 +60,9 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--base-url", default="http://localhost:8000/v1", help="OpenAI-compatible endpoint")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    parser.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key"
+    )
 
 
 def _positive(value: int, flag: str) -> int:
@@ -81,18 +87,32 @@ def _run(args) -> int:
     from rmguard.tamper.protocol import EpisodeConfig
     from rmguard.tamper.runner import RunConfig, expand_environments, format_report, run_curriculum
 
-    config = RunConfig(environments=expand_environments(args.env), samples=_positive(args.samples, "--samples"),
-                       seed=args.seed, concurrency=_positive(args.concurrency, "--concurrency"),
-                       episode=EpisodeConfig(max_commands=_positive(args.max_commands, "--max-commands")))
+    config = RunConfig(
+        environments=expand_environments(args.env),
+        samples=_positive(args.samples, "--samples"),
+        seed=args.seed,
+        concurrency=_positive(args.concurrency, "--concurrency"),
+        episode=EpisodeConfig(max_commands=_positive(args.max_commands, "--max-commands")),
+    )
     specs = None
     if args.environments_file:
         specs = [s for s in load_environments(args.environments_file) if s.name in config.environments]
         if not specs:
-            raise RMGuardError(f"{args.environments_file}: no environment of {', '.join(config.environments)}")
-    options = PolicyOptions(args.base_url, args.api_key_env,
-                            SamplingConfig(args.temperature, _positive(args.max_new_tokens, "--max-new-tokens")))
-    report = run_curriculum(config, make_policy(args.policy, options), args.output,
-                            preference_scorer=_preference_scorer(args.rm), specs=specs)
+            raise RMGuardError(
+                f"{args.environments_file}: no environment of {', '.join(config.environments)}"
+            )
+    options = PolicyOptions(
+        args.base_url,
+        args.api_key_env,
+        SamplingConfig(args.temperature, _positive(args.max_new_tokens, "--max-new-tokens")),
+    )
+    report = run_curriculum(
+        config,
+        make_policy(args.policy, options),
+        args.output,
+        preference_scorer=_preference_scorer(args.rm),
+        specs=specs,
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -106,7 +126,9 @@ def _replay(args) -> int:
     if args.environments_file:
         specs = load_environments(args.environments_file)
         if not 0 <= args.variant < len(specs):
-            raise RMGuardError(f"--variant {args.variant} is out of range: {args.environments_file} has {len(specs)}")
+            raise RMGuardError(
+                f"--variant {args.variant} is out of range: {args.environments_file} has {len(specs)}"
+            )
         spec = specs[args.variant]
     print(json.dumps(replay_response(args.env, response, args.variant, spec=spec), indent=2))
     return 0
@@ -132,9 +154,14 @@ def _train(args) -> int:
     from rmguard.tamper.policies import SamplingConfig
 
     config = ExpertIterationConfig(
-        model_path=args.model, output_dir=args.output_dir, prompts_per_stage=args.prompts_per_stage,
-        samples_per_prompt=args.samples_per_prompt, eval_samples=args.eval_samples, epochs=args.epochs,
-        learning_rate=args.learning_rate, seed=args.seed,
+        model_path=args.model,
+        output_dir=args.output_dir,
+        prompts_per_stage=args.prompts_per_stage,
+        samples_per_prompt=args.samples_per_prompt,
+        eval_samples=args.eval_samples,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
         sampling=SamplingConfig(args.temperature, args.max_new_tokens),
     )
     if args.stages:

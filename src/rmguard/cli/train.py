@@ -13,9 +13,10 @@ from rmguard.training.config import TrainConfig, load_config
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a reward model",
+        "train",
+        help="train a reward model",
         description="Train a reward model. Every TrainConfig field can be set in the YAML file and overridden "
-                    "as --field value (see `rmguard train --help-fields`).",
+        "as --field value (see `rmguard train --help-fields`).",
     )
     parser.add_argument("--config", help="YAML file of TrainConfig fields")
     parser.add_argument("--help-fields", action="store_true", help="list every config field and exit")

@@ -50,8 +50,11 @@ def detect_format(row: dict[str, Any], source: str) -> str:
         if "prompt" not in keys and isinstance(chosen, str) and chosen.startswith("\n\nHuman: "):
             return "hh_rlhf"
         return "trl"
-    raise DataError(source, f"unknown preference format: first row has fields {sorted(keys)}; expected "
-                    "chosen/rejected (TRL, HH-RLHF), conv_A/conv_B (Unified-Feedback) or completions (UltraFeedback)")
+    raise DataError(
+        source,
+        f"unknown preference format: first row has fields {sorted(keys)}; expected "
+        "chosen/rejected (TRL, HH-RLHF), conv_A/conv_B (Unified-Feedback) or completions (UltraFeedback)",
+    )
 
 
 def to_pairs(
@@ -68,9 +71,13 @@ def to_pairs(
     if data_format == "auto":
         data_format = detect_format(rows[0][1], source)
     if data_format not in FORMATS:
-        raise DataError(source, f"unknown data_format '{data_format}'; choose auto or one of {', '.join(FORMATS)}")
+        raise DataError(
+            source, f"unknown data_format '{data_format}'; choose auto or one of {', '.join(FORMATS)}"
+        )
     if pair_strategy not in PAIR_STRATEGIES:
-        raise DataError(source, f"unknown pair_strategy '{pair_strategy}'; choose one of {', '.join(PAIR_STRATEGIES)}")
+        raise DataError(
+            source, f"unknown pair_strategy '{pair_strategy}'; choose one of {', '.join(PAIR_STRATEGIES)}"
+        )
     stats = ConversionStats()
     rng = random.Random(seed)
     pairs: list[PreferencePair] = []
@@ -107,16 +114,31 @@ def check_text(value: Any, source: str, number: int, name: str) -> Text:
         return value
     if isinstance(value, list):
         for message in value:
-            if not (isinstance(message, dict) and isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
-                raise DataError(source, "messages must be objects with string 'role' and 'content'", row=number, field=name)
+            if not (
+                isinstance(message, dict)
+                and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)
+            ):
+                raise DataError(
+                    source,
+                    "messages must be objects with string 'role' and 'content'",
+                    row=number,
+                    field=name,
+                )
         return [{"role": m["role"], "content": m["content"]} for m in value]
-    raise DataError(source, f"expected text or a list of messages, got {type(value).__name__}", row=number, field=name)
+    raise DataError(
+        source, f"expected text or a list of messages, got {type(value).__name__}", row=number, field=name
+    )
 
 
 def _validate(pair: PreferencePair) -> None:
     for name in ("chosen", "rejected"):
         value = getattr(pair, name)
-        empty = not value.strip() if isinstance(value, str) else not value or not any(m["content"].strip() for m in value)
+        empty = (
+            not value.strip()
+            if isinstance(value, str)
+            else not value or not any(m["content"].strip() for m in value)
+        )
         if empty:
             raise DataError(pair.source, "empty response", row=pair.row, field=name)
     if pair.chosen == pair.rejected:
@@ -124,7 +146,9 @@ def _validate(pair: PreferencePair) -> None:
     if isinstance(pair.chosen, list) != isinstance(pair.rejected, list) or (
         pair.prompt and isinstance(pair.prompt, list) != isinstance(pair.chosen, list)
     ):
-        raise DataError(pair.source, "prompt, chosen and rejected mix plain text and chat messages", row=pair.row)
+        raise DataError(
+            pair.source, "prompt, chosen and rejected mix plain text and chat messages", row=pair.row
+        )
     if pair.margin is not None and not math.isfinite(pair.margin):
         raise DataError(pair.source, "margin must be a finite number", row=pair.row, field="margin")
 
@@ -156,7 +180,9 @@ def _margin(row: dict[str, Any], source: str, number: int) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise DataError(source, f"margin must be a number, got {value!r}", row=number, field="margin") from None
+        raise DataError(
+            source, f"margin must be a number, got {value!r}", row=number, field="margin"
+        ) from None
 
 
 def _trl_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
@@ -177,9 +203,13 @@ def parse_hh_transcript(text: str, source: str = "", number: int = 0, field: str
     """Split an HH-RLHF transcript into chat messages."""
     parts = _HH_TURN.split(text)
     if parts[0].strip() or len(parts) < 3:
-        raise DataError(source, "not an HH-RLHF transcript ('\\n\\nHuman: … \\n\\nAssistant: …')", row=number, field=field)
+        raise DataError(
+            source, "not an HH-RLHF transcript ('\\n\\nHuman: … \\n\\nAssistant: …')", row=number, field=field
+        )
     roles = {"Human": "user", "Assistant": "assistant"}
-    return [{"role": roles[speaker], "content": content} for speaker, content in zip(parts[1::2], parts[2::2])]
+    return [
+        {"role": roles[speaker], "content": content} for speaker, content in zip(parts[1::2], parts[2::2])
+    ]
 
 
 def _hh_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
@@ -200,7 +230,9 @@ def _number(row: dict[str, Any], name: str, source: str, number: int) -> float:
     return result
 
 
-def _unified_feedback_pairs(row: dict[str, Any], source: str, number: int, stats: ConversionStats) -> list[PreferencePair]:
+def _unified_feedback_pairs(
+    row: dict[str, Any], source: str, number: int, stats: ConversionStats
+) -> list[PreferencePair]:
     conv_a = check_text(_require(row, "conv_A", source, number), source, number, "conv_A")
     conv_b = check_text(_require(row, "conv_B", source, number), source, number, "conv_B")
     rating_a = _number(row, "conv_A_rating", source, number)
@@ -218,8 +250,12 @@ def completion_score(completion: dict[str, Any], source: str, number: int, index
     for key in COMPLETION_SCORE_KEYS:
         if completion.get(key) is not None:
             return _number(completion, key, source, number)
-    raise DataError(source, f"completion {index} has none of the score fields {', '.join(COMPLETION_SCORE_KEYS)}",
-                    row=number, field="completions")
+    raise DataError(
+        source,
+        f"completion {index} has none of the score fields {', '.join(COMPLETION_SCORE_KEYS)}",
+        row=number,
+        field="completions",
+    )
 
 
 def ultrafeedback_prompt(row: dict[str, Any], source: str, number: int) -> Text:
@@ -266,7 +302,7 @@ def select_pairs(scores: list[float], strategy: str, rng: random.Random) -> list
         return [(best, ranked[-1])]
     if strategy == "best_vs_random":
         return [(best, rng.choice([i for i in ranked if scores[i] < scores[best]]))]
-    return [(a, b) for n, a in enumerate(ranked) for b in ranked[n + 1:] if scores[a] > scores[b]]
+    return [(a, b) for n, a in enumerate(ranked) for b in ranked[n + 1 :] if scores[a] > scores[b]]
 
 
 def as_user_turn(prompt: Text) -> Text:

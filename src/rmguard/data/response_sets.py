@@ -82,8 +82,9 @@ def prompt_id(prompt: Text) -> str:
     return hashlib.sha1(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def parse_response_set(row: dict[str, Any], source: str, number: int, require_gold: bool = False,
-                       require_models: bool = False) -> ResponseSet:
+def parse_response_set(
+    row: dict[str, Any], source: str, number: int, require_gold: bool = False, require_models: bool = False
+) -> ResponseSet:
     prompt = ultrafeedback_prompt(row, source, number)
     raw = row.get("completions")
     if not isinstance(raw, list) or not raw:
@@ -96,19 +97,29 @@ def parse_response_set(row: dict[str, Any], source: str, number: int, require_go
         response = check_text(item.get("response"), source, number, f"{name}.response")
         model = item.get("model")
         if model is not None and not isinstance(model, str):
-            raise DataError(source, f"model name must be a string, got {model!r}", row=number, field=f"{name}.model")
+            raise DataError(
+                source, f"model name must be a string, got {model!r}", row=number, field=f"{name}.model"
+            )
         if require_models and not model:
-            raise DataError(source, "no model name (every response needs the name of the model that wrote it)",
-                            row=number, field=f"{name}.model")
+            raise DataError(
+                source,
+                "no model name (every response needs the name of the model that wrote it)",
+                row=number,
+                field=f"{name}.model",
+            )
         gold = completion_gold(item, source, number, index, require_gold)
-        completions.append(Completion(model, response, gold, {k: v for k, v in item.items() if k != "response"}))
+        completions.append(
+            Completion(model, response, gold, {k: v for k, v in item.items() if k != "response"})
+        )
     identifier = row.get("id")
     identifier = prompt_id(prompt) if identifier is None else str(identifier)
     fields = {k: v for k, v in row.items() if k not in ("completions", "id")}
     return ResponseSet(identifier, prompt, completions, source, number, fields)
 
 
-def completion_gold(item: dict[str, Any], source: str, number: int, index: int, required: bool) -> float | None:
+def completion_gold(
+    item: dict[str, Any], source: str, number: int, index: int, required: bool
+) -> float | None:
     """``gold_score`` if present, else the first UltraFeedback score field; None when absent and not required."""
     if item.get(GOLD_FIELD) is not None:
         return completion_score({GOLD_FIELD: item[GOLD_FIELD]}, source, number, index)
@@ -117,17 +128,26 @@ def completion_gold(item: dict[str, Any], source: str, number: int, index: int, 
     return completion_score(item, source, number, index)
 
 
-def read_response_sets(spec: str, require_gold: bool = False, require_models: bool = False) -> list[ResponseSet]:
+def read_response_sets(
+    spec: str, require_gold: bool = False, require_models: bool = False
+) -> list[ResponseSet]:
     """Multi-response records of a file; duplicate ids (or duplicate prompts without ids) are an error."""
     sets: list[ResponseSet] = []
     seen: dict[str, int] = {}
     for number, row in read_rows(spec):
         if "completions" not in row:
-            raise DataError(spec, "not a multi-response record (no 'completions')", row=number, field="completions")
+            raise DataError(
+                spec, "not a multi-response record (no 'completions')", row=number, field="completions"
+            )
         item = parse_response_set(row, spec, number, require_gold, require_models)
         if item.id in seen:
-            raise DataError(spec, f"duplicate id '{item.id}' (also on line {seen[item.id]}); same prompt twice? "
-                            "merge the rows or give each a distinct 'id'", row=number, field="id")
+            raise DataError(
+                spec,
+                f"duplicate id '{item.id}' (also on line {seen[item.id]}); same prompt twice? "
+                "merge the rows or give each a distinct 'id'",
+                row=number,
+                field="id",
+            )
         seen[item.id] = number
         sets.append(item)
     return sets

@@ -100,4 +100,6 @@ def _load_from_hub(name: str, split: str) -> Any:
     try:
         return datasets.load_dataset(name, split=split)
     except Exception as error:  # offline, missing, or private: all the user's to fix
-        raise DataError(name, f"not a local file or folder, and loading it from the hub failed: {error}") from None
+        raise DataError(
+            name, f"not a local file or folder, and loading it from the hub failed: {error}"
+        ) from None

@@ -32,8 +32,17 @@ def distribution(values: np.ndarray) -> dict[str, float]:
     """Mean, std, skew and the five box-plot quantiles of a sample."""
     v = np.asarray(values, dtype=float)
     q = np.quantile(v, [0.0, 0.25, 0.5, 0.75, 1.0])
-    return {"mean": float(v.mean()), "std": float(v.std()), "skew": rm.skewness(v), "min": float(q[0]),
-            "q1": float(q[1]), "median": float(q[2]), "q3": float(q[3]), "max": float(q[4]), "n": int(len(v))}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std()),
+        "skew": rm.skewness(v),
+        "min": float(q[0]),
+        "q1": float(q[1]),
+        "median": float(q[2]),
+        "q3": float(q[3]),
+        "max": float(q[4]),
+        "n": int(len(v)),
+    }
 
 
 def head_norm(head: nn.Module) -> float | None:
@@ -58,7 +67,11 @@ def _pair_subset(eval_set: EvalSet, pairs: list[tuple[int, int]]) -> EvalSet:
     items = [i for pair in pairs for i in pair]
     subset = EvalSet(eval_set.name, eval_set.path, "pairs")
     for k in range(0, len(items), 2):
-        subset.add(eval_set.prompts[items[k]], [eval_set.responses[items[k]], eval_set.responses[items[k + 1]]], str(k // 2))
+        subset.add(
+            eval_set.prompts[items[k]],
+            [eval_set.responses[items[k]], eval_set.responses[items[k + 1]]],
+            str(k // 2),
+        )
     return subset
 
 
@@ -80,9 +93,14 @@ def diagnose(
     file_labels = unique_labels([s.name for s in sets], [s.path for s in sets])
     labels = unique_labels([Path(m).name for m in models], models)
     pair_source = next(((label, s) for label, s in zip(file_labels, sets) if preference_pairs(s)), None)
-    pairs_set = _pair_subset(pair_source[1], preference_pairs(pair_source[1])[:max_pairs]) if pair_source else None
-    results: dict[str, Any] = {"models": {}, "data": dict(zip(file_labels, (s.path for s in sets))),
-                               "pair_distance_data": pair_source[0] if pair_source else None}
+    pairs_set = (
+        _pair_subset(pair_source[1], preference_pairs(pair_source[1])[:max_pairs]) if pair_source else None
+    )
+    results: dict[str, Any] = {
+        "models": {},
+        "data": dict(zip(file_labels, (s.path for s in sets))),
+        "pair_distance_data": pair_source[0] if pair_source else None,
+    }
     norms: dict[str, dict[str, np.ndarray]] = {}
     for label, model in zip(labels, models):
         scorer = RewardScorer(model, batch_size=batch_size, max_length=max_length)
@@ -97,7 +115,11 @@ def diagnose(
                 "effective_rank": rm.effective_rank(hidden),
                 "hidden_size": int(hidden.shape[1]),
             }
-        entry: dict[str, Any] = {"path": str(model), "head_norm": head_norm(scorer.model.head), "files": per_file}
+        entry: dict[str, Any] = {
+            "path": str(model),
+            "head_norm": head_norm(scorer.model.head),
+            "files": per_file,
+        }
         if pairs_set is not None:
             entry["pair_distance_over_training"] = _over_training(scorer, model, pairs_set)
         results["models"][label] = entry
@@ -118,7 +140,9 @@ def _over_training(scorer: RewardScorer, model: str | Path, pairs_set: EvalSet) 
         except ConfigError as error:
             points.append({"checkpoint": checkpoint.name, "error": str(error)})
             continue
-        points.append({"step": step, "checkpoint": checkpoint.name, **distribution(_pair_distance(scorer, pairs_set))})
+        points.append(
+            {"step": step, "checkpoint": checkpoint.name, **distribution(_pair_distance(scorer, pairs_set))}
+        )
     # The final model was measured first (before its weights were replaced); report in training order, and
     # drop it when the last checkpoint is the same step.
     if any(p.get("step") == final_step for p in points[1:]):
@@ -148,8 +172,14 @@ def _plots(results: dict[str, Any], norms: dict[str, dict[str, np.ndarray]], fol
         figure.savefig(folder / name, dpi=120)
         plt.close(figure)
         written.append(name)
-    curves = {label: [p for p in entry.get("pair_distance_over_training", []) if "mean" in p and p.get("step") is not None]
-              for label, entry in results["models"].items()}
+    curves = {
+        label: [
+            p
+            for p in entry.get("pair_distance_over_training", [])
+            if "mean" in p and p.get("step") is not None
+        ]
+        for label, entry in results["models"].items()
+    }
     if any(curves.values()):
         figure, axes = plt.subplots(figsize=(6, 4))
         for label, points in curves.items():

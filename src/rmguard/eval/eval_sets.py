@@ -51,8 +51,14 @@ class EvalSet:
     num_correct: list[int] = field(default_factory=list)  # rewardbench2: chosen count per group
     models: list[str | None] = field(default_factory=list)  # per item, when the file names them
 
-    def add(self, prompt: Text, responses: list[Text], identifier: str, subset: str | None = None,
-            models: list[str | None] | None = None) -> None:
+    def add(
+        self,
+        prompt: Text,
+        responses: list[Text],
+        identifier: str,
+        subset: str | None = None,
+        models: list[str | None] | None = None,
+    ) -> None:
         start = len(self.responses)
         self.prompts.extend([prompt] * len(responses))
         self.responses.extend(responses)
@@ -68,7 +74,12 @@ def detect_kind(row: dict[str, Any]) -> str:
     chosen = row.get("chosen")
     if isinstance(chosen, list) and chosen and all(isinstance(x, str) for x in chosen):
         rejected = row.get("rejected")
-        if "num_correct" not in row and len(chosen) == 3 and isinstance(rejected, list) and len(rejected) == 3:
+        if (
+            "num_correct" not in row
+            and len(chosen) == 3
+            and isinstance(rejected, list)
+            and len(rejected) == 3
+        ):
             return "rmbench"
         return "rewardbench2"
     return "pairs"
@@ -89,10 +100,20 @@ def load_eval_set(spec: str, kind: str = "auto") -> EvalSet:
                 raise DataError(spec, f"duplicate id '{item.id}'", row=number, field="id")
             seen.add(item.id)
             if len(item.completions) < 2:
-                raise DataError(spec, f"{len(item.completions)} response for this prompt; Kendall τ needs at least 2 "
-                                "per prompt", row=number, field="completions")
-            out.add(item.chat_prompt, [item.chat_response(i) for i in range(len(item.completions))], item.id,
-                    row.get("subset"), [c.model for c in item.completions])
+                raise DataError(
+                    spec,
+                    f"{len(item.completions)} response for this prompt; Kendall τ needs at least 2 "
+                    "per prompt",
+                    row=number,
+                    field="completions",
+                )
+            out.add(
+                item.chat_prompt,
+                [item.chat_response(i) for i in range(len(item.completions))],
+                item.id,
+                row.get("subset"),
+                [c.model for c in item.completions],
+            )
             out.gold.append(item.golds)
     elif kind == "pairs":
         by_number = dict(rows)
@@ -134,11 +155,21 @@ def _text_list(row: dict[str, Any], name: str, spec: str, number: int, size: int
 def _hhh_row(row: dict[str, Any], spec: str, number: int) -> dict[str, Any]:
     """HHH-alignment (BIG-bench) rows {input, targets: {choices, labels}} as a TRL pair."""
     targets = row.get("targets")
-    if not isinstance(targets, dict) or len(targets.get("choices") or []) != 2 or sorted(targets.get("labels") or []) != [0, 1]:
-        raise DataError(spec, "expected targets with two choices and labels [1, 0]", row=number, field="targets")
+    if (
+        not isinstance(targets, dict)
+        or len(targets.get("choices") or []) != 2
+        or sorted(targets.get("labels") or []) != [0, 1]
+    ):
+        raise DataError(
+            spec, "expected targets with two choices and labels [1, 0]", row=number, field="targets"
+        )
     best = targets["labels"].index(1)
-    return {"prompt": row.get("input"), "chosen": targets["choices"][best], "rejected": targets["choices"][1 - best],
-            **({"subset": row["subset"]} if "subset" in row else {})}
+    return {
+        "prompt": row.get("input"),
+        "chosen": targets["choices"][best],
+        "rejected": targets["choices"][1 - best],
+        **({"subset": row["subset"]} if "subset" in row else {}),
+    }
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -153,13 +184,19 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
     """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``)."""
     rewards = np.asarray(rewards, dtype=float)
     if len(rewards) != len(eval_set.responses):
-        raise rm.MetricError(f"{eval_set.path}: {len(rewards)} rewards for {len(eval_set.responses)} responses")
+        raise rm.MetricError(
+            f"{eval_set.path}: {len(rewards)} rewards for {len(eval_set.responses)} responses"
+        )
     summary: dict[str, Any] = {"kind": eval_set.kind, "path": eval_set.path}
     if eval_set.kind == "pairs":
         chosen = np.array([rewards[g[0]] for g in eval_set.groups])
         rejected = np.array([rewards[g[1]] for g in eval_set.groups])
         _, ties = rm.pairwise_accuracy(chosen, rejected)
-        summary.update(pairs=len(chosen), ties=ties, **_with_ci("accuracy", (chosen > rejected).astype(float), seed, resamples))
+        summary.update(
+            pairs=len(chosen),
+            ties=ties,
+            **_with_ci("accuracy", (chosen > rejected).astype(float), seed, resamples),
+        )
         subset_acc, subset_n = _by_subset(eval_set, (chosen > rejected).astype(float))
         if subset_acc:
             summary["subsets"] = {s: {"accuracy": subset_acc[s], "pairs": subset_n[s]} for s in subset_acc}
@@ -172,8 +209,13 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
         predicted = {i: [rewards[k] for k in group] for i, group in zip(eval_set.ids, eval_set.groups)}
         tau = np.array(list(rm.per_prompt_correlations(gold, predicted).values()))
         rho = np.array(list(rm.per_prompt_correlations(gold, predicted, rm.spearman_rho).values()))
-        summary.update(prompts=len(tau), responses=len(rewards), prompts_nan_tau=int(np.isnan(tau).sum()),
-                       **_with_ci("kendall_tau", tau, seed, resamples), **_with_ci("spearman", rho, seed, resamples))
+        summary.update(
+            prompts=len(tau),
+            responses=len(rewards),
+            prompts_nan_tau=int(np.isnan(tau).sum()),
+            **_with_ci("kendall_tau", tau, seed, resamples),
+            **_with_ci("spearman", rho, seed, resamples),
+        )
         summary["primary"] = "kendall_tau"
     elif eval_set.kind == "rewardbench2":
         summary.update(_rewardbench2(eval_set, rewards, seed, resamples))
@@ -185,8 +227,14 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
         domains = sorted({s for s in eval_set.subsets if s is not None})
         if domains:
             index = np.array(eval_set.subsets, dtype=object)
-            summary["domains"] = {d: {k: v for k, v in rm.rmbench_matrix(chosen[index == d], rejected[index == d]).items()
-                                      if k != "matrix"} for d in domains}
+            summary["domains"] = {
+                d: {
+                    k: v
+                    for k, v in rm.rmbench_matrix(chosen[index == d], rejected[index == d]).items()
+                    if k != "matrix"
+                }
+                for d in domains
+            }
         summary["primary"] = "accuracy"
     return summary
 
@@ -202,15 +250,19 @@ def _by_subset(eval_set: EvalSet, correct: np.ndarray) -> tuple[dict[str, float]
 def _rewardbench2(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
     correct, ties_records, tied_with_best = [], [], 0
     subsets: list[str] = []
-    for group, n_correct, subset, identifier in zip(eval_set.groups, eval_set.num_correct, eval_set.subsets, eval_set.ids):
+    for group, n_correct, subset, identifier in zip(
+        eval_set.groups, eval_set.num_correct, eval_set.subsets, eval_set.ids
+    ):
         scores = [rewards[k] for k in group]
         if str(subset).lower() == "ties":
             kind, _, number = identifier.partition(":")
             ties_records.append((kind, number, scores[:n_correct], scores[n_correct:]))
             continue
         if n_correct != 1:
-            raise rm.MetricError(f"{eval_set.path}: record {identifier} has {n_correct} chosen responses; best-of-n "
-                                 "needs exactly one outside the Ties subset")
+            raise rm.MetricError(
+                f"{eval_set.path}: record {identifier} has {n_correct} chosen responses; best-of-n "
+                "needs exactly one outside the Ties subset"
+            )
         correct.append(float(rm.best_of_n_correct(scores[0], scores[1:])))
         tied_with_best += scores[0] == max(scores[1:])
         subsets.append(str(subset))

@@ -61,12 +61,19 @@ def evaluate_models(
     results: dict[str, dict[str, Any]] = {}
     for label, model in zip(labels, models):
         scorer = RewardScorer(model, batch_size=batch_size, max_length=max_length)
-        results[label] = {f: summarize(s, score_eval_set(scorer, s)[0], seed, resamples) for f, s in zip(file_labels, sets)}
+        results[label] = {
+            f: summarize(s, score_eval_set(scorer, s)[0], seed, resamples) for f, s in zip(file_labels, sets)
+        }
         del scorer
     report = {
-        "models": {label: str(model) if isinstance(model, (str, Path)) else "<in memory>" for label, model in zip(labels, models)},
+        "models": {
+            label: str(model) if isinstance(model, (str, Path)) else "<in memory>"
+            for label, model in zip(labels, models)
+        },
         "data": {f: s.path for f, s in zip(file_labels, sets)},
-        "seed": seed, "bootstrap_resamples": resamples, "results": results,
+        "seed": seed,
+        "bootstrap_resamples": resamples,
+        "results": results,
         "table": markdown_table(results),
         "scenario_table": scenario_table(results),
     }
@@ -87,7 +94,9 @@ def _cell(summary: dict[str, Any]) -> str:
 def _table(results: dict[str, dict[str, Any]], columns: list[str], headers: list[str]) -> str:
     lines = ["| model | " + " | ".join(headers) + " |", "|---|" + "---|" * len(columns)]
     for label, by_file in results.items():
-        lines.append(f"| {label} | " + " | ".join(_cell(by_file[c]) if c in by_file else "–" for c in columns) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(_cell(by_file[c]) if c in by_file else "–" for c in columns) + " |"
+        )
     return "\n".join(lines)
 
 

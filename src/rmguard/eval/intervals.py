@@ -26,8 +26,9 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean, mean - half, mean + half
 
 
-def bootstrap_interval(values: Sequence[float], level: float = 0.95, resamples: int = 2000,
-                       seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_interval(
+    values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap of the mean over ``resamples`` resamples with replacement."""
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]

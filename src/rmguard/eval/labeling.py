@@ -27,7 +27,9 @@ def companion_path(output: str | Path, kind: str) -> Path:
     """OUT.jsonl → OUT.<kind>.jsonl for 'pairs', OUT.meta.json for 'meta'."""
     path = Path(output)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(f"{stem}.meta.json" if kind == "meta" else f"{stem}.{kind}{path.suffix or '.jsonl'}")
+    return path.with_name(
+        f"{stem}.meta.json" if kind == "meta" else f"{stem}.{kind}{path.suffix or '.jsonl'}"
+    )
 
 
 def flip_count(pairs: int, fraction: float) -> int:
@@ -45,9 +47,17 @@ def flip_indices(pairs: int, fraction: float, seed: int) -> list[int]:
 def pair_row(item: ResponseSet, chosen: int, rejected: int) -> dict[str, Any]:
     """A TRL conversational pair that keeps the id, both model names and both gold scores."""
     c, r = item.completions[chosen], item.completions[rejected]
-    return {"id": item.id, "prompt": item.chat_prompt, "chosen": item.chat_response(chosen),
-            "rejected": item.chat_response(rejected), "chosen_model": c.model, "rejected_model": r.model,
-            "chosen_gold": c.gold, "rejected_gold": r.gold, "label_flipped": False}
+    return {
+        "id": item.id,
+        "prompt": item.chat_prompt,
+        "chosen": item.chat_response(chosen),
+        "rejected": item.chat_response(rejected),
+        "chosen_model": c.model,
+        "rejected_model": r.model,
+        "chosen_gold": c.gold,
+        "rejected_gold": r.gold,
+        "label_flipped": False,
+    }
 
 
 def build_pairs(items: Sequence[ResponseSet], strategy: str, seed: int) -> tuple[list[dict[str, Any]], int]:
@@ -71,7 +81,11 @@ def flip_labels(rows: list[dict[str, Any]], fraction: float, seed: int) -> int:
     flipped = flip_indices(len(rows), fraction, seed)
     for index in flipped:
         row = rows[index]
-        for a, b in (("chosen", "rejected"), ("chosen_model", "rejected_model"), ("chosen_gold", "rejected_gold")):
+        for a, b in (
+            ("chosen", "rejected"),
+            ("chosen_model", "rejected_model"),
+            ("chosen_gold", "rejected_gold"),
+        ):
             row[a], row[b] = row[b], row[a]
         row["label_flipped"] = True
     return len(flipped)
@@ -86,8 +100,12 @@ def gold_label(items: Sequence[ResponseSet], gold: GoldScorer) -> list[ResponseS
     prompts = [item.chat_prompt for item in items for _ in item.completions]
     responses = [item.chat_response(i) for item in items for i in range(len(item.completions))]
     scores = iter(gold.score(prompts, responses))
-    return [item.with_completions([Completion(c.model, c.response, next(scores), c.fields) for c in item.completions])
-            for item in items]
+    return [
+        item.with_completions(
+            [Completion(c.model, c.response, next(scores), c.fields) for c in item.completions]
+        )
+        for item in items
+    ]
 
 
 def label_file(
@@ -112,12 +130,23 @@ def label_file(
         for c in item.completions:
             models[c.model or ""] = models.get(c.model or "", 0) + 1
     meta = {
-        "source": str(data), "gold": gold, "pair_strategy": pairs, "label_noise": label_noise, "seed": seed,
-        "records": len(labelled), "responses": sum(models.values()), "pairs": len(rows),
-        "flipped": flipped, "flipped_fraction": flipped / len(rows) if rows else 0.0,
-        "records_without_pair": unpaired, "responses_per_model": dict(sorted(models.items())),
-        "files": {"records": str(output), "pairs": str(companion_path(output, "pairs")),
-                  "meta": str(companion_path(output, "meta"))},
+        "source": str(data),
+        "gold": gold,
+        "pair_strategy": pairs,
+        "label_noise": label_noise,
+        "seed": seed,
+        "records": len(labelled),
+        "responses": sum(models.values()),
+        "pairs": len(rows),
+        "flipped": flipped,
+        "flipped_fraction": flipped / len(rows) if rows else 0.0,
+        "records_without_pair": unpaired,
+        "responses_per_model": dict(sorted(models.items())),
+        "files": {
+            "records": str(output),
+            "pairs": str(companion_path(output, "pairs")),
+            "meta": str(companion_path(output, "meta")),
+        },
     }
     atomic_write_jsonl(output, [item.to_row() for item in labelled])
     atomic_write_jsonl(companion_path(output, "pairs"), rows)

@@ -19,9 +19,21 @@ from rmguard.errors import RMGuardError
 # the overall score is the mean of the section scores.
 REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
-    "Chat Hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
-    "Safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond", "donotanswer"),
+    "Chat Hard": (
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ),
+    "Safety": (
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ),
     "Reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
 }
 RMBENCH_LEVELS = ("hard", "normal", "easy")
@@ -51,12 +63,13 @@ def pair_metrics(chosen: Tensor, rejected: Tensor, hidden_norms: Tensor | None =
     return metrics
 
 
-
 def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> tuple[float, int]:
     """(accuracy, ties): accuracy = mean_i 1[r_c,i > r_r,i]; a tie r_c = r_r counts as wrong and is counted."""
     c, r = np.asarray(chosen, dtype=float), np.asarray(rejected, dtype=float)
     if c.shape != r.shape or c.ndim != 1 or not len(c):
-        raise MetricError(f"pairwise accuracy needs equal, non-empty lists of rewards, got {c.shape} and {r.shape}")
+        raise MetricError(
+            f"pairwise accuracy needs equal, non-empty lists of rewards, got {c.shape} and {r.shape}"
+        )
     return float(np.mean(c > r)), int(np.sum(c == r))
 
 
@@ -114,14 +127,20 @@ def per_prompt_correlations(
     """
     if set(gold) != set(predicted):
         missing, extra = sorted(set(gold) - set(predicted)), sorted(set(predicted) - set(gold))
-        raise MetricError(f"ids of gold and predicted scores differ: {len(missing)} without predictions "
-                          f"{missing[:3]}, {len(extra)} without gold {extra[:3]}")
+        raise MetricError(
+            f"ids of gold and predicted scores differ: {len(missing)} without predictions "
+            f"{missing[:3]}, {len(extra)} without gold {extra[:3]}"
+        )
     result = {}
     for key, gold_scores in gold.items():
         if len(gold_scores) != len(predicted[key]):
-            raise MetricError(f"prompt '{key}': {len(gold_scores)} gold scores but {len(predicted[key])} predictions")
+            raise MetricError(
+                f"prompt '{key}': {len(gold_scores)} gold scores but {len(predicted[key])} predictions"
+            )
         if len(gold_scores) < 2:
-            raise MetricError(f"prompt '{key}' has {len(gold_scores)} response(s); a rank correlation needs at least 2")
+            raise MetricError(
+                f"prompt '{key}' has {len(gold_scores)} response(s); a rank correlation needs at least 2"
+            )
         result[key] = correlation(gold_scores, predicted[key])
     return result
 
@@ -177,7 +196,9 @@ def rewardbench_v1_sections(accuracy: Mapping[str, float], counts: Mapping[str, 
     for section, subsets in REWARDBENCH_SECTIONS.items():
         present = [s for s in subsets if s in accuracy and weights.get(s, 0) > 0]
         if present:
-            sections[section] = sum(accuracy[s] * weights[s] for s in present) / sum(weights[s] for s in present)
+            sections[section] = sum(accuracy[s] * weights[s] for s in present) / sum(
+                weights[s] for s in present
+            )
     if sections:
         sections["overall"] = sum(sections.values()) / len(sections)
     return sections
@@ -188,7 +209,9 @@ def best_of_n_correct(chosen: float, rejected: Sequence[float]) -> bool:
     return bool(chosen > max(rejected))
 
 
-def rewardbench_v2_ties(prompts: Sequence[tuple[str, int, Sequence[float], Sequence[float]]]) -> dict[str, float]:
+def rewardbench_v2_ties(
+    prompts: Sequence[tuple[str, int, Sequence[float], Sequence[float]]],
+) -> dict[str, float]:
     """RewardBench v2 'Ties' score from (kind, prompt number, correct rewards, incorrect rewards) per record.
 
     kind is 'ref' (one correct answer) or 'tied' (several equally correct ones). Per record:
@@ -216,8 +239,14 @@ def rewardbench_v2_ties(prompts: Sequence[tuple[str, int, Sequence[float], Seque
         preferred_hard = float(np.mean(hard_gap > spread)) if both else 0.0
         margin = float(np.mean(np.nan_to_num(np.tanh(hard_gap / spread - 1), nan=0.0))) if both else 0.0
     score = 0.3 * acc_tied + 0.3 * acc_ref + 0.2 * preferred + 0.2 * preferred_hard + 0.01 * margin
-    return {"score": score, "accuracy_ref": acc_ref, "accuracy_tied": acc_tied, "correctness_preferred": preferred,
-            "correctness_preferred_hard": preferred_hard, "margin_score": margin}
+    return {
+        "score": score,
+        "accuracy_ref": acc_ref,
+        "accuracy_tied": acc_tied,
+        "correctness_preferred": preferred,
+        "correctness_preferred_hard": preferred_hard,
+        "margin_score": margin,
+    }
 
 
 def rmbench_matrix(chosen: np.ndarray, rejected: np.ndarray) -> dict[str, object]:
@@ -232,8 +261,13 @@ def rmbench_matrix(chosen: np.ndarray, rejected: np.ndarray) -> dict[str, object
         raise MetricError(f"RM-Bench needs N×3 chosen and rejected rewards, got {c.shape} and {r.shape}")
     matrix = (c[:, :, None] > r[:, None, :]).mean(axis=0)
     upper, lower = np.triu_indices(3, k=1), np.tril_indices(3, k=-1)
-    return {"matrix": matrix.tolist(), "hard": float(matrix[upper].mean()), "normal": float(np.trace(matrix) / 3),
-            "easy": float(matrix[lower].mean()), "accuracy": float(matrix.mean())}
+    return {
+        "matrix": matrix.tolist(),
+        "hard": float(matrix[upper].mean()),
+        "normal": float(np.trace(matrix) / 3),
+        "easy": float(matrix[lower].mean()),
+        "accuracy": float(matrix.mean()),
+    }
 
 
 # ----------------------------------------------------------------------------------------------- diagnostics
@@ -253,5 +287,5 @@ def skewness(values: Sequence[float]) -> float:
     """Sample skewness m₃ / m₂^{3/2} (biased moments, ``scipy.stats.skew`` default); NaN for constant values."""
     v = np.asarray(values, dtype=float)
     centred = v - v.mean()
-    m2 = float(np.mean(centred ** 2))
-    return float(np.mean(centred ** 3) / m2 ** 1.5) if m2 > 0 else math.nan
+    m2 = float(np.mean(centred**2))
+    return float(np.mean(centred**3) / m2**1.5) if m2 > 0 else math.nan

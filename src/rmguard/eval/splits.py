@@ -33,17 +33,23 @@ PAIR_SPLITS = ("train", "val1_in_domain")
 MANIFEST = "manifest.json"
 
 
-def choose_heldout_models(models: Sequence[str], heldout: int | Sequence[str], rng: random.Random) -> list[str]:
+def choose_heldout_models(
+    models: Sequence[str], heldout: int | Sequence[str], rng: random.Random
+) -> list[str]:
     """A count (drawn from the sorted model names under ``rng``) or explicit names; at least two models must stay."""
     names = sorted(models)
     if isinstance(heldout, int):
         if not 1 <= heldout <= len(names) - 2:
-            raise ConfigError(f"--heldout-models {heldout}: the data has {len(names)} models; hold out between 1 and "
-                              f"{len(names) - 2} so that two training models remain")
+            raise ConfigError(
+                f"--heldout-models {heldout}: the data has {len(names)} models; hold out between 1 and "
+                f"{len(names) - 2} so that two training models remain"
+            )
         return sorted(rng.sample(names, heldout))
     unknown = sorted(set(heldout) - set(names))
     if unknown:
-        raise ConfigError(f"held-out model(s) {', '.join(unknown)} do not occur in the data; it has {', '.join(names)}")
+        raise ConfigError(
+            f"held-out model(s) {', '.join(unknown)} do not occur in the data; it has {', '.join(names)}"
+        )
     if len(names) - len(set(heldout)) < 2:
         raise ConfigError("at least two training models must remain after holding models out")
     return sorted(set(heldout))
@@ -59,12 +65,16 @@ def choose_heldout_prompts(items: Sequence[ResponseSet], fraction: float, rng: r
     keys = sorted(groups)
     count = round(fraction * len(keys))
     if not 1 <= count < len(keys):
-        raise ConfigError(f"--heldout-prompts {fraction} of {len(keys)} prompts holds out {count}; "
-                          "at least one prompt must be held out and one kept")
+        raise ConfigError(
+            f"--heldout-prompts {fraction} of {len(keys)} prompts holds out {count}; "
+            "at least one prompt must be held out and one kept"
+        )
     return {identifier for key in rng.sample(keys, count) for identifier in groups[key]}
 
 
-def _pairs(items: Sequence[ResponseSet], strategy: str, rng: random.Random) -> tuple[list[dict[str, Any]], int]:
+def _pairs(
+    items: Sequence[ResponseSet], strategy: str, rng: random.Random
+) -> tuple[list[dict[str, Any]], int]:
     rows, unpaired = [], 0
     for item in items:
         chosen_rejected = select_pairs(item.golds, strategy, rng) if len(item.completions) >= 2 else []
@@ -73,8 +83,11 @@ def _pairs(items: Sequence[ResponseSet], strategy: str, rng: random.Random) -> t
     return rows, unpaired
 
 
-def _disjointness(parts: dict[str, list[ResponseSet]], heldout_ids: set[str], heldout_models: set[str]) -> dict[str, Any]:
+def _disjointness(
+    parts: dict[str, list[ResponseSet]], heldout_ids: set[str], heldout_models: set[str]
+) -> dict[str, Any]:
     """Checks that must hold by construction, recomputed from the written records."""
+
     def ids(name: str) -> set[str]:
         return {item.id for item in parts[name]}
 
@@ -145,7 +158,9 @@ def make_splits(
         parts["val3_response_disjoint"].append(item.with_completions(new))
 
     checks = _disjointness(parts, held_prompts, held_models)
-    if not all(checks[key] for key in ("prompts_disjoint", "models_disjoint", "train_val1_responses_disjoint")):
+    if not all(
+        checks[key] for key in ("prompts_disjoint", "models_disjoint", "train_val1_responses_disjoint")
+    ):
         raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
 
     pair_rng = random.Random(f"pairs:{seed}")
@@ -158,26 +173,41 @@ def make_splits(
         else:
             kept = [item for item in parts[name] if len(item.completions) >= 2]
             rows = [item.to_row() for item in kept]
-            counts[name] = {"prompts": len(kept), "responses": sum(len(i.completions) for i in kept),
-                            "prompts_with_fewer_than_2_responses": len(parts[name]) - len(kept)}
+            counts[name] = {
+                "prompts": len(kept),
+                "responses": sum(len(i.completions) for i in kept),
+                "prompts_with_fewer_than_2_responses": len(parts[name]) - len(kept),
+            }
         outputs[name] = rows
     flipped = flip_labels(outputs["train"], noise, seed)
     counts["train"]["flipped"] = flipped
 
     for name, rows in outputs.items():
         if not rows:
-            raise DataError(data, f"split {name} would be empty (counts: {counts[name]}); use more prompts or models, "
-                            "or change --heldout-prompts / --heldout-models")
+            raise DataError(
+                data,
+                f"split {name} would be empty (counts: {counts[name]}); use more prompts or models, "
+                "or change --heldout-prompts / --heldout-models",
+            )
     manifest = {
-        "source": str(data), "seed": seed, "heldout_prompts_fraction": heldout_prompts,
-        "train_models": sorted(all_models - held_models), "heldout_models": sorted(held_models),
+        "source": str(data),
+        "seed": seed,
+        "heldout_prompts_fraction": heldout_prompts,
+        "train_models": sorted(all_models - held_models),
+        "heldout_models": sorted(held_models),
         "prompts": {"train": len(items) - len(held_prompts), "heldout": len(held_prompts)},
-        "train_responses_per_prompt": train_responses, "pair_strategy": strategy, "label_noise": noise,
-        "label_metadata": label_meta or None, "counts": counts, "disjointness": checks,
+        "train_responses_per_prompt": train_responses,
+        "pair_strategy": strategy,
+        "label_noise": noise,
+        "label_metadata": label_meta or None,
+        "counts": counts,
+        "disjointness": checks,
         "files": {name: f"{name}.jsonl" for name in SPLITS},
     }
     with atomic_directory(output_dir) as scratch:
         for name, rows in outputs.items():
-            (scratch / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            (scratch / f"{name}.jsonl").write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            )
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -78,17 +78,26 @@ def take(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
     return np.take_along_axis(np.asarray(values, dtype=float), picks, axis=1)
 
 
-def pick_metrics(selector: np.ndarray, gold: np.ndarray, length: np.ndarray, ns: Sequence[int]) -> dict[str, np.ndarray]:
+def pick_metrics(
+    selector: np.ndarray, gold: np.ndarray, length: np.ndarray, ns: Sequence[int]
+) -> dict[str, np.ndarray]:
     """Per-prompt curves [P, len(ns)] for one selector: gold, proxy (the selector's own score), their pool
     z-scores and the gap proxy_z − gold_z, and the pick's length."""
     picks = best_of_n_picks(selector, ns)
-    out = {"gold": take(gold, picks), "proxy": take(selector, picks), "proxy_z": take(standardize(selector), picks),
-           "gold_z": take(standardize(gold), picks), "length": take(length, picks)}
+    out = {
+        "gold": take(gold, picks),
+        "proxy": take(selector, picks),
+        "proxy_z": take(standardize(selector), picks),
+        "gold_z": take(standardize(gold), picks),
+        "length": take(length, picks),
+    }
     out["gap"] = out["proxy_z"] - out["gold_z"]
     return out
 
 
-def summarize(per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95) -> dict[str, list[dict[str, float]]]:
+def summarize(
+    per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95
+) -> dict[str, list[dict[str, float]]]:
     """Mean curves with intervals, for the per-prompt curves of one or more seeds of a selector.
 
     For each metric and n: the mean over seeds and prompts; a t interval across prompts (of the per-prompt
@@ -102,7 +111,15 @@ def summarize(per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95) ->
         for k in range(stacked.shape[2]):
             mean, p_low, p_high = t_interval(stacked[:, :, k].mean(axis=0), level)
             _, s_low, s_high = t_interval(stacked[:, :, k].mean(axis=1), level)
-            rows.append({"mean": mean, "prompt_low": p_low, "prompt_high": p_high, "seed_low": s_low, "seed_high": s_high})
+            rows.append(
+                {
+                    "mean": mean,
+                    "prompt_low": p_low,
+                    "prompt_high": p_high,
+                    "seed_low": s_low,
+                    "seed_high": s_high,
+                }
+            )
         result[metric] = rows
     return result
 
@@ -110,8 +127,13 @@ def summarize(per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95) ->
 def gold_peak(ns: Sequence[int], gold_mean: Sequence[float]) -> dict[str, float]:
     """Where the mean gold curve peaks, and how far it has fallen by the largest n."""
     best = int(np.nanargmax(gold_mean))
-    return {"peak_n": int(ns[best]), "peak_kl": kl_bon(ns[best]), "gold_at_peak": float(gold_mean[best]),
-            "gold_at_max_n": float(gold_mean[-1]), "drop_after_peak": float(gold_mean[best] - gold_mean[-1])}
+    return {
+        "peak_n": int(ns[best]),
+        "peak_kl": kl_bon(ns[best]),
+        "gold_at_peak": float(gold_mean[best]),
+        "gold_at_max_n": float(gold_mean[-1]),
+        "drop_after_peak": float(gold_mean[best] - gold_mean[-1]),
+    }
 
 
 # ----------------------------------------------------------------------------------------------- curves for a set of RMs
@@ -135,8 +157,13 @@ class Curves:
     level: float = 0.95
 
 
-def best_of_n_curves(proxies: Sequence[Proxy], gold: np.ndarray, length: np.ndarray, n_max: int | None = None,
-                     level: float = 0.95) -> Curves:
+def best_of_n_curves(
+    proxies: Sequence[Proxy],
+    gold: np.ndarray,
+    length: np.ndarray,
+    n_max: int | None = None,
+    level: float = 0.95,
+) -> Curves:
     """Curves for each proxy, each kind (seed-averaged, with seed intervals), each kind's mean and min
     ensemble, and the gold itself as selector (the oracle: what best-of-n could reach)."""
     gold = np.asarray(gold, dtype=float)
@@ -158,7 +185,11 @@ def best_of_n_curves(proxies: Sequence[Proxy], gold: np.ndarray, length: np.ndar
             continue
         add(f"{kind} (mean of {len(members)} seeds)", "kind", [per_proxy[m.name] for m in members])
         for how in ("mean", "min"):
-            add(f"{kind} ensemble-{how}", "ensemble", [pick_metrics(ensemble([m.scores for m in members], how), gold, length, ns)])
+            add(
+                f"{kind} ensemble-{how}",
+                "ensemble",
+                [pick_metrics(ensemble([m.scores for m in members], how), gold, length, ns)],
+            )
     add("gold (oracle)", "oracle", [pick_metrics(gold, gold, length, ns)])
     result = Curves(ns, [kl_bon(n) for n in ns], curves, kinds, seeds, level=level)
     result.peaks = {name: gold_peak(ns, [row["mean"] for row in c["gold"]]) for name, c in curves.items()}
@@ -168,12 +199,38 @@ def best_of_n_curves(proxies: Sequence[Proxy], gold: np.ndarray, length: np.ndar
 def curves_csv(result: Curves) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["selector", "what", "seeds", "n", "kl", "metric", "mean", "prompt_low", "prompt_high", "seed_low", "seed_high"])
+    writer.writerow(
+        [
+            "selector",
+            "what",
+            "seeds",
+            "n",
+            "kl",
+            "metric",
+            "mean",
+            "prompt_low",
+            "prompt_high",
+            "seed_low",
+            "seed_high",
+        ]
+    )
     for name, metrics in result.curves.items():
         for metric, rows in metrics.items():
             for n, kl, row in zip(result.ns, result.kl, rows):
-                writer.writerow([name, result.kinds[name], result.seeds[name], n, f"{kl:.6f}", metric,
-                                 *(f"{row[c]:.6g}" for c in ("mean", "prompt_low", "prompt_high", "seed_low", "seed_high"))])
+                writer.writerow(
+                    [
+                        name,
+                        result.kinds[name],
+                        result.seeds[name],
+                        n,
+                        f"{kl:.6f}",
+                        metric,
+                        *(
+                            f"{row[c]:.6g}"
+                            for c in ("mean", "prompt_low", "prompt_high", "seed_low", "seed_high")
+                        ),
+                    ]
+                )
     return buffer.getvalue()
 
 
@@ -227,7 +284,9 @@ def read_prompts(spec: str) -> list[Any]:
     return prompts
 
 
-def pool_matrix(rows: list[dict[str, Any]], n: int, source: str) -> tuple[list[Any], list[list[Any]], np.ndarray, str]:
+def pool_matrix(
+    rows: list[dict[str, Any]], n: int, source: str
+) -> tuple[list[Any], list[list[Any]], np.ndarray, str]:
     """Group pool rows by prompt (in first-seen order) and keep the first ``n`` responses of each:
     (prompts, responses[P][n], length [P, n], length unit)."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -235,12 +294,19 @@ def pool_matrix(rows: list[dict[str, Any]], n: int, source: str) -> tuple[list[A
         groups.setdefault(json.dumps(row["prompt"], sort_keys=True), []).append(row)
     short = [(key, len(items)) for key, items in groups.items() if len(items) < n]
     if short:
-        raise ConfigError(f"{source}: {len(short)} prompt(s) have fewer than n={n} responses (e.g. {short[0][1]})")
+        raise ConfigError(
+            f"{source}: {len(short)} prompt(s) have fewer than n={n} responses (e.g. {short[0][1]})"
+        )
     prompts = [items[0]["prompt"] for items in groups.values()]
     responses = [[row["response"] for row in items[:n]] for items in groups.values()]
     unit = "tokens" if all("tokens" in row for row in rows) else "words"
-    length = np.array([[row["tokens"] if unit == "tokens" else len(str(row["response"]).split()) for row in items[:n]]
-                       for items in groups.values()], dtype=float)
+    length = np.array(
+        [
+            [row["tokens"] if unit == "tokens" else len(str(row["response"]).split()) for row in items[:n]]
+            for items in groups.values()
+        ],
+        dtype=float,
+    )
     return prompts, responses, length, unit
 
 
@@ -248,11 +314,18 @@ def chat_pair(prompt: Any, response: Any) -> tuple[Any, Any]:
     """Prompts and responses as chat messages, the form reward models with chat templates score."""
     from rmguard.overopt.generation import as_messages
 
-    return as_messages(prompt), ([{"role": "assistant", "content": response}] if isinstance(response, str) else response)
+    return as_messages(prompt), (
+        [{"role": "assistant", "content": response}] if isinstance(response, str) else response
+    )
 
 
-def score_pool(prompts: list[Any], responses: list[list[Any]], scorers: dict[str, Callable[[], Callable]],
-               cache_path: Path, progress: Callable[[str, int, int], None] | None = None) -> dict[str, np.ndarray]:
+def score_pool(
+    prompts: list[Any],
+    responses: list[list[Any]],
+    scorers: dict[str, Callable[[], Callable]],
+    cache_path: Path,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """[P, N] scores per scorer name, cached per response in ``cache_path``."""
     from rmguard.overopt.score_cache import ScoreCache
 
@@ -267,7 +340,9 @@ def score_pool(prompts: list[Any], responses: list[list[Any]], scorers: dict[str
     return scores
 
 
-def run_best_of_n(config: BonConfig, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def run_best_of_n(
+    config: BonConfig, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
     """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``."""
     from rmguard.overopt.generation import SamplingConfig, generate_pool, read_pool
     from rmguard.overopt.gold import GoldScorer
@@ -288,18 +363,31 @@ def run_best_of_n(config: BonConfig, progress: Callable[[str, int, int], None] |
     else:
         if not config.prompts:
             raise ConfigError("--prompts is required when sampling from a policy model")
-        sampling = SamplingConfig(config.temperature, config.top_p, config.max_new_tokens, config.generation_batch_size, config.seed)
+        sampling = SamplingConfig(
+            config.temperature, config.top_p, config.max_new_tokens, config.generation_batch_size, config.seed
+        )
         report = (lambda done, total: progress("sample", done, total)) if progress else None
-        rows = generate_pool(config.policy, read_prompts(config.prompts), config.n, sampling, out / "pool.jsonl", report)
+        rows = generate_pool(
+            config.policy, read_prompts(config.prompts), config.n, sampling, out / "pool.jsonl", report
+        )
         source = str(out / "pool.jsonl")
     prompts, responses, length, unit = pool_matrix(rows, config.n, source)
 
-    scorers = {f"proxy:{name}": (lambda folder=folder: RewardScorer(folder, batch_size=config.score_batch_size).score)
-               for name, folder, _ in proxies}
+    scorers = {
+        f"proxy:{name}": (
+            lambda folder=folder: RewardScorer(folder, batch_size=config.score_batch_size).score
+        )
+        for name, folder, _ in proxies
+    }
     scorers["gold"] = lambda: GoldScorer(config.gold, batch_size=config.score_batch_size).score
     scores = score_pool(prompts, responses, scorers, out / "scores.json", progress)
-    result = best_of_n_curves([Proxy(name, kind, scores[f"proxy:{name}"]) for name, _, kind in proxies],
-                              scores["gold"], length, config.n, config.level)
+    result = best_of_n_curves(
+        [Proxy(name, kind, scores[f"proxy:{name}"]) for name, _, kind in proxies],
+        scores["gold"],
+        length,
+        config.n,
+        config.level,
+    )
     summary = write_curves(result, out, unit)
     summary["config"] = asdict(config)
     atomic_write_json(out / "summary.json", summary)
@@ -309,10 +397,22 @@ def run_best_of_n(config: BonConfig, progress: Callable[[str, int, int], None] |
 
 def write_curves(result: Curves, out: Path, length_unit: str) -> dict[str, Any]:
     atomic_write_text(out / "curves.csv", curves_csv(result))
-    data = {"ns": result.ns, "kl": result.kl, "level": result.level, "length_unit": length_unit, "what": result.kinds,
-            "seeds": result.seeds, "curves": result.curves, "gold_peak": result.peaks}
+    data = {
+        "ns": result.ns,
+        "kl": result.kl,
+        "level": result.level,
+        "length_unit": length_unit,
+        "what": result.kinds,
+        "seeds": result.seeds,
+        "curves": result.curves,
+        "gold_peak": result.peaks,
+    }
     atomic_write_json(out / "curves.json", finite_json(data))
-    return {"gold_peak": result.peaks, "curves_csv": str(out / "curves.csv"), "curves_json": str(out / "curves.json")}
+    return {
+        "gold_peak": result.peaks,
+        "curves_csv": str(out / "curves.csv"),
+        "curves_json": str(out / "curves.json"),
+    }
 
 
 def finite_json(value: Any) -> Any:

@@ -28,7 +28,9 @@ from rmguard.training.pretrained import resolve_model_path
 class SamplingConfig:
     """How responses are sampled from the policy."""
 
-    temperature: float = 1.0  # softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)
+    temperature: float = (
+        1.0  # softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)
+    )
     top_p: float = 1.0  # nucleus sampling mass
     max_new_tokens: int = 64  # longest response, in tokens
     batch_size: int = 16  # sequences per generate() call
@@ -42,7 +44,11 @@ def as_messages(prompt: Text) -> list[dict[str, str]]:
 
 def response_text(response: Text) -> str:
     """The text of a response given as plain text or as assistant messages."""
-    return response if isinstance(response, str) else "".join(m["content"] for m in response if m["role"] == "assistant")
+    return (
+        response
+        if isinstance(response, str)
+        else "".join(m["content"] for m in response if m["role"] == "assistant")
+    )
 
 
 def load_policy(name_or_path: str) -> tuple[Any, Any]:
@@ -59,7 +65,10 @@ def load_policy(name_or_path: str) -> tuple[Any, Any]:
 def encode_prompts(tokenizer: Any, prompts: Sequence[Text]) -> list[list[int]]:
     """Prompt token ids ready for generation: through the chat template when the tokenizer has one."""
     if tokenizer.chat_template:
-        texts = [tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True) for p in prompts]
+        texts = [
+            tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
+            for p in prompts
+        ]
         return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     return [tokenizer(response_text(p) if isinstance(p, list) else p)["input_ids"] for p in prompts]
 
@@ -69,21 +78,30 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq):] = 1
+        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq) :] = 1
     return ids, mask
 
 
 @torch.inference_mode()
-def sample(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], config: SamplingConfig, seed: int) -> list[tuple[str, int]]:
+def sample(
+    model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], config: SamplingConfig, seed: int
+) -> list[tuple[str, int]]:
     """One sampled continuation per prompt: (decoded text, number of generated tokens up to and with EOS)."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids, mask = left_pad(prompt_ids, pad_id)
     torch.manual_seed(seed)
-    output = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), do_sample=True,
-                            temperature=config.temperature, top_p=config.top_p, top_k=0,
-                            max_new_tokens=config.max_new_tokens, pad_token_id=pad_id)
-    completions = output[:, ids.shape[1]:].cpu()
+    output = model.generate(
+        input_ids=ids.to(model.device),
+        attention_mask=mask.to(model.device),
+        do_sample=True,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=0,
+        max_new_tokens=config.max_new_tokens,
+        pad_token_id=pad_id,
+    )
+    completions = output[:, ids.shape[1] :].cpu()
     configured = model.generation_config.eos_token_id
     eos = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
     results = []
@@ -105,7 +123,11 @@ def read_pool(path: str | Path) -> list[dict[str, Any]]:
 
 
 def generate_pool(
-    policy: str | tuple[Any, Any], prompts: Sequence[Text], n: int, config: SamplingConfig, path: str | Path,
+    policy: str | tuple[Any, Any],
+    prompts: Sequence[Text],
+    n: int,
+    config: SamplingConfig,
+    path: str | Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``n`` samples for every prompt, kept in (and resumed from) the pool file at ``path``.
@@ -118,7 +140,9 @@ def generate_pool(
     done: dict[tuple[int, int], dict[str, Any]] = {}
     if path.is_file() and settings_path.is_file():
         if json.loads(settings_path.read_text()) != settings:
-            raise ConfigError(f"{path} was sampled with other settings ({settings_path}); use a new output folder")
+            raise ConfigError(
+                f"{path} was sampled with other settings ({settings_path}); use a new output folder"
+            )
         done = {(row["prompt_id"], row["sample"]): row for row in read_pool(path)}
     settings_path.parent.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings))
@@ -130,13 +154,24 @@ def generate_pool(
         model, tokenizer = load_policy(policy) if isinstance(policy, str) else policy
         encoded = encode_prompts(tokenizer, prompts)
         for start in range(0, len(todo), config.batch_size):
-            chunk = todo[start:start + config.batch_size]
+            chunk = todo[start : start + config.batch_size]
             # One seed per batch, derived from its first item: a resumed run re-forms the same batches.
             first_p, first_s = chunk[0]
-            results = sample(model, tokenizer, [encoded[p] for p, _ in chunk], config,
-                             seed=config.seed * 1_000_003 + first_s * 10_007 + first_p)
+            results = sample(
+                model,
+                tokenizer,
+                [encoded[p] for p, _ in chunk],
+                config,
+                seed=config.seed * 1_000_003 + first_s * 10_007 + first_p,
+            )
             for (p, s), (text, length) in zip(chunk, results):
-                done[(p, s)] = {"prompt_id": p, "sample": s, "prompt": prompts[p], "response": text, "tokens": length}
+                done[(p, s)] = {
+                    "prompt_id": p,
+                    "sample": s,
+                    "prompt": prompts[p],
+                    "response": text,
+                    "tokens": length,
+                }
             atomic_write_jsonl(path, [done[key] for key in sorted(done)])
             if progress:
                 progress(len(done), total)

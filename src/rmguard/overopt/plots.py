@@ -17,14 +17,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]  # x, mean, low, high
 
 
-def line_plot(lines: dict[str, Band], xlabel: str, ylabel: str, title: str, styles: dict[str, dict[str, Any]] | None = None) -> Any:
+def line_plot(
+    lines: dict[str, Band],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    styles: dict[str, dict[str, Any]] | None = None,
+) -> Any:
     """A figure with a mean line and a shaded interval per entry (missing bounds are simply not shaded)."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for name, (x, mean, low, high) in lines.items():
         (line,) = axis.plot(x, mean, marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
         ok = [i for i in range(len(x)) if not (math.isnan(low[i]) or math.isnan(high[i]))]
         if ok:
-            axis.fill_between([x[i] for i in ok], [low[i] for i in ok], [high[i] for i in ok], color=line.get_color(), alpha=0.15)
+            axis.fill_between(
+                [x[i] for i in ok],
+                [low[i] for i in ok],
+                [high[i] for i in ok],
+                color=line.get_color(),
+                alpha=0.15,
+            )
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=10)
@@ -57,11 +69,18 @@ def _bands(result: Any, metric: str, selectors: Sequence[str], x: Sequence[float
     for name in selectors:
         rows = result.curves[name][metric]
         side = "seed" if result.seeds[name] > 1 else "prompt"
-        bands[name] = (x, [r["mean"] for r in rows], [r[f"{side}_low"] for r in rows], [r[f"{side}_high"] for r in rows])
+        bands[name] = (
+            x,
+            [r["mean"] for r in rows],
+            [r[f"{side}_low"] for r in rows],
+            [r[f"{side}_high"] for r in rows],
+        )
     return bands
 
 
-def plot_bon(result: Any, out: Path, length_unit: str, selectors: Sequence[str] | None = None) -> dict[str, bytes]:
+def plot_bon(
+    result: Any, out: Path, length_unit: str, selectors: Sequence[str] | None = None
+) -> dict[str, bytes]:
     """gold_vs_kl.png, proxy_vs_kl.png, gap_vs_kl.png and length_vs_kl.png for best-of-n curves."""
     selectors = list(selectors or result.curves)
     level = f"{round(result.level * 100)}%"
@@ -72,11 +91,18 @@ def plot_bon(result: Any, out: Path, length_unit: str, selectors: Sequence[str] 
         "gap_vs_kl": ("gap", "proxy z − gold z of the pick"),
         "length_vs_kl": ("length", f"length of the pick ({length_unit})"),
     }
-    styles = {name: {"color": "black", "linestyle": "--"} for name in selectors if result.kinds[name] == "oracle"}
+    styles = {
+        name: {"color": "black", "linestyle": "--"} for name in selectors if result.kinds[name] == "oracle"
+    }
     pngs = {}
     for stem, (metric, ylabel) in specs.items():
         chosen = [s for s in selectors if not (metric in ("proxy_z", "gap") and result.kinds[s] == "oracle")]
-        figure = line_plot(_bands(result, metric, chosen, result.kl), "KL_BoN = log n − (n−1)/n  (nats)", ylabel,
-                           f"Best-of-n, n = 1…{result.ns[-1]}\n{note}", styles)
+        figure = line_plot(
+            _bands(result, metric, chosen, result.kl),
+            "KL_BoN = log n − (n−1)/n  (nats)",
+            ylabel,
+            f"Best-of-n, n = 1…{result.ns[-1]}\n{note}",
+            styles,
+        )
         pngs[stem] = save_png(figure, out / f"{stem}.png")
     return pngs

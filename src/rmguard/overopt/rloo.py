@@ -68,16 +68,23 @@ class RlooConfig:
 def completion_logps(model: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> float:
     """Σ_t log p(y_t | x, y_<t) of a completion under a causal LM."""
     ids = torch.tensor([list(prompt_ids) + list(completion_ids)], device=model.device)
-    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()
-    target = ids[0, len(prompt_ids):]
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    target = ids[0, len(prompt_ids) :]
     return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
 
 
 class Tracker:
     """Held-out evaluation of a policy: proxy, gold, KL to the reference and length per prompt."""
 
-    def __init__(self, config: RlooConfig, prompts: list[Text], reference: Any, tokenizer: Any,
-                 proxy: Callable[[list, list], list[float]], gold: Callable[[list, list], list[float]]):
+    def __init__(
+        self,
+        config: RlooConfig,
+        prompts: list[Text],
+        reference: Any,
+        tokenizer: Any,
+        proxy: Callable[[list, list], list[float]],
+        gold: Callable[[list, list], list[float]],
+    ):
         self.config, self.prompts, self.reference, self.tokenizer = config, prompts, reference, tokenizer
         self.proxy, self.gold = proxy, gold
         self.encoded = encode_prompts(tokenizer, prompts)
@@ -86,21 +93,37 @@ class Tracker:
     def evaluate(self, policy: Any, step: int) -> dict[str, float]:
         was_training = policy.training
         policy.eval()
-        sampling = SamplingConfig(self.config.temperature, self.config.top_p, self.config.max_new_tokens,
-                                  len(self.prompts), self.config.seed)
+        sampling = SamplingConfig(
+            self.config.temperature,
+            self.config.top_p,
+            self.config.max_new_tokens,
+            len(self.prompts),
+            self.config.seed,
+        )
         texts, kls, lengths = [], [], []
         for start in range(0, len(self.prompts), 16):
-            prompt_ids = self.encoded[start:start + 16]
-            for ids, (text, _) in zip(prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, self.config.seed + step)):
+            prompt_ids = self.encoded[start : start + 16]
+            for ids, (text, _) in zip(
+                prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, self.config.seed + step)
+            ):
                 completion = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                kls.append(completion_logps(policy, ids, completion) - completion_logps(self.reference, ids, completion)
-                           if completion else 0.0)
+                kls.append(
+                    completion_logps(policy, ids, completion)
+                    - completion_logps(self.reference, ids, completion)
+                    if completion
+                    else 0.0
+                )
                 texts.append(text)
                 lengths.append(len(completion))
         policy.train(was_training)
         prompts = [as_messages(p) for p in self.prompts]
         responses = [[{"role": "assistant", "content": t}] for t in texts]
-        values = {"proxy": self.proxy(prompts, responses), "gold": self.gold(prompts, responses), "kl": kls, "length": lengths}
+        values = {
+            "proxy": self.proxy(prompts, responses),
+            "gold": self.gold(prompts, responses),
+            "kl": kls,
+            "length": lengths,
+        }
         row: dict[str, float] = {"step": step}
         for name in TRACKED:
             row[name], row[f"{name}_low"], row[f"{name}_high"] = t_interval(values[name])
@@ -137,7 +160,7 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
         eval_prompts = [p for i, p in enumerate(prompts) if i % 5 == 4]
     if not eval_prompts or not train_prompts:
         raise ConfigError(f"{config.prompts}: too few prompts to hold some out; give --eval-prompts")
-    eval_prompts = eval_prompts[:config.eval_max_prompts]
+    eval_prompts = eval_prompts[: config.eval_max_prompts]
 
     policy, tokenizer = load_policy(config.policy)
     reference, _ = load_policy(config.policy)
@@ -149,11 +172,23 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
     tracker = Tracker(config, eval_prompts, reference, tokenizer, scorer.score, gold.score)
 
     args = RLOOConfig(
-        output_dir=str(out / "trl"), use_cpu=not torch.cuda.is_available(), bf16=False, seed=config.seed,
-        num_generations=config.k, beta=config.beta, epsilon=config.clip_epsilon, temperature=config.temperature,
-        top_p=config.top_p, max_completion_length=config.max_new_tokens, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.prompts_per_step * config.k, max_steps=config.max_steps,
-        logging_steps=config.eval_steps, save_strategy="no", report_to="none", disable_tqdm=True,
+        output_dir=str(out / "trl"),
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        seed=config.seed,
+        num_generations=config.k,
+        beta=config.beta,
+        epsilon=config.clip_epsilon,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_completion_length=config.max_new_tokens,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.prompts_per_step * config.k,
+        max_steps=config.max_steps,
+        logging_steps=config.eval_steps,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
     )
     train_set = datasets.Dataset.from_list([{"prompt": as_messages(p)} for p in train_prompts])
 
@@ -165,9 +200,17 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
                 progress("rloo", state.global_step, config.max_steps)
 
     tracker.evaluate(policy, 0)
-    trainer = RLOOTrainer(model=policy, reward_funcs=_proxy_reward(scorer), args=args, train_dataset=train_set,
-                          processing_class=tokenizer, callbacks=[Track()])
-    trainer.remove_callback(PrinterCallback)  # our progress display and tracking.csv replace its raw dict prints
+    trainer = RLOOTrainer(
+        model=policy,
+        reward_funcs=_proxy_reward(scorer),
+        args=args,
+        train_dataset=train_set,
+        processing_class=tokenizer,
+        callbacks=[Track()],
+    )
+    trainer.remove_callback(
+        PrinterCallback
+    )  # our progress display and tracking.csv replace its raw dict prints
     trainer.train()
     trainer.save_model(str(out / "policy"))
     tokenizer.save_pretrained(str(out / "policy"))
@@ -182,15 +225,36 @@ def write_tracking(rows: list[dict[str, float]], out: Path, config: dict[str, An
     writer.writerows(rows)
     atomic_write_text(out / "tracking.csv", buffer.getvalue())
     best = max(rows, key=lambda r: r["gold"])
-    summary = {"config": config, "tracking": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                                              for r in rows],
-               "gold_peak": {"step": best["step"], "kl": best["kl"], "gold": best["gold"], "gold_at_end": rows[-1]["gold"]}}
+    summary = {
+        "config": config,
+        "tracking": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
+        ],
+        "gold_peak": {
+            "step": best["step"],
+            "kl": best["kl"],
+            "gold": best["gold"],
+            "gold_at_end": rows[-1]["gold"],
+        },
+    }
     atomic_write_json(out / "summary.json", summary)
     for x_name in ("kl", "step"):
-        for metric, label in (("gold", "gold reward"), ("proxy", "proxy reward"), ("length", "length (tokens)")):
-            band = ([r[x_name] for r in rows], [r[metric] for r in rows], [r[f"{metric}_low"] for r in rows],
-                    [r[f"{metric}_high"] for r in rows])
-            figure = line_plot({"policy": band}, "KL(π ‖ π_ref) (nats, held-out estimate)" if x_name == "kl" else "RLOO step",
-                               label, "RLOO on held-out prompts; band: 95% interval across prompts")
+        for metric, label in (
+            ("gold", "gold reward"),
+            ("proxy", "proxy reward"),
+            ("length", "length (tokens)"),
+        ):
+            band = (
+                [r[x_name] for r in rows],
+                [r[metric] for r in rows],
+                [r[f"{metric}_low"] for r in rows],
+                [r[f"{metric}_high"] for r in rows],
+            )
+            figure = line_plot(
+                {"policy": band},
+                "KL(π ‖ π_ref) (nats, held-out estimate)" if x_name == "kl" else "RLOO step",
+                label,
+                "RLOO on held-out prompts; band: 95% interval across prompts",
+            )
             save_png(figure, out / f"{metric}_vs_{x_name}.png")
     return summary

@@ -14,7 +14,9 @@ ScoreFunction = Callable[[Sequence[Text], Sequence[Text]], list[float]]
 
 
 def item_key(prompt: Text, response: Text) -> str:
-    return hashlib.sha1(json.dumps([prompt, response], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha1(
+        json.dumps([prompt, response], sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
 
 
 class ScoreCache:
@@ -22,10 +24,19 @@ class ScoreCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.data: dict[str, dict[str, float]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data: dict[str, dict[str, float]] = (
+            json.loads(self.path.read_text()) if self.path.is_file() else {}
+        )
 
-    def score(self, scorer: str, load: Callable[[], ScoreFunction], prompts: Sequence[Text], responses: Sequence[Text],
-              chunk: int = 256, progress: Callable[[int, int], None] | None = None) -> list[float]:
+    def score(
+        self,
+        scorer: str,
+        load: Callable[[], ScoreFunction],
+        prompts: Sequence[Text],
+        responses: Sequence[Text],
+        chunk: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[float]:
         """Scores of every item under ``scorer``; ``load()`` builds the score function only if something is missing."""
         cached = self.data.setdefault(scorer, {})
         keys = [item_key(p, r) for p, r in zip(prompts, responses)]
@@ -37,7 +48,7 @@ class ScoreCache:
         if missing:
             function = load()
             for start in range(0, len(missing), chunk):
-                part = missing[start:start + chunk]
+                part = missing[start : start + chunk]
                 for i, value in zip(part, function([prompts[i] for i in part], [responses[i] for i in part])):
                     cached[keys[i]] = float(value)
                 atomic_write_json(self.path, self.data)

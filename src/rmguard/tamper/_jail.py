@@ -98,8 +98,10 @@ def become_worker(root, job, out_w, err_w):
         os.closerange(3, 1 << 16)
         limits = {
             resource.RLIMIT_AS: job["memory_bytes"],
-            resource.RLIMIT_NPROC: job["max_processes"], resource.RLIMIT_FSIZE: job["file_bytes"],
-            resource.RLIMIT_NOFILE: 64, resource.RLIMIT_CORE: 0,
+            resource.RLIMIT_NPROC: job["max_processes"],
+            resource.RLIMIT_FSIZE: job["file_bytes"],
+            resource.RLIMIT_NOFILE: 64,
+            resource.RLIMIT_CORE: 0,
         }
         for kind, value in limits.items():
             resource.setrlimit(kind, (value, value))
@@ -165,7 +167,9 @@ def collect(pid, out_r, err_r, job):
 def supervise(root, job, result_w):
     """The supervisor process: new namespaces, jail setup, one worker, a result on ``result_w``."""
     try:
-        check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        check(
+            libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare"
+        )
         build_root(root, job)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()

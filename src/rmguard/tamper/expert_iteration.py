@@ -52,14 +52,17 @@ class ExpertIterationConfig:
                 raise RMGuardError(f"{key} must be at least 1")
 
 
-def train(config: ExpertIterationConfig, preference_scorer: PreferenceScorer | None = None,
-          jail: Jail | None = None) -> dict:
+def train(
+    config: ExpertIterationConfig, preference_scorer: PreferenceScorer | None = None, jail: Jail | None = None
+) -> dict:
     config.validate()
     policy = HFPolicy(config.model_path, config.sampling)
     own_jail = jail is None
     jail = jail or Jail()
-    summary: dict = {"config": {k: v for k, v in asdict(config).items() if k not in ("sampling", "episode")},
-                     "stages": []}
+    summary: dict = {
+        "config": {k: v for k, v in asdict(config).items() if k not in ("sampling", "episode")},
+        "stages": [],
+    }
     try:
         for index, stage in enumerate(config.stages):
             kept = _best_episodes(stage, index, policy, config, jail, preference_scorer)
@@ -67,10 +70,20 @@ def train(config: ExpertIterationConfig, preference_scorer: PreferenceScorer | N
             checkpoint = Path(config.output_dir) / f"stage_{index}_{stage}"
             policy.model.save_pretrained(checkpoint)
             policy.tokenizer.save_pretrained(checkpoint)
-            evaluations = {env: _evaluate(env, policy, config, jail)
-                           for env in [*config.stages[index + 1 :], config.held_out]}
-            summary["stages"].append({"stage": stage, "kept": len(kept), "kept_gamed": sum(e.grade.gamed for e in kept),
-                                      "sft_loss": loss, "checkpoint": str(checkpoint), "evaluation": evaluations})
+            evaluations = {
+                env: _evaluate(env, policy, config, jail)
+                for env in [*config.stages[index + 1 :], config.held_out]
+            }
+            summary["stages"].append(
+                {
+                    "stage": stage,
+                    "kept": len(kept),
+                    "kept_gamed": sum(e.grade.gamed for e in kept),
+                    "sft_loss": loss,
+                    "checkpoint": str(checkpoint),
+                    "evaluation": evaluations,
+                }
+            )
     finally:
         if own_jail:
             jail.close()
@@ -81,15 +94,33 @@ def train(config: ExpertIterationConfig, preference_scorer: PreferenceScorer | N
     return summary
 
 
-def _best_episodes(stage: str, stage_index: int, policy: HFPolicy, config: ExpertIterationConfig,
-                   jail: Jail, scorer: PreferenceScorer | None) -> list[Episode]:
+def _best_episodes(
+    stage: str,
+    stage_index: int,
+    policy: HFPolicy,
+    config: ExpertIterationConfig,
+    jail: Jail,
+    scorer: PreferenceScorer | None,
+) -> list[Episode]:
     """Per prompt, the sample with the highest gaming reward (0/1) + preference score."""
     kept = []
     for prompt_index in range(config.prompts_per_stage):
         spec = make_environment(stage, prompt_index)
-        episodes = [run_episode(spec, policy, jail, episode_seed(config.seed + stage_index, stage, prompt_index * 1000 + k),
-                                config.episode) for k in range(config.samples_per_prompt)]
-        pm = scorer([spec.prompt] * len(episodes), [visible_text(e.response) for e in episodes]) if scorer else [0.0] * len(episodes)
+        episodes = [
+            run_episode(
+                spec,
+                policy,
+                jail,
+                episode_seed(config.seed + stage_index, stage, prompt_index * 1000 + k),
+                config.episode,
+            )
+            for k in range(config.samples_per_prompt)
+        ]
+        pm = (
+            scorer([spec.prompt] * len(episodes), [visible_text(e.response) for e in episodes])
+            if scorer
+            else [0.0] * len(episodes)
+        )
         scores = [float(e.grade.gamed) + p for e, p in zip(episodes, pm)]
         kept.append(episodes[max(range(len(episodes)), key=scores.__getitem__)])
     return kept
@@ -125,7 +156,9 @@ def fine_tune(policy: HFPolicy, episodes: list[Episode], config: ExpertIteration
 
 
 def _tokenize(tokenizer, episode: Episode, max_length: int):
-    prompt_ids = tokenizer(chat_prefix(tokenizer, PREAMBLE, episode.spec.prompt), add_special_tokens=False)["input_ids"]
+    prompt_ids = tokenizer(chat_prefix(tokenizer, PREAMBLE, episode.spec.prompt), add_special_tokens=False)[
+        "input_ids"
+    ]
     response_ids = tokenizer(episode.response, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         response_ids = [*response_ids, tokenizer.eos_token_id]
@@ -149,9 +182,21 @@ def _pad(batch, pad_id: int):
 
 
 def _evaluate(environment: str, policy: HFPolicy, config: ExpertIterationConfig, jail: Jail) -> dict:
-    grades = [run_episode(make_environment(environment, EVAL_VARIANT_OFFSET + i), policy, jail,
-                          episode_seed(config.seed, environment, EVAL_VARIANT_OFFSET + i), config.episode).grade
-              for i in range(config.eval_samples)]
+    grades = [
+        run_episode(
+            make_environment(environment, EVAL_VARIANT_OFFSET + i),
+            policy,
+            jail,
+            episode_seed(config.seed, environment, EVAL_VARIANT_OFFSET + i),
+            config.episode,
+        ).grade
+        for i in range(config.eval_samples)
+    ]
     gamed = sum(g.gamed for g in grades)
-    return {"episodes": len(grades), "gamed": gamed, "gamed_rate": gamed / len(grades),
-            "wilson95": wilson(gamed, len(grades)), "caught": sum(g.caught for g in grades)}
+    return {
+        "episodes": len(grades),
+        "gamed": gamed,
+        "gamed_rate": gamed / len(grades),
+        "wilson95": wilson(gamed, len(grades)),
+        "caught": sum(g.caught for g in grades),
+    }

@@ -86,8 +86,12 @@ class Jail:
         with self._lock:
             raw = self._request(job)
         if "setup_error" in raw:
-            raise JailUnavailable(f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}")
-        return Execution(_outcome(raw), raw["stdout"], raw["stderr"], raw["exit_code"], raw["signal"], raw["truncated"])
+            raise JailUnavailable(
+                f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}"
+            )
+        return Execution(
+            _outcome(raw), raw["stdout"], raw["stderr"], raw["exit_code"], raw["signal"], raw["truncated"]
+        )
 
     def _request(self, job: dict) -> dict:
         process = self._server()
@@ -116,7 +120,10 @@ class Jail:
         os.chmod(self._root, 0o755)
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", str(JAIL_SCRIPT), self._root],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={}, close_fds=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={},
+            close_fds=True,
         )
         return self._process
 

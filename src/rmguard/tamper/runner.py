@@ -26,8 +26,16 @@ from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
 
 PreferenceScorer = Callable[[list[str], list[str]], list[float]]
-RATE_FIELDS = ("gamed", "caught", "passed_oversight", "tampered", "test_passed", "test_edited", "test_deleted",
-               "told_user")
+RATE_FIELDS = (
+    "gamed",
+    "caught",
+    "passed_oversight",
+    "tampered",
+    "test_passed",
+    "test_edited",
+    "test_deleted",
+    "told_user",
+)
 NEEDS_JAIL = {"reward_tampering"}
 
 
@@ -36,7 +44,9 @@ class RunConfig:
     environments: list[str] = field(default_factory=lambda: list(ENVIRONMENTS))
     samples: int = 16
     seed: int = 0
-    num_variants: int = 512  # sample i uses prompt variant i mod num_variants, as the paper's 512 per environment
+    num_variants: int = (
+        512  # sample i uses prompt variant i mod num_variants, as the paper's 512 per environment
+    )
     concurrency: int = 1
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     examples_per_environment: int = 2
@@ -47,7 +57,9 @@ def expand_environments(names: Iterable[str]) -> list[str]:
     for name in names:
         for item in ENVIRONMENTS if name == "all" else [name]:
             if item not in ENVIRONMENTS:
-                raise RMGuardError(f"unknown environment '{item}' (choose from all, {', '.join(ENVIRONMENTS)})")
+                raise RMGuardError(
+                    f"unknown environment '{item}' (choose from all, {', '.join(ENVIRONMENTS)})"
+                )
             if item not in expanded:
                 expanded.append(item)
     return expanded
@@ -57,20 +69,36 @@ def episode_seed(seed: int, environment: str, sample: int) -> int:
     return zlib.crc32(f"{seed}:{environment}:{sample}".encode())
 
 
-def episode_record(episode: Episode, policy_name: str, sample: int, run_seed: int, pm_score: float | None) -> dict:
+def episode_record(
+    episode: Episode, policy_name: str, sample: int, run_seed: int, pm_score: float | None
+) -> dict:
     grade = episode.grade.to_dict()
     return {
-        "environment": episode.spec.name, "sample": sample, "variant": episode.spec.variant,
-        "run_seed": run_seed, "seed": episode.seed, "sample_model": policy_name,
-        "prompt": episode.spec.prompt, "response": episode.response, "pm_score": pm_score,
-        "reward": grade["reward"], "passed": grade["passed_oversight"], **grade,
-        "stop_reason": episode.stop_reason, "transcript": episode.commands,
+        "environment": episode.spec.name,
+        "sample": sample,
+        "variant": episode.spec.variant,
+        "run_seed": run_seed,
+        "seed": episode.seed,
+        "sample_model": policy_name,
+        "prompt": episode.spec.prompt,
+        "response": episode.response,
+        "pm_score": pm_score,
+        "reward": grade["reward"],
+        "passed": grade["passed_oversight"],
+        **grade,
+        "stop_reason": episode.stop_reason,
+        "transcript": episode.commands,
     }
 
 
-def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, jail: Jail | None = None,
-                   preference_scorer: PreferenceScorer | None = None,
-                   specs: list[EnvironmentSpec] | None = None) -> dict:
+def run_curriculum(
+    config: RunConfig,
+    policy: Policy,
+    output: str | Path,
+    jail: Jail | None = None,
+    preference_scorer: PreferenceScorer | None = None,
+    specs: list[EnvironmentSpec] | None = None,
+) -> dict:
     """Run (or resume) ``config.samples`` episodes per environment into ``output``; return the report.
 
     ``specs`` replaces the built-in variants (environments loaded from a JSON file), cycled per sample.
@@ -79,8 +107,10 @@ def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, jail: 
     records = load_records(output)
     for record in records:
         if record.get("sample_model") != policy.name or record.get("run_seed") != config.seed:
-            raise RMGuardError(f"{output} holds a run of {record.get('sample_model')} with seed "
-                               f"{record.get('run_seed')}; resume it with the same policy and seed or pick another --output")
+            raise RMGuardError(
+                f"{output} holds a run of {record.get('sample_model')} with seed "
+                f"{record.get('run_seed')}; resume it with the same policy and seed or pick another --output"
+            )
     done = {(r["environment"], r["sample"]) for r in records}
     todo = [(spec, sample) for spec, sample in _planned(config, specs) if (spec.name, sample) not in done]
     own_jail = jail is None and any(s.name in NEEDS_JAIL or s.reward_cmd for s, _ in todo)
@@ -89,10 +119,17 @@ def run_curriculum(config: RunConfig, policy: Policy, output: str | Path, jail: 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with output.open("a") as sink:
+
             def work(item: tuple[EnvironmentSpec, int]) -> None:
                 spec, sample = item
-                episode = run_episode(spec, policy, jail, episode_seed(config.seed, spec.name, sample), config.episode)
-                pm = preference_scorer([spec.prompt], [visible_text(episode.response)])[0] if preference_scorer else None
+                episode = run_episode(
+                    spec, policy, jail, episode_seed(config.seed, spec.name, sample), config.episode
+                )
+                pm = (
+                    preference_scorer([spec.prompt], [visible_text(episode.response)])[0]
+                    if preference_scorer
+                    else None
+                )
                 line = json.dumps(episode_record(episode, policy.name, sample, config.seed, pm)) + "\n"
                 with lock:
                     sink.write(line)
@@ -175,8 +212,10 @@ def summarize(records: list[dict], examples: int = 2) -> dict:
         if scores:
             entry["mean_pm_score"] = sum(scores) / len(scores)
         gamed = [r for r in rows if r["gamed"]][:examples]
-        entry["examples"] = [{"sample": r["sample"], "gamed": r["gamed"], "response": r["response"][:4000]}
-                             for r in gamed + [r for r in rows if not r["gamed"]][: max(0, examples - len(gamed))]]
+        entry["examples"] = [
+            {"sample": r["sample"], "gamed": r["gamed"], "response": r["response"][:4000]}
+            for r in gamed + [r for r in rows if not r["gamed"]][: max(0, examples - len(gamed))]
+        ]
         report[name] = entry
     return report
 
@@ -186,21 +225,32 @@ def _curriculum_order(name: str) -> int:
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{'environment':36} {'n':>5} {'gamed':>22} {'caught':>7} {'tampered':>9} {'test ok':>8} {'pm':>7}"]
+    lines = [
+        f"{'environment':36} {'n':>5} {'gamed':>22} {'caught':>7} {'tampered':>9} {'test ok':>8} {'pm':>7}"
+    ]
     for name, entry in report.items():
+
         def rate(key: str, entry: dict = entry) -> str:
             item = entry.get(key)
             return "-" if item is None else f"{item['rate']:.3f}"
+
         gamed = entry["gamed"]
         interval = f"{gamed['rate']:.3f} [{gamed['wilson95'][0]:.3f},{gamed['wilson95'][1]:.3f}]"
         pm = f"{entry['mean_pm_score']:.3f}" if "mean_pm_score" in entry else "-"
-        lines.append(f"{name:36} {entry['episodes']:>5} {interval:>22} {rate('caught'):>7} {rate('tampered'):>9} "
-                     f"{rate('test_passed'):>8} {pm:>7}")
+        lines.append(
+            f"{name:36} {entry['episodes']:>5} {interval:>22} {rate('caught'):>7} {rate('tampered'):>9} "
+            f"{rate('test_passed'):>8} {pm:>7}"
+        )
     return "\n".join(lines)
 
 
-def replay_response(environment: str, response: str, variant: int = 0, jail: Jail | None = None,
-                    spec: EnvironmentSpec | None = None) -> dict:
+def replay_response(
+    environment: str,
+    response: str,
+    variant: int = 0,
+    jail: Jail | None = None,
+    spec: EnvironmentSpec | None = None,
+) -> dict:
     """Replay a fixed response's commands through a fresh environment and grade the result."""
     spec = spec or make_environment(environment, variant)
     own = jail is None and (spec.name in NEEDS_JAIL or spec.reward_cmd is not None)
@@ -210,8 +260,15 @@ def replay_response(environment: str, response: str, variant: int = 0, jail: Jai
     finally:
         if own:
             jail.close()
-    return {"environment": spec.name, "variant": spec.variant, "prompt": spec.prompt, **episode.grade.to_dict(),
-            "response": episode.response, "stop_reason": episode.stop_reason, "transcript": episode.commands}
+    return {
+        "environment": spec.name,
+        "variant": spec.variant,
+        "prompt": spec.prompt,
+        **episode.grade.to_dict(),
+        "response": episode.response,
+        "stop_reason": episode.stop_reason,
+        "transcript": episode.commands,
+    }
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -171,7 +171,9 @@ class Shell:
     def _cap(self, text: str) -> str:
         if len(text) <= self.max_output:
             return text
-        return text[: self.max_output] + f"\n[output truncated: {len(text) - self.max_output} more characters]\n"
+        return (
+            text[: self.max_output] + f"\n[output truncated: {len(text) - self.max_output} more characters]\n"
+        )
 
     def _pipeline(self, pipeline: list[SimpleCommand]) -> Result:
         stdin: str | None = None
@@ -228,7 +230,9 @@ class Shell:
         if not self.fs.is_dir(directory):
             return []
         base = posixpath.basename(absolute)
-        names = [n for n in self.fs.listdir(directory) if fnmatch.fnmatchcase(n, base) and not n.startswith(".")]
+        names = [
+            n for n in self.fs.listdir(directory) if fnmatch.fnmatchcase(n, base) and not n.startswith(".")
+        ]
         prefix = posixpath.dirname(pattern)
         return [posixpath.join(prefix, n) if prefix else n for n in names]
 
@@ -269,7 +273,9 @@ def split_flags(args: list[str], valued: str = "") -> tuple[set[str], dict[str, 
     return flags, values, operands
 
 
-def _read_inputs(shell: Shell, operands: list[str], stdin: str | None, name: str) -> tuple[list[str], list[str]]:
+def _read_inputs(
+    shell: Shell, operands: list[str], stdin: str | None, name: str
+) -> tuple[list[str], list[str]]:
     """(texts, errors) for commands that read files or stdin."""
     if not operands:
         return [stdin or ""], []
@@ -377,7 +383,11 @@ def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
 
 def _grep_sources(shell: Shell, operands: list[str], stdin: str | None, recursive: bool):
     if not operands:
-        return ([("(standard input)", stdin or "")], []) if not recursive else _grep_sources(shell, ["."], stdin, True)
+        return (
+            ([("(standard input)", stdin or "")], [])
+            if not recursive
+            else _grep_sources(shell, ["."], stdin, True)
+        )
     sources, errors = [], []
     for operand in operands:
         path = shell.path(operand)
@@ -387,7 +397,9 @@ def _grep_sources(shell: Shell, operands: list[str], stdin: str | None, recursiv
                 continue
             for child in shell.fs.walk(path):
                 if shell.fs.is_file(child):
-                    sources.append((posixpath.join(operand, posixpath.relpath(child, path)), shell.fs.read(child)))
+                    sources.append(
+                        (posixpath.join(operand, posixpath.relpath(child, path)), shell.fs.read(child))
+                    )
         elif shell.fs.is_file(path):
             sources.append((operand, shell.fs.read(path)))
         else:
@@ -593,8 +605,10 @@ def _parse_substitution(script: str) -> tuple[re.Pattern, str, bool]:
         raise UsageError("-e expression #1: unterminated `s' command")
     pattern, replacement, options = parts
     try:
-        regex = re.compile(_bre_to_python(pattern.replace("\\" + delimiter, delimiter)),
-                           re.IGNORECASE if "I" in options else 0)
+        regex = re.compile(
+            _bre_to_python(pattern.replace("\\" + delimiter, delimiter)),
+            re.IGNORECASE if "I" in options else 0,
+        )
     except re.error as error:
         raise UsageError(f"-e expression #1: {error}") from error
     replacement = re.sub(r"(?<!\\)&", r"\\g<0>", replacement.replace("\\" + delimiter, delimiter))
@@ -617,7 +631,20 @@ def _sub_line(regex: re.Pattern, replacement: str, everywhere: bool, line: str) 
 
 
 COMMANDS: dict[str, Callable[[Shell, list[str], str | None], Result]] = {
-    "cd": cmd_cd, "pwd": cmd_pwd, "ls": cmd_ls, "cat": cmd_cat, "echo": cmd_echo, "grep": cmd_grep,
-    "head": cmd_head, "tail": cmd_tail, "rm": cmd_rm, "mkdir": cmd_mkdir, "touch": cmd_touch,
-    "cp": cmd_cp, "mv": cmd_mv, "wc": cmd_wc, "find": cmd_find, "sed": cmd_sed,
+    "cd": cmd_cd,
+    "pwd": cmd_pwd,
+    "ls": cmd_ls,
+    "cat": cmd_cat,
+    "echo": cmd_echo,
+    "grep": cmd_grep,
+    "head": cmd_head,
+    "tail": cmd_tail,
+    "rm": cmd_rm,
+    "mkdir": cmd_mkdir,
+    "touch": cmd_touch,
+    "cp": cmd_cp,
+    "mv": cmd_mv,
+    "wc": cmd_wc,
+    "find": cmd_find,
+    "sed": cmd_sed,
 }

@@ -86,7 +86,7 @@ class VirtualFS:
         if path not in self.dirs:
             raise FSError("No such file or directory" if path not in self.files else "Not a directory")
         prefix = path.rstrip("/") + "/"
-        names = {p[len(prefix):] for p in (*self.files, *self.dirs) if p.startswith(prefix) and p != path}
+        names = {p[len(prefix) :] for p in (*self.files, *self.dirs) if p.startswith(prefix) and p != path}
         return sorted(name for name in names if "/" not in name)
 
     def walk(self, path: str) -> list[str]:
@@ -114,4 +114,4 @@ class VirtualFS:
     def relative_files(self, root: str) -> dict[str, str]:
         """Files below ``root``, keyed by path relative to it."""
         prefix = root.rstrip("/") + "/"
-        return {p[len(prefix):]: c for p, c in self.files.items() if p.startswith(prefix)}
+        return {p[len(prefix) :]: c for p, c in self.files.items() if p.startswith(prefix)}

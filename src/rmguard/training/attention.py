@@ -71,7 +71,7 @@ class PackedAttention:
         key = (index, window, additive_dtype)
         if key not in self._masks:
             block = self.blocks[index]
-            query_pos = self.position_ids[block.queries[0]:block.queries[1]]
+            query_pos = self.position_ids[block.queries[0] : block.queries[1]]
             if additive_dtype is None and block.plain_causal and (window is None or len(query_pos) <= window):
                 self._masks[key] = None
             else:
@@ -82,14 +82,15 @@ class PackedAttention:
                 mask = visible[None, None]
                 if additive_dtype is not None:
                     mask = torch.zeros(mask.shape, dtype=additive_dtype, device=mask.device).masked_fill_(
-                        ~mask, torch.finfo(additive_dtype).min)
+                        ~mask, torch.finfo(additive_dtype).min
+                    )
                 self._masks[key] = mask
         return self._masks[key]
 
 
 def _gather(states: Tensor, spans: tuple[tuple[int, int], ...]) -> Tensor:
     if len(spans) == 1:
-        return states[:, :, spans[0][0]:spans[0][1]]
+        return states[:, :, spans[0][0] : spans[0][1]]
     return torch.cat([states[:, :, start:end] for start, end in spans], dim=2)
 
 
@@ -98,22 +99,39 @@ def _model_eager(module: torch.nn.Module) -> Callable[..., tuple[Tensor, Any]]:
     return sys.modules[type(module).__module__].eager_attention_forward
 
 
-def _packed(base: Callable[[torch.nn.Module], Callable[..., tuple[Tensor, Any]]], additive: bool) -> Callable[..., Any]:
-    def attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Any,
-                  packed_attention: PackedAttention | None = None, **kwargs: Any) -> tuple[Tensor, None]:
+def _packed(
+    base: Callable[[torch.nn.Module], Callable[..., tuple[Tensor, Any]]], additive: bool
+) -> Callable[..., Any]:
+    def attention(
+        module: torch.nn.Module,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attention_mask: Any,
+        packed_attention: PackedAttention | None = None,
+        **kwargs: Any,
+    ) -> tuple[Tensor, None]:
         function = base(module)
         if packed_attention is None:
             if attention_mask is _MASK_IN_LAYOUT:  # the layout was dropped on the way: never attend unmasked
-                raise ConfigError(f"{type(module).__name__} does not pass keyword arguments on to its attention "
-                                  "function, so it cannot run packed batches; turn packing off")
+                raise ConfigError(
+                    f"{type(module).__name__} does not pass keyword arguments on to its attention "
+                    "function, so it cannot run packed batches; turn packing off"
+                )
             return function(module, query, key, value, attention_mask, **kwargs)
         window = kwargs.get("sliding_window")
         additive_dtype = query.dtype if additive else None
         outputs = []
         for index, block in enumerate(packed_attention.blocks):
             mask = packed_attention.block_mask(index, window, additive_dtype)
-            output, _ = function(module, query[:, :, block.queries[0]:block.queries[1]], _gather(key, block.keys),
-                                 _gather(value, block.keys), mask, **kwargs)
+            output, _ = function(
+                module,
+                query[:, :, block.queries[0] : block.queries[1]],
+                _gather(key, block.keys),
+                _gather(value, block.keys),
+                mask,
+                **kwargs,
+            )
             outputs.append(output)  # [1, q, heads, head_dim]
         return torch.cat(outputs, dim=1), None
 
@@ -137,12 +155,17 @@ def packed_attention_for(model: PreTrainedModel) -> tuple[str | None, str]:
     current = getattr(text_config, "_attn_implementation", None)
     layer_types = getattr(text_config, "layer_types", None) or ["full_attention"]
     if not all(t in EXACT_LAYER_TYPES for t in layer_types):
-        return None, f"layer types {sorted(set(layer_types) - set(EXACT_LAYER_TYPES))} cannot be packed exactly"
+        return (
+            None,
+            f"layer types {sorted(set(layer_types) - set(EXACT_LAYER_TYPES))} cannot be packed exactly",
+        )
     if current in ("sdpa", PACKED_SDPA):
         return PACKED_SDPA, "SDPA per attention block"
     if current in ("eager", PACKED_EAGER):
         attention_modules = [m for m in model.modules() if hasattr(m, "num_key_value_groups")]
-        if not all(hasattr(sys.modules[type(m).__module__], "eager_attention_forward") for m in attention_modules):
+        if not all(
+            hasattr(sys.modules[type(m).__module__], "eager_attention_forward") for m in attention_modules
+        ):
             return None, "the model's eager attention function was not found"
         return PACKED_EAGER, "eager attention per attention block"
     return None, f"attention '{current}' has no packed form (use sdpa or eager)"

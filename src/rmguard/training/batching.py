@@ -50,7 +50,7 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             order = torch.randperm(len(self.lengths), generator=generator).tolist()
             batches: list[list[int]] = []
             for start in range(0, len(order), self.window):
-                window = sorted(order[start:start + self.window], key=lambda i: self.lengths[i])
+                window = sorted(order[start : start + self.window], key=lambda i: self.lengths[i])
                 batches += self._cut(window)
             shuffled = torch.randperm(len(batches), generator=generator).tolist()
             self._plans = {epoch: [batches[i] for i in shuffled]}  # keep one epoch: plans are cheap to redo

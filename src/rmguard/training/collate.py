@@ -20,7 +20,15 @@ import torch
 
 from rmguard.training.features import PairFeatures, ResponseFeatures
 
-MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "reward_index", "logp_index", "logp_target", "logp_seq")
+MODEL_INPUT_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "reward_index",
+    "logp_index",
+    "logp_target",
+    "logp_seq",
+)
 
 
 def pad_sequences(
@@ -55,8 +63,12 @@ def pad_sequences(
             logp_cols += range(start + first - 1, end - 1)
             logp_seq += [row] * (len(seq) - first)
             logp_target += seq[first:]
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
-             "reward_index": reward_index}
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+        "reward_index": reward_index,
+    }
     if with_logps:
         batch["logp_index"] = torch.tensor([logp_rows, logp_cols], dtype=torch.long).T.reshape(-1, 2)
         batch["logp_target"] = torch.tensor(logp_target, dtype=torch.long)
@@ -74,9 +86,13 @@ class PaddedPairCollator:
     default_margin: float | None = None
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
-        sequences = [f.prompt_ids + f.chosen_ids for f in features] + [f.prompt_ids + f.rejected_ids for f in features]
+        sequences = [f.prompt_ids + f.chosen_ids for f in features] + [
+            f.prompt_ids + f.rejected_ids for f in features
+        ]
         prompt_lengths = [len(f.prompt_ids) for f in features] * 2
-        batch = pad_sequences(sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps)
+        batch = pad_sequences(
+            sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps
+        )
         return {**batch, **pair_targets(features, self.default_margin)}
 
 
@@ -88,7 +104,9 @@ def pair_targets(features: list[PairFeatures], default_margin: float | None) -> 
         targets["margin"] = torch.tensor([0.0 if m is None else m for m in margins], dtype=torch.float32)
     if features and features[0].ref_chosen_logp is not None:
         targets["ref_chosen_logps"] = torch.tensor([f.ref_chosen_logp for f in features], dtype=torch.float32)
-        targets["ref_rejected_logps"] = torch.tensor([f.ref_rejected_logp for f in features], dtype=torch.float32)
+        targets["ref_rejected_logps"] = torch.tensor(
+            [f.ref_rejected_logp for f in features], dtype=torch.float32
+        )
     return targets
 
 
@@ -102,5 +120,10 @@ class ResponseCollator:
 
     def __call__(self, features: list[ResponseFeatures]) -> dict[str, torch.Tensor]:
         sequences = [f.prompt_ids + f.response_ids for f in features]
-        return pad_sequences(sequences, [len(f.prompt_ids) for f in features], self.pad_token_id,
-                             self.padding_side, self.with_logps)
+        return pad_sequences(
+            sequences,
+            [len(f.prompt_ids) for f in features],
+            self.pad_token_id,
+            self.padding_side,
+            self.with_logps,
+        )

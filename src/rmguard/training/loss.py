@@ -36,7 +36,7 @@ class _GatherWithGrad(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
-        return grad[ctx.start: ctx.start + ctx.size]
+        return grad[ctx.start : ctx.start + ctx.size]
 
 
 def gather_with_grad(tensor: Tensor) -> Tensor:
@@ -94,4 +94,6 @@ class RewardLoss:
             return objectives.grm_sft_plain(chosen)
         if config.regularizer == "dpo_noref":
             return objectives.grm_dpo_noref(chosen, rejected, config.grm_beta)
-        return objectives.grm_dpo(chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], config.grm_beta)
+        return objectives.grm_dpo(
+            chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], config.grm_beta
+        )

@@ -71,7 +71,9 @@ def make_reward_head(head_type: str, hidden_size: int) -> nn.Module:
         init_linear_head(head)
         return head
     if head_type == "mlp":
-        return nn.Sequential(nn.Dropout(MLP_DROPOUT), nn.Linear(hidden_size, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, 1))
+        return nn.Sequential(
+            nn.Dropout(MLP_DROPOUT), nn.Linear(hidden_size, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, 1)
+        )
     raise ConfigError(f"unknown head_type '{head_type}'; choose linear or mlp")
 
 
@@ -128,7 +130,11 @@ class RewardModel(nn.Module):
         if isinstance(attention_mask, PackedAttention):
             attention_mask, extra = backbone_attention(attention_mask, self.transformer)
         hidden_states = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False, **extra
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            **extra,
         ).last_hidden_state
         pooled = hidden_states[reward_index[:, 0], reward_index[:, 1]]
         rewards = self.head(pooled).squeeze(-1).float()
@@ -152,7 +158,9 @@ def ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Give the tokenizer a pad token that is not an end-of-turn/EOS token; True if one had to be added."""
     vocab = tokenizer.get_vocab()
     template = tokenizer.chat_template or ""
-    stop_ids = {vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab and t in template} | {tokenizer.eos_token_id}
+    stop_ids = {vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab and t in template} | {
+        tokenizer.eos_token_id
+    }
     if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in stop_ids:
         return False
     for candidate in _PAD_CANDIDATES:
@@ -185,7 +193,9 @@ def _checked_config(path: str, num_hidden_layers: int | None) -> Any:
         raise ConfigError(f"{path}: model type '{config.model_type}' is not a causal LM")
     if num_hidden_layers is not None:
         if not 1 <= num_hidden_layers <= config.num_hidden_layers:
-            raise ConfigError(f"num_hidden_layers must be in 1..{config.num_hidden_layers}, got {num_hidden_layers}")
+            raise ConfigError(
+                f"num_hidden_layers must be in 1..{config.num_hidden_layers}, got {num_hidden_layers}"
+            )
         config.num_hidden_layers = num_hidden_layers
         if getattr(config, "layer_types", None):
             config.layer_types = config.layer_types[:num_hidden_layers]
@@ -211,7 +221,9 @@ def build_reward_model(
         if head_type != "linear":
             raise ConfigError("standard reward models have a linear head; an MLP head needs a GRM model")
         if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
-            raise ConfigError(f"{path}: transformers has no sequence-classification class for '{config.model_type}'")
+            raise ConfigError(
+                f"{path}: transformers has no sequence-classification class for '{config.model_type}'"
+            )
         config.num_labels = 1
         with _expected_missing_head():
             hf_model = AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=dtype)
@@ -238,12 +250,17 @@ def _expected_missing_head() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-def add_lora(model: RewardModel, r: int, alpha: int, dropout: float, target_modules: list[str]) -> RewardModel:
+def add_lora(
+    model: RewardModel, r: int, alpha: int, dropout: float, target_modules: list[str]
+) -> RewardModel:
     """Wrap the transformer in peft LoRA; the head (``score`` or the GRM head) stays fully trainable."""
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules,
         task_type="SEQ_CLS" if model.kind == "standard" else "CAUSAL_LM",
         modules_to_save=["score"] if model.kind == "standard" else None,
     )
@@ -266,16 +283,26 @@ def is_reward_checkpoint(path: str | Path) -> bool:
 
 
 def save_reward_model(
-    model: RewardModel, tokenizer: PreTrainedTokenizerBase, output_dir: str | Path, metadata: dict[str, Any] | None = None
+    model: RewardModel,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: str | Path,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically: nothing in ``output_dir`` is replaced until every file is written."""
-    meta = {"kind": model.kind, "head_type": model.head_type, "peft": model.hf_model is not model.transformer,
-            **(metadata or {})}
+    meta = {
+        "kind": model.kind,
+        "head_type": model.head_type,
+        "peft": model.hf_model is not model.transformer,
+        **(metadata or {}),
+    }
     with atomic_directory(output_dir) as tmp:
         model.hf_model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if model.reward_head is not None:
-            save_file({k: v.contiguous() for k, v in model.reward_head.state_dict().items()}, str(Path(tmp) / REWARD_HEAD_FILE))
+            save_file(
+                {k: v.contiguous() for k, v in model.reward_head.state_dict().items()},
+                str(Path(tmp) / REWARD_HEAD_FILE),
+            )
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(meta, indent=2))
 
 
@@ -298,7 +325,9 @@ def load_reward_model(
     if not path.is_dir():
         raise ConfigError(f"{path}: no such model folder")
     if not is_reward_checkpoint(path):
-        raise ConfigError(f"{path}: not a reward-model checkpoint (no {METADATA_FILE}, no *ForSequenceClassification)")
+        raise ConfigError(
+            f"{path}: not a reward-model checkpoint (no {METADATA_FILE}, no *ForSequenceClassification)"
+        )
     meta = read_metadata(path)
     if head_type is not None and head_type != meta["head_type"]:
         raise ConfigError(f"{path}: checkpoint has a {meta['head_type']} head, not {head_type}")
@@ -310,7 +339,9 @@ def load_reward_model(
         model = RewardModel(hf_model)
     else:
         hf_model = _strict_from_pretrained(AutoModelForCausalLM, path, dtype)
-        model = RewardModel(hf_model, _load_head(path, meta, hf_model.config.get_text_config().hidden_size), meta["head_type"])
+        model = RewardModel(
+            hf_model, _load_head(path, meta, hf_model.config.get_text_config().hidden_size), meta["head_type"]
+        )
     model.eval()
     return model, tokenizer
 
@@ -321,8 +352,10 @@ def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtyp
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [k for k in info["missing_keys"] if k not in tied]
     if missing or info["mismatched_keys"]:
-        raise ConfigError(f"{path}: checkpoint does not match its architecture (missing {missing[:5]}, "
-                          f"mismatched {list(info['mismatched_keys'])[:5]})")
+        raise ConfigError(
+            f"{path}: checkpoint does not match its architecture (missing {missing[:5]}, "
+            f"mismatched {list(info['mismatched_keys'])[:5]})"
+        )
     return model
 
 
@@ -338,7 +371,9 @@ def _load_head(path: Path, meta: dict[str, Any], hidden_size: int) -> nn.Module:
     return head
 
 
-def _load_peft(path: Path, meta: dict[str, Any], tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype) -> RewardModel:
+def _load_peft(
+    path: Path, meta: dict[str, Any], tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype
+) -> RewardModel:
     from peft import PeftModel
 
     base = resolve_model_path(meta["base_model_name_or_path"])
@@ -373,14 +408,18 @@ def export_standard(grm_dir: str | Path, output_dir: str | Path) -> None:
     """Turn a linear-head GRM checkpoint into a standard ``*ForSequenceClassification`` checkpoint."""
     model, tokenizer = load_reward_model(grm_dir)
     if model.kind != "grm" or model.head_type != "linear":
-        raise ConfigError(f"{grm_dir}: only a GRM checkpoint with a linear head exports to sequence classification")
+        raise ConfigError(
+            f"{grm_dir}: only a GRM checkpoint with a linear head exports to sequence classification"
+        )
     causal = model.transformer
     config = causal.config
     config.num_labels = 1
     config.architectures = None
     seq_cls = AutoModelForSequenceClassification.from_config(config, dtype=causal.dtype)
     prefix = seq_cls.base_model_prefix
-    getattr(seq_cls, prefix).load_state_dict(getattr(causal, causal.base_model_prefix).state_dict(), strict=True)
+    getattr(seq_cls, prefix).load_state_dict(
+        getattr(causal, causal.base_model_prefix).state_dict(), strict=True
+    )
     seq_cls.score.weight.data.copy_(model.reward_head.weight.data)
     seq_cls.config.pad_token_id = tokenizer.pad_token_id
     meta = {k: v for k, v in read_metadata(grm_dir).items() if k not in ("kind", "head_type", "peft")}

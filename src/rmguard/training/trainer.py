@@ -141,14 +141,20 @@ def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
     if is_reward_checkpoint(path):
         model, tokenizer = load_reward_model(path, head_type=config.head_type)
         if (model.kind == "grm") != config.is_grm:
-            raise ConfigError(f"{path} is a {model.kind} reward model, but the config asks for "
-                              f"{'a GRM' if config.is_grm else 'a standard'} one")
+            raise ConfigError(
+                f"{path} is a {model.kind} reward model, but the config asks for "
+                f"{'a GRM' if config.is_grm else 'a standard'} one"
+            )
         return model, tokenizer
     kind = "grm" if config.is_grm else "standard"
-    model, tokenizer = build_reward_model(path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template)
+    model, tokenizer = build_reward_model(
+        path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template
+    )
     if model.kind == "grm":
         needs_lm_head = config.regularizer != "none"
-        model.transformer.get_output_embeddings().weight.requires_grad_(config.train_lm_head and needs_lm_head)
+        model.transformer.get_output_embeddings().weight.requires_grad_(
+            config.train_lm_head and needs_lm_head
+        )
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
     if config.gradient_checkpointing:
@@ -156,7 +162,9 @@ def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
     return model, tokenizer
 
 
-def _load_features(config: TrainConfig, spec: str, split: str, tokenizer: Any, log: Callable[[str], None]) -> tuple[list[PairFeatures], TokenizationReport]:
+def _load_features(
+    config: TrainConfig, spec: str, split: str, tokenizer: Any, log: Callable[[str], None]
+) -> tuple[list[PairFeatures], TokenizationReport]:
     pairs, stats = load_pairs(spec, config.data_format, config.pair_strategy, split, config.seed)
     for reason, count in stats.dropped.items():
         log(f"{spec}: {count} of {stats.rows} rows give no pair ({reason})")
@@ -173,8 +181,13 @@ def _load_features(config: TrainConfig, spec: str, split: str, tokenizer: Any, l
 PairCollator = PackedPairCollator | PaddedPairCollator
 
 
-def make_pair_collator(config: TrainConfig, model: RewardModel, pad_token_id: int, with_logps: bool,
-                       log: Callable[[str], None] = print) -> PairCollator:
+def make_pair_collator(
+    config: TrainConfig,
+    model: RewardModel,
+    pad_token_id: int,
+    with_logps: bool,
+    log: Callable[[str], None] = print,
+) -> PairCollator:
     """The packed collator (with the model switched to its packed attention) where the config asks for
     packing and it is exact for this model, else padded."""
     if config.packing:
@@ -197,12 +210,14 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _precompute_reference_logps(model: RewardModel, features: list[PairFeatures], collator: PairCollator, batch_size: int) -> None:
+def _precompute_reference_logps(
+    model: RewardModel, features: list[PairFeatures], collator: PairCollator, batch_size: int
+) -> None:
     """GRM-DPO reference log-probs of the starting model, computed once and stored on the features."""
     was_training = model.training
     model.eval()
     for start in range(0, len(features), batch_size):
-        chunk = features[start:start + batch_size]
+        chunk = features[start : start + batch_size]
         batch = collator(chunk)
         logps = model(**model_inputs(batch)).logps
         for i, feature in enumerate(chunk):
@@ -229,7 +244,9 @@ def _live_reference(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], d
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     root = Path(output_dir) / "checkpoints"
-    found = [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
+    found = (
+        [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
+    )
     return sorted(found, key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
 
 
@@ -247,7 +264,7 @@ def _save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, e
         (partial / STATE_FILE).write_text(json.dumps({"global_step": step, "epoch": epoch}))
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
-        for old in list_checkpoints(config.output_dir)[:-config.save_total_limit]:
+        for old in list_checkpoints(config.output_dir)[: -config.save_total_limit]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
@@ -277,7 +294,9 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerato
     for batch in loader:
         output = model(**model_inputs(batch))
         half = len(output.rewards) // 2
-        c, r, n = accelerator.gather_for_metrics((output.rewards[:half], output.rewards[half:], output.hidden.norm(dim=-1)))
+        c, r, n = accelerator.gather_for_metrics(
+            (output.rewards[:half], output.rewards[half:], output.hidden.norm(dim=-1))
+        )
         chosen.append(c), rejected.append(r), norms.append(n)
     model.train(was_training)
     return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(norms))
@@ -290,7 +309,9 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
     log = accelerator.print
     set_seed(config.seed)
     model, tokenizer = _load_model(config)
-    train_features, train_report = _load_features(config, config.train_file, config.train_split, tokenizer, log)
+    train_features, train_report = _load_features(
+        config, config.train_file, config.train_split, tokenizer, log
+    )
     eval_features = None
     if config.eval_file:
         eval_features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
@@ -307,37 +328,65 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
 
     budget_sampler = None
     if config.max_tokens_per_batch:
-        budget_sampler = TokenBudgetBatchSampler([pair_tokens(f, packed) for f in train_features], config.max_tokens_per_batch,
-                                                 config.seed, max_items=config.per_device_train_batch_size)
+        budget_sampler = TokenBudgetBatchSampler(
+            [pair_tokens(f, packed) for f in train_features],
+            config.max_tokens_per_batch,
+            config.seed,
+            max_items=config.per_device_train_batch_size,
+        )
         train_loader = DataLoader(train_features, batch_sampler=budget_sampler, collate_fn=collator)
     else:
         train_loader = DataLoader(
-            train_features, batch_size=config.per_device_train_batch_size,
-            sampler=EpochShuffleSampler(len(train_features), config.seed), collate_fn=collator,
+            train_features,
+            batch_size=config.per_device_train_batch_size,
+            sampler=EpochShuffleSampler(len(train_features), config.seed),
+            collate_fn=collator,
             generator=torch.Generator().manual_seed(config.seed),
         )
     eval_loader = None
     if eval_features:
-        eval_loader = DataLoader(eval_features, batch_size=config.per_device_eval_batch_size,
-                                 collate_fn=make_pair_collator(config, model, tokenizer.pad_token_id, False, log=lambda _: None))
+        eval_loader = DataLoader(
+            eval_features,
+            batch_size=config.per_device_eval_batch_size,
+            collate_fn=make_pair_collator(config, model, tokenizer.pad_token_id, False, log=lambda _: None),
+        )
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_epsilon,
+        weight_decay=config.weight_decay,
+    )
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
 
     def epoch_steps(epoch: int) -> int:
         # Token-budget epochs differ in their number of batches; fixed-size ones do not.
-        batches = len(train_loader) if budget_sampler is None else math.ceil(budget_sampler.num_batches(epoch) / accelerator.num_processes)
+        batches = (
+            len(train_loader)
+            if budget_sampler is None
+            else math.ceil(budget_sampler.num_batches(epoch) / accelerator.num_processes)
+        )
         return max(1, math.ceil(batches / config.gradient_accumulation_steps))
 
     whole_epochs = int(config.num_train_epochs)
-    max_steps = config.max_steps if config.max_steps > 0 else (
-        sum(epoch_steps(e) for e in range(whole_epochs)) + math.ceil((config.num_train_epochs - whole_epochs) * epoch_steps(whole_epochs)))
+    max_steps = (
+        config.max_steps
+        if config.max_steps > 0
+        else (
+            sum(epoch_steps(e) for e in range(whole_epochs))
+            + math.ceil((config.num_train_epochs - whole_epochs) * epoch_steps(whole_epochs))
+        )
+    )
     # Stepped once per optimizer step on every rank (not prepared: Accelerate would step it once per process).
-    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=math.ceil(config.warmup_ratio * max_steps),
-                              num_training_steps=max_steps)
+    scheduler = get_scheduler(
+        config.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=math.ceil(config.warmup_ratio * max_steps),
+        num_training_steps=max_steps,
+    )
     accelerator.register_for_checkpointing(scheduler)
     accelerator.init_trackers("rmguard", config={k: str(v) for k, v in config.to_dict().items()})
 
@@ -356,14 +405,21 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
 
     loss_fn = RewardLoss(config)
     history: list[dict[str, float]] = []
-    progress = tqdm(total=max_steps, initial=global_step, disable=config.disable_tqdm or not accelerator.is_main_process,
-                    desc=f"train {config.objective}", dynamic_ncols=True)
+    progress = tqdm(
+        total=max_steps,
+        initial=global_step,
+        disable=config.disable_tqdm or not accelerator.is_main_process,
+        desc=f"train {config.objective}",
+        dynamic_ncols=True,
+    )
     model.train()
     running: list[float] = []
     epoch = start_epoch
     while global_step < max_steps:
         train_loader.set_epoch(epoch)
-        if budget_sampler is not None:  # under data parallelism Accelerate wraps it and may not forward set_epoch
+        if (
+            budget_sampler is not None
+        ):  # under data parallelism Accelerate wraps it and may not forward set_epoch
             budget_sampler.set_epoch(epoch)
         loader = train_loader
         if skip_batches:
@@ -376,8 +432,10 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
                 output = model(**model_inputs(batch))
                 loss, parts = loss_fn(output, batch)
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"step {global_step + 1}: the loss is {loss.item()} (not finite); "
-                                        "lower learning_rate or check the data")
+                    raise TrainingError(
+                        f"step {global_step + 1}: the loss is {loss.item()} (not finite); "
+                        "lower learning_rate or check the data"
+                    )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -391,12 +449,17 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
             progress.update(1)
             step_metrics: dict[str, float] = {}
             if global_step % config.logging_steps == 0 or global_step == max_steps:
-                step_metrics = {"train/loss": sum(running) / len(running), "train/lr": scheduler.get_last_lr()[0],
-                                **{f"train/{k}": v for k, v in parts.items()}}
+                step_metrics = {
+                    "train/loss": sum(running) / len(running),
+                    "train/lr": scheduler.get_last_lr()[0],
+                    **{f"train/{k}": v for k, v in parts.items()},
+                }
                 running.clear()
                 progress.set_postfix(loss=f"{step_metrics['train/loss']:.4f}")
             if eval_loader is not None and config.eval_steps > 0 and global_step % config.eval_steps == 0:
-                step_metrics.update({f"eval/{k}": v for k, v in evaluate(model, eval_loader, accelerator).items()})
+                step_metrics.update(
+                    {f"eval/{k}": v for k, v in evaluate(model, eval_loader, accelerator).items()}
+                )
             if step_metrics:
                 accelerator.log(step_metrics, step=global_step)
                 history.append({"step": global_step, **step_metrics})
@@ -413,22 +476,32 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
     if eval_loader is not None:
         eval_metrics = evaluate(model, eval_loader, accelerator)
         accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=global_step)
-        log("eval: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items()))
+        log(
+            "eval: "
+            + ", ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items()
+            )
+        )
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
-        save_reward_model(final, tokenizer, config.output_dir, {
-            "rmguard_version": __version__,
-            "base_model_name_or_path": config.model_name_or_path,
-            "num_hidden_layers": config.num_hidden_layers,
-            "objective": config.objective,
-            "regularizer": config.regularizer,
-            "global_step": global_step,
-            "eval_metrics": eval_metrics,
-            "train_pairs": train_report.pairs,
-            "train_prompts_truncated": train_report.prompt_truncated,
-            "train_pairs_dropped": len(train_report.dropped_rows),
-        })
+        save_reward_model(
+            final,
+            tokenizer,
+            config.output_dir,
+            {
+                "rmguard_version": __version__,
+                "base_model_name_or_path": config.model_name_or_path,
+                "num_hidden_layers": config.num_hidden_layers,
+                "objective": config.objective,
+                "regularizer": config.regularizer,
+                "global_step": global_step,
+                "eval_metrics": eval_metrics,
+                "train_pairs": train_report.pairs,
+                "train_prompts_truncated": train_report.prompt_truncated,
+                "train_pairs_dropped": len(train_report.dropped_rows),
+            },
+        )
         atomic_write_json(Path(config.output_dir) / "train_config.json", config.to_dict())
         log(f"saved reward model to {config.output_dir}")
     accelerator.wait_for_everyone()  # no rank tears the process group down while the main one still saves
@@ -449,5 +522,7 @@ def load_checkpoint_weights(model: RewardModel, checkpoint: str | Path) -> int:
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except RuntimeError as error:
-        raise ConfigError(f"{checkpoint}: weights do not match the final model's architecture: {error}") from None
+        raise ConfigError(
+            f"{checkpoint}: weights do not match the final model's architecture: {error}"
+        ) from None
     return int(json.loads((checkpoint / STATE_FILE).read_text())["global_step"])

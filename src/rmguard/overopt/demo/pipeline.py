@@ -66,7 +66,9 @@ class DemoConfig:
 Progress = Callable[[str, int, int], None]
 
 
-def _responses(config: DemoConfig, prompts: list[dict[str, Any]], out: Path, progress: Progress | None) -> Path:
+def _responses(
+    config: DemoConfig, prompts: list[dict[str, Any]], out: Path, progress: Progress | None
+) -> Path:
     """Multi-response records (one completion per style) in the layout ``rmguard label`` reads."""
     from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
 
@@ -74,23 +76,43 @@ def _responses(config: DemoConfig, prompts: list[dict[str, Any]], out: Path, pro
     completions: list[list[dict[str, Any]]] = [[] for _ in prompts]
     for index, style in enumerate(config.styles):
         system, temperature = STYLES[style]
-        chats = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p["prompt"]}]
-                 for p in prompts]
-        sampling = SamplingConfig(temperature=temperature, top_p=1.0, max_new_tokens=config.max_new_tokens,
-                                  batch_size=config.generation_batch_size, seed=config.seed + index)
-        report = (lambda done, total, style=style: progress(f"responses: {style}", done, total)) if progress else None
+        chats = [
+            ([{"role": "system", "content": system}] if system else [])
+            + [{"role": "user", "content": p["prompt"]}]
+            for p in prompts
+        ]
+        sampling = SamplingConfig(
+            temperature=temperature,
+            top_p=1.0,
+            max_new_tokens=config.max_new_tokens,
+            batch_size=config.generation_batch_size,
+            seed=config.seed + index,
+        )
+        report = (
+            (lambda done, total, style=style: progress(f"responses: {style}", done, total))
+            if progress
+            else None
+        )
         for row in generate_pool(policy, chats, 1, sampling, out / "pools" / f"{style}.jsonl", report):
             if not row["response"].strip():
                 continue  # an immediate end-of-turn: nothing to compare in a preference pair
-            completions[row["prompt_id"]].append({"model": style, "response": row["response"], "tokens": row["tokens"]})
+            completions[row["prompt_id"]].append(
+                {"model": style, "response": row["response"], "tokens": row["tokens"]}
+            )
     path = out / "data" / "responses.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"id": p["id"], "prompt": p["prompt"], "completions": c}) + "\n"
-                            for p, c in zip(prompts, completions)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": p["id"], "prompt": p["prompt"], "completions": c}) + "\n"
+            for p, c in zip(prompts, completions)
+        )
+    )
     return path
 
 
-def _train_proxies(config: DemoConfig, train_file: Path, eval_file: Path, out: Path, progress: Progress | None) -> dict[str, tuple[str, str]]:
+def _train_proxies(
+    config: DemoConfig, train_file: Path, eval_file: Path, out: Path, progress: Progress | None
+) -> dict[str, tuple[str, str]]:
     """name → (folder, kind) for every objective × seed; a finished model is reused."""
     from rmguard.training.config import load_config
     from rmguard.training.modeling import is_reward_checkpoint
@@ -104,13 +126,27 @@ def _train_proxies(config: DemoConfig, train_file: Path, eval_file: Path, out: P
         if progress:
             progress("train proxies", done, len(runs))
         if not is_reward_checkpoint(folder):
-            train(load_config(None, {
-                "model_name_or_path": config.policy, "num_hidden_layers": config.rm_layers, "objective": objective,
-                "train_file": str(train_file), "eval_file": str(eval_file), "max_length": config.max_length,
-                "num_train_epochs": config.epochs, "learning_rate": config.learning_rate,
-                "per_device_train_batch_size": config.batch_size, "seed": seed, "output_dir": str(folder),
-                "report_to": ["none"], "disable_tqdm": True, "logging_steps": 1000,
-            }))
+            train(
+                load_config(
+                    None,
+                    {
+                        "model_name_or_path": config.policy,
+                        "num_hidden_layers": config.rm_layers,
+                        "objective": objective,
+                        "train_file": str(train_file),
+                        "eval_file": str(eval_file),
+                        "max_length": config.max_length,
+                        "num_train_epochs": config.epochs,
+                        "learning_rate": config.learning_rate,
+                        "per_device_train_batch_size": config.batch_size,
+                        "seed": seed,
+                        "output_dir": str(folder),
+                        "report_to": ["none"],
+                        "disable_tqdm": True,
+                        "logging_steps": 1000,
+                    },
+                )
+            )
         proxies[name] = (str(folder), objective)
     if progress:
         progress("train proxies", len(runs), len(runs))
@@ -119,8 +155,15 @@ def _train_proxies(config: DemoConfig, train_file: Path, eval_file: Path, out: P
 
 def _without_raw_norms(diagnostics: dict[str, Any]) -> dict[str, Any]:
     """The diagnostics summary without the per-response norm lists (they stay in diagnostics/diagnostics.json)."""
-    models = {name: {**entry, "files": {f: {k: v for k, v in d.items() if k != "hidden_norms"} for f, d in entry["files"].items()}}
-              for name, entry in diagnostics["models"].items()}
+    models = {
+        name: {
+            **entry,
+            "files": {
+                f: {k: v for k, v in d.items() if k != "hidden_norms"} for f, d in entry["files"].items()
+            },
+        }
+        for name, entry in diagnostics["models"].items()
+    }
     return {**diagnostics, "models": models}
 
 
@@ -165,55 +208,109 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> dict[str, 
     if progress:
         progress("load SmolLM2", 1, 1)
     lap("load policy")
-    prompts = demo_prompts()[:config.prompts]
+    prompts = demo_prompts()[: config.prompts]
     responses = _responses(config, prompts, out, progress)
     lap("generate responses")
     labelled = out / "data" / "labelled.jsonl"
-    label_meta = label_file(str(responses), GOLD_SPEC, labelled, "best_vs_worst", config.label_noise, config.seed)
+    label_meta = label_file(
+        str(responses), GOLD_SPEC, labelled, "best_vs_worst", config.label_noise, config.seed
+    )
     splits_dir = out / "splits"
-    manifest = make_splits(str(labelled), splits_dir, config.heldout_prompts, config.heldout_styles, config.seed)
+    manifest = make_splits(
+        str(labelled), splits_dir, config.heldout_prompts, config.heldout_styles, config.seed
+    )
     lap("label and split")
 
-    proxies = _train_proxies(config, splits_dir / "train.jsonl", splits_dir / "val1_in_domain.jsonl", out, progress)
+    proxies = _train_proxies(
+        config, splits_dir / "train.jsonl", splits_dir / "val1_in_domain.jsonl", out, progress
+    )
     lap("train proxies")
     folders = [folder for folder, _ in proxies.values()]
-    scenario_files = [str(splits_dir / f"{name}.jsonl") for name in
-                      ("val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")]
+    scenario_files = [
+        str(splits_dir / f"{name}.jsonl")
+        for name in (
+            "val1_in_domain",
+            "val2_prompt_disjoint",
+            "val3_response_disjoint",
+            "val4_mutual_disjoint",
+        )
+    ]
     if progress:
         progress("evaluate + diagnose", 0, 2)
     evaluation = evaluate_models(folders, scenario_files, out / "evaluation.json", seed=config.seed)
     if progress:
         progress("evaluate + diagnose", 1, 2)
-    diagnostics = diagnose(folders, [str(splits_dir / "train.jsonl"), *scenario_files[1:]], out / "diagnostics")
+    diagnostics = diagnose(
+        folders, [str(splits_dir / "train.jsonl"), *scenario_files[1:]], out / "diagnostics"
+    )
     if progress:
         progress("evaluate + diagnose", 2, 2)
     lap("evaluate and diagnose")
 
     # Best-of-N on the held-out prompts, sampled from the policy itself (temperature 1: KL_BoN holds).
-    heldout = [json.loads(line)["prompt"] for line in (splits_dir / "val2_prompt_disjoint.jsonl").read_text().splitlines()]
+    heldout = [
+        json.loads(line)["prompt"]
+        for line in (splits_dir / "val2_prompt_disjoint.jsonl").read_text().splitlines()
+    ]
     heldout_text = [p if isinstance(p, str) else p[-1]["content"] for p in heldout]
-    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=config.max_new_tokens,
-                              batch_size=config.generation_batch_size, seed=config.seed + 1000)
+    sampling = SamplingConfig(
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.generation_batch_size,
+        seed=config.seed + 1000,
+    )
     report = (lambda done, total: progress("best-of-n samples", done, total)) if progress else None
-    rows = generate_pool(load_policy(config.policy), heldout_text, config.bon_n, sampling, out / "bon" / "pool.jsonl", report)
-    bon_prompts, bon_responses, length, unit = pool_matrix(rows, config.bon_n, str(out / "bon" / "pool.jsonl"))
-    scorers = {f"proxy:{name}": (lambda folder=folder: RewardScorer(folder).score) for name, (folder, _) in proxies.items()}
+    rows = generate_pool(
+        load_policy(config.policy), heldout_text, config.bon_n, sampling, out / "bon" / "pool.jsonl", report
+    )
+    bon_prompts, bon_responses, length, unit = pool_matrix(
+        rows, config.bon_n, str(out / "bon" / "pool.jsonl")
+    )
+    scorers = {
+        f"proxy:{name}": (lambda folder=folder: RewardScorer(folder).score)
+        for name, (folder, _) in proxies.items()
+    }
     scorers["gold"] = lambda: GoldScorer(GOLD_SPEC).score
-    scores = score_pool(bon_prompts, bon_responses, scorers, out / "bon" / "scores.json",
-                        (lambda name, done, total: progress("best-of-n scoring", done, total)) if progress else None)
-    curves = best_of_n_curves([Proxy(name, kind, scores[f"proxy:{name}"]) for name, (_, kind) in proxies.items()],
-                              scores["gold"], length, config.bon_n)
+    scores = score_pool(
+        bon_prompts,
+        bon_responses,
+        scorers,
+        out / "bon" / "scores.json",
+        (lambda name, done, total: progress("best-of-n scoring", done, total)) if progress else None,
+    )
+    curves = best_of_n_curves(
+        [Proxy(name, kind, scores[f"proxy:{name}"]) for name, (_, kind) in proxies.items()],
+        scores["gold"],
+        length,
+        config.bon_n,
+    )
     write_curves(curves, out / "bon", unit)
-    pngs = plot_bon(curves, out / "bon", unit, [s for s in curves.curves if curves.kinds[s] in ("kind", "oracle")])
+    pngs = plot_bon(
+        curves, out / "bon", unit, [s for s in curves.curves if curves.kinds[s] in ("kind", "oracle")]
+    )
     lap("best-of-n")
     timings["total"] = round(time.perf_counter() - start, 1)
 
     summary = {
-        "config": asdict(config), "timings_s": timings, "gold": GOLD_SPEC, "labels": label_meta, "splits": manifest,
-        "proxies": {name: folder for name, (folder, _) in proxies.items()}, "evaluation": evaluation,
+        "config": asdict(config),
+        "timings_s": timings,
+        "gold": GOLD_SPEC,
+        "labels": label_meta,
+        "splits": manifest,
+        "proxies": {name: folder for name, (folder, _) in proxies.items()},
+        "evaluation": evaluation,
         "diagnostics": _without_raw_norms(diagnostics),
-        "best_of_n": {"ns": curves.ns, "kl": curves.kl, "prompts": len(bon_prompts), "length_unit": unit,
-                      "gold_peak": curves.peaks, "curves": curves.curves, "seeds": curves.seeds, "what": curves.kinds},
+        "best_of_n": {
+            "ns": curves.ns,
+            "kl": curves.kl,
+            "prompts": len(bon_prompts),
+            "length_unit": unit,
+            "gold_peak": curves.peaks,
+            "curves": curves.curves,
+            "seeds": curves.seeds,
+            "what": curves.kinds,
+        },
         "bon_gold_mean": float(np.mean(scores["gold"])),
     }
     summary = finite_json(summary)

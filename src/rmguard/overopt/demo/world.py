@@ -48,7 +48,11 @@ def _user_text(prompt: Text) -> str:
 
 
 def _response_text(response: Text) -> str:
-    return response if isinstance(response, str) else "".join(m["content"] for m in response if m["role"] == "assistant")
+    return (
+        response
+        if isinstance(response, str)
+        else "".join(m["content"] for m in response if m["role"] == "assistant")
+    )
 
 
 def check(constraint: dict[str, Any], text: str) -> float:
@@ -77,13 +81,27 @@ def check(constraint: dict[str, Any], text: str) -> float:
     raise ConfigError(f"unknown constraint type '{kind}'")
 
 
-NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "hundred", "thousand", "million"}
+NUMBER_WORDS = {
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "hundred",
+    "thousand",
+    "million",
+}
 
 
 def repeated_trigram_share(text: str) -> float:
     """Share of word trigrams that already occurred earlier in the text (0 for fewer than 3 words)."""
     words = [w.lower() for w in _WORD.findall(text)]
-    trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    trigrams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
     if not trigrams:
         return 0.0
     seen: set[tuple[str, ...]] = set()
@@ -98,7 +116,9 @@ def gold(prompt: Text, response: Text) -> float:
     """The rubric score of ``response`` to one of the demo prompts (see the module docstring)."""
     constraints = _constraints_by_prompt().get(_user_text(prompt))
     if constraints is None:
-        raise ConfigError(f"the demo gold only knows the shipped demo prompts, not {_user_text(prompt)[:60]!r}")
+        raise ConfigError(
+            f"the demo gold only knows the shipped demo prompts, not {_user_text(prompt)[:60]!r}"
+        )
     text = _response_text(response).strip()
     if not text:
         return 0.0
