@@ -6,6 +6,10 @@ IPC and UTS namespaces, mounts a size-limited tmpfs as the new root, binds the P
 /usr read-only, writes the job's files into /sandbox and forks the worker. The worker chroots, applies
 resource limits, drops to nobody with no supplementary groups and no_new_privs, and executes the job's
 code. Forking a warm interpreter instead of starting one per job is what makes ~100 jobs/s possible.
+
+Besides stdout and stderr the worker gets one more pipe, as file descriptor 3: the *result channel*. A
+trusted harness run as the job's code writes its verdict there, after closing the descriptor in every
+process it forks to run model-written code, so the model's output only ever reaches stdout and stderr.
 """
 
 import contextlib  # noqa: F401  (imported once here so every forked worker starts with it warm)
@@ -84,7 +88,10 @@ def build_root(root, job):
             os.chown(os.path.join(directory, name), NOBODY, NOBODY)
 
 
-def become_worker(root, job, out_w, err_w):
+RESULT_FD = 3
+
+
+def become_worker(root, job, out_w, err_w, res_w):
     """Runs in PID 1 of the new PID namespace; never returns."""
     try:
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
@@ -95,7 +102,8 @@ def become_worker(root, job, out_w, err_w):
         os.dup2(stdin_r, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
-        os.closerange(3, 1 << 16)
+        os.dup2(res_w, RESULT_FD)
+        os.closerange(RESULT_FD + 1, 1 << 16)
         limits = {
             resource.RLIMIT_AS: job["memory_bytes"],
             resource.RLIMIT_NPROC: job["max_processes"],
@@ -132,11 +140,11 @@ def become_worker(root, job, out_w, err_w):
             os._exit(1)
 
 
-def collect(pid, out_r, err_r, job):
-    """Read the worker's output up to the cap until it exits or the deadline passes."""
+def collect(pid, out_r, err_r, res_r, job):
+    """Read the worker's output and result channel up to the cap until it exits or the deadline passes."""
     deadline = time.monotonic() + job["timeout_seconds"]
-    buffers = {out_r: bytearray(), err_r: bytearray()}
-    truncated, timed_out, open_fds = False, False, [out_r, err_r]
+    buffers = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
+    truncated, timed_out, open_fds = False, False, [out_r, err_r, res_r]
     while open_fds:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -149,7 +157,7 @@ def collect(pid, out_r, err_r, job):
                 open_fds.remove(fd)
                 continue
             room = job["output_bytes"] - len(buffers[fd])
-            truncated = truncated or len(chunk) > room
+            truncated = truncated or (len(chunk) > room and fd != res_r)
             buffers[fd] += chunk[: max(room, 0)]
     if timed_out:
         os.kill(pid, signal.SIGKILL)
@@ -157,6 +165,7 @@ def collect(pid, out_r, err_r, job):
     return {
         "stdout": buffers[out_r].decode("utf-8", "replace"),
         "stderr": buffers[err_r].decode("utf-8", "replace"),
+        "result": buffers[res_r].decode("utf-8", "replace"),
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "timed_out": timed_out,
@@ -173,14 +182,15 @@ def supervise(root, job, result_w):
         build_root(root, job)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        res_r, res_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(out_r)
-            os.close(err_r)
-            become_worker(root, job, out_w, err_w)
-        os.close(out_w)
-        os.close(err_w)
-        result = collect(pid, out_r, err_r, job)
+            for fd in (out_r, err_r, res_r):
+                os.close(fd)
+            become_worker(root, job, out_w, err_w, res_w)
+        for fd in (out_w, err_w, res_w):
+            os.close(fd)
+        result = collect(pid, out_r, err_r, res_r, job)
     except BaseException as error:  # the jail could not be built: report it, never run the code
         result = {"setup_error": f"{type(error).__name__}: {error}"}
     os.write(result_w, json.dumps(result).encode())

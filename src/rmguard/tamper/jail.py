@@ -45,7 +45,11 @@ class JailLimits:
 
 @dataclass
 class Execution:
-    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout or killed (a signal)."""
+    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout or killed (a signal).
+
+    ``result`` is what the job wrote to file descriptor 3, the result channel of a trusted harness (see
+    :mod:`rmguard.tamper._jail`); stdout and stderr are the job's output, data only.
+    """
 
     outcome: str
     stdout: str
@@ -53,6 +57,7 @@ class Execution:
     exit_code: int | None
     signal: int | None
     truncated: bool
+    result: str = ""
 
 
 def _outcome(raw: dict) -> str:
@@ -90,7 +95,13 @@ class Jail:
                 f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}"
             )
         return Execution(
-            _outcome(raw), raw["stdout"], raw["stderr"], raw["exit_code"], raw["signal"], raw["truncated"]
+            _outcome(raw),
+            raw["stdout"],
+            raw["stderr"],
+            raw["exit_code"],
+            raw["signal"],
+            raw["truncated"],
+            raw.get("result", ""),
         )
 
     def _request(self, job: dict) -> dict:
