@@ -119,6 +119,21 @@ def test_csv_and_parquet_sources(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("prompt,chosen,rejected\np,,b\n", 2),  # the first data row is line 2 (the header is line 1)
+        ('prompt,chosen,rejected\n"two\nlines",a,b\nq,,d\n', 4),  # a quoted field spans lines 2-3
+        ("prompt,chosen,rejected\n\np,a,b\n\nq,,d\n", 5),  # blank lines are skipped, still counted
+    ],
+)
+def test_csv_errors_name_the_file_line(text: str, line: int, tmp_path) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=f"line {line}, field 'chosen'"):
+        load_pairs(str(path))
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         (

@@ -70,9 +70,13 @@ def test_rewardbench_v1_sections_weight_by_counts_and_upweight_math():
     assert "Safety" not in sections
 
 
-def test_rewardbench_v2_best_of_n_tie_is_wrong():
-    assert rm.best_of_n_correct(2.0, [1.0, 1.9, 0.0])
-    assert not rm.best_of_n_correct(2.0, [1.0, 2.0, 0.0])
+def test_rewardbench_v2_best_of_n_shares_credit_among_ties():
+    # Reference (rewardbench/utils.py, reroll_and_score_dataset): credit 1/k when the chosen ties the
+    # maximum with k responses in all, else 0. Four records by hand: 1, 1/2, 1/3, 0 → mean 0.4583.
+    records = [(2.0, [1.0, 1.9, 0.0]), (2.0, [2.0, 0.0, 0.0]), (1.0, [1.0, 1.0, 0.0]), (0.0, [1.0, 0.0, 0.0])]
+    credits = [rm.best_of_n_credit(chosen, rejected) for chosen, rejected in records]
+    assert credits == pytest.approx([1.0, 0.5, 1 / 3, 0.0])
+    assert sum(credits) / 4 == pytest.approx(0.4583, abs=1e-4)
 
 
 def test_rewardbench_v2_ties_score_by_hand():

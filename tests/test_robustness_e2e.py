@@ -109,3 +109,63 @@ def test_diagnostics_cover_files_checkpoints_and_plots(world, tmp_path):
             stats = entry["files"][name]
             assert 1 <= stats["effective_rank"] <= stats["hidden_size"]
             assert stats["hidden_norm"]["n"] == len(stats["hidden_norms"]) and stats["reward"]["std"] >= 0
+
+
+EVAL_FILES = {
+    "rewardbench2": [
+        {
+            "id": f"r{i}",
+            "prompt": "p1 p2",
+            "chosen": ["g1 g2"],
+            "rejected": ["b1", "b2 b3", "g3"],
+            "num_correct": 1,
+            "subset": "Focus",
+        }
+        for i in range(3)
+    ]
+    + [
+        {
+            "id": "ref:1",
+            "prompt": "p3",
+            "chosen": ["g4"],
+            "rejected": ["b4", "b5"],
+            "num_correct": 1,
+            "subset": "Ties",
+        },
+        {
+            "id": "tied:1",
+            "prompt": "p3",
+            "chosen": ["g4", "g5"],
+            "rejected": ["b4"],
+            "num_correct": 2,
+            "subset": "Ties",
+        },
+    ],
+    "rmbench": [
+        {
+            "id": i,
+            "prompt": "p4",
+            "chosen": ["g1", "g1 g2", "g1 g2 g3"],
+            "rejected": ["b1", "b1 b2", "b1 b2 b3"],
+            "subset": "chat",
+        }
+        for i in range(3)
+    ],
+    "pairs": [
+        {"prompt": "p5", "chosen": "g6 g7", "rejected": "b6", "subset": "alpacaeval-easy"},
+        {"prompt": "p6", "chosen": "g8", "rejected": "b7 b8", "subset": "math-prm"},
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EVAL_FILES))
+def test_eval_writes_json_for_every_file_kind(kind, world, tmp_path):
+    data = tmp_path / f"{kind}.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in EVAL_FILES[kind]))
+    output = tmp_path / "results.json"
+    result = run_cli(
+        "eval", "--model", str(world["bt"]), "--data", str(data), "--output", str(output), "--bootstrap", "20"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(output.read_text())["results"]["bt"][kind]
+    assert summary["kind"] == kind

@@ -11,6 +11,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rmguard.errors import ConfigError
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
+    """Raise before anything is read or written when an output is one of the inputs: the same path, or the
+    same file or folder reached through a link (writing it would destroy the input)."""
+    existing = [Path(source) for source in inputs if Path(source).exists()]
+    for output in map(Path, outputs):
+        for source in existing:
+            same = (
+                os.path.samefile(output, source) if output.exists() else output.resolve() == source.resolve()
+            )
+            if same:
+                raise ConfigError(f"output {output} is the input {source}; write the output somewhere else")
+
+
 # Written last into a folder, so its presence means every other file is complete.
 COMMIT_MARKERS = ("rmguard.json",)
 

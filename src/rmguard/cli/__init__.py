@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from rmguard.errors import RMGuardError
 
@@ -27,8 +28,15 @@ SUBCOMMAND_MODULES = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line naming the option (``--help`` still shows the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rmguard", description=__import__("rmguard").__doc__)
+    parser = OneLineParser(prog="rmguard", description=__import__("rmguard").__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"rmguard.cli.{name}").register(subparsers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,13 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--proxy", action="append", required=True, help="proxy RM folder, or NAME=FOLDER (repeatable)"
     )
     parser.add_argument("--gold", required=True, help="gold SPEC: an RM folder or module:function")
-    parser.add_argument("--n", type=int, default=64, help="samples per prompt (largest n)")
+    parser.add_argument("--n", type=options.count, default=64, help="samples per prompt (largest n)")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--generation-batch-size", type=int, default=16)
-    parser.add_argument("--score-batch-size", type=int, default=16)
+    parser.add_argument("--temperature", type=options.positive_float, default=1.0)
+    parser.add_argument("--top-p", type=options.top_p, default=1.0)
+    parser.add_argument("--max-new-tokens", type=options.count, default=64)
+    parser.add_argument("--generation-batch-size", type=options.count, default=16)
+    parser.add_argument("--score-batch-size", type=options.count, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)

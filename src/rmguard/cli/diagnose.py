@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", action="append", required=True, help="data file (repeat for several)")
     parser.add_argument("--output-dir", required=True, help="folder for diagnostics.json and the PNG plots")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--batch-size", type=options.count, default=16)
+    parser.add_argument("--max-length", type=options.count, default=None)
     parser.add_argument(
-        "--max-pairs", type=int, default=512, help="pairs used for the distance over checkpoints"
+        "--max-pairs", type=options.count, default=512, help="pairs used for the distance over checkpoints"
     )
     parser.set_defaults(func=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", action="append", required=True, help="evaluation file (repeat for several)")
     parser.add_argument("--output", help="JSON file for every number")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--batch-size", type=options.count, default=16)
+    parser.add_argument("--max-length", type=options.count, default=None)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--bootstrap", type=options.count, default=1000, help="bootstrap resamples")
     parser.set_defaults(func=run)
 
 

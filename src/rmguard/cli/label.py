@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,10 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how records become pairs (as in training); tied gold scores are never paired",
     )
     parser.add_argument(
-        "--label-noise", type=float, default=0.0, help="fraction of pairs to flip, exactly (rounded)"
+        "--label-noise",
+        type=options.fraction,
+        default=0.0,
+        help="fraction of pairs to flip, exactly (rounded)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16, help="gold reward-model batch size")
+    parser.add_argument("--batch-size", type=options.count, default=16, help="gold reward-model batch size")
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,9 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=options.count, default=16)
     parser.add_argument(
-        "--max-length", type=int, default=None, help="cut prompts from the left beyond this many tokens"
+        "--max-length",
+        type=options.count,
+        default=None,
+        help="cut prompts from the left beyond this many tokens",
     )
     parser.add_argument(
         "--no-packing",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rmguard.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="labelled multi-response file (rmguard label output)")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--heldout-prompts", type=float, default=0.2, help="fraction of prompts held out")
+    parser.add_argument(
+        "--heldout-prompts", type=options.fraction, default=0.2, help="fraction of prompts held out"
+    )
     parser.add_argument("--heldout-models", default="4", help="a count, or comma-separated model names")
     parser.add_argument(
         "--train-responses",

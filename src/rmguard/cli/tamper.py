@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rmguard.cli import options
 from rmguard.errors import RMGuardError
 
 
@@ -16,13 +17,13 @@ def register(subparsers) -> None:
     run = commands.add_parser("run", help="sample and grade episodes into a resumable JSONL")
     run.add_argument("--env", action="append", required=True, help="environment name or 'all' (repeatable)")
     run.add_argument("--policy", required=True, help="scripted:NAME, hf:PATH or openai:MODEL")
-    run.add_argument("--samples", type=int, default=16, help="episodes per environment")
+    run.add_argument("--samples", type=options.count, default=16, help="episodes per environment")
     run.add_argument("--output", required=True, help="results JSONL (resumed if it exists)")
     run.add_argument("--environments-file", help="JSON/JSONL environments in the released format")
     run.add_argument(
         "--concurrency", type=int, default=8, help="parallel episodes for HTTP/scripted policies"
     )
-    run.add_argument("--max-commands", type=int, default=20)
+    run.add_argument("--max-commands", type=options.count, default=20)
     run.add_argument("--rm", help="rmguard reward-model checkpoint: score the text after </cot>")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_sampling_options(run)
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     replay = commands.add_parser("replay", help="replay a fixed response through a fresh environment")
     replay.add_argument("--env", required=True)
     replay.add_argument("--response-file", required=True, help="text, or JSON with a 'response' field")
-    replay.add_argument("--variant", type=int, default=0)
+    replay.add_argument("--variant", type=options.non_negative_int, default=0)
     replay.add_argument(
         "--environments-file", help="take the environment from this file (--variant = record)"
     )
@@ -42,11 +43,11 @@ def register(subparsers) -> None:
     train.add_argument("--model", required=True, help="HF causal LM folder to start from")
     train.add_argument("--output-dir", required=True)
     train.add_argument("--stages", nargs="+", help="training environments in order (default: first four)")
-    train.add_argument("--prompts-per-stage", type=int, default=8)
-    train.add_argument("--samples-per-prompt", type=int, default=4)
-    train.add_argument("--eval-samples", type=int, default=8)
-    train.add_argument("--epochs", type=int, default=1)
-    train.add_argument("--learning-rate", type=float, default=1e-5)
+    train.add_argument("--prompts-per-stage", type=options.count, default=8)
+    train.add_argument("--samples-per-prompt", type=options.count, default=4)
+    train.add_argument("--eval-samples", type=options.count, default=8)
+    train.add_argument("--epochs", type=options.count, default=1)
+    train.add_argument("--learning-rate", type=options.positive_float, default=1e-5)
     train.add_argument("--rm", help="rmguard reward-model checkpoint for the preference score")
     _add_sampling_options(train)
     train.set_defaults(func=_train)
@@ -57,8 +58,8 @@ def register(subparsers) -> None:
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--temperature", type=options.positive_float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=options.count, default=512)
     parser.add_argument("--base-url", default="http://localhost:8000/v1", help="OpenAI-compatible endpoint")
     parser.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import NoReturn
 
 from transformers import HfArgumentParser
 
@@ -23,8 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, accepts_overrides=True)
 
 
+class FieldParser(HfArgumentParser):
+    """A bad field value is one line (a ConfigError), not argparse's full usage of every field."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
 def field_parser() -> HfArgumentParser:
-    return HfArgumentParser(TrainConfig, prog="rmguard train", add_help=False)
+    return FieldParser(TrainConfig, prog="rmguard train", add_help=False)
 
 
 def parse(args: argparse.Namespace) -> TrainConfig:

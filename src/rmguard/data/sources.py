@@ -6,6 +6,7 @@ header is line 1), Parquet and ``datasets`` rows by index from 1.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,8 @@ def read_rows(spec: str, split: str = "train") -> list[Row]:
         elif suffix == ".csv":
             import datasets
 
-            rows = [(index + 2, row) for index, row in _dataset_rows(datasets.Dataset.from_csv(str(path)))]
+            lines = _csv_record_lines(path)
+            rows = list(zip(lines, (row for _, row in _dataset_rows(datasets.Dataset.from_csv(str(path))))))
         elif suffix == ".parquet":
             import datasets
 
@@ -73,6 +75,22 @@ def _json_rows(path: Path) -> list[Row]:
         if not isinstance(row, dict):
             raise DataError(str(path), f"record {number} is a {type(row).__name__}, not an object")
     return list(enumerate(data, start=1))
+
+
+def _csv_record_lines(path: Path) -> list[int]:
+    """The file line on which each CSV record starts (the header is line 1; a quoted field may span lines)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)
+            starts, previous_end = [], reader.line_num
+            for record in reader:
+                if record:  # blank lines hold no record (the CSV reader behind datasets skips them too)
+                    starts.append(previous_end + 1)
+                previous_end = reader.line_num
+    except UnicodeDecodeError as error:
+        raise DataError(str(path), f"not UTF-8 text (byte {error.start})") from error
+    return starts
 
 
 def _dataset_rows(dataset: Any) -> Iterator[Row]:

@@ -263,8 +263,8 @@ def _rewardbench2(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: 
                 f"{eval_set.path}: record {identifier} has {n_correct} chosen responses; best-of-n "
                 "needs exactly one outside the Ties subset"
             )
-        correct.append(float(rm.best_of_n_correct(scores[0], scores[1:])))
-        tied_with_best += scores[0] == max(scores[1:])
+        correct.append(rm.best_of_n_credit(scores[0], scores[1:]))
+        tied_with_best += int(scores[0] == max(scores[1:]))
         subsets.append(str(subset))
     result: dict[str, Any] = {"records": len(eval_set.groups), "ties_with_best_rejected": tied_with_best}
     subset_scores: dict[str, float] = {}

@@ -204,9 +204,13 @@ def rewardbench_v1_sections(accuracy: Mapping[str, float], counts: Mapping[str, 
     return sections
 
 
-def best_of_n_correct(chosen: float, rejected: Sequence[float]) -> bool:
-    """RewardBench v2 best-of-n: right only if the chosen reward beats every rejected one strictly (a tie is wrong)."""
-    return bool(chosen > max(rejected))
+def best_of_n_credit(chosen: float, rejected: Sequence[float]) -> float:
+    """RewardBench v2 best-of-n credit of one record: 1/k when the chosen reward equals the maximum of all
+    rewards and k responses share that maximum, else 0 (``reroll_and_score_dataset`` in
+    allenai/reward-bench, rewardbench/utils.py: ``1 / np.sum(scores == max_val) if scores[0] == max_val``)."""
+    scores = [chosen, *rejected]
+    top = max(scores)
+    return 1.0 / sum(score == top for score in scores) if chosen == top else 0.0
 
 
 def rewardbench_v2_ties(

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
@@ -255,6 +256,13 @@ class BonConfig:
     score_batch_size: int = 16
     level: float = 0.95
 
+    def __post_init__(self) -> None:
+        for name in ("n", "max_new_tokens", "generation_batch_size", "score_batch_size"):
+            checks.at_least(name, getattr(self, name))
+        checks.positive("temperature", self.temperature)
+        checks.fraction("top_p", self.top_p, exclude_zero=True)
+        checks.fraction("level", self.level, exclude_zero=True)
+
 
 def parse_proxy(spec: str) -> tuple[str, str, str]:
     """NAME=FOLDER or FOLDER → (name, folder, kind); kind = the objective in the checkpoint's metadata
@@ -347,10 +355,9 @@ def run_best_of_n(
     from rmguard.overopt.generation import SamplingConfig, generate_pool, read_pool
     from rmguard.overopt.gold import GoldScorer
     from rmguard.overopt.plots import plot_bon
+    from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer
 
-    if config.n < 1:
-        raise ConfigError(f"n must be at least 1, got {config.n}")
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     proxies = [parse_proxy(spec) for spec in config.proxies]
@@ -373,17 +380,17 @@ def run_best_of_n(
         source = str(out / "pool.jsonl")
     prompts, responses, length, unit = pool_matrix(rows, config.n, source)
 
+    keys = {name: scorer_key(f"proxy:{name}", folder) for name, folder, _ in proxies}
     scorers = {
-        f"proxy:{name}": (
-            lambda folder=folder: RewardScorer(folder, batch_size=config.score_batch_size).score
-        )
+        keys[name]: (lambda folder=folder: RewardScorer(folder, batch_size=config.score_batch_size).score)
         for name, folder, _ in proxies
     }
-    scorers["gold"] = lambda: GoldScorer(config.gold, batch_size=config.score_batch_size).score
+    gold_key = scorer_key("gold", config.gold)
+    scorers[gold_key] = lambda: GoldScorer(config.gold, batch_size=config.score_batch_size).score
     scores = score_pool(prompts, responses, scorers, out / "scores.json", progress)
     result = best_of_n_curves(
-        [Proxy(name, kind, scores[f"proxy:{name}"]) for name, _, kind in proxies],
-        scores["gold"],
+        [Proxy(name, kind, scores[keys[name]]) for name, _, kind in proxies],
+        scores[gold_key],
         length,
         config.n,
         config.level,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from rmguard import checks
 from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
@@ -35,6 +36,12 @@ class SamplingConfig:
     max_new_tokens: int = 64  # longest response, in tokens
     batch_size: int = 16  # sequences per generate() call
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks.positive("temperature", self.temperature)
+        checks.fraction("top_p", self.top_p, exclude_zero=True)
+        checks.at_least("max_new_tokens", self.max_new_tokens)
+        checks.at_least("batch_size", self.batch_size)
 
 
 def as_messages(prompt: Text) -> list[dict[str, str]]:

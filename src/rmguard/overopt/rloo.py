@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from rmguard import checks
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
@@ -59,9 +60,13 @@ class RlooConfig:
     def validate(self) -> None:
         if self.k < 2:
             raise ConfigError(f"k must be at least 2 for a leave-one-out baseline, got {self.k}")
-        for name in ("max_steps", "eval_steps", "prompts_per_step", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "eval_steps", "prompts_per_step", "max_new_tokens", "eval_max_prompts"):
+            checks.at_least(name, getattr(self, name))
+        checks.at_least("score_batch_size", self.score_batch_size)
+        checks.finite("beta", self.beta)
+        for name in ("clip_epsilon", "temperature", "learning_rate"):
+            checks.positive(name, getattr(self, name))
+        checks.fraction("top_p", self.top_p, exclude_zero=True)
 
 
 @torch.no_grad()

@@ -19,6 +19,22 @@ def item_key(prompt: Text, response: Text) -> str:
     ).hexdigest()
 
 
+def scorer_key(name: str, source: str) -> str:
+    """``name@fingerprint``: a reward-model folder is fingerprinted by its real path and the size and time of
+    every file in it, so scores of a retrained or replaced model are never reused; a gold function
+    (``module:function``) by its spec."""
+    path = Path(source)
+    if not path.is_dir():
+        return f"{name}@{source}"
+    stats = sorted(
+        (str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in path.rglob("*")
+        if f.is_file()
+    )
+    digest = hashlib.sha1(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()[:16]
+    return f"{name}@{digest}"
+
+
 class ScoreCache:
     """``{scorer: {item: score}}`` in one JSON file, written atomically after every chunk."""
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.tamper.environments import ENVIRONMENTS, PREAMBLE, make_environment
 from rmguard.tamper.grading import visible_text
@@ -47,9 +48,16 @@ class ExpertIterationConfig:
                 raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(ENVIRONMENTS)})")
         if self.held_out in self.stages:
             raise RMGuardError(f"the held-out environment '{self.held_out}' must not be a training stage")
-        for key in ("prompts_per_stage", "samples_per_prompt", "eval_samples", "epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise RMGuardError(f"{key} must be at least 1")
+        for key in (
+            "prompts_per_stage",
+            "samples_per_prompt",
+            "eval_samples",
+            "epochs",
+            "batch_size",
+            "max_length",
+        ):
+            checks.at_least(key, getattr(self, key))
+        checks.positive("learning_rate", self.learning_rate)
 
 
 def train(

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.tamper.environments import EnvironmentSpec
 from rmguard.tamper.protocol import BASH_CLOSE, BASH_OPEN, GenerationRequest
@@ -173,6 +174,11 @@ class SamplingConfig:
     temperature: float = 1.0
     max_new_tokens: int = 512
     top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks.positive("temperature", self.temperature)
+        checks.fraction("top_p", self.top_p, exclude_zero=True)
+        checks.at_least("max_new_tokens", self.max_new_tokens)
 
 
 def _close_open_bash(text: str) -> str:

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.tamper.environments import ENVIRONMENTS, EnvironmentSpec, make_environment
 from rmguard.tamper.grading import visible_text
@@ -50,6 +51,11 @@ class RunConfig:
     concurrency: int = 1
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     examples_per_environment: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "num_variants", "concurrency"):
+            checks.at_least(name, getattr(self, name))
+        checks.at_least("examples_per_environment", self.examples_per_environment, 0)
 
 
 def expand_environments(names: Iterable[str]) -> list[str]:

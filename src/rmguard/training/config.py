@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from rmguard import checks
 from rmguard.errors import ConfigError
 from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 
@@ -232,15 +233,35 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
-            raise ConfigError(f"max_tokens_per_batch must be at least 1, got {self.max_tokens_per_batch}")
-        if not 0 <= self.grm_alpha <= 1:
-            raise ConfigError(f"grm_alpha must lie in [0, 1], got {self.grm_alpha}")
+        if self.max_tokens_per_batch is not None:
+            checks.at_least("max_tokens_per_batch", self.max_tokens_per_batch)
+        self._validate_numbers()
         if self.train_file is None:
             raise ConfigError("train_file is required")
         unknown = set(self.report_to) - {"csv", "tensorboard", "none"}
         if unknown:
             raise ConfigError(f"unknown report_to {sorted(unknown)}; choose from csv, tensorboard, none")
+
+    def _validate_numbers(self) -> None:
+        for name in ("logging_steps", "lora_r", "save_total_limit"):
+            checks.at_least(name, getattr(self, name))
+        for name in (
+            "eval_steps",
+            "save_steps",
+            "weight_decay",
+            "max_grad_norm",
+            "center_coef",
+            "bsr_lambda",
+        ):
+            checks.at_least(name, getattr(self, name), 0)
+        for name in ("learning_rate", "adam_epsilon", "grm_beta"):
+            checks.positive(name, getattr(self, name))
+        for name in ("grm_alpha", "warmup_ratio", "label_smoothing", "lora_dropout"):
+            checks.fraction(name, getattr(self, name))
+        if self.margin is not None:
+            checks.finite("margin", self.margin)
+        if self.max_steps <= 0:
+            checks.positive("num_train_epochs (or set max_steps)", self.num_train_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

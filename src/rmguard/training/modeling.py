@@ -36,7 +36,7 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import logging as hf_logging
 
 from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_directory
+from rmguard.fileio import atomic_directory, refuse_overwriting_inputs
 from rmguard.training.attention import PackedAttention, backbone_attention
 from rmguard.training.pretrained import resolve_model_path
 
@@ -396,6 +396,7 @@ def _load_peft(
 
 def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> None:
     """Merge a LoRA reward model into a standalone checkpoint (standard models load with plain transformers)."""
+    refuse_overwriting_inputs([output_dir], [adapter_dir])
     model, tokenizer = load_reward_model(adapter_dir)
     if not read_metadata(adapter_dir).get("peft"):
         raise ConfigError(f"{adapter_dir}: not a LoRA checkpoint")
