@@ -153,3 +153,41 @@ def test_merge_into_its_own_adapter_folder_is_refused(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="is the input"):
         merge_lora(tmp_path, tmp_path / ".." / tmp_path.name)
+
+
+@pytest.fixture
+def reward_model_folder(tmp_path):
+    folder = tmp_path / "rm"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        '{"architectures": ["LlamaForSequenceClassification"], "num_labels": 1}'
+    )
+    return folder
+
+
+def test_reward_model_or_empty_folder_is_refused_as_a_policy(reward_model_folder, tmp_path) -> None:
+    from rmguard.overopt.generation import load_policy
+    from rmguard.tamper.policies import HFPolicy
+
+    for load in (load_policy, HFPolicy):
+        with pytest.raises(ConfigError, match="a reward model .*not a policy"):
+            load(str(reward_model_folder))
+        with pytest.raises(ConfigError, match="no model here"):
+            load(str(tmp_path))
+
+
+def test_tamper_run_refuses_a_reward_model_policy(reward_model_folder, tmp_path) -> None:
+    out = tmp_path / "episodes.jsonl"
+    result = run_cli(
+        "tamper",
+        "run",
+        "--env",
+        "political_sycophancy",
+        "--policy",
+        f"hf:{reward_model_folder}",
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "not a policy" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

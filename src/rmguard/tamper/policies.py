@@ -20,6 +20,7 @@ from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.tamper.environments import EnvironmentSpec
 from rmguard.tamper.protocol import BASH_CLOSE, BASH_OPEN, GenerationRequest
+from rmguard.training.pretrained import require_causal_lm
 
 # ---------------------------------------------------------------- scripted strategies
 # A script is the whole response split after each </bash>; segment i is returned once i commands ran.
@@ -197,6 +198,8 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name, self.sampling = f"hf:{model_path}", sampling or SamplingConfig()
+        if model is None:
+            require_causal_lm(model_path)
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_path)
             self.model = model or AutoModelForCausalLM.from_pretrained(model_path)

@@ -9,6 +9,7 @@ first time (about 20 s); the result is cached as an ordinary Hugging Face folder
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -58,3 +59,20 @@ def _convert_gguf(folder: Path, gguf_file: str, hub_name: str, target: Path) -> 
     with atomic_directory(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+
+
+def require_causal_lm(path: str | Path, role: str = "policy") -> None:
+    """A policy must be a causal LM: a folder without a model, or a sequence classifier (a reward model, whose
+    missing LM head would load as random weights), is refused with one line before anything loads."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"{path}: no model here (no config.json); the {role} must be a causal LM folder")
+    try:
+        architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        raise ConfigError(f"{config_file}: not a JSON model config ({error})") from error
+    classifiers = [a for a in architectures if str(a).endswith("ForSequenceClassification")]
+    if classifiers:
+        raise ConfigError(
+            f"{path}: a reward model ({classifiers[0]}), not a {role}; give a causal LM (…ForCausalLM) folder"
+        )
