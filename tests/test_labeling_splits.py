@@ -200,9 +200,10 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
         [3, 1, 2, 0, 2, 2, 1, 0, 5, 1, 4, 6, 1], dtype=float
     )  # record 2 ties with its best rejected
     summary = summarize(eval_set, rewards, resamples=50)
-    assert summary["subsets"]["Math"] == 0.5 and summary["ties_with_best_rejected"] == 1
+    # record 1 wins (1), record 2 ties the best rejected: RewardBench v2 gives it 1/2 → Math = 0.75
+    assert summary["subsets"]["Math"] == 0.75 and summary["ties_with_best_rejected"] == 1
     assert summary["ties"]["accuracy_ref"] == 1.0 and summary["ties"]["correctness_preferred"] == 1.0
-    assert summary["score"] == pytest.approx((0.5 + summary["ties"]["score"]) / 2)
+    assert summary["score"] == pytest.approx((0.75 + summary["ties"]["score"]) / 2)
 
     rmb = write_jsonl(
         tmp_path / "rmbench.jsonl",
@@ -227,3 +228,22 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
     )
     eval_set = load_eval_set(str(hhh))
     assert eval_set.kind == "pairs" and eval_set.responses[0] == [{"role": "assistant", "content": "g1"}]
+
+
+def test_in_domain_splits_hold_only_prompts_that_gave_a_training_pair(labelled, tmp_path):
+    rows = read_jsonl(labelled)
+    tied = {row["id"] for row in rows[:8]}
+    for row in rows[:8]:  # every response of these prompts ties: no training pair can come from them
+        for completion in row["completions"]:
+            completion["gold_score"] = 0.5
+    data = write_jsonl(tmp_path / "tied.jsonl", rows)
+    manifest = make_splits(str(data), tmp_path / "s", heldout_prompts=0.2, heldout_models=2, seed=0)
+    for name in ("val1_in_domain", "val3_response_disjoint"):
+        ids = {row["id"] for row in read_jsonl(tmp_path / "s" / f"{name}.jsonl")}
+        assert not ids & tied
+        left_out = manifest["counts"][name]["prompts_without_training_pair_left_out"]
+        assert left_out >= 1
+    assert (
+        manifest["counts"]["train"]["prompts_without_pair"]
+        == manifest["counts"]["val3_response_disjoint"]["prompts_without_training_pair_left_out"]
+    )

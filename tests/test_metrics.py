@@ -59,15 +59,18 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     assert low < values.mean() < high and high - low < 0.2
 
 
-def test_rewardbench_v1_sections_weight_by_counts_and_upweight_math():
+def test_rewardbench_v1_sections_weight_by_the_fixed_example_counts():
+    # Reference (rewardbench/utils.py, calculate_scores_per_section with EXAMPLE_COUNTS): whatever the
+    # file holds, alpacaeval-easy weighs 100 and mt-bench-easy 28; math-prm 984, each hep-* 164.
     accuracy = {"alpacaeval-easy": 1.0, "mt-bench-easy": 0.5, "math-prm": 0.0, "hep-cpp": 1.0, "hep-go": 0.5}
-    counts = {"alpacaeval-easy": 30, "mt-bench-easy": 10, "math-prm": 7, "hep-cpp": 4, "hep-go": 4}
-    sections = rm.rewardbench_v1_sections(accuracy, counts)
-    assert sections["Chat"] == pytest.approx((30 * 1.0 + 10 * 0.5) / 40)
-    # math-prm weighs as much as the code subsets together (8): (0·8 + 1·4 + 0.5·4) / 16
-    assert sections["Reasoning"] == pytest.approx(6 / 16)
+    sections = rm.rewardbench_v1_sections(accuracy)
+    assert sections["Chat"] == pytest.approx((100 * 1.0 + 28 * 0.5) / 128)
+    assert sections["Reasoning"] == pytest.approx((984 * 0.0 + 164 * 1.0 + 164 * 0.5) / (984 + 328))
     assert sections["overall"] == pytest.approx((sections["Chat"] + sections["Reasoning"]) / 2)
     assert "Safety" not in sections
+    missing = rm.rewardbench_v1_missing(accuracy)
+    assert "alpacaeval-hard" in missing and "hep-rust" in missing and "hep-cpp" not in missing
+    assert len(missing) == 23 - 5
 
 
 def test_rewardbench_v2_best_of_n_shares_credit_among_ties():
@@ -127,3 +130,20 @@ def test_effective_rank_of_a_known_spectrum():
 def test_skewness_equals_scipy():
     values = np.random.default_rng(2).exponential(size=100)
     assert rm.skewness(values) == pytest.approx(scipy.stats.skew(values))
+
+
+def test_rmbench_averages_domains_and_merges_the_safety_files():
+    # RM-Bench (scripts/utils.py): levels per domain from `subset`, safety-refuse + safety-response = safety,
+    # then the plain mean over domains. chat: 2 records, all chosen above all rejected → every level 1.
+    # safety: one refuse record with chosen below all rejected (0) and one response record all above (1)
+    # → 0.5 each. Mean over the two domains: 0.75; pooling the four records would give 0.75 as well for
+    # accuracy, so code gets one record at 0 to tell them apart: mean over 3 domains = (1 + .5 + 0) / 3.
+    high, low = [5.0, 5.0, 5.0], [0.0, 0.0, 0.0]
+    chosen = np.array([high, high, low, high, low])
+    rejected = np.array([low, low, high, low, high])
+    subsets = ["chat", "chat", "safety-refuse", "safety-response", "code"]
+    scores = rm.rmbench_scores(chosen, rejected, subsets)
+    assert set(scores["domains"]) == {"chat", "code", "safety"}
+    assert scores["domains"]["safety"]["hard"] == 0.5 and scores["domains"]["code"]["easy"] == 0.0
+    for level in ("hard", "normal", "easy", "accuracy"):
+        assert scores[level] == pytest.approx(0.5)  # (1 + 0.5 + 0) / 3, where pooling gives 3/5

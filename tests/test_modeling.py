@@ -20,6 +20,7 @@ from rmguard.training.modeling import (
     export_standard,
     load_reward_model,
     save_reward_model,
+    write_legacy_layout,
 )
 
 from helpers import build_tokenizer, synthetic_pair
@@ -218,3 +219,35 @@ def test_chat_template_can_be_overridden(tiny_llama, tmp_path):
         features.prompt_ids + features.chosen_ids
         == from_file("user: p1 assistant: g1 ", add_special_tokens=False)["input_ids"]
     )
+
+
+def test_checkpoint_files_read_the_same_in_transformers_4(tiny_llama, tmp_path):
+    """The fields scripts/check_compat.py relies on (run there against transformers 4.51: equal to 3e-7)."""
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    save_reward_model(model, tokenizer, tmp_path / "rm")
+    config = json.loads((tmp_path / "rm" / "config.json").read_text())
+    assert config["rope_theta"] == config["rope_parameters"]["rope_theta"]
+    assert "rope_scaling" not in config  # default RoPE: 4.x must not see a scaling dict
+    tokenizer_config = json.loads((tmp_path / "rm" / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert tokenizer_config["model_input_names"] == ["input_ids", "attention_mask"]
+    assert not isinstance(tokenizer_config.get("extra_special_tokens"), list)
+    scorer = RewardScorer(tmp_path / "rm")  # and 5.x still reads it as written
+    assert (
+        scorer.tokenizer.pad_token == tokenizer.pad_token
+        and scorer.tokenizer("a")["input_ids"] == tokenizer("a")["input_ids"]
+    )
+
+
+def test_legacy_layout_copies_scaled_rope_and_refuses_per_layer_rope(tmp_path):
+    scaled = {"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}}
+    (tmp_path / "config.json").write_text(json.dumps(scaled))
+    write_legacy_layout(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["rope_theta"] == 5e5 and config["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0}
+    per_layer = {
+        "rope_parameters": {"full_attention": {"rope_theta": 1e6}, "sliding_attention": {"rope_theta": 1e4}}
+    }
+    (tmp_path / "config.json").write_text(json.dumps(per_layer))
+    with pytest.raises(ConfigError, match="transformers 4.x"):
+        write_legacy_layout(tmp_path)

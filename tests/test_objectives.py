@@ -134,3 +134,20 @@ def test_grm_combine():
     assert objectives.grm_combine(torch.tensor(2.0), torch.tensor(10.0), alpha=0.5).item() == pytest.approx(
         6.0
     )
+
+
+def test_bsr_factor_is_the_configured_batch_size_on_a_short_last_batch():
+    # Reference (LinkedIn-XFACT/RM-Robustness): λ is multiplied by the configured per-device batch size, so a
+    # last batch of 3 pairs under batch size 4 still gets ×4: by hand, rewards 1, 2, 0 | 0, 1, 1 → mean 5/6.
+    from rmguard.training.config import load_config
+    from rmguard.training.loss import bsr_factor
+
+    c, r = torch.tensor([1.0, 2.0, 0.0]), torch.tensor([0.0, 1.0, 1.0])
+    bt_value = sum(math.log1p(math.exp(-(a - b))) for a, b in zip([1, 2, 0], [0, 1, 1])) / 3
+    fixed = objectives.bsr(c, r, bsr_lambda=0.1, batch_size=4).item()
+    assert fixed == pytest.approx(bt_value + 0.1 * 4 * (5 / 6) ** 2)
+    assert objectives.bsr(c, r, bsr_lambda=0.1).item() == pytest.approx(bt_value + 0.1 * 3 * (5 / 6) ** 2)
+    config = load_config(None, {"train_file": "p", "objective": "bsr", "per_device_train_batch_size": 4})
+    assert bsr_factor(config) == 4
+    budget = load_config(None, {"train_file": "p", "objective": "bsr", "max_tokens_per_batch": 512})
+    assert bsr_factor(budget) is None  # token-budget batches have no fixed size: the batch's own pairs

@@ -27,6 +27,38 @@ def refuse_overwriting_inputs(outputs: Iterable[str | Path], inputs: Iterable[st
                 raise ConfigError(f"output {output} is the input {source}; write the output somewhere else")
 
 
+@contextlib.contextmanager
+def output_lock(target: str | Path) -> Iterator[None]:
+    """Hold ``TARGET.lock`` exclusively while writing ``target``; a second writer is refused with one line.
+
+    The lock is a kernel lock (``flock``) on a file that names its owner (pid, host, start time): it ends
+    with the owning process however that process ends, so a lock file left by a killed run is stale by
+    construction and the next run takes it over.
+    """
+    import fcntl
+    import socket
+    import time
+
+    path = Path(f"{Path(target).resolve()}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{target} is being written by {owner} (lock {path}); wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        handle.flush()
+        yield
+
+
 # Written last into a folder, so its presence means every other file is complete.
 COMMIT_MARKERS = ("rmguard.json",)
 

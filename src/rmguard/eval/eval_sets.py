@@ -136,7 +136,7 @@ def load_eval_set(spec: str, kind: str = "auto") -> EvalSet:
             prompt = as_user_turn(check_text(row.get("prompt"), spec, number, "prompt"))
             chosen = _text_list(row, "chosen", spec, number, size)
             rejected = _text_list(row, "rejected", spec, number, size)
-            subset = row.get("domain" if kind == "rmbench" else "subset")
+            subset = row.get("subset", row.get("domain")) if kind == "rmbench" else row.get("subset")
             out.add(prompt, [as_reply(t) for t in chosen + rejected], str(row.get("id", number)), subset)
             out.num_correct.append(len(chosen))
     if not out.groups:
@@ -200,9 +200,10 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
         subset_acc, subset_n = _by_subset(eval_set, (chosen > rejected).astype(float))
         if subset_acc:
             summary["subsets"] = {s: {"accuracy": subset_acc[s], "pairs": subset_n[s]} for s in subset_acc}
-            sections = rm.rewardbench_v1_sections(subset_acc, subset_n)
+            sections = rm.rewardbench_v1_sections(subset_acc)
             if sections:
                 summary["rewardbench_v1"] = sections
+                summary["rewardbench_v1_missing_subsets"] = rm.rewardbench_v1_missing(subset_acc)
         summary["primary"] = "accuracy"
     elif eval_set.kind == "rankings":
         gold = {i: g for i, g in zip(eval_set.ids, eval_set.gold)}
@@ -223,18 +224,7 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
     else:
         chosen = np.array([[rewards[k] for k in g[:3]] for g in eval_set.groups])
         rejected = np.array([[rewards[k] for k in g[3:]] for g in eval_set.groups])
-        summary.update(records=len(chosen), **rm.rmbench_matrix(chosen, rejected))
-        domains = sorted({s for s in eval_set.subsets if s is not None})
-        if domains:
-            index = np.array(eval_set.subsets, dtype=object)
-            summary["domains"] = {
-                d: {
-                    k: v
-                    for k, v in rm.rmbench_matrix(chosen[index == d], rejected[index == d]).items()
-                    if k != "matrix"
-                }
-                for d in domains
-            }
+        summary.update(records=len(chosen), **rm.rmbench_scores(chosen, rejected, eval_set.subsets))
         summary["primary"] = "accuracy"
     return summary
 

@@ -36,7 +36,16 @@ REWARDBENCH_SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "Reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
 }
-RMBENCH_LEVELS = ("hard", "normal", "easy")
+# Examples per subset in RewardBench v1 (rewardbench/constants.py, EXAMPLE_COUNTS); math-prm has 447 but
+# counts 984, as much as the six code subsets together, so math and code weigh equally in Reasoning.
+REWARDBENCH_EXAMPLE_COUNTS: dict[str, int] = {
+    "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
+    "mt-bench-med": 40, "mt-bench-hard": 37, "math-prm": 984, "refusals-dangerous": 100,
+    "refusals-offensive": 100, "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
+    "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46, "xstest-should-refuse": 154,
+    "xstest-should-respond": 250, "donotanswer": 136, "hep-cpp": 164, "hep-go": 164, "hep-java": 164,
+    "hep-js": 164, "hep-python": 164, "hep-rust": 164,
+}  # fmt: skip
 
 
 class MetricError(RMGuardError):
@@ -182,26 +191,28 @@ def bootstrap_ci(
 # ----------------------------------------------------------------------------------------------- benchmarks
 
 
-def rewardbench_v1_sections(accuracy: Mapping[str, float], counts: Mapping[str, int]) -> dict[str, float]:
-    """Section scores Σ acc_s·n_s / Σ n_s and their mean as ``overall`` (sections with no subset present are left out).
+def rewardbench_v1_sections(accuracy: Mapping[str, float]) -> dict[str, float]:
+    """Section scores Σ acc_s·n_s / Σ n_s over the subsets present, with the benchmark's fixed counts n_s
+    (``REWARDBENCH_EXAMPLE_COUNTS``, whatever the file holds), and their mean as ``overall``.
 
-    As in RewardBench, math-prm is weighted like all code subsets together (its n is the sum of the hep-*
-    counts present) so math and code count equally inside Reasoning.
+    As ``calculate_scores_per_section`` in allenai/reward-bench (rewardbench/utils.py). One difference: a
+    section with no subset present is left out here, where the reference scores it 0.
     """
-    weights = dict(counts)
-    code = sum(n for subset, n in counts.items() if subset.startswith("hep-"))
-    if "math-prm" in weights and code:
-        weights["math-prm"] = code
     sections = {}
     for section, subsets in REWARDBENCH_SECTIONS.items():
-        present = [s for s in subsets if s in accuracy and weights.get(s, 0) > 0]
+        present = [s for s in subsets if s in accuracy]
         if present:
-            sections[section] = sum(accuracy[s] * weights[s] for s in present) / sum(
-                weights[s] for s in present
-            )
+            total = sum(REWARDBENCH_EXAMPLE_COUNTS[s] for s in present)
+            sections[section] = sum(accuracy[s] * REWARDBENCH_EXAMPLE_COUNTS[s] for s in present) / total
     if sections:
         sections["overall"] = sum(sections.values()) / len(sections)
     return sections
+
+
+def rewardbench_v1_missing(accuracy: Mapping[str, float]) -> list[str]:
+    """The benchmark's subsets absent from a file that has some RewardBench v1 subsets."""
+    known = [s for subsets in REWARDBENCH_SECTIONS.values() for s in subsets]
+    return [s for s in known if s not in accuracy] if any(s in accuracy for s in known) else []
 
 
 def best_of_n_credit(chosen: float, rejected: Sequence[float]) -> float:
@@ -272,6 +283,33 @@ def rmbench_matrix(chosen: np.ndarray, rejected: np.ndarray) -> dict[str, object
         "easy": float(matrix[lower].mean()),
         "accuracy": float(matrix.mean()),
     }
+
+
+def rmbench_domain(subset: str) -> str:
+    """RM-Bench's domain of a record's ``subset``: safety-refuse and safety-response are one domain, safety."""
+    return "safety" if str(subset).startswith("safety") else str(subset)
+
+
+def rmbench_scores(
+    chosen: np.ndarray, rejected: np.ndarray, subsets: Sequence[str | None]
+) -> dict[str, object]:
+    """RM-Bench levels per domain and their unweighted mean over domains (THU-KEG/RM-Bench scripts/utils.py:
+    the domain comes from ``subset``; hard, normal, easy and the total average the domains, not the records).
+    Records without a subset form one domain."""
+    domains = np.array([rmbench_domain(s) if s is not None else "all" for s in subsets], dtype=object)
+    per_domain = {
+        d: {
+            k: v
+            for k, v in rmbench_matrix(chosen[domains == d], rejected[domains == d]).items()
+            if k != "matrix"
+        }
+        for d in sorted(set(domains))
+    }
+    levels = {
+        k: float(np.mean([scores[k] for scores in per_domain.values()]))
+        for k in ("hard", "normal", "easy", "accuracy")
+    }
+    return {**levels, "matrix": rmbench_matrix(chosen, rejected)["matrix"], "domains": per_domain}
 
 
 # ----------------------------------------------------------------------------------------------- diagnostics

@@ -30,6 +30,7 @@ from rmguard.fileio import atomic_directory
 
 SPLITS = ("train", "val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
 PAIR_SPLITS = ("train", "val1_in_domain")
+IN_DOMAIN_PROMPT_SPLITS = ("val1_in_domain", "val3_response_disjoint")  # training prompts only
 MANIFEST = "manifest.json"
 
 
@@ -74,13 +75,16 @@ def choose_heldout_prompts(items: Sequence[ResponseSet], fraction: float, rng: r
 
 def _pairs(
     items: Sequence[ResponseSet], strategy: str, rng: random.Random
-) -> tuple[list[dict[str, Any]], int]:
-    rows, unpaired = [], 0
+) -> tuple[list[dict[str, Any]], int, set[str]]:
+    """Pair rows, the number of items that gave none, and the ids of those that gave some."""
+    rows, unpaired, paired = [], 0, set()
     for item in items:
         chosen_rejected = select_pairs(item.golds, strategy, rng) if len(item.completions) >= 2 else []
         unpaired += not chosen_rejected
+        if chosen_rejected:
+            paired.add(item.id)
         rows.extend(pair_row(item, c, r) for c, r in chosen_rejected)
-    return rows, unpaired
+    return rows, unpaired, paired
 
 
 def _disjointness(
@@ -164,11 +168,21 @@ def make_splits(
         raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
 
     pair_rng = random.Random(f"pairs:{seed}")
+    train_rows, train_unpaired, trained = _pairs(parts["train"], strategy, pair_rng)
+    # In-domain means a prompt the model was trained on: one whose training responses all tie gave no pair.
+    left_out = {}
+    for name in IN_DOMAIN_PROMPT_SPLITS:
+        kept_items = [item for item in parts[name] if item.id in trained]
+        left_out[name] = len(parts[name]) - len(kept_items)
+        parts[name] = kept_items
     outputs: dict[str, list[dict[str, Any]]] = {}
     counts: dict[str, dict[str, int]] = {}
     for name in SPLITS:
-        if name in PAIR_SPLITS:
-            rows, skipped = _pairs(parts[name], strategy, pair_rng)
+        if name == "train":
+            rows = train_rows
+            counts[name] = {"pairs": len(rows), "prompts_without_pair": train_unpaired}
+        elif name in PAIR_SPLITS:
+            rows, skipped, _ = _pairs(parts[name], strategy, pair_rng)
             counts[name] = {"pairs": len(rows), "prompts_without_pair": skipped}
         else:
             kept = [item for item in parts[name] if len(item.completions) >= 2]
@@ -178,6 +192,8 @@ def make_splits(
                 "responses": sum(len(i.completions) for i in kept),
                 "prompts_with_fewer_than_2_responses": len(parts[name]) - len(kept),
             }
+        if name in left_out:
+            counts[name]["prompts_without_training_pair_left_out"] = left_out[name]
         outputs[name] = rows
     flipped = flip_labels(outputs["train"], noise, seed)
     counts["train"]["flipped"] = flipped

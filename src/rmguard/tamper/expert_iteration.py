@@ -8,13 +8,12 @@ environment and the held-out one. Evaluation uses prompt variants disjoint from 
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
+from rmguard.fileio import atomic_write_json
 from rmguard.tamper.environments import ENVIRONMENTS, PREAMBLE, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
@@ -95,10 +94,7 @@ def train(
     finally:
         if own_jail:
             jail.close()
-    path = Path(config.output_dir) / "summary.json"
-    temporary = path.with_name("summary.json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2))
-    os.replace(temporary, path)
+    atomic_write_json(Path(config.output_dir) / "summary.json", summary)
     return summary
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import zlib
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
+from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.tamper.environments import ENVIRONMENTS, EnvironmentSpec, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
@@ -110,6 +110,18 @@ def run_curriculum(
     ``specs`` replaces the built-in variants (environments loaded from a JSON file), cycled per sample.
     """
     output = Path(output)
+    with output_lock(output):
+        return _run_locked(config, policy, output, jail, preference_scorer, specs)
+
+
+def _run_locked(
+    config: RunConfig,
+    policy: Policy,
+    output: Path,
+    jail: Jail | None,
+    preference_scorer: PreferenceScorer | None,
+    specs: list[EnvironmentSpec] | None,
+) -> dict:
     records = load_records(output)
     for record in records:
         if record.get("sample_model") != policy.name or record.get("run_seed") != config.seed:
@@ -153,7 +165,7 @@ def run_curriculum(
         if own_jail:
             jail.close()
     report = summarize(records, config.examples_per_environment)
-    _write_atomic(output.with_suffix(".report.json"), json.dumps(report, indent=2))
+    atomic_write_json(output.with_suffix(".report.json"), report)
     return report
 
 
@@ -168,27 +180,42 @@ def _planned(config: RunConfig, specs: list[EnvironmentSpec] | None):
             yield make_environment(name, sample % config.num_variants), sample
 
 
+RECORD_START = b'{"environment": '  # how every line episode_record() writes begins
+
+
 def load_records(path: Path) -> list[dict]:
-    """Records of an earlier run; a torn last line (interrupted write) is cut off the file."""
+    """Records of an earlier run; a torn last line (an interrupted write of ours) is cut off the file.
+
+    Every complete line is checked first, and the tail is cut only when it is the start of one of our
+    records: a file that is not a results file is refused and left exactly as it was.
+    """
     if not path.exists():
         return []
+    if not path.is_file():
+        raise DataError(str(path), "not a file; --output must name a results JSONL file")
     raw = path.read_bytes()
     good_end = raw.rfind(b"\n") + 1
-    if good_end < len(raw):
+    records = []
+    for row, line in enumerate(raw[:good_end].split(b"\n"), 1):
+        if line.strip():
+            records.append(_results_record(path, row, line))
+    tail = raw[good_end:]
+    if tail and not tail.startswith(RECORD_START[: len(tail)]):
+        raise DataError(str(path), "not a results record", row=len(raw[:good_end].split(b"\n")))
+    if tail:
         with path.open("r+b") as handle:
             handle.truncate(good_end)
-    records = []
-    for row, line in enumerate(raw[:good_end].decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(str(path), f"not a results record: {error.msg}", row=row) from error
-        if not isinstance(record, dict) or "environment" not in record or "sample" not in record:
-            raise DataError(str(path), "not a results record (needs environment and sample)", row=row)
-        records.append(record)
     return records
+
+
+def _results_record(path: Path, row: int, line: bytes) -> dict:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(str(path), "not a results record (not JSON text)", row=row) from error
+    if not isinstance(record, dict) or "environment" not in record or "sample" not in record:
+        raise DataError(str(path), "not a results record (needs environment and sample)", row=row)
+    return record
 
 
 def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -275,9 +302,3 @@ def replay_response(
         "stop_reason": episode.stop_reason,
         "transcript": episode.commands,
     }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

@@ -68,7 +68,9 @@ class RewardLoss:
         name = config.reward_objective
         if name == "bsr":
             batch_rewards = self.gather(output.rewards) if config.bsr_scope == "global" else None
-            reward_loss = objectives.bsr(chosen, rejected, config.bsr_lambda, margin, batch_rewards)
+            reward_loss = objectives.bsr(
+                chosen, rejected, config.bsr_lambda, margin, batch_rewards, bsr_factor(config)
+            )
         elif name == "center":
             reward_loss = objectives.center(chosen, rejected, config.center_coef, margin)
         elif name == "label_smoothing":
@@ -97,3 +99,11 @@ class RewardLoss:
         return objectives.grm_dpo(
             chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], config.grm_beta
         )
+
+
+def bsr_factor(config: TrainConfig) -> int | None:
+    """BSR's B: the configured per-device batch size, as the reference (a short last batch keeps it). With
+    token-budget batches (no fixed size) or global scope (the gathered batch), the batch's own pair count."""
+    if config.max_tokens_per_batch is None and config.bsr_scope == "device":
+        return config.per_device_train_batch_size
+    return None

@@ -303,7 +303,57 @@ def save_reward_model(
                 {k: v.contiguous() for k, v in model.reward_head.state_dict().items()},
                 str(Path(tmp) / REWARD_HEAD_FILE),
             )
+        write_legacy_layout(tmp)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+
+
+# transformers 4.x knows none of these 5.x tokenizer classes; PreTrainedTokenizerFast reads the same
+# tokenizer.json in both.
+LEGACY_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+
+
+def write_legacy_layout(folder: str | Path) -> None:
+    """Make a saved checkpoint read the same in transformers 4.x (RewardBench 0.1.4 pins 4.51; vLLM's CPU
+    build pins < 5.20) as in 5.x, or refuse to write it.
+
+    4.x reads RoPE from top-level ``rope_theta`` / ``rope_scaling`` (5.x keeps them in ``rope_parameters``;
+    without the top-level copy 4.x silently falls back to θ = 10000), knows no ``TokenizersBackend``
+    tokenizer class (the stand-in must not add ``token_type_ids``), and reads extra special tokens from ``additional_special_tokens`` (a list under
+    ``extra_special_tokens`` makes it fail).
+    """
+    config_file = Path(folder) / "config.json"
+    if config_file.is_file():  # a LoRA adapter folder has adapter_config.json instead
+        config = json.loads(config_file.read_text())
+        for section in (config, config.get("text_config")):
+            if isinstance(section, dict) and "rope_parameters" in section:
+                _legacy_rope(section)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer_file = Path(folder) / "tokenizer_config.json"
+    if tokenizer_file.is_file():
+        tokenizer = json.loads(tokenizer_file.read_text())
+        name = tokenizer.get("tokenizer_class")
+        if name in LEGACY_TOKENIZER_CLASS:
+            tokenizer["tokenizer_class"] = LEGACY_TOKENIZER_CLASS[name]
+            # PreTrainedTokenizerFast would add token_type_ids, which decoder models refuse as an input.
+            tokenizer.setdefault("model_input_names", ["input_ids", "attention_mask"])
+        if isinstance(tokenizer.get("extra_special_tokens"), list):
+            tokenizer["additional_special_tokens"] = tokenizer.pop("extra_special_tokens")
+        tokenizer_file.write_text(json.dumps(tokenizer, indent=2) + "\n")
+
+
+def _legacy_rope(section: dict[str, Any]) -> None:
+    rope = section["rope_parameters"]
+    if not isinstance(rope, dict) or not isinstance(rope.get("rope_theta"), (int, float)):
+        raise ConfigError(
+            f"cannot save a checkpoint that transformers 4.x reads correctly: rope_parameters {rope!r} "
+            "has no single rope_theta (per-layer-type RoPE)"
+        )
+    section["rope_theta"] = rope["rope_theta"]
+    if "partial_rotary_factor" in rope:
+        section["partial_rotary_factor"] = rope["partial_rotary_factor"]
+    scaling = {k: v for k, v in rope.items() if k not in ("rope_theta", "partial_rotary_factor")}
+    if scaling.get("rope_type", "default") != "default":
+        section["rope_scaling"] = scaling
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -33,13 +33,15 @@ def bt(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:
     return -F.logsigmoid(_delta(chosen, rejected, margin)).mean()
 
 
-def sum_to_zero_penalty(rewards: Tensor) -> Tensor:
-    """BSR's penalty over the 2B rewards of a batch: B · (mean of the 2B rewards)² = (Σ r)² / (4B).
+def sum_to_zero_penalty(rewards: Tensor, batch_size: int | None = None) -> Tensor:
+    """BSR's penalty over the 2B rewards of a batch: B · (mean of the 2B rewards)².
 
-    The ×B factor is the reference implementation's: it multiplies λ by the per-device batch size.
+    The ×B factor is the reference implementation's (LinkedIn-XFACT/RM-Robustness multiplies λ by the
+    configured per-device batch size): with ``batch_size`` it is that fixed number, so a short last batch
+    keeps the same factor; without it, B is this batch's pair count and the penalty equals (Σ r)² / (4B).
     """
-    num_pairs = rewards.numel() / 2
-    return num_pairs * rewards.mean() ** 2
+    factor = batch_size if batch_size is not None else rewards.numel() / 2
+    return factor * rewards.mean() ** 2
 
 
 def bsr(
@@ -48,16 +50,18 @@ def bsr(
     bsr_lambda: float = 1e-3,
     margin: MarginLike = None,
     batch_rewards: Tensor | None = None,
+    batch_size: int | None = None,
 ) -> Tensor:
     """Batch-wise sum-to-zero regularization: L = BT + λ · B · (mean of the 2B rewards)².
 
-    Equivalently BT + λ (Σ_i (r_c,i + r_r,i))² / (4B). λ defaults to 1e-3 (Hong et al. 2025).
-    ``batch_rewards`` are the rewards the penalty sums over; by default this batch's 2B rewards (the
-    reference's per-device scope); training passes the rewards gathered across ranks for global scope.
+    Equivalently BT + λ (Σ_i (r_c,i + r_r,i))² / (4B) when B is the batch's pair count. λ defaults to 1e-3
+    (Hong et al. 2025). ``batch_rewards`` are the rewards the penalty sums over; by default this batch's 2B
+    rewards (the reference's per-device scope); training passes the rewards gathered across ranks for
+    global scope. ``batch_size`` fixes B to the configured batch size, as the reference does.
     """
     if batch_rewards is None:
         batch_rewards = torch.cat([chosen, rejected])
-    return bt(chosen, rejected, margin) + bsr_lambda * sum_to_zero_penalty(batch_rewards)
+    return bt(chosen, rejected, margin) + bsr_lambda * sum_to_zero_penalty(batch_rewards, batch_size)
 
 
 def center(chosen: Tensor, rejected: Tensor, center_coef: float = 0.01, margin: MarginLike = None) -> Tensor:

@@ -66,7 +66,9 @@ def require_causal_lm(path: str | Path, role: str = "policy") -> None:
     missing LM head would load as random weights), is refused with one line before anything loads."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
-        raise ConfigError(f"{path}: no model here (no config.json); the {role} must be a causal LM folder")
+        raise ConfigError(
+            f"cannot load model from '{path}': no model here (no config.json); the {role} must be a causal LM"
+        )
     try:
         architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
     except (ValueError, UnicodeDecodeError, AttributeError) as error:
@@ -74,5 +76,6 @@ def require_causal_lm(path: str | Path, role: str = "policy") -> None:
     classifiers = [a for a in architectures if str(a).endswith("ForSequenceClassification")]
     if classifiers:
         raise ConfigError(
-            f"{path}: a reward model ({classifiers[0]}), not a {role}; give a causal LM (…ForCausalLM) folder"
+            f"cannot load model from '{path}': a reward model ({classifiers[0]}), not a {role}; "
+            "give a causal LM (…ForCausalLM) folder"
         )

@@ -8,6 +8,7 @@ resumed after a kill continues exactly where the checkpoint left it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -31,7 +32,7 @@ from rmguard import __version__
 from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
 from rmguard.eval.metrics import pair_metrics
-from rmguard.fileio import atomic_write_json
+from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
 from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator
@@ -303,53 +304,84 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerato
 
 
 def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | None = None) -> TrainResult:
-    """Train a reward model as ``config`` says; returns where it went and the final evaluation."""
+    """Train a reward model as ``config`` says; returns where it went and the final evaluation.
+
+    The main process holds an exclusive lock on ``output_dir`` for the whole run: a second run writing the
+    same folder is refused instead of racing for its checkpoints."""
     config.validate()
-    accelerator = _make_accelerator(config)
-    log = accelerator.print
+    # The launcher's RANK (torchrun, accelerate launch) says which process is the main one before any
+    # process group exists; the lock must be taken before the accelerator creates the output folder.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    lock = output_lock(config.output_dir) if main_process else contextlib.nullcontext()
+    with lock:
+        return _train(config, _make_accelerator(config), callbacks)
+
+
+@dataclass
+class _Run:
+    """What the step loop works with once everything is built and prepared."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train_loader: DataLoader
+    eval_loader: DataLoader | None
+    budget_sampler: TokenBudgetBatchSampler | None
+    add_reference: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None
+    trainable: list[torch.nn.Parameter]
+    max_steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def epoch_steps(self, epoch: int) -> int:
+        """Optimizer steps in ``epoch``: token-budget epochs differ in their number of batches."""
+        batches = (
+            len(self.train_loader)
+            if self.budget_sampler is None
+            else math.ceil(self.budget_sampler.num_batches(epoch) / self.accelerator.num_processes)
+        )
+        return max(1, math.ceil(batches / self.config.gradient_accumulation_steps))
+
+    def planned_steps(self) -> int:
+        config = self.config
+        if config.max_steps > 0:
+            return config.max_steps
+        whole = int(config.num_train_epochs)
+        fraction = config.num_train_epochs - whole
+        return sum(self.epoch_steps(e) for e in range(whole)) + math.ceil(fraction * self.epoch_steps(whole))
+
+
+def _train(
+    config: TrainConfig, accelerator: Accelerator, callbacks: list[Callable[[TrainState], None]] | None
+) -> TrainResult:
     set_seed(config.seed)
     model, tokenizer = _load_model(config)
+    run, train_report = _build_run(config, accelerator, model, tokenizer)
+    global_step, start_epoch, skip_batches = _resume(run)
+    global_step = _step_loop(run, global_step, start_epoch, skip_batches, callbacks or [])
+    eval_metrics = _finish(run, global_step, train_report)
+    return TrainResult(config.output_dir, global_step, eval_metrics, train_report, run.history)
+
+
+def _build_run(
+    config: TrainConfig, accelerator: Accelerator, model: RewardModel, tokenizer: Any
+) -> tuple[_Run, TokenizationReport]:
+    """Features → loaders → optimizer and schedule, prepared by Accelerate."""
+    log = accelerator.print
     train_features, train_report = _load_features(
         config, config.train_file, config.train_split, tokenizer, log
     )
-    eval_features = None
-    if config.eval_file:
-        eval_features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
-
-    needs_logps = config.regularizer != "none"
-    collator = make_pair_collator(config, model, tokenizer.pad_token_id, needs_logps, log)
-    packed = isinstance(collator, PackedPairCollator)
+    collator = make_pair_collator(config, model, tokenizer.pad_token_id, config.regularizer != "none", log)
     add_reference = None
     if config.regularizer == "dpo":
         if config.grm_reference == "precomputed":
             _precompute_reference_logps(model, train_features, collator, config.per_device_eval_batch_size)
         else:
             add_reference = _live_reference(model)
-
-    budget_sampler = None
-    if config.max_tokens_per_batch:
-        budget_sampler = TokenBudgetBatchSampler(
-            [pair_tokens(f, packed) for f in train_features],
-            config.max_tokens_per_batch,
-            config.seed,
-            max_items=config.per_device_train_batch_size,
-        )
-        train_loader = DataLoader(train_features, batch_sampler=budget_sampler, collate_fn=collator)
-    else:
-        train_loader = DataLoader(
-            train_features,
-            batch_size=config.per_device_train_batch_size,
-            sampler=EpochShuffleSampler(len(train_features), config.seed),
-            collate_fn=collator,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-    eval_loader = None
-    if eval_features:
-        eval_loader = DataLoader(
-            eval_features,
-            batch_size=config.per_device_eval_batch_size,
-            collate_fn=make_pair_collator(config, model, tokenizer.pad_token_id, False, log=lambda _: None),
-        )
+    train_loader, budget_sampler = _train_loader(config, train_features, collator)
+    eval_loader = _eval_loader(config, model, tokenizer, log)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable,
@@ -361,133 +393,173 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
-
-    def epoch_steps(epoch: int) -> int:
-        # Token-budget epochs differ in their number of batches; fixed-size ones do not.
-        batches = (
-            len(train_loader)
-            if budget_sampler is None
-            else math.ceil(budget_sampler.num_batches(epoch) / accelerator.num_processes)
-        )
-        return max(1, math.ceil(batches / config.gradient_accumulation_steps))
-
-    whole_epochs = int(config.num_train_epochs)
-    max_steps = (
-        config.max_steps
-        if config.max_steps > 0
-        else (
-            sum(epoch_steps(e) for e in range(whole_epochs))
-            + math.ceil((config.num_train_epochs - whole_epochs) * epoch_steps(whole_epochs))
-        )
-    )
+    run = _Run(
+        config, accelerator, model, tokenizer, optimizer, None, train_loader, eval_loader, budget_sampler,
+        add_reference, trainable,
+    )  # fmt: skip
+    run.max_steps = run.planned_steps()
     # Stepped once per optimizer step on every rank (not prepared: Accelerate would step it once per process).
-    scheduler = get_scheduler(
+    run.scheduler = get_scheduler(
         config.lr_scheduler_type,
         optimizer,
-        num_warmup_steps=math.ceil(config.warmup_ratio * max_steps),
-        num_training_steps=max_steps,
+        num_warmup_steps=math.ceil(config.warmup_ratio * run.max_steps),
+        num_training_steps=run.max_steps,
     )
-    accelerator.register_for_checkpointing(scheduler)
+    accelerator.register_for_checkpointing(run.scheduler)
     accelerator.init_trackers("rmguard", config={k: str(v) for k, v in config.to_dict().items()})
+    return run, train_report
 
-    global_step, start_epoch, skip_batches = 0, 0, 0
-    resume = _resume_path(config)
-    if resume is not None:
-        accelerator.load_state(str(resume))
-        state = json.loads((resume / STATE_FILE).read_text())
-        global_step = state["global_step"]
-        steps_left = global_step
-        while steps_left >= epoch_steps(start_epoch):
-            steps_left -= epoch_steps(start_epoch)
-            start_epoch += 1
-        skip_batches = steps_left * config.gradient_accumulation_steps
-        log(f"resumed from {resume} at step {global_step}")
 
-    loss_fn = RewardLoss(config)
-    history: list[dict[str, float]] = []
+def _train_loader(
+    config: TrainConfig, features: list[PairFeatures], collator: Callable
+) -> tuple[DataLoader, TokenBudgetBatchSampler | None]:
+    if not config.max_tokens_per_batch:
+        loader = DataLoader(
+            features,
+            batch_size=config.per_device_train_batch_size,
+            sampler=EpochShuffleSampler(len(features), config.seed),
+            collate_fn=collator,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        return loader, None
+    packed = isinstance(collator, PackedPairCollator)
+    sampler = TokenBudgetBatchSampler(
+        [pair_tokens(f, packed) for f in features],
+        config.max_tokens_per_batch,
+        config.seed,
+        max_items=config.per_device_train_batch_size,
+    )
+    return DataLoader(features, batch_sampler=sampler, collate_fn=collator), sampler
+
+
+def _eval_loader(config: TrainConfig, model: RewardModel, tokenizer: Any, log: Callable) -> DataLoader | None:
+    if not config.eval_file:
+        return None
+    features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
+    if not features:
+        return None
+    return DataLoader(
+        features,
+        batch_size=config.per_device_eval_batch_size,
+        collate_fn=make_pair_collator(config, model, tokenizer.pad_token_id, False, log=lambda _: None),
+    )
+
+
+def _resume(run: _Run) -> tuple[int, int, int]:
+    """(global step, epoch, batches of that epoch already done) from ``resume_from_checkpoint``, else zeros."""
+    resume = _resume_path(run.config)
+    if resume is None:
+        return 0, 0, 0
+    run.accelerator.load_state(str(resume))
+    global_step = json.loads((resume / STATE_FILE).read_text())["global_step"]
+    epoch, steps_left = 0, global_step
+    while steps_left >= run.epoch_steps(epoch):
+        steps_left -= run.epoch_steps(epoch)
+        epoch += 1
+    run.accelerator.print(f"resumed from {resume} at step {global_step}")
+    return global_step, epoch, steps_left * run.config.gradient_accumulation_steps
+
+
+def _step_loop(
+    run: _Run, global_step: int, epoch: int, skip_batches: int, callbacks: list[Callable[[TrainState], None]]
+) -> int:
+    """Optimizer steps until ``max_steps``, with logging, evaluation, checkpoints and callbacks."""
+    loss_fn = RewardLoss(run.config)
     progress = tqdm(
-        total=max_steps,
+        total=run.max_steps,
         initial=global_step,
-        disable=config.disable_tqdm or not accelerator.is_main_process,
-        desc=f"train {config.objective}",
+        disable=run.config.disable_tqdm or not run.accelerator.is_main_process,
+        desc=f"train {run.config.objective}",
         dynamic_ncols=True,
     )
-    model.train()
+    run.model.train()
     running: list[float] = []
-    epoch = start_epoch
-    while global_step < max_steps:
-        train_loader.set_epoch(epoch)
-        if (
-            budget_sampler is not None
-        ):  # under data parallelism Accelerate wraps it and may not forward set_epoch
-            budget_sampler.set_epoch(epoch)
-        loader = train_loader
+    while global_step < run.max_steps:
+        run.train_loader.set_epoch(epoch)
+        if run.budget_sampler is not None:  # under data parallelism Accelerate may not forward set_epoch
+            run.budget_sampler.set_epoch(epoch)
+        loader = run.train_loader
         if skip_batches:
-            loader = accelerator.skip_first_batches(train_loader, skip_batches)
-            skip_batches = 0
+            loader, skip_batches = run.accelerator.skip_first_batches(run.train_loader, skip_batches), 0
         for batch in loader:
-            with accelerator.accumulate(model):
-                if add_reference is not None:
-                    batch = add_reference(batch)
-                output = model(**model_inputs(batch))
-                loss, parts = loss_fn(output, batch)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"step {global_step + 1}: the loss is {loss.item()} (not finite); "
-                        "lower learning_rate or check the data"
-                    )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            running.append(loss.item())
-            if not accelerator.sync_gradients:
+            loss, parts = _micro_step(run, loss_fn, batch, global_step)
+            running.append(loss)
+            if not run.accelerator.sync_gradients:
                 continue
-            scheduler.step()
+            run.scheduler.step()
             global_step += 1
             progress.update(1)
-            step_metrics: dict[str, float] = {}
-            if global_step % config.logging_steps == 0 or global_step == max_steps:
-                step_metrics = {
-                    "train/loss": sum(running) / len(running),
-                    "train/lr": scheduler.get_last_lr()[0],
-                    **{f"train/{k}": v for k, v in parts.items()},
-                }
-                running.clear()
-                progress.set_postfix(loss=f"{step_metrics['train/loss']:.4f}")
-            if eval_loader is not None and config.eval_steps > 0 and global_step % config.eval_steps == 0:
-                step_metrics.update(
-                    {f"eval/{k}": v for k, v in evaluate(model, eval_loader, accelerator).items()}
-                )
-            if step_metrics:
-                accelerator.log(step_metrics, step=global_step)
-                history.append({"step": global_step, **step_metrics})
-            if config.save_steps > 0 and global_step % config.save_steps == 0:
-                _save_checkpoint(accelerator, config, global_step, epoch)
-            for callback in callbacks or ():
-                callback(TrainState(global_step, epoch, loss.item(), max_steps, step_metrics))
-            if global_step >= max_steps:
+            metrics = _after_step(run, global_step, epoch, running, parts, progress)
+            for callback in callbacks:
+                callback(TrainState(global_step, epoch, loss, run.max_steps, metrics))
+            if global_step >= run.max_steps:
                 break
         epoch += 1
     progress.close()
+    return global_step
 
-    eval_metrics: dict[str, float] = {}
-    if eval_loader is not None:
-        eval_metrics = evaluate(model, eval_loader, accelerator)
-        accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=global_step)
-        log(
-            "eval: "
-            + ", ".join(
-                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items()
+
+def _micro_step(
+    run: _Run, loss_fn: RewardLoss, batch: dict[str, torch.Tensor], global_step: int
+) -> tuple[float, dict[str, float]]:
+    """Forward, loss and backward of one micro-batch; the optimizer steps when gradients sync."""
+    with run.accelerator.accumulate(run.model):
+        if run.add_reference is not None:
+            batch = run.add_reference(batch)
+        loss, parts = loss_fn(run.model(**model_inputs(batch)), batch)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"step {global_step + 1}: the loss is {loss.item()} (not finite); "
+                "lower learning_rate or check the data"
             )
+        run.accelerator.backward(loss)
+        if run.accelerator.sync_gradients and run.config.max_grad_norm > 0:
+            run.accelerator.clip_grad_norm_(run.trainable, run.config.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad()
+    return loss.item(), parts
+
+
+def _after_step(
+    run: _Run, step: int, epoch: int, running: list[float], parts: dict[str, float], progress: Any
+) -> dict[str, float]:
+    """Logging, in-training evaluation and checkpointing after optimizer step ``step``."""
+    config = run.config
+    metrics: dict[str, float] = {}
+    if step % config.logging_steps == 0 or step == run.max_steps:
+        metrics = {
+            "train/loss": sum(running) / len(running),
+            "train/lr": run.scheduler.get_last_lr()[0],
+            **{f"train/{k}": v for k, v in parts.items()},
+        }
+        running.clear()
+        progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
+    if run.eval_loader is not None and config.eval_steps > 0 and step % config.eval_steps == 0:
+        metrics.update(
+            {f"eval/{k}": v for k, v in evaluate(run.model, run.eval_loader, run.accelerator).items()}
         )
+    if metrics:
+        run.accelerator.log(metrics, step=step)
+        run.history.append({"step": step, **metrics})
+    if config.save_steps > 0 and step % config.save_steps == 0:
+        _save_checkpoint(run.accelerator, config, step, epoch)
+    return metrics
+
+
+def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> dict[str, float]:
+    """Final evaluation, then the model saved by the main process; returns the evaluation metrics."""
+    accelerator, config = run.accelerator, run.config
+    eval_metrics: dict[str, float] = {}
+    if run.eval_loader is not None:
+        eval_metrics = evaluate(run.model, run.eval_loader, accelerator)
+        accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=global_step)
+        shown = (f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items())
+        accelerator.print("eval: " + ", ".join(shown))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
         save_reward_model(
-            final,
-            tokenizer,
+            accelerator.unwrap_model(run.model),
+            run.tokenizer,
             config.output_dir,
             {
                 "rmguard_version": __version__,
@@ -503,10 +575,10 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
             },
         )
         atomic_write_json(Path(config.output_dir) / "train_config.json", config.to_dict())
-        log(f"saved reward model to {config.output_dir}")
+        accelerator.print(f"saved reward model to {config.output_dir}")
     accelerator.wait_for_everyone()  # no rank tears the process group down while the main one still saves
     accelerator.end_training()
-    return TrainResult(config.output_dir, global_step, eval_metrics, train_report, history)
+    return eval_metrics
 
 
 def load_checkpoint_weights(model: RewardModel, checkpoint: str | Path) -> int:
