@@ -191,3 +191,33 @@ def test_tamper_run_refuses_a_reward_model_policy(reward_model_folder, tmp_path)
     )
     assert result.returncode == 2 and "not a policy" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_unreadable_inputs_and_unwritable_outputs_are_one_line(tmp_path) -> None:
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"prompt": "p", "chosen": "caf\xe9", "rejected": "b"}\n')
+    (tmp_path / "ok.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("not json")
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    cases = [
+        (
+            ["--model", "model", "--data", "latin1.jsonl", "--output", "o.jsonl"],
+            "latin1.jsonl, line 1: not UTF-8",
+        ),
+        (
+            ["--model", "model", "--data", "ok.jsonl", "--output", "o.jsonl"],
+            "config.json, line 1: not valid JSON",
+        ),
+        (["--model", "model", "--data", "ok.jsonl", "--output", "a_file/o.jsonl"], "a_file is a file"),
+        (["--model", "model", "--data", "ok.jsonl", "--output", "a_folder"], "a_folder: it is a folder"),
+        (
+            ["--model", "model", "--data", "ok.jsonl", "--output", "/proc/o.jsonl"],
+            "cannot write /proc/o.jsonl",
+        ),
+    ]
+    for args, message in cases:
+        result = run_cli("score", *args, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "o.jsonl").exists()

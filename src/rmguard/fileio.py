@@ -11,20 +11,49 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rmguard.errors import ConfigError
+from rmguard.errors import ConfigError, DataError
 
 
-def refuse_overwriting_inputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
-    """Raise before anything is read or written when an output is one of the inputs: the same path, or the
-    same file or folder reached through a link (writing it would destroy the input)."""
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; text that is not UTF-8 JSON is a DataError naming the file and line."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(str(path), f"not UTF-8 text (byte {error.start + 1})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(str(path), f"not valid JSON: {error.msg}", row=error.lineno) from None
+
+
+def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path], folders: bool = False) -> None:
+    """Raise before any work when an output cannot be written (its parent is a file, it is a folder where a
+    file is wanted, the place is read-only) or is one of the inputs: the same path, or the same file or
+    folder reached through a link (writing it would destroy the input)."""
+    outputs = [Path(output) for output in outputs]
+    for output in outputs:
+        _check_writable(output, folders)
     existing = [Path(source) for source in inputs if Path(source).exists()]
-    for output in map(Path, outputs):
+    for output in outputs:
         for source in existing:
             same = (
                 os.path.samefile(output, source) if output.exists() else output.resolve() == source.resolve()
             )
             if same:
                 raise ConfigError(f"output {output} is the input {source}; write the output somewhere else")
+
+
+def _check_writable(output: Path, folder: bool) -> None:
+    if output.is_dir() and not folder:
+        raise ConfigError(f"cannot write {output}: it is a folder")
+    existing = next(parent for parent in output.parents if parent.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {output}: {existing} is a file, not a folder")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ConfigError(f"cannot write {output}: {error.strerror or error}") from None
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import check_text
 from rmguard.data.records import ScoredResponse, Text
 from rmguard.errors import DataError
-from rmguard.fileio import atomic_write_jsonl, refuse_overwriting_inputs
+from rmguard.fileio import atomic_write_jsonl, check_outputs
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.collate import ResponseCollator
 from rmguard.training.features import ResponseFeatures, tokenize_responses
@@ -153,7 +153,7 @@ def score_file(
 ) -> dict[str, Any]:
     """Score a pair file (chosen and rejected reward per pair) or a prompt/response file (one reward per
     line) and write JSONL in input order, atomically. Returns a summary."""
-    refuse_overwriting_inputs([output], [data, model_path])
+    check_outputs([output], [data, model_path])
     kind, items, count = load_score_items(data, data_format)
     scorer = RewardScorer(model_path, batch_size=batch_size, max_length=max_length, packing=packing)
     rewards = scorer.score_items(items).tolist()

@@ -49,8 +49,14 @@ def read_rows(spec: str, split: str = "train") -> list[Row]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    str(path), f"not UTF-8 text (byte {error.start + 1} of the line)", row=number
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -65,6 +71,8 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
 def _json_rows(path: Path) -> list[Row]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataError(str(path), f"not UTF-8 text (byte {error.start + 1})") from None
     except json.JSONDecodeError as error:
         raise DataError(str(path), f"malformed JSON: {error.msg}", row=error.lineno) from None
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rmguard.eval.eval_sets import EvalSet, load_eval_set, summarize
-from rmguard.fileio import atomic_write_json, refuse_overwriting_inputs
+from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.scoring import RewardScorer
 
 SCENARIO_COLUMNS = {
@@ -53,7 +53,7 @@ def evaluate_models(
     ``output`` as JSON when given.
     """
     if output is not None:
-        refuse_overwriting_inputs([output], data_files)
+        check_outputs([output], data_files)
     sets = [load_eval_set(str(path)) for path in data_files]
     file_labels = unique_labels([s.name for s in sets], [s.path for s in sets])
     if isinstance(models, Mapping):

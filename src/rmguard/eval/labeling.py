@@ -19,7 +19,7 @@ from typing import Any
 from rmguard.data.formats import PAIR_STRATEGIES, select_pairs
 from rmguard.data.response_sets import Completion, ResponseSet, read_response_sets
 from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_write_json, atomic_write_jsonl, refuse_overwriting_inputs
+from rmguard.fileio import atomic_write_json, atomic_write_jsonl, check_outputs
 from rmguard.overopt.gold import GoldScorer
 
 
@@ -119,7 +119,7 @@ def label_file(
 ) -> dict[str, Any]:
     """Gold-score ``data`` with the SPEC ``gold`` and write OUT.jsonl, OUT.pairs.jsonl, OUT.meta.json; returns the metadata."""
     flip_indices(0, label_noise, seed)  # validates the fraction before the (possibly slow) gold pass
-    refuse_overwriting_inputs([output, *(companion_path(output, kind) for kind in ("pairs", "meta"))], [data])
+    check_outputs([output, *(companion_path(output, kind) for kind in ("pairs", "meta"))], [data])
     if pairs not in PAIR_STRATEGIES:
         raise ConfigError(f"unknown pair strategy '{pairs}'; choose one of {', '.join(PAIR_STRATEGIES)}")
     items = read_response_sets(data)

@@ -36,7 +36,7 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import logging as hf_logging
 
 from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_directory, refuse_overwriting_inputs
+from rmguard.fileio import atomic_directory, check_outputs, read_json
 from rmguard.training.attention import PackedAttention, backbone_attention
 from rmguard.training.pretrained import resolve_model_path
 
@@ -277,7 +277,8 @@ def is_reward_checkpoint(path: str | Path) -> bool:
         return True
     config_file = path / "config.json"
     if config_file.is_file():
-        architectures = json.loads(config_file.read_text()).get("architectures") or []
+        config = read_json(config_file)
+        architectures = (config.get("architectures") if isinstance(config, dict) else None) or []
         return any(a.endswith("ForSequenceClassification") for a in architectures)
     return False
 
@@ -359,7 +360,10 @@ def _legacy_rope(section: dict[str, Any]) -> None:
 def read_metadata(path: str | Path) -> dict[str, Any]:
     meta_file = Path(path) / METADATA_FILE
     if meta_file.is_file():
-        return json.loads(meta_file.read_text())
+        meta = read_json(meta_file)
+        if not isinstance(meta, dict):
+            raise ConfigError(f"{meta_file}: expected a JSON object")
+        return meta
     return {"kind": "standard", "head_type": "linear", "peft": False}
 
 
@@ -446,7 +450,7 @@ def _load_peft(
 
 def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> None:
     """Merge a LoRA reward model into a standalone checkpoint (standard models load with plain transformers)."""
-    refuse_overwriting_inputs([output_dir], [adapter_dir])
+    check_outputs([output_dir], [adapter_dir], folders=True)
     model, tokenizer = load_reward_model(adapter_dir)
     if not read_metadata(adapter_dir).get("peft"):
         raise ConfigError(f"{adapter_dir}: not a LoRA checkpoint")

