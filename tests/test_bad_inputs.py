@@ -221,3 +221,19 @@ def test_unreadable_inputs_and_unwritable_outputs_are_one_line(tmp_path) -> None
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("raise KeyError('x')", "raised KeyError"),
+        ("return 'high'", "returned 'high'"),
+        ("return float('nan')", "nan"),
+    ],
+)
+def test_gold_functions_that_fail_are_one_line(body: str, message: str, tmp_path) -> None:
+    from rmguard.overopt.gold import GoldScorer
+
+    (tmp_path / "gold_fn.py").write_text(f"def gold(prompt, response):\n    {body}\n")
+    with pytest.raises(ConfigError, match=f"gold function .*{message}.*item 1"):
+        GoldScorer(f"{tmp_path / 'gold_fn.py'}:gold").score(["p"], ["r"])

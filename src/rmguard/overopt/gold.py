@@ -34,11 +34,21 @@ class GoldScorer:
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[float]:
         if self._scorer is not None:
             return self._scorer.score(prompts, responses)
-        scores = [float(self._function(p, r)) for p, r in zip(prompts, responses)]
-        bad = next((i for i, s in enumerate(scores) if not math.isfinite(s)), None)
-        if bad is not None:
-            raise ConfigError(f"gold function {self.spec} returned {scores[bad]} for item {bad + 1}")
-        return scores
+        return [self._call(index, p, r) for index, (p, r) in enumerate(zip(prompts, responses), 1)]
+
+    def _call(self, index: int, prompt: Text, response: Text) -> float:
+        """One gold score; a gold function that raises or returns no finite number stops with one line."""
+        try:
+            value = self._function(prompt, response)
+        except Exception as error:
+            raise ConfigError(
+                f"gold function {self.spec} raised {type(error).__name__}: {error} on item {index}"
+            ) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(
+                f"gold function {self.spec} returned {value!r} for item {index}, not a finite number"
+            )
+        return float(value)
 
 
 def load_function(spec: str) -> Callable[[Text, Text], float]:
