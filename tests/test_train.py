@@ -220,7 +220,7 @@ def test_score_single_response_file_in_input_order(tiny_llama, synthetic_data, t
     items = [
         {"prompt": [{"role": "user", "content": "p1 p2"}], "response": "g1 g2 g3"},
         {"prompt": "p3", "response": [{"role": "assistant", "content": "b1"}]},
-        {"prompt": "p4", "response": "g5"},
+        {"prompt": "p4", "response": "g5", "id": "case-4"},
     ]
     data = tmp_path / "single.jsonl"
     data.write_text("".join(json.dumps(item) + "\n" for item in items))
@@ -233,6 +233,12 @@ def test_score_single_response_file_in_input_order(tiny_llama, synthetic_data, t
     expected = RewardScorer(tmp_path / "out").score(user + ["p4"], assistant + ["g5"])
     assert rewards == pytest.approx(expected, abs=1e-6)
     assert rewards[2] != rewards[1]
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r.get("id") for r in records] == [None, None, "case-4"] and [r["row"] for r in records] == [
+        1,
+        2,
+        3,
+    ]
 
 
 @pytest.mark.parametrize(

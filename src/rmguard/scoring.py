@@ -119,9 +119,13 @@ class RewardScorer:
             yield [i for s in group for i in s.sequence_ids], pack_segments(local)
 
 
-def load_score_items(spec: str, data_format: str = "auto") -> tuple[str, list[ScoredResponse], int]:
-    """Items to score from a file: ('pairs', [chosen_1, rejected_1, ...], pairs) or ('responses', items, n)."""
+def load_score_items(
+    spec: str, data_format: str = "auto"
+) -> tuple[str, list[ScoredResponse], int, dict[int, Any]]:
+    """Items to score from a file: ('pairs', [chosen_1, rejected_1, ...], pairs, ids) or ('responses', items,
+    n, ids); ``ids`` maps a row number to the row's ``id`` field where it has one."""
     rows = read_rows(spec)
+    ids = {number: row["id"] for number, row in rows if "id" in row}
     if "response" in rows[0][1]:
         items = []
         for number, row in rows:
@@ -136,10 +140,10 @@ def load_score_items(spec: str, data_format: str = "auto") -> tuple[str, list[Sc
             if isinstance(prompt, str) and prompt and isinstance(response, list):
                 prompt = [{"role": "user", "content": prompt}]
             items.append(ScoredResponse(prompt, response, spec, number))
-        return "responses", items, len(items)
+        return "responses", items, len(items), ids
     pairs, _ = to_pairs(rows, spec, data_format)
     items = [ScoredResponse(p.prompt, side, spec, p.row) for p in pairs for side in (p.chosen, p.rejected)]
-    return "pairs", items, len(pairs)
+    return "pairs", items, len(pairs), ids
 
 
 def score_file(
@@ -154,18 +158,28 @@ def score_file(
     """Score a pair file (chosen and rejected reward per pair) or a prompt/response file (one reward per
     line) and write JSONL in input order, atomically. Returns a summary."""
     check_outputs([output], [data, model_path])
-    kind, items, count = load_score_items(data, data_format)
+    kind, items, count, ids = load_score_items(data, data_format)
+    if count == 0:
+        raise DataError(data, "nothing to score: no record gave a pair (responses that all tie give none)")
     scorer = RewardScorer(model_path, batch_size=batch_size, max_length=max_length, packing=packing)
     rewards = scorer.score_items(items).tolist()
+
+    def where(row: int) -> dict[str, Any]:
+        return {"row": row, "id": ids[row]} if row in ids else {"row": row}
+
     if kind == "pairs":
         records = [
-            {"row": items[2 * i].row, "chosen_reward": rewards[2 * i], "rejected_reward": rewards[2 * i + 1]}
+            {
+                **where(items[2 * i].row),
+                "chosen_reward": rewards[2 * i],
+                "rejected_reward": rewards[2 * i + 1],
+            }
             for i in range(count)
         ]
         accuracy = sum(r["chosen_reward"] > r["rejected_reward"] for r in records) / count
         summary = {"kind": kind, "records": count, "accuracy": accuracy}
     else:
-        records = [{"row": item.row, "reward": reward} for item, reward in zip(items, rewards)]
+        records = [{**where(item.row), "reward": reward} for item, reward in zip(items, rewards)]
         summary = {"kind": kind, "records": count}
     atomic_write_jsonl(output, records)
     return {**summary, "output": str(output)}
