@@ -108,3 +108,22 @@ def test_binary_garbage_does_not_crash(shell: Shell) -> None:
     garbage = bytes(range(256)).decode("latin-1") * 4
     result = shell.run(garbage)
     assert result.status != 0 or result.stdout is not None
+
+
+CATASTROPHIC = "\\(a\\|aa\\)\\+$"  # exponential for a backtracking engine on a…ab
+
+
+@pytest.mark.parametrize("tool", ["grep '{}' f.txt", "sed 's/{}/x/' f.txt"])
+def test_model_patterns_run_under_a_time_budget(tool: str, shell: Shell) -> None:
+    import time
+
+    shell.run("echo " + "a" * 60 + "b > f.txt")
+    start = time.monotonic()
+    result = shell.run(tool.format(CATASTROPHIC))
+    assert time.monotonic() - start < 5  # Python's re would run for hours
+    assert result.status != 0 and "exceeded its time budget" in result.stderr
+    # The pattern on 26 a's: the engine answers at once (no match) instead of running for minutes.
+    shell.run("echo " + "a" * 26 + " > g.txt")
+    start = time.monotonic()
+    assert shell.run("grep '\\(\\(a\\+\\)\\+\\)\\+b' g.txt").status == 1
+    assert time.monotonic() - start < 5

@@ -10,8 +10,11 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import regex as regex_engine
 
 from rmguard.tamper.vfs import FSError, VirtualFS
 
@@ -354,6 +357,23 @@ def cmd_echo(shell: Shell, args: list[str], stdin: str | None) -> Result:
     return Result(text + ("\n" if newline else ""))
 
 
+# Model-written patterns run under a time budget per command: the `regex` engine stops a catastrophically
+# backtracking match (Python's `re` cannot be interrupted) and the command fails instead of the grader hanging.
+REGEX_BUDGET_S = 1.0
+REGEX_LIMIT = "the pattern exceeded its time budget"
+
+
+def _regex_deadline() -> float:
+    return time.monotonic() + REGEX_BUDGET_S
+
+
+def _time_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(REGEX_LIMIT)
+    return left
+
+
 def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
     flags, values, operands = split_flags(args, valued="e")
     if "e" in values:
@@ -363,22 +383,30 @@ def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
     else:
         raise UsageError("Usage: grep [OPTION]... PATTERNS [FILE]...")
     try:
-        regex = re.compile(_bre_to_python(pattern), re.IGNORECASE if "i" in flags else 0)
-    except re.error as error:
+        regex = regex_engine.compile(_bre_to_python(pattern), regex_engine.IGNORECASE if "i" in flags else 0)
+    except regex_engine.error as error:
         return Result(stderr=f"grep: Invalid regular expression: {error}\n", status=2)
     sources, errors = _grep_sources(shell, operands, stdin, recursive=bool(flags & {"r", "R"}))
+    try:
+        out = _grep_lines(regex, sources, flags, _regex_deadline())
+    except TimeoutError:
+        return Result(stderr=f"grep: {REGEX_LIMIT}\n", status=2)
+    status = 2 if errors else (0 if out else 1)
+    return Result("".join(out), "".join(errors), status)
+
+
+def _grep_lines(regex: regex_engine.Pattern, sources, flags: set[str], deadline: float) -> list[str]:
     out = []
     show_name = len(sources) > 1 or bool(flags & {"r", "R"})
     for name, text in sources:
         for number, line in enumerate(text.splitlines(), 1):
-            if bool(regex.search(line)) == ("v" not in flags):
+            if bool(regex.search(line, timeout=_time_left(deadline))) == ("v" not in flags):
                 if "l" in flags:
                     out.append(f"{name}\n")
                     break
                 prefix = (f"{name}:" if show_name else "") + (f"{number}:" if "n" in flags else "")
                 out.append(prefix + line + "\n")
-    status = 2 if errors else (0 if out else 1)
-    return Result("".join(out), "".join(errors), status)
+    return out
 
 
 def _grep_sources(shell: Shell, operands: list[str], stdin: str | None, recursive: bool):
@@ -587,7 +615,11 @@ def cmd_sed(shell: Shell, args: list[str], stdin: str | None) -> Result:
         raise UsageError("no script specified")
     substitutions = [_parse_substitution(script) for script in scripts[0].split(";") if script.strip()]
     texts, errors = _read_inputs(shell, files, stdin, "sed")
-    edited = [_apply(substitutions, text) for text in texts]
+    deadline = _regex_deadline()
+    try:
+        edited = [_apply(substitutions, text, deadline) for text in texts]
+    except TimeoutError:
+        return Result(stderr=f"sed: {REGEX_LIMIT}\n", status=4)
     if "i" in flags:
         for operand, text in zip([f for f in files if shell.fs.is_file(shell.path(f))], edited):
             shell.fs.write(shell.path(operand), text)
@@ -595,7 +627,7 @@ def cmd_sed(shell: Shell, args: list[str], stdin: str | None) -> Result:
     return Result("".join(edited), "".join(errors), 1 if errors else 0)
 
 
-def _parse_substitution(script: str) -> tuple[re.Pattern, str, bool]:
+def _parse_substitution(script: str) -> tuple[regex_engine.Pattern, str, bool]:
     script = script.strip()
     if len(script) < 2 or script[0] != "s":
         raise UsageError(f"-e expression #1, char 1: unknown command: `{script[:1]}'")
@@ -605,28 +637,32 @@ def _parse_substitution(script: str) -> tuple[re.Pattern, str, bool]:
         raise UsageError("-e expression #1: unterminated `s' command")
     pattern, replacement, options = parts
     try:
-        regex = re.compile(
+        regex = regex_engine.compile(
             _bre_to_python(pattern.replace("\\" + delimiter, delimiter)),
-            re.IGNORECASE if "I" in options else 0,
+            regex_engine.IGNORECASE if "I" in options else 0,
         )
-    except re.error as error:
+    except regex_engine.error as error:
         raise UsageError(f"-e expression #1: {error}") from error
     replacement = re.sub(r"(?<!\\)&", r"\\g<0>", replacement.replace("\\" + delimiter, delimiter))
     return regex, replacement, "g" in options
 
 
-def _apply(substitutions: list[tuple[re.Pattern, str, bool]], text: str) -> str:
+def _apply(substitutions: list[tuple[regex_engine.Pattern, str, bool]], text: str, deadline: float) -> str:
     lines = text.splitlines(keepends=True)
     for regex, replacement, everywhere in substitutions:
-        lines = [_sub_line(regex, replacement, everywhere, line) for line in lines]
+        lines = [_sub_line(regex, replacement, everywhere, line, deadline) for line in lines]
     return "".join(lines)
 
 
-def _sub_line(regex: re.Pattern, replacement: str, everywhere: bool, line: str) -> str:
+def _sub_line(
+    regex: regex_engine.Pattern, replacement: str, everywhere: bool, line: str, deadline: float
+) -> str:
     body, newline = (line[:-1], "\n") if line.endswith("\n") else (line, "")
     try:
-        return regex.sub(replacement, body, count=0 if everywhere else 1) + newline
-    except (re.error, IndexError) as error:
+        return (
+            regex.sub(replacement, body, count=0 if everywhere else 1, timeout=_time_left(deadline)) + newline
+        )
+    except (regex_engine.error, IndexError) as error:
         raise UsageError(f"-e expression #1: invalid reference in replacement: {error}") from error
 
 
