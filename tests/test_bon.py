@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 
 from rmguard.cli import main
-from rmguard.eval.intervals import bootstrap_interval, t_interval
+from rmguard.eval.intervals import (
+    bootstrap_interval,
+    paired_difference,
+    seeds_and_units_interval,
+    t_interval,
+)
 from rmguard.overopt.bon import (
     Proxy,
     best_of_n_curves,
-    best_of_n_picks,
+    best_of_n_expectation,
+    bon_weights,
     ensemble,
+    gao_fit,
     kl_bon,
     log_spaced,
     pick_metrics,
@@ -43,18 +50,44 @@ def test_log_spaced():
     assert log_spaced(10)[-1] == 10
 
 
-def test_picks_take_the_proxy_best_of_the_first_n():
-    proxy = np.array([[0.1, 0.5, 0.3, 0.9], [2.0, 2.0, 1.0, 3.0]])
-    assert best_of_n_picks(proxy, [1, 2, 3, 4]).tolist() == [[0, 1, 1, 3], [0, 0, 0, 3]]  # ties: first
-    gold = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
-    length = np.array([[10, 20, 30, 40], [1, 2, 3, 4]])
-    curves = pick_metrics(proxy, gold, length, [1, 2, 4])
-    assert curves["gold"].tolist() == [[1, 2, 4], [5, 5, 8]]
-    assert curves["proxy"].tolist() == [[0.1, 0.5, 0.9], [2, 2, 3]]
-    assert curves["length"].tolist() == [[10, 20, 40], [1, 1, 4]]
-    z = (gold - gold.mean()) / gold.std()
-    assert curves["gold_z"][0].tolist() == pytest.approx([z[0, 0], z[0, 1], z[0, 3]])
+def test_bon_weights_by_hand():
+    # N = 3, n = 2: the lowest-ranked sample never wins; rank 2 wins only in {1, 2}, rank 3 in {1, 3}, {2, 3}
+    assert bon_weights(3, 2).tolist() == pytest.approx([0.0, 1 / 3, 2 / 3])
+    assert bon_weights(4, 1).tolist() == pytest.approx([0.25] * 4)
+    assert bon_weights(4, 4).tolist() == pytest.approx([0, 0, 0, 1])
+    assert bon_weights(80, 17).sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        bon_weights(3, 4)
+
+
+def test_expectation_equals_the_mean_over_every_subset():
+    from itertools import combinations
+
+    rng = np.random.default_rng(0)
+    proxy, gold = rng.normal(size=(3, 7)), rng.normal(size=(3, 7))
+    for n in (1, 2, 4, 7):
+        brute = [
+            np.mean([gold[p, max(s, key=lambda i: proxy[p, i])] for s in combinations(range(7), n)])
+            for p in range(3)
+        ]
+        assert best_of_n_expectation(proxy, gold, [n])[:, 0] == pytest.approx(brute)
+    curves = pick_metrics(proxy, gold, np.ones_like(gold), [1, 7])
+    assert curves["gold"][:, 0] == pytest.approx(gold.mean(axis=1))  # n = 1: the pool's mean
+    assert curves["proxy"][:, 1] == pytest.approx(proxy.max(axis=1))  # n = N: the proxy's favourite
     assert curves["gap"] == pytest.approx(curves["proxy_z"] - curves["gold_z"])
+
+
+def test_gao_fit_recovers_known_alpha_and_beta():
+    kl = [kl_bon(n) for n in log_spaced(80)]
+    d = np.sqrt(kl)
+    gold = 0.4 + d * (0.3 - 0.1 * d)  # peak at d* = 1.5, KL 2.25, gain 0.225
+    fit = gao_fit(kl, gold)
+    assert (fit["alpha"], fit["beta"]) == pytest.approx((0.3, 0.1))
+    assert (fit["peak_kl"], fit["peak_gold"], fit["r2"]) == pytest.approx((2.25, 0.625, 1.0))
+    rising = gao_fit(kl, 0.4 + 0.2 * d + 0.01 * d**2)  # never turns down
+    assert rising["beta"] < 0 and math.isnan(rising["peak_kl"])
+    with pytest.raises(ValueError):
+        gao_fit(kl[1:], gold[1:])
 
 
 def test_ensembles_on_a_common_scale():
@@ -76,16 +109,33 @@ def test_intervals_by_hand():
     assert low < mean == 49.5 < high
 
 
-def test_summarize_seed_and_prompt_intervals():
-    seed_a = {m: np.array([[1.0], [3.0]]) for m in ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")}
-    seed_b = {m: np.array([[3.0], [5.0]]) for m in seed_a}
+def test_summarize_intervals_stay_in_range_and_name_what_they_resample():
+    seed_a = {
+        m: np.array([[0.0], [1.0], [1.0]]) for m in ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
+    }
+    seed_b = {m: np.array([[1.0], [1.0], [1.0]]) for m in seed_a}
     row = summarize([seed_a, seed_b])["gold"][0]
-    assert row["mean"] == 3.0
-    assert (row["prompt_low"], row["prompt_high"]) == pytest.approx(
-        t_interval([2.0, 4.0])[1:]
-    )  # per-prompt means
-    assert (row["seed_low"], row["seed_high"]) == pytest.approx(t_interval([2.0, 4.0])[1:])  # per-seed means
-    assert math.isnan(summarize([seed_a])["gold"][0]["seed_low"])
+    assert row["mean"] == pytest.approx(5 / 6)
+    assert 0.0 <= row["prompt_low"] < row["mean"] < row["prompt_high"] <= 1.0
+    assert 0.0 <= row["both_low"] <= row["both_high"] <= 1.0
+    single = summarize([seed_a])["gold"][0]
+    assert (single["both_low"], single["both_high"]) == (single["prompt_low"], single["prompt_high"])
+
+
+def test_seed_and_unit_bootstrap_and_paired_differences():
+    values = np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])  # two seeds of per-pair correctness
+    mean, low, high = seeds_and_units_interval(values, "both")
+    assert mean == 0.75 and 0.0 <= low < mean < high <= 1.0
+    assert seeds_and_units_interval(values, "units", seed=1) == seeds_and_units_interval(
+        values, "units", seed=1
+    )
+    assert math.isnan(seeds_and_units_interval(values[:, :1])[1])
+    same = paired_difference(values, values)
+    assert (same["mean"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    better = paired_difference(np.ones_like(values), values)
+    assert better["mean"] == 0.25 and better["per_seed"] == [0.25, 0.25] and 0.0 <= better["low"] <= 0.25
+    with pytest.raises(ValueError):
+        paired_difference(values, values[:, :2])
 
 
 def _world(exploit_weight: float, prompts: int = 300, n: int = 64, seed: int = 0):
@@ -120,7 +170,7 @@ def test_overoptimized_proxy_peaks_then_falls_and_the_oracle_keeps_rising():
     gap = [row["mean"] for row in result.curves["bt (mean of 2 seeds)"]["gap"]]
     assert gap[-1] > gap[0] + 1.0
     assert result.seeds["bt (mean of 2 seeds)"] == 2 and not math.isnan(
-        result.curves["bt (mean of 2 seeds)"]["gold"][-1]["seed_low"]
+        result.curves["bt (mean of 2 seeds)"]["gold"][-1]["both_low"]
     )
 
 

@@ -1,18 +1,28 @@
-"""The demo: the gold rubric by hand, and ``rmguard demo --quick`` end to end.
+"""The demo: its prompts and gold rubric by hand, the pool's regeneration path, and ``rmguard demo --quick``.
 
-The end-to-end test swaps SmolLM2 for the tiny random model (``--policy``) so that it runs in seconds
-here; the real SmolLM2 run is the README's main job (its measured time is in the report).
+The end-to-end test swaps SmolLM2 for the tiny random model (``--policy``) as the proxies' backbone so that
+it runs in seconds; it reads the shipped pool, as the main job does. The real SmolLM2 run is the README's
+main job (its measured time and headline are in docs/demo.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from rmguard.cli import main
 from rmguard.errors import ConfigError
-from rmguard.overopt.demo.world import check, demo_prompts, gold, repeated_trigram_share
+from rmguard.overopt.demo.pipeline import StudyConfig
+from rmguard.overopt.demo.pool import STYLES, PoolConfig, generate_world_pool, shipped_pool
+from rmguard.overopt.demo.prompts import build_prompts
+from rmguard.overopt.demo.world import check, gold, repeated_trigram_share
+
+from helpers import run_cli
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "overoptimization"
 
 
 def test_rubric_checks_by_hand():
@@ -27,22 +37,70 @@ def test_rubric_checks_by_hand():
         {"type": "number"}, "seven seas"
     )
     assert check({"type": "ends_with_question"}, "Why? ") and check({"type": "lowercase"}, "all small 3")
-    assert repeated_trigram_share("a b c a b c") == pytest.approx(
-        1 / 4
-    )  # trigrams abc bca cab abc: one repeat
+    assert check({"type": "finished"}, 'He said "stop."') and not check({"type": "finished"}, "It was the")
+    assert repeated_trigram_share("a b c a b c") == pytest.approx(1 / 4)  # abc bca cab abc: one repeat
+
+
+def test_prompts_are_distinct_and_carry_their_instructions():
+    rows = build_prompts()
+    assert len(rows) == 170 and len({r["prompt"] for r in rows}) == 170
+    assert (
+        rows[0]["prompt"]
+        == 'Write a short note about the moon. Use the word "bright" and keep it under 15 words.'
+    )
+    assert rows[0]["constraints"] == [
+        {"type": "topic", "arg": "moon"},
+        {"type": "finished"},
+        {"type": "include", "arg": "bright"},
+        {"type": "max_words", "arg": 15},
+    ]
+    assert all(r["constraints"][-1]["type"] == "max_words" for r in rows)
 
 
 def test_gold_by_hand():
-    row = demo_prompts()[0]  # include "bright", at most 25 words
-    assert row["constraints"] == [{"type": "include", "arg": "bright"}, {"type": "max_words", "arg": 25}]
-    prompt = [{"role": "user", "content": row["prompt"]}]
-    assert gold(prompt, [{"role": "assistant", "content": "The moon is bright."}]) == 1.0
-    assert gold(row["prompt"], "The moon.") == 0.5
-    assert gold(row["prompt"], "") == 0.0
-    assert gold(row["prompt"], "bright bright bright bright bright") == pytest.approx(1.0 - 0.5 * 2 / 3)
+    prompt = build_prompts()[0]["prompt"]  # topic "moon", use "bright", under 15 words
+    assert gold(prompt, "The bright moon rises.") == 1.0
+    assert gold(prompt, "A lamp.") == pytest.approx(2 / 4)  # finished and short, but off topic, no "bright"
+    thirty = "The moon is bright " + " ".join(["tonight"] * 26)  # 30 words: half the limit credit
+    repeats = 23 / 28  # of 28 trigrams, 24 are "tonight tonight tonight": all but the first repeat
+    assert gold(prompt, thirty) == pytest.approx((1 + 0 + 1 + 0.5) / 4 - 0.5 * repeats)  # unfinished
+    assert gold(prompt, "") == 0.0
+    assert gold([{"role": "user", "content": prompt}], [{"role": "assistant", "content": "x"}]) == gold(
+        prompt, "x"
+    )
     with pytest.raises(ConfigError):
         gold("some other prompt", "x")
-    assert len(demo_prompts()) == 80 and len({r["prompt"] for r in demo_prompts()}) == 80
+
+
+def test_shipped_pool_matches_its_config():
+    pool = shipped_pool()
+    config = PoolConfig()
+    assert pool["config"] == {**pool["config"], "bon_n": config.bon_n, "prompts": config.prompts}
+    assert set(pool["styles"]) == set(STYLES) and all(
+        len(r) == config.prompts for r in pool["styles"].values()
+    )
+    assert len(pool["bon"]["prompts"]) == config.bon_prompts
+    assert all(len(s) == config.bon_n for s in pool["bon"]["samples"])
+    assert pool["bon"]["prompts"] == [p["id"] for p in pool["prompts"][-config.bon_prompts :]]
+    assert pool["prompts"] == [{"id": p["id"], "prompt": p["prompt"]} for p in build_prompts()]
+
+
+def test_pool_regeneration_path_on_a_few_prompts(tmp_path, tiny_llama):
+    config = PoolConfig(
+        policy=str(tiny_llama),
+        styles=["plain", "concise"],
+        prompts=3,
+        bon_prompts=1,
+        bon_n=3,
+        max_new_tokens=4,
+    )
+    pool = generate_world_pool(config, tmp_path / "work")
+    assert [p["id"] for p in pool["prompts"]] == ["d000", "d001", "d002"] and pool["bon"]["prompts"] == [
+        "d002"
+    ]
+    assert [len(pool["styles"][s]) for s in ("plain", "concise")] == [3, 3]
+    assert len(pool["bon"]["samples"][0]) == 3 and all(s["tokens"] <= 4 for s in pool["bon"]["samples"][0])
+    assert generate_world_pool(config, tmp_path / "work") == pool  # resumed from the files: same pool
 
 
 def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
@@ -50,17 +108,33 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     assert (
         main(["demo", "--quick", "--policy", str(tiny_llama), "--output-dir", str(out), "--no-progress"]) == 0
     )
-    printed = capsys.readouterr().out
-    assert f"report: {out / 'report.html'}" in printed
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    assert set(report["proxies"]) == {f"{o}-seed{s}" for o in ("bt", "bsr", "grm") for s in (0, 1)}
-    assert {"bt (mean of 2 seeds)", "grm ensemble-min", "gold (oracle)"} <= set(report["best_of_n"]["curves"])
-    assert set(report["evaluation"]["results"]["bt-seed0"]) == {
-        "val1_in_domain",
-        "val2_prompt_disjoint",
-        "val3_response_disjoint",
-        "val4_mutual_disjoint",
-    }
+    headline = report["headline"]
+    assert headline["seeds"] == 2 and headline["bon_max_n"] == 8 and headline["bon_prompts"] == 6
+    assert set(headline["objectives"]) == {"bt", "bsr", "grm", "bt_ensemble"}
+    for name, entry in headline["objectives"].items():
+        low, high = entry["in_domain_accuracy_ci"]
+        assert 0.0 <= low <= entry["in_domain_accuracy"] <= high <= 1.0, name
+        assert entry["gold_at_n1"] == pytest.approx(report["best_of_n"]["gold_pool_mean"])
+    assert set(report["paired_differences"]) == {"bsr − bt", "grm − bt"}  # the ensemble has no seeds to pair
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4 and "Four robustness scenarios" in html
-    assert "first 1 of 30 layers" in html and report["timings_s"]["total"] > 0
+    assert html.count("data:image/png;base64,") >= 4 and "Four distribution-shift scenarios" in html
+    assert report["splits"]["prompts"]["heldout"] == 6
+
+
+def test_study_config_runs_the_same_steps_and_says_clearly_when_the_hub_is_out_of_reach(tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        "gold: rmguard.overopt.demo.world:gold\nprompts_dataset: no-such-org/no-such-prompts\nseeds: [0]\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = run_cli("study", "--config", str(config), "--output-dir", str(tmp_path / "out"), env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "no-such-org/no-such-prompts" in result.stderr
+    assert "loading it from the hub failed" in result.stderr
+    config.write_text("objectives: [bt]\nbogus_field: 1\n")
+    result = run_cli("study", "--config", str(config))
+    assert result.returncode == 2 and "unknown study field(s): bogus_field" in result.stderr
+    example = StudyConfig.from_yaml(EXAMPLES / "ultrafeedback.yaml", str(tmp_path / "x"))
+    assert example.generate and example.rm_layers is None and example.bon_n == 256

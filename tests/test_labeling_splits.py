@@ -114,7 +114,7 @@ def test_split_by_model_names_and_bad_inputs(labelled, tmp_path):
 
 def test_label_rejects_an_unknown_gold_spec(tmp_path):
     raw = write_jsonl(tmp_path / "raw.jsonl", make_records(3))
-    with pytest.raises(ConfigError, match="neither a model folder nor module:function"):
+    with pytest.raises(ConfigError, match="not-a-spec: no such model folder"):
         label_file(str(raw), "not-a-spec", tmp_path / "out.jsonl")
     result = run_cli(
         "label",

@@ -211,3 +211,29 @@ def test_pack_segments_of_many_responses_match_single_rows(tiny_llama):
     padded = ResponseCollator(tokenizer.pad_token_id)(features)
     with torch.no_grad():
         torch.testing.assert_close(model(**packed).rewards, model(**padded).rewards, atol=TOL, rtol=0)
+
+
+def test_sft_regularizer_needs_only_the_chosen_log_probs(tiny_llama):
+    """GRM's SFT loss reads S(y_c) only: computing the chosen log-probs alone gives the same loss and
+    gradients, packed or padded, and leaves every rejected log-prob at 0."""
+    model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
+    model.eval()
+    config = TrainConfig(objective="grm", train_file="unused", head_type="linear")
+    features = _features(random.Random(5), len(tokenizer), count=5)
+    full = PaddedPairCollator(tokenizer.pad_token_id, with_logps=True)(features)
+    pairs = len(features)
+    chosen_targets = int((full["logp_seq"] < pairs).sum())
+    assert 0 < chosen_targets < len(full["logp_target"])
+    out_all, loss_all, grads_all = _run(model, full, config)
+    for collator in (
+        PaddedPairCollator(tokenizer.pad_token_id, with_logps=True, chosen_logps_only=True),
+        PackedPairCollator(with_logps=True, chosen_logps_only=True),
+    ):
+        batch = collator(features)
+        assert len(batch["logp_target"]) == chosen_targets
+        out, loss, grads = _run(model, batch, config)
+        torch.testing.assert_close(out.logps[:pairs], out_all.logps[:pairs], atol=TOL, rtol=0)
+        assert torch.all(out.logps[pairs:] == 0)
+        torch.testing.assert_close(loss, loss_all, atol=TOL, rtol=0)
+        for name in grads_all:
+            torch.testing.assert_close(grads[name], grads_all[name], atol=TOL, rtol=0, msg=name)

@@ -180,6 +180,22 @@ def _with_ci(name: str, values: np.ndarray, seed: int, resamples: int) -> dict[s
     return {name: rm.nan_mean(values), f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
+def pair_correct(eval_set: EvalSet, rewards: np.ndarray) -> np.ndarray:
+    """Per pair of a pairs file: 1.0 where the chosen response scores strictly higher (a tie is wrong)."""
+    chosen = np.array([rewards[g[0]] for g in eval_set.groups], dtype=float)
+    rejected = np.array([rewards[g[1]] for g in eval_set.groups], dtype=float)
+    return (chosen > rejected).astype(float)
+
+
+def prompt_correlations(
+    eval_set: EvalSet, rewards: np.ndarray, correlation: Any = rm.kendall_tau_b
+) -> np.ndarray:
+    """Per prompt of a rankings file: the rank correlation of rewards with gold scores (NaN if constant)."""
+    gold = {i: g for i, g in zip(eval_set.ids, eval_set.gold)}
+    predicted = {i: [rewards[k] for k in group] for i, group in zip(eval_set.ids, eval_set.groups)}
+    return np.array(list(rm.per_prompt_correlations(gold, predicted, correlation).values()))
+
+
 def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
     """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``)."""
     rewards = np.asarray(rewards, dtype=float)
@@ -189,15 +205,12 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
         )
     summary: dict[str, Any] = {"kind": eval_set.kind, "path": eval_set.path}
     if eval_set.kind == "pairs":
-        chosen = np.array([rewards[g[0]] for g in eval_set.groups])
-        rejected = np.array([rewards[g[1]] for g in eval_set.groups])
-        _, ties = rm.pairwise_accuracy(chosen, rejected)
-        summary.update(
-            pairs=len(chosen),
-            ties=ties,
-            **_with_ci("accuracy", (chosen > rejected).astype(float), seed, resamples),
+        correct = pair_correct(eval_set, rewards)
+        _, ties = rm.pairwise_accuracy(
+            [rewards[g[0]] for g in eval_set.groups], [rewards[g[1]] for g in eval_set.groups]
         )
-        subset_acc, subset_n = _by_subset(eval_set, (chosen > rejected).astype(float))
+        summary.update(pairs=len(correct), ties=ties, **_with_ci("accuracy", correct, seed, resamples))
+        subset_acc, subset_n = _by_subset(eval_set, correct)
         if subset_acc:
             summary["subsets"] = {s: {"accuracy": subset_acc[s], "pairs": subset_n[s]} for s in subset_acc}
             sections = rm.rewardbench_v1_sections(subset_acc)
@@ -206,10 +219,8 @@ def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: 
                 summary["rewardbench_v1_missing_subsets"] = rm.rewardbench_v1_missing(subset_acc)
         summary["primary"] = "accuracy"
     elif eval_set.kind == "rankings":
-        gold = {i: g for i, g in zip(eval_set.ids, eval_set.gold)}
-        predicted = {i: [rewards[k] for k in group] for i, group in zip(eval_set.ids, eval_set.groups)}
-        tau = np.array(list(rm.per_prompt_correlations(gold, predicted).values()))
-        rho = np.array(list(rm.per_prompt_correlations(gold, predicted, rm.spearman_rho).values()))
+        tau = prompt_correlations(eval_set, rewards)
+        rho = prompt_correlations(eval_set, rewards, rm.spearman_rho)
         summary.update(
             prompts=len(tau),
             responses=len(rewards),

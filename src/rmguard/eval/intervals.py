@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,3 +41,59 @@ def bootstrap_interval(
     means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(x.mean()), float(low), float(high)
+
+
+def seeds_and_units_interval(
+    values: np.ndarray, over: str = "both", level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high) of a [seeds, units] matrix (units: prompts or pairs), percentile bootstrap.
+
+    ``over="units"`` resamples units with replacement (every seed keeps the same units: the interval of
+    the seed-averaged mean over prompts); ``over="both"`` also resamples seeds, so the interval carries the
+    seed-to-seed spread too. Every resample is a mean of observed values, so the interval stays inside the
+    statistic's range (an accuracy interval inside [0, 1]), unlike a t interval over two or three seeds.
+    A single unit gives NaN bounds (nothing to resample); NaNs are ignored.
+    """
+    x = np.atleast_2d(np.asarray(values, dtype=float))
+    if over not in ("units", "both"):
+        raise ValueError(f"over must be 'units' or 'both', got {over!r}")
+    if not np.isfinite(x).any():
+        return math.nan, math.nan, math.nan
+    mean = float(np.nanmean(x))
+    if x.shape[1] < 2:
+        return mean, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, x.shape[1], size=(resamples, x.shape[1]))
+    rows = (
+        rng.integers(0, x.shape[0], size=(resamples, x.shape[0]))
+        if over == "both"
+        else np.broadcast_to(np.arange(x.shape[0]), (resamples, x.shape[0]))
+    )
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of only NaNs: NaN, dropped below
+        means = np.nanmean(x[rows[:, :, None], units[:, None, :]], axis=(1, 2))  # [resamples]
+    low, high = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return mean, float(low), float(high)
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> dict[str, object]:
+    """A − B for two methods measured on the same seeds and units ([seeds, units] each).
+
+    Seed s of A is paired with seed s of B and unit u with unit u (the same pair or prompt), so shared
+    difficulty cancels. Returns the mean difference, its bootstrap interval over seeds and units together
+    (:func:`seeds_and_units_interval` with ``over="both"``) and each seed's own mean difference.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
+    diff = a - b
+    mean, low, high = seeds_and_units_interval(diff, "both", level, resamples, seed)
+    return {
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "over": "seeds and units (paired bootstrap)",
+        "per_seed": [float(np.nanmean(row)) for row in diff],
+    }

@@ -110,20 +110,21 @@ def gold_label(items: Sequence[ResponseSet], gold: GoldScorer) -> list[ResponseS
 
 def label_file(
     data: str,
-    gold: str,
+    gold: str | GoldScorer,
     output: str | Path,
     pairs: str = "best_vs_worst",
     label_noise: float = 0.0,
     seed: int = 0,
     batch_size: int = 16,
 ) -> dict[str, Any]:
-    """Gold-score ``data`` with the SPEC ``gold`` and write OUT.jsonl, OUT.pairs.jsonl, OUT.meta.json; returns the metadata."""
+    """Gold-score ``data`` with the SPEC (or scorer) ``gold`` and write OUT.jsonl, OUT.pairs.jsonl, OUT.meta.json; returns the metadata."""
     flip_indices(0, label_noise, seed)  # validates the fraction before the (possibly slow) gold pass
     check_outputs([output, *(companion_path(output, kind) for kind in ("pairs", "meta"))], [data])
     if pairs not in PAIR_STRATEGIES:
         raise ConfigError(f"unknown pair strategy '{pairs}'; choose one of {', '.join(PAIR_STRATEGIES)}")
     items = read_response_sets(data)
-    labelled = gold_label(items, GoldScorer(gold, batch_size=batch_size))
+    scorer = gold if isinstance(gold, GoldScorer) else GoldScorer(gold, batch_size=batch_size)
+    labelled = gold_label(items, scorer)
     rows, unpaired = build_pairs(labelled, pairs, seed)
     flipped = flip_labels(rows, label_noise, seed)
     models: dict[str, int] = {}
@@ -132,7 +133,7 @@ def label_file(
             models[c.model or ""] = models.get(c.model or "", 0) + 1
     meta = {
         "source": str(data),
-        "gold": gold,
+        "gold": scorer.spec,
         "pair_strategy": pairs,
         "label_noise": label_noise,
         "seed": seed,

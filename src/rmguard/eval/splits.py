@@ -28,7 +28,9 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.eval.labeling import flip_labels, pair_row, read_label_metadata
 from rmguard.fileio import atomic_directory
 
-SPLITS = ("train", "val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
+SCENARIOS = ("val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
+SHIFTED_SCENARIOS = SCENARIOS[1:]  # scored by Kendall τ per prompt
+SPLITS = ("train", *SCENARIOS)
 PAIR_SPLITS = ("train", "val1_in_domain")
 IN_DOMAIN_PROMPT_SPLITS = ("val1_in_domain", "val3_response_disjoint")  # training prompts only
 MANIFEST = "manifest.json"
@@ -56,8 +58,20 @@ def choose_heldout_models(
     return sorted(set(heldout))
 
 
-def choose_heldout_prompts(items: Sequence[ResponseSet], fraction: float, rng: random.Random) -> set[str]:
-    """Ids of round(fraction · distinct prompts) held-out prompts; records with the same prompt text stay together."""
+def choose_heldout_prompts(
+    items: Sequence[ResponseSet], fraction: float | Sequence[str], rng: random.Random
+) -> set[str]:
+    """Ids of round(fraction · distinct prompts) held-out prompts, or the given record ids; records with the
+    same prompt text stay together."""
+    if not isinstance(fraction, (int, float)):
+        known = {item.id for item in items}
+        unknown = sorted(set(fraction) - known)
+        if unknown or not 0 < len(set(fraction)) < len(known):
+            raise ConfigError(
+                f"held-out prompt ids must be some, not all, of the data's ids; unknown: {unknown[:3]}"
+            )
+        held = {prompt_id(item.prompt) for item in items if item.id in set(fraction)}
+        return {item.id for item in items if prompt_id(item.prompt) in held}
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"--heldout-prompts must be a fraction in (0, 1), got {fraction}")
     groups: dict[str, list[str]] = {}
@@ -131,7 +145,7 @@ def _disjointness(
 def make_splits(
     data: str,
     output_dir: str | Path,
-    heldout_prompts: float = 0.2,
+    heldout_prompts: float | Sequence[str] = 0.2,
     heldout_models: int | Sequence[str] = 4,
     seed: int = 0,
     train_responses: int = 2,

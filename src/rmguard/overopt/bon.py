@@ -1,8 +1,8 @@
 """Best-of-N over-optimization curves: how the gold reward of the proxy's favourite moves as n grows.
 
-For each prompt, N responses are sampled once. For n = 1 … N (log-spaced) the response with the highest
-proxy score among the first n is picked and its gold score, proxy score and length are recorded. The
-x-axis is the analytic KL of the best-of-n policy to the sampling policy, KL_BoN = log n − (n − 1)/n.
+For each prompt, N responses are sampled once. For n = 1 … N (log-spaced) the expected gold score, proxy
+score and length of the proxy's favourite among n samples are computed with the unbiased estimator over
+all N samples (:func:`best_of_n_expectation`). The x-axis is the analytic KL of the best-of-n policy to the sampling policy, KL_BoN = log n − (n − 1)/n.
 Proxies of one kind (several seeds) are also averaged, and combined into ensembles (mean, min).
 """
 
@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import gammaln
 
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
-from rmguard.eval.intervals import t_interval
+from rmguard.eval.intervals import seeds_and_units_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
@@ -45,12 +46,38 @@ def log_spaced(n_max: int, per_doubling: int = 2) -> list[int]:
     return sorted({1, n_max, *(int(round(x)) for x in np.geomspace(1, n_max, points))})
 
 
-def best_of_n_picks(proxy: np.ndarray, ns: Sequence[int]) -> np.ndarray:
-    """[P, len(ns)] index of the proxy-best among the first n samples of each prompt (first one on ties)."""
-    proxy = np.asarray(proxy, dtype=float)
-    if max(ns) > proxy.shape[1]:
-        raise ValueError(f"n = {max(ns)} but only {proxy.shape[1]} samples per prompt")
-    return np.stack([np.argmax(proxy[:, :n], axis=1) for n in ns], axis=1)
+def bon_weights(n_samples: int, n: int) -> np.ndarray:
+    """[N] probability that the i-th lowest-ranked of N samples is the best of a random n-subset.
+
+    P(rank i wins) = C(i − 1, n − 1) / C(N, n) for i = 1 … N: the unbiased best-of-n estimator of Nakano et
+    al. (2021), used by Gao et al. (2023). Every n uses all N samples, so n = 1 is the pool's mean and the
+    curve's variance is far below that of "best among the first n".
+    """
+    if not 1 <= n <= n_samples:
+        raise ValueError(f"n must be in [1, {n_samples}], got {n}")
+    i = np.arange(1, n_samples + 1)
+    log_w = (
+        gammaln(i)
+        - gammaln(n)
+        - gammaln(np.maximum(i - n + 1, 1))
+        - (gammaln(n_samples + 1) - gammaln(n + 1) - gammaln(n_samples - n + 1))
+    )
+    return np.where(i >= n, np.exp(log_w), 0.0)
+
+
+def best_of_n_expectation(selector: np.ndarray, values: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    """[P, len(ns)] expected ``values`` of the selector's best among n samples drawn from each prompt's N.
+
+    Samples are ranked by the selector (ties keep sample order, as a stable sort does) and weighted by
+    :func:`bon_weights`.
+    """
+    selector, values = np.asarray(selector, dtype=float), np.asarray(values, dtype=float)
+    if max(ns) > selector.shape[1]:
+        raise ValueError(f"n = {max(ns)} but only {selector.shape[1]} samples per prompt")
+    order = np.argsort(selector, axis=1, kind="stable")
+    ranked = np.take_along_axis(values, order, axis=1)
+    weights = np.stack([bon_weights(selector.shape[1], n) for n in ns], axis=1)  # [N, K]
+    return ranked @ weights
 
 
 def standardize(scores: np.ndarray) -> np.ndarray:
@@ -74,23 +101,17 @@ def ensemble(members: Sequence[np.ndarray], how: str) -> np.ndarray:
     raise ValueError(f"unknown ensemble '{how}'; choose mean or min")
 
 
-def take(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
-    """values[p, picks[p, k]] for every prompt p and n-index k."""
-    return np.take_along_axis(np.asarray(values, dtype=float), picks, axis=1)
-
-
 def pick_metrics(
     selector: np.ndarray, gold: np.ndarray, length: np.ndarray, ns: Sequence[int]
 ) -> dict[str, np.ndarray]:
     """Per-prompt curves [P, len(ns)] for one selector: gold, proxy (the selector's own score), their pool
     z-scores and the gap proxy_z − gold_z, and the pick's length."""
-    picks = best_of_n_picks(selector, ns)
     out = {
-        "gold": take(gold, picks),
-        "proxy": take(selector, picks),
-        "proxy_z": take(standardize(selector), picks),
-        "gold_z": take(standardize(gold), picks),
-        "length": take(length, picks),
+        "gold": best_of_n_expectation(selector, gold, ns),
+        "proxy": best_of_n_expectation(selector, selector, ns),
+        "proxy_z": best_of_n_expectation(selector, standardize(selector), ns),
+        "gold_z": best_of_n_expectation(selector, standardize(gold), ns),
+        "length": best_of_n_expectation(selector, length, ns),
     }
     out["gap"] = out["proxy_z"] - out["gold_z"]
     return out
@@ -101,28 +122,61 @@ def summarize(
 ) -> dict[str, list[dict[str, float]]]:
     """Mean curves with intervals, for the per-prompt curves of one or more seeds of a selector.
 
-    For each metric and n: the mean over seeds and prompts; a t interval across prompts (of the per-prompt
-    values averaged over seeds); and, with two or more seeds, a t interval across seeds (of each seed's
-    mean over prompts).
+    For each metric and n: the mean over seeds and prompts; a bootstrap interval over prompts (seeds
+    averaged, ``prompt_low/high``) and one over seeds and prompts resampled together (``both_low/high``,
+    equal to the prompt interval for a single seed). Bootstrap means stay inside the metric's range.
     """
     result: dict[str, list[dict[str, float]]] = {}
     for metric in METRICS:
         stacked = np.stack([curves[metric] for curves in per_seed])  # [S, P, K]
         rows = []
         for k in range(stacked.shape[2]):
-            mean, p_low, p_high = t_interval(stacked[:, :, k].mean(axis=0), level)
-            _, s_low, s_high = t_interval(stacked[:, :, k].mean(axis=1), level)
+            mean, p_low, p_high = seeds_and_units_interval(stacked[:, :, k].mean(axis=0), "units", level)
+            _, b_low, b_high = (
+                seeds_and_units_interval(stacked[:, :, k], "both", level)
+                if len(per_seed) > 1
+                else (mean, p_low, p_high)
+            )
             rows.append(
                 {
                     "mean": mean,
                     "prompt_low": p_low,
                     "prompt_high": p_high,
-                    "seed_low": s_low,
-                    "seed_high": s_high,
+                    "both_low": b_low,
+                    "both_high": b_high,
                 }
             )
         result[metric] = rows
     return result
+
+
+def gao_fit(kl: Sequence[float], gold: Sequence[float]) -> dict[str, float]:
+    """Least-squares fit of Gao et al.'s (2023) best-of-n form to a gold curve.
+
+        gold(d) − gold(0) = d · (α − β d),   d = √KL_BoN
+
+    ``gold[0]`` must be the n = 1 point (d = 0). The fitted curve peaks at d* = α / (2β) with the gain
+    α² / (4β) when β > 0; with β ≤ 0 it never turns down (peak fields NaN). ``r2`` is the fit's R² on the
+    gains.
+    """
+    d = np.sqrt(np.asarray(kl, dtype=float))
+    y = np.asarray(gold, dtype=float) - float(gold[0])
+    if d[0] != 0:
+        raise ValueError("the first point must be n = 1 (KL 0)")
+    design = np.stack([d, -(d**2)], axis=1)
+    (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ np.array([alpha, beta])
+    total = float(((y - y.mean()) ** 2).sum())
+    peak_d = alpha / (2 * beta) if beta > 0 else math.nan
+    return {
+        "alpha": float(alpha),
+        "beta": float(beta),
+        "peak_d": float(peak_d),
+        "peak_kl": float(peak_d**2),
+        "peak_gain": float(alpha**2 / (4 * beta)) if beta > 0 else math.nan,
+        "peak_gold": float(gold[0] + alpha**2 / (4 * beta)) if beta > 0 else math.nan,
+        "r2": 1 - float((residual**2).sum()) / total if total > 0 else math.nan,
+    }
 
 
 def gold_peak(ns: Sequence[int], gold_mean: Sequence[float]) -> dict[str, float]:
@@ -211,8 +265,8 @@ def curves_csv(result: Curves) -> str:
             "mean",
             "prompt_low",
             "prompt_high",
-            "seed_low",
-            "seed_high",
+            "both_low",
+            "both_high",
         ]
     )
     for name, metrics in result.curves.items():
@@ -228,7 +282,7 @@ def curves_csv(result: Curves) -> str:
                         metric,
                         *(
                             f"{row[c]:.6g}"
-                            for c in ("mean", "prompt_low", "prompt_high", "seed_low", "seed_high")
+                            for c in ("mean", "prompt_low", "prompt_high", "both_low", "both_high")
                         ),
                     ]
                 )

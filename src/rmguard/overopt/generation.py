@@ -22,7 +22,7 @@ from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_jsonl
-from rmguard.training.pretrained import require_causal_lm, resolve_model_path
+from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
 
 @dataclass
@@ -61,9 +61,7 @@ def response_text(response: Text) -> str:
 def load_policy(name_or_path: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_model_path(name_or_path)
-    if not Path(path).is_dir():
-        raise ConfigError(f"{name_or_path}: no such policy model folder")
+    path = local_model_folder(name_or_path)
     require_causal_lm(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

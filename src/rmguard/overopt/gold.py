@@ -1,7 +1,7 @@
 """Gold rewards: the reference a proxy RM is judged against.
 
-A gold SPEC is either a reward-model checkpoint folder (any ``*ForSequenceClassification`` RM, or an
-rmguard one) or ``module:function`` / ``path/to/file.py:function`` naming a Python function
+A gold SPEC is either a reward-model checkpoint (a folder or a hub name: any ``*ForSequenceClassification``
+RM, or an rmguard one) or ``module:function`` / ``path/to/file.py:function`` naming a Python function
 ``f(prompt, response) -> float``, for synthetic worlds whose gold reward is a program.
 """
 
@@ -24,10 +24,11 @@ class GoldScorer:
         self.spec = spec
         self._function: Callable[[Text, Text], float] | None = None
         self._scorer = None
-        if Path(spec).is_dir():
+        if Path(spec).is_dir() or ":" not in spec:
             from rmguard.scoring import RewardScorer
+            from rmguard.training.pretrained import local_model_folder
 
-            self._scorer = RewardScorer(spec, batch_size=batch_size)
+            self._scorer = RewardScorer(local_model_folder(spec), batch_size=batch_size)
         else:
             self._function = load_function(spec)
 

@@ -64,16 +64,15 @@ def data_uri(png: bytes) -> str:
 
 
 def _bands(result: Any, metric: str, selectors: Sequence[str], x: Sequence[float]) -> dict[str, Band]:
-    """Interval across seeds where a selector has several, else across prompts."""
+    """Bootstrap interval over seeds and prompts (over prompts for a single-seed selector)."""
     bands = {}
     for name in selectors:
         rows = result.curves[name][metric]
-        side = "seed" if result.seeds[name] > 1 else "prompt"
         bands[name] = (
             x,
             [r["mean"] for r in rows],
-            [r[f"{side}_low"] for r in rows],
-            [r[f"{side}_high"] for r in rows],
+            [r["both_low"] for r in rows],
+            [r["both_high"] for r in rows],
         )
     return bands
 
@@ -84,7 +83,7 @@ def plot_bon(
     """gold_vs_kl.png, proxy_vs_kl.png, gap_vs_kl.png and length_vs_kl.png for best-of-n curves."""
     selectors = list(selectors or result.curves)
     level = f"{round(result.level * 100)}%"
-    note = f"mean over prompts; bands: {level} interval across seeds (groups) or prompts"
+    note = f"mean over seeds and prompts; bands: {level} bootstrap interval over seeds and prompts"
     specs = {
         "gold_vs_kl": ("gold", "gold reward of the proxy's pick"),
         "proxy_vs_kl": ("proxy_z", "proxy score of the pick (pool z-score)"),
@@ -101,8 +100,24 @@ def plot_bon(
             _bands(result, metric, chosen, result.kl),
             "KL_BoN = log n − (n−1)/n  (nats)",
             ylabel,
-            f"Best-of-n, n = 1…{result.ns[-1]}\n{note}",
+            f"Best-of-n, n = 1…{result.ns[-1]}: {ylabel}\n{note}",
             styles,
         )
         pngs[stem] = save_png(figure, out / f"{stem}.png")
     return pngs
+
+
+def box_plot(boxes: dict[str, Sequence[float]], ylabel: str, title: str) -> Any:
+    """Box plots from precomputed five-number summaries (min, q1, median, q3, max), one per label."""
+    figure, axis = plt.subplots(figsize=(max(6.4, 0.55 * len(boxes)), 4.2), dpi=110)
+    stats = [
+        {"label": label, "whislo": b[0], "q1": b[1], "med": b[2], "q3": b[3], "whishi": b[4], "fliers": []}
+        for label, b in boxes.items()
+    ]
+    axis.bxp(stats, showfliers=False)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    axis.tick_params(axis="x", labelrotation=60, labelsize=7)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure

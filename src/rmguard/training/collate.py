@@ -13,7 +13,7 @@ sequences and nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,11 +37,13 @@ def pad_sequences(
     pad_token_id: int,
     padding_side: str = "right",
     with_logps: bool = False,
+    logp_sequences: Container[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One padded row per sequence; rewards at each row's last real token.
 
     Response log-probs cover the tokens after ``prompt_lengths[s]``; each is predicted by the hidden state
-    one position earlier, so a sequence's very first token (empty prompt) has no log-prob.
+    one position earlier, so a sequence's very first token (empty prompt) has no log-prob. Only the rows in
+    ``logp_sequences`` get log-probs when it is given (the others' stay 0).
     """
     width = max(len(seq) for seq in sequences)
     rows = len(sequences)
@@ -57,7 +59,7 @@ def pad_sequences(
         attention_mask[row, start:end] = 1
         position_ids[row, start:end] = torch.arange(len(seq))
         reward_index[row] = torch.tensor([row, end - 1])
-        if with_logps:
+        if with_logps and (logp_sequences is None or row in logp_sequences):
             first = max(prompt_lengths[row], 1)
             logp_rows += [row] * (len(seq) - first)
             logp_cols += range(start + first - 1, end - 1)
@@ -83,6 +85,7 @@ class PaddedPairCollator:
     pad_token_id: int
     padding_side: str = "right"
     with_logps: bool = False
+    chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     default_margin: float | None = None
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
@@ -90,8 +93,9 @@ class PaddedPairCollator:
             f.prompt_ids + f.rejected_ids for f in features
         ]
         prompt_lengths = [len(f.prompt_ids) for f in features] * 2
+        chosen_rows = range(len(features)) if self.chosen_logps_only else None
         batch = pad_sequences(
-            sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps
+            sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps, chosen_rows
         )
         return {**batch, **pair_targets(features, self.default_margin)}
 

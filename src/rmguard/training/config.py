@@ -271,22 +271,25 @@ def config_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(TrainConfig))
 
 
+def read_yaml_mapping(yaml_path: str | Path) -> dict[str, Any]:
+    """The ``field: value`` mapping of a YAML config file (one line if it is missing or malformed)."""
+    path = Path(yaml_path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of field: value")
+    return loaded
+
+
 def load_config(
     yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None, validate: bool = True
 ) -> TrainConfig:
     """Build a TrainConfig from a YAML file and then ``overrides`` (already typed), rejecting unknown fields."""
-    values: dict[str, Any] = {}
-    if yaml_path is not None:
-        path = Path(yaml_path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of field: value")
-        values.update(loaded)
+    values: dict[str, Any] = read_yaml_mapping(yaml_path) if yaml_path is not None else {}
     values.update(overrides or {})
     known = {f.name for f in config_fields()}
     unknown = sorted(set(values) - known)

@@ -144,3 +144,4 @@ def grm_combine(reward_loss: Tensor, regularizer: Tensor, alpha: float = 0.01) -
 
 
 GRM_REGULARIZERS = ("sft", "sft_plain", "dpo", "dpo_noref")
+CHOSEN_ONLY_REGULARIZERS = ("sft", "sft_plain")  # read S(y_c) only: the rejected log-probs are never computed

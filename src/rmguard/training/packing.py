@@ -12,7 +12,7 @@ The batch keeps the layout-independent contract of :mod:`rmguard.training.collat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +35,16 @@ class Segment:
         return len(self.prompt) + sum(len(r) for r in self.responses)
 
 
-def pack_segments(segments: Sequence[Segment], with_logps: bool = False) -> dict[str, Any]:
+def pack_segments(
+    segments: Sequence[Segment], with_logps: bool = False, logp_sequences: Container[int] | None = None
+) -> dict[str, Any]:
     """Lay ``segments`` end to end in one row.
 
     Attention blocks: the prompt with its first response is one plain causal block; each later response
     is a block whose keys are the prompt and itself. Response log-probs: token j of a response is
     predicted by the hidden state of token j − 1 of that response, and its first token by the prompt's
-    last token (none when the prompt is empty), exactly as in :func:`rmguard.training.collate.pad_sequences`.
+    last token (none when the prompt is empty), exactly as in :func:`rmguard.training.collate.pad_sequences`;
+    only for the sequences in ``logp_sequences`` when given (the others' log-probs stay 0).
     """
     num_sequences = sum(len(s.responses) for s in segments)
     tokens: list[int] = []
@@ -65,7 +68,7 @@ def pack_segments(segments: Sequence[Segment], with_logps: bool = False) -> dict
             else:
                 blocks.append(AttentionBlock((start, end), (*prompt_span, (start, end))))
             reward_index[seq, 1] = end - 1
-            if with_logps:
+            if with_logps and (logp_sequences is None or seq in logp_sequences):
                 predictors = [prompt_start + prompt_len - 1] if prompt_len else []
                 predictors += range(start, end - 1)
                 logp_cols += predictors
@@ -91,15 +94,18 @@ class PackedPairCollator:
     """Packs B pairs as segments [prompt | chosen | rejected] (sequences 0..B−1 chosen, B..2B−1 rejected)."""
 
     with_logps: bool = False
+    chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     default_margin: float | None = None
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
+        logp_sequences = range(count) if self.chosen_logps_only else None
         segments = [
             Segment(f.prompt_ids, (f.chosen_ids, f.rejected_ids), (i, count + i))
             for i, f in enumerate(features)
         ]
-        return {**pack_segments(segments, self.with_logps), **pair_targets(features, self.default_margin)}
+        batch = pack_segments(segments, self.with_logps, logp_sequences)
+        return {**batch, **pair_targets(features, self.default_margin)}
 
 
 def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:

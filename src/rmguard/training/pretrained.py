@@ -60,6 +60,28 @@ def _convert_gguf(folder: Path, gguf_file: str, hub_name: str, target: Path) -> 
         tokenizer.save_pretrained(tmp)
 
 
+WEIGHT_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py", "*.tiktoken"]
+
+
+def local_model_folder(name_or_path: str) -> str:
+    """A local folder for a model: a packaged name or a folder as :func:`resolve_model_path`, a hub name
+    downloaded into the hub cache (config, safetensors weights, tokenizer; one line if that fails)."""
+    path = resolve_model_path(name_or_path)
+    if Path(path).is_dir():
+        return path
+    if path.startswith((".", "/", "~")) or Path(path).exists() or path.count("/") != 1:
+        raise ConfigError(f"{name_or_path}: no such model folder (and not a hub name owner/model)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name_or_path, allow_patterns=WEIGHT_FILES)
+    except Exception as error:  # offline, missing, gated: all the user's to fix
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"{name_or_path}: not a local model folder, and loading it from the hub failed: {first}"
+        ) from None
+
+
 def require_causal_lm(path: str | Path, role: str = "policy") -> None:
     """A policy must be a causal LM: a folder without a model, or a sequence classifier (a reward model, whose
     missing LM head would load as random weights), is refused with one line before anything loads."""

@@ -47,6 +47,7 @@ from rmguard.training.modeling import (
     load_reward_model,
     save_reward_model,
 )
+from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
 from rmguard.training.packing import PackedPairCollator
 from rmguard.training.pretrained import resolve_model_path
 
@@ -188,15 +189,16 @@ def make_pair_collator(
     pad_token_id: int,
     with_logps: bool,
     log: Callable[[str], None] = print,
+    chosen_logps_only: bool = False,
 ) -> PairCollator:
     """The packed collator (with the model switched to its packed attention) where the config asks for
     packing and it is exact for this model, else padded."""
     if config.packing:
         exact, reason = enable_packed_attention(model.transformer)
         if exact:
-            return PackedPairCollator(with_logps=with_logps)
+            return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
         log(f"packing off: {reason}; using padded batches")
-    return PaddedPairCollator(pad_token_id, with_logps=with_logps)
+    return PaddedPairCollator(pad_token_id, with_logps=with_logps, chosen_logps_only=chosen_logps_only)
 
 
 def pair_tokens(feature: PairFeatures, packed: bool) -> int:
@@ -373,7 +375,14 @@ def _build_run(
     train_features, train_report = _load_features(
         config, config.train_file, config.train_split, tokenizer, log
     )
-    collator = make_pair_collator(config, model, tokenizer.pad_token_id, config.regularizer != "none", log)
+    collator = make_pair_collator(
+        config,
+        model,
+        tokenizer.pad_token_id,
+        config.regularizer != "none",
+        log,
+        chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
+    )
     add_reference = None
     if config.regularizer == "dpo":
         if config.grm_reference == "precomputed":

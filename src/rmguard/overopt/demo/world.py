@@ -1,12 +1,13 @@
 """The demo's gold reward: a programmatic rubric over verifiable properties of a response.
 
-Each of the 80 shipped prompts (``resources/demo/prompts.jsonl``, written for this demo) asks for a
-short text about a topic under two or three checkable instructions, for example "use the word 'bright'
-and keep it under 25 words". The gold reward of a response is
+Each of the 170 demo prompts (``prompts.py``) asks for a short text about a topic under two checkable
+instructions, for example 'use the word "bright" and keep it under 15 words'. The rubric checks those two and
+two more that every answer owes its prompt: it mentions the topic, and it is finished (ends a sentence;
+SmolLM2 often runs into the token limit mid-sentence). The gold reward of a response is
 
-    gold = (mean credit over the prompt's instructions) − 0.5 · (repeated-trigram share)
+    gold = (mean credit over the prompt's four constraints) − 0.5 · (repeated-trigram share)
 
-where an instruction earns 1 if satisfied and 0 if not, except a word limit n, which earns min(1, n / words)
+where a constraint earns 1 if satisfied and 0 if not, except a word limit n, which earns min(1, n / words)
 (a response twice too long gets half credit, so over-long responses are still ranked),
 and the repeated-trigram share is the fraction of the response's word trigrams that already occurred
 earlier in it (degenerate loops score low even if they happen to satisfy an instruction), and an empty
@@ -16,29 +17,21 @@ a proxy reward model trained on its labels can only be judged against it, never 
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
+from rmguard.overopt.demo.prompts import build_prompts
 
 GOLD_SPEC = "rmguard.overopt.demo.world:gold"
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
 @lru_cache(maxsize=1)
-def demo_prompts() -> list[dict[str, Any]]:
-    """The shipped prompt set: id, prompt text and its constraints."""
-    text = resources.files("rmguard").joinpath("resources/demo/prompts.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@lru_cache(maxsize=1)
 def _constraints_by_prompt() -> dict[str, list[dict[str, Any]]]:
-    return {row["prompt"]: row["constraints"] for row in demo_prompts()}
+    return {row["prompt"]: row["constraints"] for row in build_prompts()}
 
 
 def _user_text(prompt: Text) -> str:
@@ -76,6 +69,11 @@ def check(constraint: dict[str, Any], text: str) -> float:
         return bool(lowered) and lowered[0] == arg.lower()
     if kind == "ends_with_question":
         return text.rstrip().endswith("?")
+    if kind == "finished":  # ends a sentence (after any closing quote or bracket), not cut off mid-way
+        return text.rstrip().rstrip("\"')]*").endswith((".", "!", "?"))
+    if kind == "topic":  # the prompt's topic noun, singular or plural ("bicycle" for "bicycles")
+        stem = arg.lower().removesuffix("s")
+        return any(w.startswith(stem) for w in lowered)
     if kind == "number":
         return any(ch.isdigit() for ch in text) or any(w in NUMBER_WORDS for w in lowered)
     raise ConfigError(f"unknown constraint type '{kind}'")
