@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def line_plot(
             )
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
-    axis.set_title(title, fontsize=10)
+    axis.set_title("\n".join(textwrap.fill(line, 70) for line in title.splitlines()), fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
