@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rmguard.fileio import atomic_write_bytes  # noqa: E402
+
 Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]  # x, mean, low, high
 
 
@@ -53,10 +55,7 @@ def save_png(figure: Any, path: str | Path) -> bytes:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     data = buffer.getvalue()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write_bytes(path, data)
     return data
 
 

@@ -15,7 +15,7 @@ Everything lands under the output folder; a rerun reuses finished models and sco
 
 from __future__ import annotations
 
-import json
+import io
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from rmguard import checks
-from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_write_json, atomic_write_jsonl
+from rmguard.errors import ConfigError, DataError
+from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
 from rmguard.overopt.demo.world import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
 
@@ -144,7 +144,6 @@ def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str
 def _dataset_prompts(config: StudyConfig) -> list[dict[str, str]]:
     """``{"id", "prompt"}`` rows from the study's prompt dataset (a missing or empty prompt is an error)."""
     from rmguard.data.sources import read_rows
-    from rmguard.errors import DataError
 
     rows = read_rows(config.prompts_dataset, config.prompts_split)[: config.prompts]
     prompts = []
@@ -245,6 +244,7 @@ def _score_proxies(
     responses = [r for s in sets for r in s.responses] + [r for _, r in chats]
     sizes = [len(s.responses) for s in sets]
     shape = (len(bon["prompts"]), len(bon["responses"][0]))
+    ends = np.cumsum(sizes)
     results = {}
     for done, (name, folder) in enumerate(proxies.items()):
         if progress:
@@ -257,10 +257,9 @@ def _score_proxies(
             scorer = RewardScorer(folder, batch_size=config.score_batch_size, max_length=config.max_length)
             reward_tensor, hidden = scorer.score_with_hidden(prompts, responses)
             rewards, norms = reward_tensor.numpy(), hidden.norm(dim=1).numpy()
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache.with_suffix(".tmp.npz"), rewards=rewards, norms=norms)
-            cache.with_suffix(".tmp.npz").replace(cache)
-        ends = np.cumsum(sizes)
+            buffer = io.BytesIO()
+            np.savez(buffer, rewards=rewards, norms=norms)
+            atomic_write_bytes(cache, buffer.getvalue())
         results[name] = {
             "files": {
                 s.name: (rewards[end - size : end], norms[end - size : end])
@@ -338,7 +337,5 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
     )
     html = write_report(summary, curves, out)
     atomic_write_json(out / "report.json", summary)
-    (out / "data" / "bon_pool.json").write_text(
-        json.dumps({k: bon[k] for k in ("ids", "prompts", "responses")})
-    )
+    atomic_write_json(out / "data" / "bon_pool.json", {k: bon[k] for k in ("ids", "prompts", "responses")})
     return {"report": str(html), "json": str(out / "report.json"), "timings_s": timings, "summary": summary}

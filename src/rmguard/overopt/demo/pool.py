@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.demo.prompts import build_prompts
 
 STYLES = {  # name → (system prompt or None, temperature)
@@ -104,12 +105,9 @@ def generate_world_pool(
 
 
 def write_pool(pool: dict[str, Any], path: Path) -> None:
-    """Gzipped JSON, written to a temporary file and renamed into place (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as raw:
-        raw.write(json.dumps(pool, separators=(",", ":"), ensure_ascii=False).encode())
-    tmp.replace(path)
+    """Gzipped JSON (reproducible bytes: no timestamp), written atomically."""
+    text = json.dumps(pool, separators=(",", ":"), ensure_ascii=False)
+    atomic_write_bytes(path, gzip.compress(text.encode(), compresslevel=9, mtime=0))
 
 
 def shipped_pool() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.overopt.demo.prompts import build_prompts
+from rmguard.overopt.generation import response_text
 
 GOLD_SPEC = "rmguard.overopt.demo.world:gold"
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -38,14 +39,6 @@ def _user_text(prompt: Text) -> str:
     if isinstance(prompt, str):
         return prompt
     return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
-
-
-def _response_text(response: Text) -> str:
-    return (
-        response
-        if isinstance(response, str)
-        else "".join(m["content"] for m in response if m["role"] == "assistant")
-    )
 
 
 def check(constraint: dict[str, Any], text: str) -> float:
@@ -117,7 +110,7 @@ def gold(prompt: Text, response: Text) -> float:
         raise ConfigError(
             f"the demo gold only knows the shipped demo prompts, not {_user_text(prompt)[:60]!r}"
         )
-    text = _response_text(response).strip()
+    text = response_text(response).strip()
     if not text:
         return 0.0
     satisfied = sum(float(check(c, text)) for c in constraints) / len(constraints)
