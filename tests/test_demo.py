@@ -11,14 +11,17 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rmguard.cli import main
 from rmguard.errors import ConfigError
+from rmguard.eval.eval_sets import load_eval_set
 from rmguard.overopt.demo.pipeline import StudyConfig
 from rmguard.overopt.demo.pool import STYLES, PoolConfig, generate_world_pool, shipped_pool
 from rmguard.overopt.demo.prompts import build_prompts
 from rmguard.overopt.demo.world import check, gold, repeated_trigram_share
+from rmguard.scoring import RewardScorer
 
 from helpers import run_cli
 
@@ -121,6 +124,12 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Four distribution-shift scenarios" in html
     assert report["splits"]["prompts"]["heldout"] == 6
+    # the proxies were fitted and scored in worker processes (one per core): their cached scores are the
+    # checkpoint's own, in order
+    in_domain = load_eval_set(str(out / "splits" / "val1_in_domain.jsonl"))
+    cached = np.load(out / "scores" / "bsr-seed1.npz")["rewards"][: len(in_domain.responses)]
+    scorer = RewardScorer(report["proxies"]["bsr-seed1"], batch_size=16)
+    assert np.allclose(cached, scorer.score(in_domain.prompts, in_domain.responses), atol=1e-5)
 
 
 def test_study_config_runs_the_same_steps_and_says_clearly_when_the_hub_is_out_of_reach(tmp_path):

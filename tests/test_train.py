@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rmguard.errors import ConfigError
 from rmguard.scoring import RewardScorer, score_file
 from rmguard.training.config import load_config
 from rmguard.training.trainer import list_checkpoints, train
@@ -71,6 +72,28 @@ def test_bsr_keeps_rewards_nearer_zero_than_bt(tiny_llama, synthetic_data, tmp_p
         config_for(tiny_llama, synthetic_data, tmp_path / "bsr", objective="bsr", bsr_lambda=0.5, **common)
     ).eval_metrics
     assert abs(bsr["reward_mean"]) < abs(bt["reward_mean"]) or bsr["reward_std"] < bt["reward_std"]
+
+
+def test_frozen_embeddings_and_bottom_layers_stay_as_loaded_and_the_rest_trains(
+    tiny_llama, synthetic_data, tmp_path
+):
+    train(
+        config_for(
+            tiny_llama, synthetic_data, tmp_path, num_train_epochs=1, freeze_embeddings=True, freeze_layers=1
+        )
+    )
+    base = load_file(str(tiny_llama / "model.safetensors"))
+    trained = load_file(str(tmp_path / "out" / "model.safetensors"))
+    for name in (
+        "model.embed_tokens.weight",
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.input_layernorm.weight",
+    ):
+        assert torch.equal(trained[name], base[name]), name
+    name = "model.layers.1.mlp.up_proj.weight"
+    assert not torch.allclose(trained[name], base[name]), "the top layer still trains"
+    with pytest.raises(ConfigError, match="freeze_layers must be below the model's 2 layers"):
+        train(config_for(tiny_llama, synthetic_data, tmp_path / "all", freeze_layers=2))
 
 
 KILL_SCRIPT = textwrap.dedent("""

@@ -34,6 +34,20 @@ class TrainConfig:
         default=None,
         metadata={"help": "Keep only the first N transformer layers of the backbone (for speed)."},
     )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the input token embeddings (and an LM head tied to them) frozen: most of a small "
+            "model's weights, and the costliest part of each optimizer step on a CPU."
+        },
+    )
+    freeze_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Keep the first N transformer layers frozen (with freeze_embeddings: a fixed feature "
+            "extractor under the trained layers; the backward pass stops above them)."
+        },
+    )
     head_type: Literal["linear", "mlp"] | None = field(
         default=None,
         metadata={
@@ -250,6 +264,7 @@ class TrainConfig:
             "save_steps",
             "weight_decay",
             "max_grad_norm",
+            "freeze_layers",
             "center_coef",
             "bsr_lambda",
         ):

@@ -145,7 +145,8 @@ class RewardModel(nn.Module):
             # The LM head runs only where a response token is predicted: far cheaper than full logits.
             predicting = hidden_states[logp_index[:, 0], logp_index[:, 1]]
             logits = self.transformer.get_output_embeddings()(predicting).float()
-            token_logps = logits.log_softmax(-1).gather(-1, logp_target[:, None]).squeeze(-1)
+            # log p(target) = −cross-entropy: one fused pass over the vocabulary instead of a full log_softmax
+            token_logps = -nn.functional.cross_entropy(logits, logp_target, reduction="none")
             logps = torch.zeros(len(reward_index), dtype=token_logps.dtype, device=token_logps.device)
             logps = logps.index_add(0, logp_seq, token_logps)
         return RewardOutput(rewards=rewards, hidden=pooled, logps=logps)
@@ -248,6 +249,19 @@ def _expected_missing_head() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+
+
+def freeze_bottom_layers(model: RewardModel, count: int) -> None:
+    """Stop training the first ``count`` transformer layers (all but the last must stay trainable)."""
+    layers = getattr(model.backbone, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ConfigError(
+            f"freeze_layers: {type(model.backbone).__name__} has no list of layers named 'layers'"
+        )
+    if count >= len(layers):
+        raise ConfigError(f"freeze_layers must be below the model's {len(layers)} layers, got {count}")
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
 
 
 def add_lora(

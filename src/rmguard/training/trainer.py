@@ -43,6 +43,7 @@ from rmguard.training.modeling import (
     RewardModel,
     add_lora,
     build_reward_model,
+    freeze_bottom_layers,
     is_reward_checkpoint,
     load_reward_model,
     save_reward_model,
@@ -157,6 +158,10 @@ def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
         model.transformer.get_output_embeddings().weight.requires_grad_(
             config.train_lm_head and needs_lm_head
         )
+    if config.freeze_embeddings:
+        model.transformer.get_input_embeddings().weight.requires_grad_(False)
+    if config.freeze_layers:
+        freeze_bottom_layers(model, config.freeze_layers)
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
     if config.gradient_checkpointing:

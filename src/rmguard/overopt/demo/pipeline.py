@@ -6,9 +6,11 @@
    the gold and 25 % of the training pairs are flipped (label noise, REFERENCE §2).
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
-4. **proxies** — BT, BSR (λ = 1e-3 and 1e-2) and GRM reward models, several seeds each, on the same pairs.
-5. **scores** — each proxy scores every scenario response and the Best-of-N pool once (rewards and ‖h‖).
-6. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, Gao fits, paired differences.
+4. **proxies** — BT, BSR (λ = 1e-3 and 1e-2) and GRM reward models, several seeds each, on the same pairs;
+   each scores every scenario response and the Best-of-N pool once (rewards and ‖h‖). On a CPU they run
+   in worker processes, one per core (a script that calls ``run_study`` needs the usual
+   ``if __name__ == "__main__":`` guard of Python's multiprocessing).
+5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, Gao fits, paired differences.
 
 Everything lands under the output folder; a rerun reuses finished models and scores.
 """
@@ -16,9 +18,12 @@ Everything lands under the output folder; a rerun reuses finished models and sco
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
 from rmguard.overopt.demo.world import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
+from rmguard.training.pretrained import resolve_model_path
 
 OBJECTIVES: dict[str, dict[str, Any]] = {  # name → training settings that differ from the defaults
     "bt": {"objective": "bt"},
@@ -60,7 +66,7 @@ class StudyConfig:
     pool_file: str | None = None  # read this pool (write_pool's format) instead of the shipped one
     prompts: int | None = None  # use only the first prompts of the pool (None: all 170)
     bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all 40)
-    bon_n: int | None = None  # use only the first samples per Best-of-N prompt (None: all 80)
+    bon_n: int | None = 72  # the first samples per Best-of-N prompt (None: all 80); 72 gives KL_BoN 3.29 nats
     max_new_tokens: int = 64  # when sampling the pool
     heldout_styles: int = 2
     label_noise: float = 0.25
@@ -68,7 +74,11 @@ class StudyConfig:
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    rm_layers: int | None = 1  # the proxies keep the first layers of the backbone (None: all of them)
+    rm_layers: int | None = 2  # the proxies keep the first layers of the backbone (None: all of them)
+    freeze_embeddings: bool = True  # most of a small backbone's weights, little of what a proxy learns
+    freeze_layers: int = (
+        0  # the proxies' first layers stay as pretrained (the backward pass stops above them)
+    )
     epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 16
@@ -76,6 +86,7 @@ class StudyConfig:
     score_batch_size: int = 64
     mixed_precision: str = "no"  # bf16 on a GPU
     seed: int = 0
+    workers: int | None = None  # proxies fitted at once (None: one per CPU core on a CPU, one on a GPU)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.objectives) - set(OBJECTIVES))
@@ -84,7 +95,7 @@ class StudyConfig:
         if not self.seeds:
             raise ConfigError("the study needs at least one seed")
         checks.fraction("label_noise", self.label_noise)
-        for name in ("prompts", "bon_prompts", "bon_n", "rm_layers"):
+        for name in ("prompts", "bon_prompts", "bon_n", "rm_layers", "workers"):
             if getattr(self, name) is not None:
                 checks.at_least(name, getattr(self, name))
 
@@ -135,7 +146,7 @@ def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str
     pool_config = PoolConfig(policy=config.policy, max_new_tokens=config.max_new_tokens)
     pool_config.prompts = config.prompts or (len(prompts) if prompts else pool_config.prompts)
     pool_config.bon_prompts = config.bon_prompts or min(pool_config.bon_prompts, pool_config.prompts // 3)
-    pool_config.bon_n = config.bon_n or pool_config.bon_n
+    pool_config.bon_n = max(pool_config.bon_n, config.bon_n or 0)  # the shipped pool's size at least
     pool = generate_world_pool(pool_config, out / "pool", progress, prompts)
     write_pool(pool, out / "pool.jsonl.gz")
     return pool
@@ -191,75 +202,127 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
 # ----------------------------------------------------------------------------------------------- proxies
 
 
-def _train_proxies(config: StudyConfig, splits: Path, out: Path, progress: Progress | None) -> dict[str, str]:
-    """name → folder for every objective × seed; a finished model is reused."""
+def _proxy_settings(
+    config: StudyConfig, objective: str, seed: int, splits: Path, folder: Path
+) -> dict[str, Any]:
+    """The training config of one proxy: the study's sizes plus the objective's own settings."""
+    return {
+        "model_name_or_path": config.proxy_model or config.policy,
+        **({"num_hidden_layers": config.rm_layers} if config.rm_layers else {}),
+        "freeze_embeddings": config.freeze_embeddings,
+        "freeze_layers": config.freeze_layers,
+        "mixed_precision": config.mixed_precision,
+        "train_file": str(splits / "train.jsonl"),
+        "max_length": config.max_length,
+        "num_train_epochs": config.epochs,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.batch_size,
+        "seed": seed,
+        "output_dir": str(folder),
+        "report_to": ["none"],
+        "disable_tqdm": True,
+        "logging_steps": 1000,
+        **OBJECTIVES[objective],
+    }
+
+
+def fit_and_score_proxy(
+    config: StudyConfig,
+    objective: str,
+    seed: int,
+    splits: Path,
+    out: Path,
+    texts: tuple[list[Any], list[Any]],
+    threads: int | None = None,
+) -> str:
+    """Train one proxy (unless ``proxies/NAME`` is finished) and score ``texts`` with it into ``scores/NAME.npz``.
+
+    One unit of work, so that proxies can be fitted in worker processes; returns the proxy's folder.
+    """
+    import torch
+
+    from rmguard.scoring import RewardScorer
     from rmguard.training.config import load_config
     from rmguard.training.modeling import is_reward_checkpoint
     from rmguard.training.trainer import train
 
-    runs = [(objective, seed) for objective in config.objectives for seed in config.seeds]
-    proxies = {}
-    for done, (objective, seed) in enumerate(runs):
-        name, folder = f"{objective}-seed{seed}", out / "proxies" / f"{objective}-seed{seed}"
-        if progress:
-            progress("train proxies", done, len(runs))
-        if not is_reward_checkpoint(folder):
-            settings = {
-                "model_name_or_path": config.proxy_model or config.policy,
-                **({"num_hidden_layers": config.rm_layers} if config.rm_layers else {}),
-                "mixed_precision": config.mixed_precision,
-                "train_file": str(splits / "train.jsonl"),
-                "max_length": config.max_length,
-                "num_train_epochs": config.epochs,
-                "learning_rate": config.learning_rate,
-                "per_device_train_batch_size": config.batch_size,
-                "seed": seed,
-                "output_dir": str(folder),
-                "report_to": ["none"],
-                "disable_tqdm": True,
-                "logging_steps": 1000,
-                **OBJECTIVES[objective],
-            }
-            train(load_config(None, settings))
-        proxies[name] = str(folder)
-    if progress:
-        progress("train proxies", len(runs), len(runs))
-    return proxies
+    if threads:
+        torch.set_num_threads(threads)
+    name = f"{objective}-seed{seed}"
+    folder, cache = out / "proxies" / name, out / "scores" / f"{name}.npz"
+    if not is_reward_checkpoint(folder):
+        train(load_config(None, _proxy_settings(config, objective, seed, splits, folder)))
+    if not cache.is_file():
+        scorer = RewardScorer(folder, batch_size=config.score_batch_size, max_length=config.max_length)
+        rewards, hidden = scorer.score_with_hidden(*texts)
+        buffer = io.BytesIO()
+        np.savez(buffer, rewards=rewards.numpy(), norms=hidden.norm(dim=1).numpy())
+        atomic_write_bytes(cache, buffer.getvalue())
+    return str(folder)
 
 
-def _score_proxies(
+def _worker_count(config: StudyConfig, runs: int) -> int:
+    """``config.workers``, or by default one worker per CPU core on a CPU (at most one per run), one on a GPU."""
+    import torch
+
+    if config.workers is not None:
+        return min(config.workers, runs)
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(os.cpu_count() or 1, runs))
+
+
+def _fit_proxies(
     config: StudyConfig,
-    proxies: dict[str, str],
-    sets: list[Any],
-    bon: dict[str, Any],
+    splits: Path,
     out: Path,
+    texts: tuple[list[Any], list[Any]],
     progress: Progress | None,
-) -> dict[str, dict[str, Any]]:
-    """name → {"files": {file: (rewards, hidden norms)}, "bon": [P, N] rewards}, cached in scores/NAME.npz."""
-    from rmguard.overopt.bon import chat_pair
-    from rmguard.scoring import RewardScorer
+) -> dict[str, str]:
+    """name → folder for every objective × seed, trained and scored by ``workers`` processes at once.
 
-    chats = [chat_pair(p, r) for p, rows in zip(bon["prompts"], bon["responses"]) for r in rows]
-    prompts = [p for s in sets for p in s.prompts] + [p for p, _ in chats]
-    responses = [r for s in sets for r in s.responses] + [r for _, r in chats]
+    With several workers each one runs single-threaded: on a small CPU, two one-thread trainings finish
+    sooner than two two-thread trainings one after the other (small matrices parallelize poorly).
+    """
+    runs = {f"{o}-seed{s}": (o, s) for o in config.objectives for s in config.seeds}
+    # GRM's regularizer runs the LM head over the whole vocabulary, which makes its proxies the slowest: started
+    # first, they leave the short runs for the end, so no worker waits alone on a long one
+    schedule = sorted(runs, key=lambda name: OBJECTIVES[runs[name][0]]["objective"] != "grm")
+    workers = _worker_count(config, len(runs))
+    config = replace(config, proxy_model=resolve_model_path(config.proxy_model or config.policy))  # once
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    if progress:
+        progress("train and score proxies", 0, len(runs))
+    folders: dict[str, str] = {}
+    if workers == 1:
+        for name in schedule:
+            folders[name] = fit_and_score_proxy(config, *runs[name], splits, out, texts)
+            if progress:
+                progress("train and score proxies", len(folders), len(runs))
+        return {name: folders[name] for name in runs}
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(fit_and_score_proxy, config, *runs[name], splits, out, texts, threads): name
+            for name in schedule
+        }
+        for future in as_completed(futures):
+            folders[futures[future]] = future.result()
+            if progress:
+                progress("train and score proxies", len(folders), len(runs))
+    return {name: folders[name] for name in runs}
+
+
+def _proxy_scores(
+    proxies: dict[str, str], sets: list[Any], shape: tuple[int, int], out: Path
+) -> dict[str, dict[str, Any]]:
+    """name → {"files": {file: (rewards, hidden norms)}, "bon": [P, N] rewards}, read from scores/NAME.npz."""
     sizes = [len(s.responses) for s in sets]
-    shape = (len(bon["prompts"]), len(bon["responses"][0]))
     ends = np.cumsum(sizes)
     results = {}
-    for done, (name, folder) in enumerate(proxies.items()):
-        if progress:
-            progress("score with proxies", done, len(proxies))
-        cache = out / "scores" / f"{name}.npz"
-        if cache.is_file():
-            saved = np.load(cache)
-            rewards, norms = saved["rewards"], saved["norms"]
-        else:
-            scorer = RewardScorer(folder, batch_size=config.score_batch_size, max_length=config.max_length)
-            reward_tensor, hidden = scorer.score_with_hidden(prompts, responses)
-            rewards, norms = reward_tensor.numpy(), hidden.norm(dim=1).numpy()
-            buffer = io.BytesIO()
-            np.savez(buffer, rewards=rewards, norms=norms)
-            atomic_write_bytes(cache, buffer.getvalue())
+    for name in proxies:
+        saved = np.load(out / "scores" / f"{name}.npz")
+        rewards, norms = saved["rewards"], saved["norms"]
         results[name] = {
             "files": {
                 s.name: (rewards[end - size : end], norms[end - size : end])
@@ -267,9 +330,17 @@ def _score_proxies(
             },
             "bon": rewards[sum(sizes) :].reshape(shape),
         }
-    if progress:
-        progress("score with proxies", len(proxies), len(proxies))
     return results
+
+
+def _scored_texts(sets: list[Any], bon: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(prompts, responses): every evaluation set's responses, then the Best-of-N pool row by row."""
+    from rmguard.overopt.bon import chat_pair
+
+    chats = [chat_pair(p, r) for p, rows in zip(bon["prompts"], bon["responses"]) for r in rows]
+    prompts = [p for s in sets for p in s.prompts] + [p for p, _ in chats]
+    responses = [r for s in sets for r in s.responses] + [r for _, r in chats]
+    return prompts, responses
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -314,11 +385,10 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
     bon_responses = [r for rows in bon["responses"] for r in rows]
     bon["gold"] = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon["tokens"].shape)
     lap("label and split")
-    proxies = _train_proxies(config, splits, out, progress)
-    lap("train proxies")
     sets = [load_eval_set(str(splits / f"{name}.jsonl")) for name in SCENARIOS]
-    scores = _score_proxies(config, proxies, sets, bon, out, progress)
-    lap("score")
+    proxies = _fit_proxies(config, splits, out, _scored_texts(sets, bon), progress)
+    scores = _proxy_scores(proxies, sets, bon["tokens"].shape, out)
+    lap("train and score proxies")
     analysis = analyse(config, sets, scores, bon)
     curves = analysis.pop("_curves")
     lap("analyse")

@@ -222,8 +222,11 @@ def _setup_section(summary: dict[str, Any]) -> list[str]:
         ],
         [
             "proxies",
-            f"{', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}; SmolLM2 cut to "
-            f"{config['rm_layers']} layer(s); {config['epochs']} epochs, lr {config['learning_rate']}, batch {config['batch_size']}",
+            f"{', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}; "
+            f"{config['proxy_model'] or config['policy']}, "
+            f"{f'first {layers} layer(s)' if (layers := config['rm_layers']) else 'all layers'}"
+            f"{', token embeddings frozen' if config.get('freeze_embeddings') else ''}; "
+            f"{config['epochs']} epochs, lr {config['learning_rate']}, batch {config['batch_size']}",
         ],
         [
             "styles (models)",
