@@ -89,3 +89,17 @@ def test_fails_closed_when_the_jail_cannot_be_built() -> None:
     # a tmpfs size the kernel rejects makes the mount fail before any code could run
     with Jail(JailLimits(disk_bytes=-1)) as box, pytest.raises(JailUnavailable, match="refusing"):
         box.run({}, "print('must not run')")
+
+
+@pytest.mark.parametrize("name", ["n" * 300, "a\0b", "a\ud800b", "../outside"])
+def test_files_the_kernel_refuses_fail_the_job_not_the_jail(strict: Jail, name: str) -> None:
+    result = strict.run({name: "x", "ok.txt": "y"}, "print('must not run')")
+    assert result.outcome == "limit" and result.stdout == "" and "cannot write the file" in result.stderr
+    assert strict.run({}, "print('still alive')").stdout == "still alive\n"
+
+
+def test_deep_folders_and_lone_surrogates_are_materialised(strict: Jail) -> None:
+    deep = "/".join(["a"] * 1100) + "/f.txt"
+    code = f"print(open({deep!r}).read(), open('s.txt', 'rb').read())"
+    result = strict.run({deep: "deep", "s.txt": "\ud800é"}, code)
+    assert result.outcome == "ok" and result.stdout == "deep b'\\xed\\xa0\\x80\\xc3\\xa9'\n"

@@ -77,15 +77,42 @@ def build_root(root, job):
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     jail = root + "/sandbox"
     os.mkdir(jail)
-    for relative, content in job["files"].items():
-        path = os.path.join(jail, relative)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as handle:
-            handle.write(content)
-    for directory, _, names in os.walk(jail):
-        os.chown(directory, NOBODY, NOBODY)
-        for name in names:
-            os.chown(os.path.join(directory, name), NOBODY, NOBODY)
+    os.chown(jail, NOBODY, NOBODY)
+    write_files(jail, job["files"], NOBODY)
+
+
+class JobFilesError(Exception):
+    """The job's own files cannot be written (a name or a size the kernel refuses): the job's failure."""
+
+
+def write_files(jail, files, owner):
+    """Write ``files`` (relative path -> text) under ``jail``, owned by ``owner``; folders made iteratively.
+
+    Text is written as UTF-8 with lone surrogates passed through, as the host's virtual filesystem counts
+    it. A name the kernel refuses (too long, NUL, not encodable) or a full disk fails this job only.
+    """
+    for relative, content in files.items():
+        try:
+            path = os.path.normpath(os.path.join(jail, relative))
+            if not path.startswith(jail + "/"):
+                raise ValueError("outside the sandbox")
+            make_dirs(jail, os.path.dirname(path), owner)
+            with open(path, "wb") as handle:
+                handle.write(content.encode("utf-8", "surrogatepass"))
+            os.chown(path, owner, owner)
+        except (OSError, ValueError) as error:
+            raise JobFilesError(f"cannot write the file {relative[:300]!r}: {error}") from None
+
+
+def make_dirs(jail, directory, owner):
+    """Create ``directory`` and its missing parents below ``jail``, iteratively (any depth)."""
+    missing = []
+    while directory != jail and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for folder in reversed(missing):
+        os.mkdir(folder)
+        os.chown(folder, owner, owner)
 
 
 RESULT_FD = 3
@@ -191,6 +218,8 @@ def supervise(root, job, result_w):
         for fd in (out_w, err_w, res_w):
             os.close(fd)
         result = collect(pid, out_r, err_r, res_r, job)
+    except JobFilesError as error:  # this job's files, not the jail, are at fault: the job fails alone
+        result = {"files_error": str(error)}
     except BaseException as error:  # the jail could not be built: report it, never run the code
         result = {"setup_error": f"{type(error).__name__}: {error}"}
     os.write(result_w, json.dumps(result).encode())

@@ -45,7 +45,8 @@ class JailLimits:
 
 @dataclass
 class Execution:
-    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout or killed (a signal).
+    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout, killed (a signal), or
+    limit (the job's files could not be materialised in the jail, so nothing ran).
 
     ``result`` is what the job wrote to file descriptor 3, the result channel of a trusted harness (see
     :mod:`rmguard.tamper._jail`); stdout and stderr are the job's output, data only.
@@ -94,6 +95,8 @@ class Jail:
             raise JailUnavailable(
                 f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}"
             )
+        if "files_error" in raw:  # the job's files exceed what the jail can hold: this job's limit
+            return Execution("limit", "", raw["files_error"], None, None, False)
         return Execution(
             _outcome(raw),
             raw["stdout"],
