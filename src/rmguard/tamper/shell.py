@@ -240,6 +240,7 @@ class Shell:
         return Result(self._cap("".join(out)), self._cap("".join(err)), status, limit)
 
     def _cap(self, text: str) -> str:
+        text = valid_text(text)
         if len(text) <= self.max_output:
             return text
         return (
@@ -319,6 +320,14 @@ class Shell:
 
     def path(self, path: str) -> str:
         return self.fs.resolve(self.cwd, path)
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str every surrogate is a lone one
+
+
+def valid_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD: what records, reports and tokenizers can encode."""
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _append_arg(argv: list[str], arg: str, size: int) -> int:
