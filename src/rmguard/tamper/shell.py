@@ -298,13 +298,13 @@ class Shell:
         """Arguments after glob expansion, at most :data:`ARG_MAX` characters (as Linux's execve)."""
         argv, size = [], 0
         for word in words:
+            self.budget.check_time()
             matched = False
             for arg in self._glob(word.text) if word.glob else ():
                 matched = True
                 size = _append_arg(argv, arg, size)
             if not matched:
                 size = _append_arg(argv, word.text, size)
-        self.budget.check_time()
         return argv
 
     def _glob(self, pattern: str) -> Iterator[str]:
@@ -417,6 +417,7 @@ def cmd_ls(shell: Shell, args: list[str], stdin: str | None) -> Result:
     out, err = [], []
     targets = operands or ["."]
     for target in targets:
+        shell.budget.check_time()
         path = shell.path(target)
         if shell.fs.is_file(path):
             out.append(_charged(shell, _ls_line(shell, path, target, "l" in flags)))
@@ -531,6 +532,7 @@ def _grep_sources(shell: Shell, operands: list[str], stdin: str | None, recursiv
         )
     sources, errors = [], []
     for operand in operands:
+        shell.budget.check_time()
         path = shell.path(operand)
         if shell.fs.is_dir(path):
             if not recursive:
@@ -677,6 +679,7 @@ def _copy_or_move(shell: Shell, args: list[str], name: str) -> Result:
     target = shell.path(destination)
     errors = []
     for source in sources:
+        shell.budget.check_time()
         src = shell.path(source)
         dst = posixpath.join(target, posixpath.basename(src)) if shell.fs.is_dir(target) else target
         problem = _copy_problem(shell.fs, src, dst, name, recursive=bool(flags & {"r", "R"}))
@@ -750,6 +753,7 @@ def cmd_find(shell: Shell, args: list[str], stdin: str | None) -> Result:
     tests = _find_tests(shell, args)
     out, errors = [], []
     for root in roots or ["."]:
+        shell.budget.check_time()
         path = shell.path(root)
         if not shell.fs.exists(path):
             errors.append(f"find: '{root}': No such file or directory\n")
