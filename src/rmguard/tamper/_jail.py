@@ -308,13 +308,18 @@ def own_ids_available():
 
 
 def memory_plan(host, job):
-    """(address-space limit per process, a description of the job's memory cap)."""
+    """(address-space limit per process, a description of the job's memory cap and what it lacks)."""
     if host["cgroups"]:
         return job["memory_bytes"], f"cgroup v2 memory.max of {job['memory_bytes']} bytes for the job"
     share = job["memory_bytes"] // job["max_processes"]
+    shared = (
+        ""
+        if host["own_ids"]
+        else "; uids of its own are not mapped, so jobs share user nobody's process count"
+    )
     return share, (
         f"{share} bytes of address space per process, at most {job['max_processes']} processes "
-        f"(degraded: {host['cgroup_reason']})"
+        f"(degraded: {host['cgroup_reason']}{shared})"
     )
 
 
@@ -473,7 +478,7 @@ def supervise(root, job, host, result_w):
             os.close(write_end)
         (out_r, _), (err_r, _), (res_r, _), (ready_r, _) = pipes
         await_ready(pid, ready_r, err_r)
-        result = {**collect(pid, out_r, err_r, res_r, job), "memory_cap": memory_cap, "uid": uid}
+        result = {**collect(pid, out_r, err_r, res_r, job), "memory_cap": memory_cap}
     except JobFilesError as error:  # this job's files, not the jail, are at fault: the job fails alone
         result = {"files_error": str(error)}
     except BaseException as error:  # the jail could not be built: report it, never run the code

@@ -25,13 +25,13 @@ import regex as regex_engine
 
 from rmguard.tamper.vfs import FSError, VirtualFS, utf8_size
 
-TIME_BUDGET_S = 2.0  # per command line
-OUTPUT_BUDGET = (
-    16 * 1024 * 1024
-)  # characters produced per command line, all commands and pipe stages together
+TIME_BUDGET_S = 2.0  # wall clock per command line
+# characters a command line may produce, all its commands and pipe stages together
+OUTPUT_BUDGET = 16 * 1024 * 1024
 ARG_MAX = 2 * 1024 * 1024  # characters of one command's arguments after glob expansion (Linux's ARG_MAX)
 # Model-written patterns run under a time budget per grep/sed: the `regex` engine stops a catastrophically
 # backtracking match (Python's `re` cannot be interrupted) and the command fails instead of the grader hanging.
+# The engine counts its timeout in CPU time, so on a loaded machine the wall clock can run past it.
 REGEX_BUDGET_S = 1.0
 REGEX_LIMIT = "the pattern exceeded its time budget"
 
