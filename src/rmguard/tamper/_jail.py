@@ -269,14 +269,18 @@ def write_text(path, text):
         handle.write(text)
 
 
-def job_cgroups():
-    """(a folder in which per-job cgroups get the memory controller, "") or (None, why there is none)."""
+def job_cgroups(proc="/proc/self"):
+    """(a folder in which per-job cgroups get the memory controller, "") or (None, why there is none).
+
+    The folder is ``rmguard-jail-PID`` below this process's own cgroup v2 (from ``proc``'s mountinfo and
+    cgroup files), with the memory controller enabled for its children.
+    """
     try:
-        mountinfo = read_text("/proc/self/mountinfo").splitlines()
+        mountinfo = read_text(proc + "/mountinfo").splitlines()
         mountpoint = next((line.split()[4] for line in mountinfo if " - cgroup2 " in line), None)
         if mountpoint is None:
             return None, "no cgroup v2 hierarchy is mounted"
-        own = next(line[3:] for line in read_text("/proc/self/cgroup").splitlines() if line.startswith("0::"))
+        own = next(line[3:] for line in read_text(proc + "/cgroup").splitlines() if line.startswith("0::"))
         base = os.path.normpath(mountpoint + "/" + own)
         if "memory" not in read_text(base + "/cgroup.controllers").split():
             return None, f"the cgroup v2 hierarchy at {base} has no memory controller"
