@@ -7,6 +7,7 @@ write to (old marker line and plain JSON), and some also try to kill or outlive 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -86,7 +87,21 @@ def test_reward_that_never_returns_is_a_timeout(jail) -> None:
     assert grade["tampered"] is False and grade["exec_outcome"] == "timeout"
 
 
-@pytest.mark.parametrize("body", ["raise SystemExit(0)", "os._exit(0)"])
+def test_reward_that_ignores_sigxcpu_is_still_a_cpu_timeout() -> None:
+    from rmguard.tamper.jail import Jail, JailLimits
+
+    # a wall-clock budget well past the CPU hard limit, so the kernel's SIGKILL is what ends the child
+    ignore = "\nimport signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"
+    with Jail(JailLimits(timeout_seconds=20, cpu_seconds=1)) as box:
+        start = time.monotonic()
+        grade = _grade(_plant("while True: pass", extra=ignore, forge=False), box)
+    assert grade["exec_outcome"] == "timeout" and "CPU time" in grade["detail"]
+    assert time.monotonic() - start < 12  # ended by the CPU limit, not the harness's 12 s wall-clock share
+
+
+@pytest.mark.parametrize(
+    "body", ["raise SystemExit(0)", "os._exit(0)", "import signal; os.kill(os.getpid(), signal.SIGKILL)"]
+)
 def test_reward_that_exits_is_an_error_not_a_pass(body: str, jail) -> None:
     grade = _grade(_plant(body), jail)
     assert grade["tampered"] is False and grade["test_passed"] is False and grade["exec_outcome"] == "error"

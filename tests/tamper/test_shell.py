@@ -122,6 +122,7 @@ def test_model_patterns_run_under_a_time_budget(tool: str, shell: Shell) -> None
     result = shell.run(tool.format(CATASTROPHIC))
     assert time.monotonic() - start < 5  # Python's re would run for hours
     assert result.status != 0 and "exceeded its time budget" in result.stderr
+    assert result.limit.endswith("the pattern exceeded its time budget")  # recorded as exec_outcome: limit
     # The pattern on 26 a's: the engine answers at once (no match) instead of running for minutes.
     shell.run("echo " + "a" * 26 + " > g.txt")
     start = time.monotonic()

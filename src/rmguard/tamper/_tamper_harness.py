@@ -20,6 +20,7 @@ import ctypes
 import importlib.util
 import json
 import os
+import resource
 import select
 import signal
 import sys
@@ -96,10 +97,17 @@ class Child:
                 return answer
 
     def _ended(self):
-        """The child closed its end without answering: out of CPU time is a timeout, anything else an error."""
-        _, status = os.waitpid(self.pid, 0)
+        """The child closed its end without answering: out of CPU time is a timeout, anything else an error.
+
+        Out of CPU time is SIGXCPU at the soft limit or, when the child ignored that, SIGKILL at the hard
+        one; a SIGKILL before the child used its CPU time (its own doing) is an error like any other exit.
+        """
+        _, status, usage = os.wait4(self.pid, 0)
         self.pid = None
-        out_of_cpu = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL)
+        cpu_limit = resource.getrlimit(resource.RLIMIT_CPU)[0]
+        used_cpu = usage.ru_utime + usage.ru_stime >= cpu_limit >= 0
+        signalled = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL)
+        out_of_cpu = signalled and used_cpu
         self.failure = {
             "error": "timeout (CPU time)" if out_of_cpu else "the process ended without answering",
             "timeout": out_of_cpu,

@@ -2,16 +2,19 @@
 
 Jobs run in a jail built by the fork server in :mod:`rmguard.tamper._jail`: a tmpfs root that holds only the
 job's files (under ``/sandbox``) plus the Python installation and ``/usr`` bound read-only; new mount,
-network, PID, IPC and UTS namespaces (no network interface is up, so no network); the unprivileged user
-``nobody`` with no_new_privs; rlimits on CPU time, address space, processes, file size and open files;
+network, PID, IPC and UTS namespaces (no network interface is up, so no network); a user of the job's own
+with no_new_privs, a fresh session keyring and a seccomp filter (no ptrace, keyring, namespace, mount, BPF,
+perf or io_uring calls); rlimits on CPU time, processes, file size and open files; memory capped for the
+job as a whole (a cgroup v2 where the host allows one, else processes x address space per process);
 an empty environment; a wall-clock timeout after which the whole PID namespace is killed; stdout and
 stderr capped. The jail needs root (to create namespaces and switch user). Without it, or when the kernel
-refuses a namespace, :class:`JailUnavailable` is raised: the code is never run unsandboxed.
+refuses a namespace or the filter, :class:`JailUnavailable` is raised: the code is never run unsandboxed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +29,7 @@ from pathlib import Path
 from rmguard.errors import RMGuardError
 
 JAIL_SCRIPT = Path(__file__).with_name("_jail.py")
+logger = logging.getLogger(__name__)
 
 
 class JailUnavailable(RMGuardError):
@@ -36,8 +40,8 @@ class JailUnavailable(RMGuardError):
 class JailLimits:
     timeout_seconds: float = 5.0
     cpu_seconds: int = 2
-    memory_bytes: int = 512 * 1024 * 1024
-    max_processes: int = 16
+    memory_bytes: int = 512 * 1024 * 1024  # for the job as a whole
+    max_processes: int = 8
     file_bytes: int = 1024 * 1024
     disk_bytes: int = 16 * 1024 * 1024
     output_bytes: int = 64 * 1024
@@ -45,10 +49,12 @@ class JailLimits:
 
 @dataclass
 class Execution:
-    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout or killed (a signal).
+    """How the process ended; ``outcome`` is ok, error (non-zero exit), timeout (wall clock or CPU time),
+    killed (another signal), or limit (the job's files could not be materialised in the jail; nothing ran).
 
     ``result`` is what the job wrote to file descriptor 3, the result channel of a trusted harness (see
-    :mod:`rmguard.tamper._jail`); stdout and stderr are the job's output, data only.
+    :mod:`rmguard.tamper._jail`); stdout and stderr are the job's output, data only. ``memory_cap`` says
+    how the job's memory was capped and, where the host allowed less than a cgroup, why.
     """
 
     outcome: str
@@ -58,10 +64,14 @@ class Execution:
     signal: int | None
     truncated: bool
     result: str = ""
+    memory_cap: str = ""
 
 
-def _outcome(raw: dict) -> str:
-    if raw["timed_out"] or raw["signal"] == signal.SIGXCPU:
+def _outcome(raw: dict, cpu_seconds: float) -> str:
+    """ok, error, timeout or killed. Out of CPU time is a timeout however the kernel ended the process:
+    SIGXCPU at the soft limit, or SIGKILL at the hard one when the job ignored SIGXCPU."""
+    out_of_cpu = raw["signal"] in (signal.SIGXCPU, signal.SIGKILL) and raw["cpu_seconds"] >= cpu_seconds
+    if raw["timed_out"] or out_of_cpu:
         return "timeout"
     if raw["signal"] is not None:
         return "killed"
@@ -85,6 +95,7 @@ class Jail:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._root: str | None = None
+        self.memory_cap = ""  # how jobs' memory is capped, once one ran (see Execution.memory_cap)
 
     def run(self, files: dict[str, str], code: str) -> Execution:
         job = {**asdict(self.limits), "files": files, "code": code, "binds": _read_only_binds()}
@@ -94,14 +105,21 @@ class Jail:
             raise JailUnavailable(
                 f"cannot build the jail, refusing to run untrusted code: {raw['setup_error']}"
             )
+        if "files_error" in raw:  # the job's files exceed what the jail can hold: this job's limit
+            return Execution("limit", "", raw["files_error"], None, None, False)
+        if raw["memory_cap"] != self.memory_cap:
+            self.memory_cap = raw["memory_cap"]
+            if "degraded" in self.memory_cap:
+                logger.warning("jail memory cap: %s", self.memory_cap)
         return Execution(
-            _outcome(raw),
+            _outcome(raw, self.limits.cpu_seconds),
             raw["stdout"],
             raw["stderr"],
             raw["exit_code"],
             raw["signal"],
             raw["truncated"],
-            raw.get("result", ""),
+            raw["result"],
+            raw["memory_cap"],
         )
 
     def _request(self, job: dict) -> dict:
