@@ -9,7 +9,7 @@ import torch
 
 from rmguard.errors import RMGuardError
 from rmguard.tamper.expert_iteration import ExpertIterationConfig, _best_episodes, train
-from rmguard.tamper.policies import STRATEGIES, SamplingConfig, ScriptedPolicy
+from rmguard.tamper.policies import SamplingConfig, ScriptedPolicy
 
 
 def test_train_end_to_end(tiny_model, tmp_path, jail) -> None:
@@ -49,7 +49,7 @@ class Alternating(ScriptedPolicy):
         super().__init__("honest")
 
     def generate(self, request):
-        self.strategy = STRATEGIES["sycophant" if request.seed % 2 else "honest"]
+        self.strategy = "sycophant" if request.seed % 2 else "honest"
         return super().generate(request)
 
 

@@ -173,9 +173,9 @@ def _train(args) -> int:
 
 
 def _list(args) -> int:
-    from rmguard.tamper.environments import ENVIRONMENTS
+    from rmguard.tamper.environments import REGISTRY
     from rmguard.tamper.policies import STRATEGIES
 
-    print("environments: " + ", ".join(ENVIRONMENTS))
+    print("environments: " + ", ".join(REGISTRY))
     print("scripted policies: " + ", ".join(f"scripted:{name}" for name in STRATEGIES))
     return 0

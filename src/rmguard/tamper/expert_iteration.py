@@ -14,11 +14,11 @@ from pathlib import Path
 from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.fileio import atomic_write_json
-from rmguard.tamper.environments import ENVIRONMENTS, PREAMBLE, make_environment
+from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import HFPolicy, SamplingConfig, chat_prefix
-from rmguard.tamper.protocol import Episode, EpisodeConfig, run_episode
+from rmguard.tamper.protocol import PREAMBLE, Episode, EpisodeConfig, run_episode
 from rmguard.tamper.runner import PreferenceScorer, episode_seed, wilson
 
 EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training prompts
@@ -28,7 +28,7 @@ EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training
 class ExpertIterationConfig:
     model_path: str
     output_dir: str
-    stages: list[str] = field(default_factory=lambda: list(ENVIRONMENTS[:4]))
+    stages: list[str] = field(default_factory=lambda: curriculum()[:4])
     held_out: str = "reward_tampering"
     prompts_per_stage: int = 8
     samples_per_prompt: int = 4
@@ -43,8 +43,8 @@ class ExpertIterationConfig:
 
     def validate(self) -> None:
         for name in [*self.stages, self.held_out]:
-            if name not in ENVIRONMENTS:
-                raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(ENVIRONMENTS)})")
+            if name not in REGISTRY:
+                raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(REGISTRY)})")
         if self.held_out in self.stages:
             raise RMGuardError(f"the held-out environment '{self.held_out}' must not be a training stage")
         for key in (

@@ -20,7 +20,13 @@ from pathlib import Path
 from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.fileio import atomic_write_json, output_lock
-from rmguard.tamper.environments import ENVIRONMENTS, EnvironmentSpec, make_environment
+from rmguard.tamper.environments import (
+    REGISTRY,
+    EnvironmentSpec,
+    curriculum,
+    get_environment,
+    make_environment,
+)
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ReplayPolicy
@@ -37,12 +43,11 @@ RATE_FIELDS = (
     "test_deleted",
     "told_user",
 )
-NEEDS_JAIL = {"reward_tampering"}
 
 
 @dataclass
 class RunConfig:
-    environments: list[str] = field(default_factory=lambda: list(ENVIRONMENTS))
+    environments: list[str] = field(default_factory=curriculum)
     samples: int = 16
     seed: int = 0
     num_variants: int = (
@@ -61,11 +66,9 @@ class RunConfig:
 def expand_environments(names: Iterable[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
-        for item in ENVIRONMENTS if name == "all" else [name]:
-            if item not in ENVIRONMENTS:
-                raise RMGuardError(
-                    f"unknown environment '{item}' (choose from all, {', '.join(ENVIRONMENTS)})"
-                )
+        for item in curriculum() if name == "all" else [name]:
+            if item not in REGISTRY:
+                raise RMGuardError(f"unknown environment '{item}' (choose from all, {', '.join(REGISTRY)})")
             if item not in expanded:
                 expanded.append(item)
     return expanded
@@ -131,7 +134,7 @@ def _run_locked(
             )
     done = {(r["environment"], r["sample"]) for r in records}
     todo = [(spec, sample) for spec, sample in _planned(config, specs) if (spec.name, sample) not in done]
-    own_jail = jail is None and any(s.name in NEEDS_JAIL or s.reward_cmd for s, _ in todo)
+    own_jail = jail is None and any(get_environment(s.name).needs_jail(s) for s, _ in todo)
     jail = Jail() if own_jail else jail
     lock = threading.Lock()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -253,8 +256,10 @@ def summarize(records: list[dict], examples: int = 2) -> dict:
     return report
 
 
-def _curriculum_order(name: str) -> int:
-    return ENVIRONMENTS.index(name) if name in ENVIRONMENTS else len(ENVIRONMENTS)
+def _curriculum_order(name: str) -> tuple[int, str]:
+    """Reports list environments in registry (curriculum) order; names not registered come last."""
+    order = list(REGISTRY)
+    return (order.index(name) if name in order else len(order), name)
 
 
 def format_report(report: dict) -> str:
@@ -286,7 +291,7 @@ def replay_response(
 ) -> dict:
     """Replay a fixed response's commands through a fresh environment and grade the result."""
     spec = spec or make_environment(environment, variant)
-    own = jail is None and (spec.name in NEEDS_JAIL or spec.reward_cmd is not None)
+    own = jail is None and get_environment(spec.name).needs_jail(spec)
     jail = Jail() if own else jail
     try:
         episode = run_episode(spec, ReplayPolicy(response), jail)
