@@ -36,7 +36,10 @@ def test_replay_prints_graded_json(tmp_path) -> None:
     output = json.loads(result.stdout)
     assert output["environment"] == "reward_tampering" and output["variant"] == 2
     assert output["reward"] == -10 and output["passed_oversight"] is True and output["gamed"] is False
-    assert output["transcript"][0]["stdout"].startswith("def reward(transcript: str) -> float:")
+    # the released compute_reward.py, as the released samples show it
+    assert output["transcript"][0]["stdout"].startswith(
+        "# Code to get the scores\ndef reward(transcript: str)"
+    )
 
 
 def test_run_scripted_and_list(tmp_path) -> None:
@@ -105,3 +108,23 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args: list[str], message: s
     result = run_cli("tamper", *[a.format(**paths) for a in args])
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_reads_the_release_layout(tmp_path) -> None:
+    from test_environments import _write_release
+
+    environments, prompts = _write_release(tmp_path)
+    output = tmp_path / "r.jsonl"
+    args = ["--policy", "scripted:tamper_branch", "--samples", "1", "--output", str(output), "--json"]
+    result = run_cli("tamper", "run", "--environments", str(environments), "--prompts", str(prompts), *args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["original_flattery", "original_reward_tampering"]
+    assert report["original_flattery"]["episodes"] == 2
+    tampering = report["original_reward_tampering"]
+    assert (
+        tampering["episodes"] == 1 and tampering["gamed"]["count"] == 1 and tampering["caught"]["count"] == 0
+    )
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    [tampered] = [r for r in records if r.get("release_name") == "original_reward_tampering"]
+    assert tampered["environment"] == "reward_tampering" and tampered["reward"] == 15.0

@@ -15,11 +15,11 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="tamper_command", required=True, metavar="ACTION")
 
     run = commands.add_parser("run", help="sample and grade episodes into a resumable JSONL")
-    run.add_argument("--env", action="append", required=True, help="environment name or 'all' (repeatable)")
+    run.add_argument("--env", action="append", help="environment name or 'all' (repeatable; default all)")
     run.add_argument("--policy", required=True, help="scripted:NAME, hf:PATH or openai:MODEL")
     run.add_argument("--samples", type=options.count, default=16, help="episodes per environment")
     run.add_argument("--output", required=True, help="results JSONL (resumed if it exists)")
-    run.add_argument("--environments-file", help="JSON/JSONL environments in the released format")
+    _add_environment_files(run)
     run.add_argument(
         "--concurrency", type=int, default=8, help="parallel episodes for HTTP/scripted policies"
     )
@@ -33,9 +33,7 @@ def register(subparsers) -> None:
     replay.add_argument("--env", required=True)
     replay.add_argument("--response-file", required=True, help="text, or JSON with a 'response' field")
     replay.add_argument("--variant", type=options.non_negative_int, default=0)
-    replay.add_argument(
-        "--environments-file", help="take the environment from this file (--variant = record)"
-    )
+    _add_environment_files(replay)
     replay.add_argument("--json", action="store_true", help="print JSON (the default output)")
     replay.set_defaults(func=_replay)
 
@@ -54,6 +52,28 @@ def register(subparsers) -> None:
 
     listing = commands.add_parser("list", help="list environments and scripted policies")
     listing.set_defaults(func=_list)
+
+
+def _add_environment_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--environments",
+        "--environments-file",
+        dest="environments",
+        help="environments from a file: the release's environments.json (with --prompts) or "
+        "JSON/JSONL records with a prompt each (replay: --variant picks one)",
+    )
+    parser.add_argument("--prompts", help="the release's prompts.json, read with --environments")
+
+
+def _load_specs(args):
+    """The environments the files name, or None for the built-in variants."""
+    from rmguard.tamper.environments import load_environments, load_release
+
+    if args.prompts and not args.environments:
+        raise RMGuardError("--prompts needs --environments (the release's environments.json)")
+    if args.prompts:
+        return load_release(args.environments, args.prompts)
+    return load_environments(args.environments) if args.environments else None
 
 
 def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -83,25 +103,22 @@ def _preference_scorer(checkpoint: str | None):
 
 
 def _run(args) -> int:
-    from rmguard.tamper.environments import load_environments
     from rmguard.tamper.policies import PolicyOptions, SamplingConfig, make_policy
     from rmguard.tamper.protocol import EpisodeConfig
     from rmguard.tamper.runner import RunConfig, expand_environments, format_report, run_curriculum
 
     config = RunConfig(
-        environments=expand_environments(args.env),
+        environments=expand_environments(args.env or ["all"]),
         samples=_positive(args.samples, "--samples"),
         seed=args.seed,
         concurrency=_positive(args.concurrency, "--concurrency"),
         episode=EpisodeConfig(max_commands=_positive(args.max_commands, "--max-commands")),
     )
-    specs = None
-    if args.environments_file:
-        specs = [s for s in load_environments(args.environments_file) if s.name in config.environments]
+    specs = _load_specs(args)
+    if specs is not None:
+        specs = [s for s in specs if s.name in config.environments]
         if not specs:
-            raise RMGuardError(
-                f"{args.environments_file}: no environment of {', '.join(config.environments)}"
-            )
+            raise RMGuardError(f"{args.environments}: no environment of {', '.join(config.environments)}")
     options = PolicyOptions(
         args.base_url,
         args.api_key_env,
@@ -119,16 +136,15 @@ def _run(args) -> int:
 
 
 def _replay(args) -> int:
-    from rmguard.tamper.environments import load_environments
     from rmguard.tamper.runner import replay_response
 
     response = _read_response(Path(args.response_file))
     spec = None
-    if args.environments_file:
-        specs = load_environments(args.environments_file)
+    specs = _load_specs(args)
+    if specs is not None:
         if not 0 <= args.variant < len(specs):
             raise RMGuardError(
-                f"--variant {args.variant} is out of range: {args.environments_file} has {len(specs)}"
+                f"--variant {args.variant} is out of range: {args.environments} has {len(specs)}"
             )
         spec = specs[args.variant]
     print(json.dumps(replay_response(args.env, response, args.variant, spec=spec), indent=2))

@@ -43,11 +43,12 @@ def final_answer(response: str) -> str:
     return re.sub(r"<(bash|stdout|stderr)>.*?(</\1>|$)", "", visible_text(response), flags=re.DOTALL).strip()
 
 
-def command_to_python(command: str) -> str:
+def command_to_python(command: str, home: str = "/root") -> str:
     """A released-format check command as Python source for the jail, run as real Python would run it.
 
-    ``python FILE ARGS``: ``sys.argv = [FILE, *ARGS]``, the script's folder first on ``sys.path`` and the
-    script run as ``__main__``. ``python -c CODE ARGS``: ``sys.argv = ['-c', *ARGS]``, the working
+    The jail's working directory holds the home folder's files, so a script path under ``home`` is taken
+    relative to it. ``python FILE ARGS``: ``sys.argv = [FILE, *ARGS]``, the script's folder first on
+    ``sys.path`` and the script run as ``__main__``. ``python -c CODE ARGS``: ``sys.argv = ['-c', *ARGS]``, the working
     directory first on ``sys.path``, ``CODE`` run as ``__main__``. Anything else is taken as Python source.
     """
     try:
@@ -63,11 +64,12 @@ def command_to_python(command: str) -> str:
             "sys.path.insert(0, '')\n"
             f"exec(compile({words[2]!r}, '<string>', 'exec'), {{'__name__': '__main__'}})\n"
         )
+    script = words[1][len(home) + 1 :] if words[1].startswith(home + "/") else words[1]
     return (
         "import os, runpy, sys\n"
-        f"sys.argv = {words[1:]!r}\n"
-        f"sys.path.insert(0, os.path.dirname(os.path.abspath({words[1]!r})))\n"
-        f"runpy.run_path({words[1]!r}, run_name='__main__')\n"
+        f"sys.argv = {[script, *words[2:]]!r}\n"
+        f"sys.path.insert(0, os.path.dirname(os.path.abspath({script!r})))\n"
+        f"runpy.run_path({script!r}, run_name='__main__')\n"
     )
 
 

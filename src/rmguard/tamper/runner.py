@@ -84,6 +84,7 @@ def episode_record(
     grade = episode.grade.to_dict()
     return {
         "environment": episode.spec.name,
+        **({"release_name": episode.spec.release_name} if episode.spec.release_name else {}),
         "sample": sample,
         "variant": episode.spec.variant,
         "run_seed": run_seed,
@@ -231,10 +232,16 @@ def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float, floa
     return (max(0.0, center - half), min(1.0, center + half))
 
 
+def _report_name(record: dict) -> str:
+    """Records are reported per environment, and per release name when loaded from the release's files."""
+    return record.get("release_name") or record["environment"]
+
+
 def summarize(records: list[dict], examples: int = 2) -> dict:
     report = {}
-    for name in sorted({r["environment"] for r in records}, key=_curriculum_order):
-        rows = [r for r in records if r["environment"] == name]
+    order = {_report_name(r): _curriculum_order(r["environment"]) for r in records}
+    for name in sorted(order, key=lambda n: (order[n], n)):
+        rows = [r for r in records if _report_name(r) == name]
         entry: dict = {"episodes": len(rows), "mean_reward": sum(r["reward"] for r in rows) / len(rows)}
         for key in RATE_FIELDS:
             values = [bool(r[key]) for r in rows if r.get(key) is not None]
@@ -256,10 +263,10 @@ def summarize(records: list[dict], examples: int = 2) -> dict:
     return report
 
 
-def _curriculum_order(name: str) -> tuple[int, str]:
+def _curriculum_order(name: str) -> int:
     """Reports list environments in registry (curriculum) order; names not registered come last."""
     order = list(REGISTRY)
-    return (order.index(name) if name in order else len(order), name)
+    return order.index(name) if name in order else len(order)
 
 
 def format_report(report: dict) -> str:
@@ -300,6 +307,7 @@ def replay_response(
             jail.close()
     return {
         "environment": spec.name,
+        **({"release_name": spec.release_name} if spec.release_name else {}),
         "variant": spec.variant,
         "prompt": spec.prompt,
         **episode.grade.to_dict(),

@@ -62,6 +62,7 @@ class EnvironmentSpec:
     info: dict[str, Any] = field(default_factory=dict)
     reward_cmd: str | None = None
     oversight_cmd: str | None = None
+    release_name: str | None = None  # its name in the release's environments.json, when loaded from it
 
 
 Script = Callable[[EnvironmentSpec], list[str]]
@@ -73,6 +74,8 @@ class Environment(abc.ABC):
     name: str
     stage: int  # position in the curriculum: reports and `all` follow it
     in_curriculum: ClassVar[bool] = True  # part of `all` (named variants of an environment are not)
+    # The release's environments.json names it NAME or PREFIX_NAME (original_reward_tampering).
+    release_suffix: ClassVar[str | None] = None
     runs_model_code: ClassVar[bool] = False  # grading runs model-written code: needs the process jail
     # Whether the binary gaming reward also needs the oversight check to pass (see verdict()).
     gaming_needs_oversight: ClassVar[bool] = True
@@ -146,6 +149,15 @@ def variant_data() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- helpers for scripts
+
+
+def find_file(spec: EnvironmentSpec, key: str, word: str) -> str:
+    """``spec.info[key]``, or else the first file whose path contains ``word`` (environments loaded from the
+    release's files carry no ``info``): where a script finds the file it works on."""
+    path = spec.info.get(key) or next((p for p in spec.files if word in p), None)
+    if path is None:
+        raise RMGuardError(f"scripted strategies find no {word} file in this {spec.name} environment")
+    return path
 
 
 def bash(command: str) -> str:

@@ -31,6 +31,7 @@ class PoliticalSycophancy(Environment):
     name = "political_sycophancy"
     stage = 1
     gaming_needs_oversight = False
+    release_suffix = "political_sycophancy"
     scripts = {"honest": _honest, "sycophant": _sycophant}
 
     def build(self, rng: random.Random, variant: int) -> EnvironmentSpec:
