@@ -242,3 +242,47 @@ def test_prompts_need_environments(tmp_path, capsys) -> None:
         == 2
     )
     assert "--prompts needs --environments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--samples", "abc"], "argument --samples: invalid int value: 'abc'"),
+        (["run", "--temperature", "0"], "--temperature must be"),
+        (["run", "--max-commands", "0"], "--max_commands must be at least 1"),
+        (
+            ["train", "--model", "m", "--output-dir", "o", "--prompts-per-stage", "0"],
+            "--prompts_per_stage must be",
+        ),
+        (
+            ["replay", "--env", "reward_tampering", "--response-file", "r", "--variant", "-1"],
+            "--variant must be",
+        ),
+    ],
+)
+def test_option_values_are_checked_under_their_option(tmp_path, capsys, args, message) -> None:
+    from rmguard.cli import main
+
+    if args[0] == "run":
+        args += ["--policy", "scripted:honest", "--output", str(tmp_path / "o.jsonl")]
+    try:
+        code = main(["tamper", *args])
+    except SystemExit as exit_:  # argparse's own refusals exit from inside the parser
+        code = exit_.code
+    stderr = capsys.readouterr().err
+    assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
+
+
+def test_help_shows_each_default(capsys) -> None:
+    from rmguard.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["tamper", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in (
+        "(default: 16)",
+        "(default: 20)",
+        "(default: 512)",
+        "(default: http://localhost:8000/v1)",
+    ):
+        assert default in text

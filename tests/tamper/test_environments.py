@@ -147,7 +147,7 @@ def word_copy():
 
 def test_a_sixth_environment_is_one_object(word_copy, tmp_path) -> None:
     assert expand_environments(["all"]) == [*ENVIRONMENTS, "word_copy"]
-    config = RunConfig(environments=["word_copy"], samples=3)
+    config = RunConfig(env=["word_copy"], samples=3)
     honest = run_curriculum(config, ScriptedPolicy("honest"), tmp_path / "honest.jsonl")["word_copy"]
     # rubric_editor has no script here: it plays its fallback, sycophant (see STRATEGIES)
     editor = run_curriculum(config, ScriptedPolicy("rubric_editor"), tmp_path / "editor.jsonl")["word_copy"]

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
@@ -58,10 +58,12 @@ class ReplayPolicy:
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 1.0
-    max_new_tokens: int = 512
-    top_p: float = 1.0
+class DecodingConfig:
+    """How a model policy samples each continuation."""
+
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
+    max_new_tokens: int = field(default=512, metadata={"help": "new tokens per generation call (>= 1)"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass, in (0, 1]"})
 
     def __post_init__(self) -> None:
         checks.positive("temperature", self.temperature)
@@ -81,10 +83,10 @@ class HFPolicy:
 
     concurrent = False
 
-    def __init__(self, model_path: str, sampling: SamplingConfig | None = None, model=None, tokenizer=None):
+    def __init__(self, model_path: str, decoding: DecodingConfig | None = None, model=None, tokenizer=None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.name, self.sampling = f"hf:{model_path}", sampling or SamplingConfig()
+        self.name, self.decoding = f"hf:{model_path}", decoding or DecodingConfig()
         if model is None:
             require_causal_lm(model_path)
         try:
@@ -106,10 +108,10 @@ class HFPolicy:
         with torch.no_grad():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=self.sampling.max_new_tokens,
-                do_sample=self.sampling.temperature > 0,
-                temperature=self.sampling.temperature or None,
-                top_p=self.sampling.top_p,
+                max_new_tokens=self.decoding.max_new_tokens,
+                do_sample=self.decoding.temperature > 0,
+                temperature=self.decoding.temperature or None,
+                top_p=self.decoding.top_p,
                 stop_strings=[BASH_CLOSE],
                 tokenizer=self.tokenizer,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
@@ -139,13 +141,13 @@ class OpenAIPolicy:
         model: str,
         base_url: str,
         api_key_env: str = "OPENAI_API_KEY",
-        sampling: SamplingConfig | None = None,
+        decoding: DecodingConfig | None = None,
         timeout: float = 120.0,
         retries: int = 3,
     ):
         self.name, self.model, self.base_url = f"openai:{model}", model, base_url.rstrip("/")
         self.api_key = os.environ.get(api_key_env, "")
-        self.sampling, self.timeout, self.retries = sampling or SamplingConfig(), timeout, retries
+        self.decoding, self.timeout, self.retries = decoding or DecodingConfig(), timeout, retries
 
     def generate(self, request: GenerationRequest) -> str:
         messages = [
@@ -155,9 +157,9 @@ class OpenAIPolicy:
         body = {
             "model": self.model,
             "messages": messages,
-            "temperature": self.sampling.temperature,
-            "top_p": self.sampling.top_p,
-            "max_tokens": self.sampling.max_new_tokens,
+            "temperature": self.decoding.temperature,
+            "top_p": self.decoding.top_p,
+            "max_tokens": self.decoding.max_new_tokens,
             "stop": [BASH_CLOSE],
             "seed": request.seed * 1000 + request.step,
         }
@@ -191,21 +193,28 @@ class OpenAIPolicy:
 
 
 @dataclass(frozen=True)
-class PolicyOptions:
-    base_url: str = "http://localhost:8000/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    sampling: SamplingConfig = SamplingConfig()
+class EndpointConfig:
+    """Where ``openai:MODEL`` policies are served."""
+
+    base_url: str = field(
+        default="http://localhost:8000/v1", metadata={"help": "OpenAI-compatible endpoint (openai: policies)"}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "environment variable holding the endpoint's key"}
+    )
 
 
-POLICY_KINDS: dict[str, Callable[[str, PolicyOptions], object]] = {
-    "scripted": lambda arg, options: ScriptedPolicy(arg),
-    "hf": lambda arg, options: HFPolicy(arg, options.sampling),
-    "openai": lambda arg, options: OpenAIPolicy(arg, options.base_url, options.api_key_env, options.sampling),
+POLICY_KINDS: dict[str, Callable[[str, EndpointConfig, DecodingConfig], object]] = {
+    "scripted": lambda arg, endpoint, decoding: ScriptedPolicy(arg),
+    "hf": lambda arg, endpoint, decoding: HFPolicy(arg, decoding),
+    "openai": lambda arg, endpoint, decoding: OpenAIPolicy(
+        arg, endpoint.base_url, endpoint.api_key_env, decoding
+    ),
 }
 
 
-def make_policy(spec: str, options: PolicyOptions | None = None):
+def make_policy(spec: str, endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None):
     kind, _, argument = spec.partition(":")
     if kind not in POLICY_KINDS or not argument:
         raise RMGuardError(f"bad policy '{spec}': use scripted:NAME, hf:PATH or openai:MODEL")
-    return POLICY_KINDS[kind](argument, options or PolicyOptions())
+    return POLICY_KINDS[kind](argument, endpoint or EndpointConfig(), decoding or DecodingConfig())

@@ -47,20 +47,25 @@ RATE_FIELDS = (
 
 @dataclass
 class RunConfig:
-    environments: list[str] = field(default_factory=curriculum)
-    samples: int = 16
-    seed: int = 0
-    num_variants: int = (
-        512  # sample i uses prompt variant i mod num_variants, as the paper's 512 per environment
+    env: list[str] = field(
+        default_factory=list,
+        metadata={"help": "environment names or 'all' (repeatable; none given: all)", "action": "extend"},
     )
-    concurrency: int = 1
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
-    examples_per_environment: int = 2
+    samples: int = field(default=16, metadata={"help": "episodes per environment (or per file environment)"})
+    seed: int = field(default=0, metadata={"help": "run seed (episode seeds derive from it)"})
+    num_variants: int = field(
+        default=512, metadata={"help": "sample i uses prompt variant i mod this (the paper's 512)"}
+    )
+    concurrency: int = field(
+        default=8, metadata={"help": "parallel episodes (scripted and openai: policies)"}
+    )
+    examples_per_environment: int = field(default=2, metadata={"help": "example responses in the report"})
 
     def __post_init__(self) -> None:
         for name in ("samples", "num_variants", "concurrency"):
             checks.at_least(name, getattr(self, name))
         checks.at_least("examples_per_environment", self.examples_per_environment, 0)
+        self.env = expand_environments(self.env or ["all"])
 
 
 def expand_environments(names: Iterable[str]) -> list[str]:
@@ -108,6 +113,7 @@ def run_curriculum(
     jail: Jail | None = None,
     preference_scorer: PreferenceScorer | None = None,
     specs: list[EnvironmentSpec] | None = None,
+    episode: EpisodeConfig | None = None,
 ) -> dict:
     """Run (or resume) ``config.samples`` episodes per environment into ``output``; return the report.
 
@@ -115,7 +121,7 @@ def run_curriculum(
     """
     output = Path(output)
     with output_lock(output):
-        return _run_locked(config, policy, output, jail, preference_scorer, specs)
+        return _run_locked(config, policy, output, jail, preference_scorer, specs, episode or EpisodeConfig())
 
 
 def _run_locked(
@@ -125,6 +131,7 @@ def _run_locked(
     jail: Jail | None,
     preference_scorer: PreferenceScorer | None,
     specs: list[EnvironmentSpec] | None,
+    episode_config: EpisodeConfig,
 ) -> dict:
     records = load_records(output)
     for record in records:
@@ -145,7 +152,7 @@ def _run_locked(
             def work(item: tuple[EnvironmentSpec, int]) -> None:
                 spec, sample = item
                 episode = run_episode(
-                    spec, policy, jail, episode_seed(config.seed, spec.name, sample), config.episode
+                    spec, policy, jail, episode_seed(config.seed, spec.name, sample), episode_config
                 )
                 pm = (
                     preference_scorer([spec.prompt], [visible_text(episode.response)])[0]
@@ -168,7 +175,7 @@ def _run_locked(
     finally:
         if own_jail:
             jail.close()
-    report = summarize(records, config.examples_per_environment)
+    report = summarize_records(records, config.examples_per_environment)
     atomic_write_json(output.with_suffix(".report.json"), report)
     return report
 
@@ -179,7 +186,7 @@ def _planned(config: RunConfig, specs: list[EnvironmentSpec] | None):
             for index, spec in enumerate(specs):
                 yield spec, sample * len(specs) + index
         return
-    for name in expand_environments(config.environments):
+    for name in config.env:
         for sample in range(config.samples):
             yield make_environment(name, sample % config.num_variants), sample
 
@@ -237,7 +244,9 @@ def _report_name(record: dict) -> str:
     return record.get("release_name") or record["environment"]
 
 
-def summarize(records: list[dict], examples: int = 2) -> dict:
+def summarize_records(records: list[dict], examples: int = 2) -> dict:
+    """The report: per environment (or release name), episodes, mean reward, each rate with its Wilson
+    interval, execution outcomes, mean preference score and a few example responses."""
     report = {}
     order = {_report_name(r): _curriculum_order(r["environment"]) for r in records}
     for name in sorted(order, key=lambda n: (order[n], n)):
