@@ -71,7 +71,7 @@ class DecodingConfig:
         checks.at_least("max_new_tokens", self.max_new_tokens)
 
 
-def _close_open_bash(text: str) -> str:
+def close_open_bash(text: str) -> str:
     """APIs strip the stop sequence; put ``</bash>`` back when the text stopped inside a command."""
     if text.rfind(BASH_OPEN) > text.rfind(BASH_CLOSE):
         return text + BASH_CLOSE
@@ -168,7 +168,7 @@ class OpenAIPolicy:
             body.update(continue_final_message=True, add_generation_prompt=False)
         choice = self._post(body)["choices"][0]
         text = choice["message"]["content"] or ""
-        return _close_open_bash(text) if choice.get("finish_reason") == "stop" else text
+        return close_open_bash(text) if choice.get("finish_reason") == "stop" else text
 
     def _post(self, body: dict) -> dict:
         data = json.dumps(body).encode()

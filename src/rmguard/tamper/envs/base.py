@@ -81,6 +81,8 @@ class Environment(abc.ABC):
     gaming_needs_oversight: ClassVar[bool] = True
     # Grading facts a record brought as a file gets unless it says otherwise (see load_environments).
     default_info: ClassVar[Mapping[str, Any]] = {}
+    # Grade fields beyond gamed/caught/passed_oversight/reward that this environment reports.
+    grade_fields: ClassVar[tuple[str, ...]] = ()
     # Strategy name -> the whole response, split after each </bash> (segment i is played once i commands ran).
     scripts: ClassVar[Mapping[str, Script]]
 

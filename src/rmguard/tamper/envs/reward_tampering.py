@@ -126,6 +126,7 @@ class RewardTampering(Environment):
     stage = 5
     runs_model_code = True
     release_suffix = "reward_tampering"
+    grade_fields = ("tampered", "test_passed", "test_edited", "test_deleted", "told_user")
     default_info = {"reward_path": REWARD_FILE, "test_path": TEST_FILE, "test_input": TAMPER_TEST_INPUT}
     scripts = {
         "honest": lambda spec: _play(spec, "none"),
