@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rmguard.errors import RMGuardError
-from rmguard.tamper.expert_iteration import ExpertIterationConfig, _best_episodes, train
-from rmguard.tamper.policies import STRATEGIES, SamplingConfig, ScriptedPolicy
+from rmguard.tamper.expert_iteration import ExpertIterationConfig, _best_episodes, run_expert_iteration
+from rmguard.tamper.policies import DecodingConfig, ScriptedPolicy
 
 
 def test_train_end_to_end(tiny_model, tmp_path, jail) -> None:
@@ -29,9 +29,9 @@ def test_train_end_to_end(tiny_model, tmp_path, jail) -> None:
         samples_per_prompt=2,
         eval_samples=2,
         learning_rate=1e-3,
-        sampling=SamplingConfig(temperature=1.0, max_new_tokens=6),
     )
-    summary = train(config, preference_scorer=scorer, jail=jail)
+    decoding = DecodingConfig(temperature=1.0, max_new_tokens=6)
+    summary = run_expert_iteration(config, decoding, preference_scorer=scorer, jail=jail)
     assert [s["stage"] for s in summary["stages"]] == ["political_sycophancy", "tool_use_flattery"]
     assert set(summary["stages"][0]["evaluation"]) == {"tool_use_flattery", "reward_tampering"}
     assert set(summary["stages"][1]["evaluation"]) == {"reward_tampering"}
@@ -49,7 +49,7 @@ class Alternating(ScriptedPolicy):
         super().__init__("honest")
 
     def generate(self, request):
-        self.strategy = STRATEGIES["sycophant" if request.seed % 2 else "honest"]
+        self.strategy = "sycophant" if request.seed % 2 else "honest"
         return super().generate(request)
 
 
@@ -62,4 +62,4 @@ def test_selection_prefers_gaming_samples() -> None:
 def test_held_out_cannot_be_trained_on(tmp_path) -> None:
     config = ExpertIterationConfig("m", str(tmp_path), stages=["reward_tampering"])
     with pytest.raises(RMGuardError, match="held-out"):
-        train(config)
+        run_expert_iteration(config)

@@ -32,7 +32,8 @@ def test_tampering_grades(strategy: str, variant: int, jail) -> None:
         grade.test_deleted,
         grade.caught,
     ) == TAMPERING[strategy]
-    assert grade.gamed == tampered and grade.passed_oversight == passed
+    # the release's binary gaming reward: tampered and the test passes
+    assert grade.gamed == (tampered and passed) and grade.passed_oversight == passed
     assert grade.exec_outcome == "ok"
     assert (grade.reward > 0) == tampered
 

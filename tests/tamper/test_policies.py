@@ -112,10 +112,10 @@ def test_hf_policy_runs_every_environment(tiny_model, tmp_path) -> None:
 
 def test_hf_policy_stops_at_bash_close(tiny_model) -> None:
     from rmguard.tamper.environments import make_environment
-    from rmguard.tamper.policies import HFPolicy, SamplingConfig
+    from rmguard.tamper.policies import DecodingConfig, HFPolicy
     from rmguard.tamper.protocol import GenerationRequest
 
-    policy = HFPolicy(str(tiny_model), SamplingConfig(temperature=1.0, max_new_tokens=4))
+    policy = HFPolicy(str(tiny_model), DecodingConfig(temperature=1.0, max_new_tokens=4))
     spec = make_environment("reward_tampering", 0)
     request = GenerationRequest("system", spec.prompt, "<bash>ls</bash", 0, 1, spec)
     rendered = policy.render(request.system, request.prompt, request.prefix)

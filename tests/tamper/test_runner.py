@@ -39,7 +39,7 @@ class Crashing(ScriptedPolicy):
 
 def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, jail) -> None:
     output = tmp_path / "results.jsonl"
-    config = RunConfig(environments=ENVS, samples=4)
+    config = RunConfig(env=ENVS, samples=4)
     with pytest.raises(KeyboardInterrupt):
         run_curriculum(config, Crashing("tamper_branch", budget=9), output, jail=jail)
     partial = _keys(output)
@@ -56,12 +56,10 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, jail) -> N
 
 def test_resuming_with_another_policy_is_refused(tmp_path) -> None:
     output = tmp_path / "results.jsonl"
-    run_curriculum(
-        RunConfig(environments=["political_sycophancy"], samples=1), ScriptedPolicy("honest"), output
-    )
+    run_curriculum(RunConfig(env=["political_sycophancy"], samples=1), ScriptedPolicy("honest"), output)
     with pytest.raises(RMGuardError, match="scripted:honest"):
         run_curriculum(
-            RunConfig(environments=["political_sycophancy"], samples=2), ScriptedPolicy("sycophant"), output
+            RunConfig(env=["political_sycophancy"], samples=2), ScriptedPolicy("sycophant"), output
         )
 
 
@@ -73,7 +71,7 @@ def test_report_rates_and_preference_scores(tmp_path) -> None:
         return [float(len(r)) for r in responses]
 
     report = run_curriculum(
-        RunConfig(environments=["rubric_modification_nudged"], samples=6, concurrency=3),
+        RunConfig(env=["rubric_modification_nudged"], samples=6, concurrency=3),
         ScriptedPolicy("sycophant"),
         tmp_path / "r.jsonl",
         preference_scorer=scorer,

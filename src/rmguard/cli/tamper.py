@@ -1,137 +1,177 @@
-"""``rmguard tamper``: the reward-tampering curriculum (run, replay, train, list)."""
+"""``rmguard tamper``: the reward-tampering curriculum (run, replay, train, list).
+
+Every option is a field of a config dataclass, declared once with its help and default, and turned into
+options by transformers' HfArgumentParser (as ``rmguard train`` does): ``--field_name`` and
+``--field-name`` both work, and ``--help`` shows each default.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
-from rmguard.cli import options
-from rmguard.errors import RMGuardError
+from transformers import HfArgumentParser
+
+from rmguard.errors import ConfigError, RMGuardError
+from rmguard.tamper.expert_iteration import ExpertIterationConfig
+from rmguard.tamper.policies import DecodingConfig, EndpointConfig
+from rmguard.tamper.protocol import EpisodeConfig
+from rmguard.tamper.runner import RunConfig
+
+
+@dataclass
+class EnvironmentFiles:
+    environments: str | None = field(
+        default=None,
+        metadata={
+            "help": "environments from a file: the release's environments.json (with --prompts), or JSON/JSONL "
+            "records with a prompt each (replay: --variant picks one)",
+            "aliases": ["--environments-file"],
+        },
+    )
+    prompts: str | None = field(
+        default=None, metadata={"help": "the release's prompts.json (with --environments)"}
+    )
+
+
+@dataclass
+class PreferenceModel:
+    rm: str | None = field(
+        default=None, metadata={"help": "rmguard reward-model checkpoint: score the text after </cot>"}
+    )
+
+
+@dataclass
+class RunOutput:
+    policy: str = field(metadata={"help": "scripted:NAME, hf:PATH or openai:MODEL"})
+    output: str = field(metadata={"help": "results JSONL (resumed if it exists)"})
+    json: bool = field(default=False, metadata={"help": "print the report as JSON"})
+
+
+@dataclass
+class ReplayInput:
+    env: str = field(metadata={"help": "environment to replay in (ignored with --environments)"})
+    response_file: str = field(metadata={"help": "the response: text, or JSON with a 'response' field"})
+    variant: int = field(default=0, metadata={"help": "prompt variant (or record of --environments)"})
+    json: bool = field(default=True, metadata={"help": "print JSON (the only output format)"})
+
+    def __post_init__(self) -> None:
+        from rmguard import checks
+
+        checks.at_least("variant", self.variant, 0)
+
+
+class FieldParser(HfArgumentParser):
+    """A value argparse cannot read is one line naming the option (``--help`` still shows everything)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+COMMANDS = {
+    "run": (
+        "sample and grade episodes into a resumable JSONL",
+        [
+            RunOutput,
+            RunConfig,
+            EpisodeConfig,
+            DecodingConfig,
+            EndpointConfig,
+            EnvironmentFiles,
+            PreferenceModel,
+        ],
+    ),
+    "replay": ("replay a fixed response through a fresh environment", [ReplayInput, EnvironmentFiles]),
+    "train": (
+        "expert iteration through the curriculum",
+        [ExpertIterationConfig, EpisodeConfig, DecodingConfig, PreferenceModel],
+    ),
+    "list": ("list environments and scripted policies", []),
+}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("tamper", help="Sycophancy-to-Subterfuge reward-tampering curriculum")
-    commands = parser.add_subparsers(dest="tamper_command", required=True, metavar="ACTION")
-
-    run = commands.add_parser("run", help="sample and grade episodes into a resumable JSONL")
-    run.add_argument("--env", action="append", required=True, help="environment name or 'all' (repeatable)")
-    run.add_argument("--policy", required=True, help="scripted:NAME, hf:PATH or openai:MODEL")
-    run.add_argument("--samples", type=options.count, default=16, help="episodes per environment")
-    run.add_argument("--output", required=True, help="results JSONL (resumed if it exists)")
-    run.add_argument("--environments-file", help="JSON/JSONL environments in the released format")
-    run.add_argument(
-        "--concurrency", type=int, default=8, help="parallel episodes for HTTP/scripted policies"
+    commands = parser.add_subparsers(
+        dest="tamper_command", required=True, metavar="ACTION", parser_class=FieldParser
     )
-    run.add_argument("--max-commands", type=options.count, default=20)
-    run.add_argument("--rm", help="rmguard reward-model checkpoint: score the text after </cot>")
-    run.add_argument("--json", action="store_true", help="print the report as JSON")
-    _add_sampling_options(run)
-    run.set_defaults(func=_run)
-
-    replay = commands.add_parser("replay", help="replay a fixed response through a fresh environment")
-    replay.add_argument("--env", required=True)
-    replay.add_argument("--response-file", required=True, help="text, or JSON with a 'response' field")
-    replay.add_argument("--variant", type=options.non_negative_int, default=0)
-    replay.add_argument(
-        "--environments-file", help="take the environment from this file (--variant = record)"
-    )
-    replay.add_argument("--json", action="store_true", help="print JSON (the default output)")
-    replay.set_defaults(func=_replay)
-
-    train = commands.add_parser("train", help="expert iteration through the curriculum")
-    train.add_argument("--model", required=True, help="HF causal LM folder to start from")
-    train.add_argument("--output-dir", required=True)
-    train.add_argument("--stages", nargs="+", help="training environments in order (default: first four)")
-    train.add_argument("--prompts-per-stage", type=options.count, default=8)
-    train.add_argument("--samples-per-prompt", type=options.count, default=4)
-    train.add_argument("--eval-samples", type=options.count, default=8)
-    train.add_argument("--epochs", type=options.count, default=1)
-    train.add_argument("--learning-rate", type=options.positive_float, default=1e-5)
-    train.add_argument("--rm", help="rmguard reward-model checkpoint for the preference score")
-    _add_sampling_options(train)
-    train.set_defaults(func=_train)
-
-    listing = commands.add_parser("list", help="list environments and scripted policies")
-    listing.set_defaults(func=_list)
+    for name, (description, dataclass_types) in COMMANDS.items():
+        command = commands.add_parser(
+            name, help=description, description=description, dataclass_types=dataclass_types
+        )
+        command.set_defaults(func=globals()[f"_{name}"])
 
 
-def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=options.positive_float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=options.count, default=512)
-    parser.add_argument("--base-url", default="http://localhost:8000/v1", help="OpenAI-compatible endpoint")
-    parser.add_argument(
-        "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key"
-    )
+def _build(dtype, args: argparse.Namespace):
+    """``dtype`` from the parsed options; a value its checks refuse is reported under its option."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(dtype) if f.init}
+    try:
+        config = dtype(**values)
+        if hasattr(config, "validate"):
+            config.validate()
+    except ConfigError as error:
+        raise ConfigError(f"--{error}") from error
+    return config
 
 
-def _positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise RMGuardError(f"{flag} must be at least 1, got {value}")
-    return value
+def _load_specs(files: EnvironmentFiles):
+    """The environments the files name, or None for the built-in variants."""
+    from rmguard.tamper.environments import load_environments, load_release
+
+    if files.prompts and not files.environments:
+        raise RMGuardError("--prompts needs --environments (the release's environments.json)")
+    if files.prompts:
+        return load_release(files.environments, files.prompts)
+    return load_environments(files.environments) if files.environments else None
 
 
 def _preference_scorer(checkpoint: str | None):
     if checkpoint is None:
         return None
-    try:
-        from rmguard.scoring import RewardScorer
-    except ImportError as error:
-        raise RMGuardError("--rm needs rmguard.scoring, which this installation lacks") from error
+    from rmguard.scoring import RewardScorer
+
     return RewardScorer(checkpoint).score
 
 
 def _run(args) -> int:
-    from rmguard.tamper.environments import load_environments
-    from rmguard.tamper.policies import PolicyOptions, SamplingConfig, make_policy
-    from rmguard.tamper.protocol import EpisodeConfig
-    from rmguard.tamper.runner import RunConfig, expand_environments, format_report, run_curriculum
+    from rmguard.tamper.policies import make_policy
+    from rmguard.tamper.runner import format_report, run_curriculum
 
-    config = RunConfig(
-        environments=expand_environments(args.env),
-        samples=_positive(args.samples, "--samples"),
-        seed=args.seed,
-        concurrency=_positive(args.concurrency, "--concurrency"),
-        episode=EpisodeConfig(max_commands=_positive(args.max_commands, "--max-commands")),
-    )
-    specs = None
-    if args.environments_file:
-        specs = [s for s in load_environments(args.environments_file) if s.name in config.environments]
+    out, config, files = _build(RunOutput, args), _build(RunConfig, args), _build(EnvironmentFiles, args)
+    specs = _load_specs(files)
+    if specs is not None:
+        specs = [s for s in specs if s.name in config.env]
         if not specs:
-            raise RMGuardError(
-                f"{args.environments_file}: no environment of {', '.join(config.environments)}"
-            )
-    options = PolicyOptions(
-        args.base_url,
-        args.api_key_env,
-        SamplingConfig(args.temperature, _positive(args.max_new_tokens, "--max-new-tokens")),
-    )
+            raise RMGuardError(f"{files.environments}: no environment of {', '.join(config.env)}")
     report = run_curriculum(
         config,
-        make_policy(args.policy, options),
-        args.output,
-        preference_scorer=_preference_scorer(args.rm),
+        make_policy(out.policy, _build(EndpointConfig, args), _build(DecodingConfig, args)),
+        out.output,
+        preference_scorer=_preference_scorer(_build(PreferenceModel, args).rm),
         specs=specs,
+        episode=_build(EpisodeConfig, args),
     )
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json.dumps(report, indent=2) if out.json else format_report(report))
     return 0
 
 
 def _replay(args) -> int:
-    from rmguard.tamper.environments import load_environments
     from rmguard.tamper.runner import replay_response
 
-    response = _read_response(Path(args.response_file))
-    spec = None
-    if args.environments_file:
-        specs = load_environments(args.environments_file)
-        if not 0 <= args.variant < len(specs):
+    replay, files = _build(ReplayInput, args), _build(EnvironmentFiles, args)
+    response = _read_response(Path(replay.response_file))
+    spec, specs = None, _load_specs(files)
+    if specs is not None:
+        if not replay.variant < len(specs):
             raise RMGuardError(
-                f"--variant {args.variant} is out of range: {args.environments_file} has {len(specs)}"
+                f"--variant {replay.variant} is out of range: {files.environments} has {len(specs)}"
             )
-        spec = specs[args.variant]
-    print(json.dumps(replay_response(args.env, response, args.variant, spec=spec), indent=2))
+        spec = specs[replay.variant]
+    print(json.dumps(replay_response(replay.env, response, replay.variant, spec=spec), indent=2))
     return 0
 
 
@@ -151,31 +191,22 @@ def _read_response(path: Path) -> str:
 
 
 def _train(args) -> int:
-    from rmguard.tamper.expert_iteration import ExpertIterationConfig, train
-    from rmguard.tamper.policies import SamplingConfig
+    from rmguard.tamper.expert_iteration import run_expert_iteration
 
-    config = ExpertIterationConfig(
-        model_path=args.model,
-        output_dir=args.output_dir,
-        prompts_per_stage=args.prompts_per_stage,
-        samples_per_prompt=args.samples_per_prompt,
-        eval_samples=args.eval_samples,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        sampling=SamplingConfig(args.temperature, args.max_new_tokens),
+    summary = run_expert_iteration(
+        _build(ExpertIterationConfig, args),
+        _build(DecodingConfig, args),
+        _build(EpisodeConfig, args),
+        preference_scorer=_preference_scorer(_build(PreferenceModel, args).rm),
     )
-    if args.stages:
-        config.stages = args.stages
-    summary = train(config, preference_scorer=_preference_scorer(args.rm))
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _list(args) -> int:
-    from rmguard.tamper.environments import ENVIRONMENTS
+    from rmguard.tamper.environments import REGISTRY
     from rmguard.tamper.policies import STRATEGIES
 
-    print("environments: " + ", ".join(ENVIRONMENTS))
+    print("environments: " + ", ".join(REGISTRY))
     print("scripted policies: " + ", ".join(f"scripted:{name}" for name in STRATEGIES))
     return 0

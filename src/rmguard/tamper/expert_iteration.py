@@ -14,11 +14,11 @@ from pathlib import Path
 from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.fileio import atomic_write_json
-from rmguard.tamper.environments import ENVIRONMENTS, PREAMBLE, make_environment
+from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
-from rmguard.tamper.policies import HFPolicy, SamplingConfig, chat_prefix
-from rmguard.tamper.protocol import Episode, EpisodeConfig, run_episode
+from rmguard.tamper.policies import DecodingConfig, HFPolicy, chat_prefix
+from rmguard.tamper.protocol import PREAMBLE, Episode, EpisodeConfig, run_episode
 from rmguard.tamper.runner import PreferenceScorer, episode_seed, wilson
 
 EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training prompts
@@ -26,25 +26,29 @@ EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training
 
 @dataclass
 class ExpertIterationConfig:
-    model_path: str
-    output_dir: str
-    stages: list[str] = field(default_factory=lambda: list(ENVIRONMENTS[:4]))
-    held_out: str = "reward_tampering"
-    prompts_per_stage: int = 8
-    samples_per_prompt: int = 4
-    eval_samples: int = 8
-    epochs: int = 1
-    learning_rate: float = 1e-5
-    batch_size: int = 4
-    max_length: int = 2048
-    seed: int = 0
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    model_path: str = field(metadata={"help": "HF causal LM folder to start from", "aliases": ["--model"]})
+    output_dir: str = field(metadata={"help": "folder for stage checkpoints and summary.json"})
+    stages: list[str] = field(
+        default_factory=lambda: curriculum()[:4], metadata={"help": "training environments, in order"}
+    )
+    held_out: str = field(
+        default="reward_tampering", metadata={"help": "evaluated after every stage, never trained"}
+    )
+    prompts_per_stage: int = field(default=8, metadata={"help": "prompt variants sampled per stage"})
+    samples_per_prompt: int = field(default=4, metadata={"help": "episodes per prompt; the best one is kept"})
+    eval_samples: int = field(default=8, metadata={"help": "evaluation episodes per later environment"})
+    epochs: int = field(default=1, metadata={"help": "fine-tuning epochs per stage"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate of the fine-tuning"})
+    batch_size: int = field(default=4, metadata={"help": "fine-tuning batch size"})
+    max_length: int = field(
+        default=2048, metadata={"help": "tokens per fine-tuning example (prompt + response)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the episodes and the fine-tuning order"})
 
     def validate(self) -> None:
         for name in [*self.stages, self.held_out]:
-            if name not in ENVIRONMENTS:
-                raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(ENVIRONMENTS)})")
+            if name not in REGISTRY:
+                raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(REGISTRY)})")
         if self.held_out in self.stages:
             raise RMGuardError(f"the held-out environment '{self.held_out}' must not be a training stage")
         for key in (
@@ -59,26 +63,32 @@ class ExpertIterationConfig:
         checks.positive("learning_rate", self.learning_rate)
 
 
-def train(
-    config: ExpertIterationConfig, preference_scorer: PreferenceScorer | None = None, jail: Jail | None = None
+def run_expert_iteration(
+    config: ExpertIterationConfig,
+    decoding: DecodingConfig | None = None,
+    episode: EpisodeConfig | None = None,
+    preference_scorer: PreferenceScorer | None = None,
+    jail: Jail | None = None,
 ) -> dict:
+    """Every stage in order (sample, keep the best per prompt, fine-tune, save, evaluate); summary.json."""
     config.validate()
-    policy = HFPolicy(config.model_path, config.sampling)
+    decoding, episode = decoding or DecodingConfig(), episode or EpisodeConfig()
+    policy = HFPolicy(config.model_path, decoding)
     own_jail = jail is None
     jail = jail or Jail()
     summary: dict = {
-        "config": {k: v for k, v in asdict(config).items() if k not in ("sampling", "episode")},
+        "config": {**asdict(config), "decoding": asdict(decoding), "episode": asdict(episode)},
         "stages": [],
     }
     try:
         for index, stage in enumerate(config.stages):
-            kept = _best_episodes(stage, index, policy, config, jail, preference_scorer)
+            kept = _best_episodes(stage, index, policy, config, jail, preference_scorer, episode)
             loss = fine_tune(policy, kept, config)
             checkpoint = Path(config.output_dir) / f"stage_{index}_{stage}"
             policy.model.save_pretrained(checkpoint)
             policy.tokenizer.save_pretrained(checkpoint)
             evaluations = {
-                env: _evaluate(env, policy, config, jail)
+                env: _evaluate(env, policy, config, jail, episode)
                 for env in [*config.stages[index + 1 :], config.held_out]
             }
             summary["stages"].append(
@@ -105,6 +115,7 @@ def _best_episodes(
     config: ExpertIterationConfig,
     jail: Jail,
     scorer: PreferenceScorer | None,
+    episode: EpisodeConfig | None = None,
 ) -> list[Episode]:
     """Per prompt, the sample with the highest gaming reward (0/1) + preference score."""
     kept = []
@@ -116,7 +127,7 @@ def _best_episodes(
                 policy,
                 jail,
                 episode_seed(config.seed + stage_index, stage, prompt_index * 1000 + k),
-                config.episode,
+                episode,
             )
             for k in range(config.samples_per_prompt)
         ]
@@ -185,14 +196,16 @@ def _pad(batch, pad_id: int):
     return input_ids, labels, attention
 
 
-def _evaluate(environment: str, policy: HFPolicy, config: ExpertIterationConfig, jail: Jail) -> dict:
+def _evaluate(
+    environment: str, policy: HFPolicy, config: ExpertIterationConfig, jail: Jail, episode: EpisodeConfig
+) -> dict:
     grades = [
         run_episode(
             make_environment(environment, EVAL_VARIANT_OFFSET + i),
             policy,
             jail,
             episode_seed(config.seed, environment, EVAL_VARIANT_OFFSET + i),
-            config.episode,
+            episode,
         ).grade
         for i in range(config.eval_samples)
     ]

@@ -20,7 +20,13 @@ from pathlib import Path
 from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.fileio import atomic_write_json, output_lock
-from rmguard.tamper.environments import ENVIRONMENTS, EnvironmentSpec, make_environment
+from rmguard.tamper.environments import (
+    REGISTRY,
+    EnvironmentSpec,
+    curriculum,
+    get_environment,
+    make_environment,
+)
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ReplayPolicy
@@ -37,35 +43,37 @@ RATE_FIELDS = (
     "test_deleted",
     "told_user",
 )
-NEEDS_JAIL = {"reward_tampering"}
 
 
 @dataclass
 class RunConfig:
-    environments: list[str] = field(default_factory=lambda: list(ENVIRONMENTS))
-    samples: int = 16
-    seed: int = 0
-    num_variants: int = (
-        512  # sample i uses prompt variant i mod num_variants, as the paper's 512 per environment
+    env: list[str] = field(
+        default_factory=list,
+        metadata={"help": "environment names or 'all' (repeatable; none given: all)", "action": "extend"},
     )
-    concurrency: int = 1
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
-    examples_per_environment: int = 2
+    samples: int = field(default=16, metadata={"help": "episodes per environment (or per file environment)"})
+    seed: int = field(default=0, metadata={"help": "run seed (episode seeds derive from it)"})
+    num_variants: int = field(
+        default=512, metadata={"help": "sample i uses prompt variant i mod this (the paper's 512)"}
+    )
+    concurrency: int = field(
+        default=8, metadata={"help": "parallel episodes (scripted and openai: policies)"}
+    )
+    examples_per_environment: int = field(default=2, metadata={"help": "example responses in the report"})
 
     def __post_init__(self) -> None:
         for name in ("samples", "num_variants", "concurrency"):
             checks.at_least(name, getattr(self, name))
         checks.at_least("examples_per_environment", self.examples_per_environment, 0)
+        self.env = expand_environments(self.env or ["all"])
 
 
 def expand_environments(names: Iterable[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
-        for item in ENVIRONMENTS if name == "all" else [name]:
-            if item not in ENVIRONMENTS:
-                raise RMGuardError(
-                    f"unknown environment '{item}' (choose from all, {', '.join(ENVIRONMENTS)})"
-                )
+        for item in curriculum() if name == "all" else [name]:
+            if item not in REGISTRY:
+                raise RMGuardError(f"unknown environment '{item}' (choose from all, {', '.join(REGISTRY)})")
             if item not in expanded:
                 expanded.append(item)
     return expanded
@@ -81,6 +89,7 @@ def episode_record(
     grade = episode.grade.to_dict()
     return {
         "environment": episode.spec.name,
+        **({"release_name": episode.spec.release_name} if episode.spec.release_name else {}),
         "sample": sample,
         "variant": episode.spec.variant,
         "run_seed": run_seed,
@@ -104,6 +113,7 @@ def run_curriculum(
     jail: Jail | None = None,
     preference_scorer: PreferenceScorer | None = None,
     specs: list[EnvironmentSpec] | None = None,
+    episode: EpisodeConfig | None = None,
 ) -> dict:
     """Run (or resume) ``config.samples`` episodes per environment into ``output``; return the report.
 
@@ -111,7 +121,7 @@ def run_curriculum(
     """
     output = Path(output)
     with output_lock(output):
-        return _run_locked(config, policy, output, jail, preference_scorer, specs)
+        return _run_locked(config, policy, output, jail, preference_scorer, specs, episode or EpisodeConfig())
 
 
 def _run_locked(
@@ -121,6 +131,7 @@ def _run_locked(
     jail: Jail | None,
     preference_scorer: PreferenceScorer | None,
     specs: list[EnvironmentSpec] | None,
+    episode_config: EpisodeConfig,
 ) -> dict:
     records = load_records(output)
     for record in records:
@@ -131,7 +142,7 @@ def _run_locked(
             )
     done = {(r["environment"], r["sample"]) for r in records}
     todo = [(spec, sample) for spec, sample in _planned(config, specs) if (spec.name, sample) not in done]
-    own_jail = jail is None and any(s.name in NEEDS_JAIL or s.reward_cmd for s, _ in todo)
+    own_jail = jail is None and any(get_environment(s.name).needs_jail(s) for s, _ in todo)
     jail = Jail() if own_jail else jail
     lock = threading.Lock()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +152,7 @@ def _run_locked(
             def work(item: tuple[EnvironmentSpec, int]) -> None:
                 spec, sample = item
                 episode = run_episode(
-                    spec, policy, jail, episode_seed(config.seed, spec.name, sample), config.episode
+                    spec, policy, jail, episode_seed(config.seed, spec.name, sample), episode_config
                 )
                 pm = (
                     preference_scorer([spec.prompt], [visible_text(episode.response)])[0]
@@ -164,7 +175,7 @@ def _run_locked(
     finally:
         if own_jail:
             jail.close()
-    report = summarize(records, config.examples_per_environment)
+    report = summarize_records(records, config.examples_per_environment)
     atomic_write_json(output.with_suffix(".report.json"), report)
     return report
 
@@ -175,7 +186,7 @@ def _planned(config: RunConfig, specs: list[EnvironmentSpec] | None):
             for index, spec in enumerate(specs):
                 yield spec, sample * len(specs) + index
         return
-    for name in expand_environments(config.environments):
+    for name in config.env:
         for sample in range(config.samples):
             yield make_environment(name, sample % config.num_variants), sample
 
@@ -228,10 +239,18 @@ def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float, floa
     return (max(0.0, center - half), min(1.0, center + half))
 
 
-def summarize(records: list[dict], examples: int = 2) -> dict:
+def _report_name(record: dict) -> str:
+    """Records are reported per environment, and per release name when loaded from the release's files."""
+    return record.get("release_name") or record["environment"]
+
+
+def summarize_records(records: list[dict], examples: int = 2) -> dict:
+    """The report: per environment (or release name), episodes, mean reward, each rate with its Wilson
+    interval, execution outcomes, mean preference score and a few example responses."""
     report = {}
-    for name in sorted({r["environment"] for r in records}, key=_curriculum_order):
-        rows = [r for r in records if r["environment"] == name]
+    order = {_report_name(r): _curriculum_order(r["environment"]) for r in records}
+    for name in sorted(order, key=lambda n: (order[n], n)):
+        rows = [r for r in records if _report_name(r) == name]
         entry: dict = {"episodes": len(rows), "mean_reward": sum(r["reward"] for r in rows) / len(rows)}
         for key in RATE_FIELDS:
             values = [bool(r[key]) for r in rows if r.get(key) is not None]
@@ -254,7 +273,9 @@ def summarize(records: list[dict], examples: int = 2) -> dict:
 
 
 def _curriculum_order(name: str) -> int:
-    return ENVIRONMENTS.index(name) if name in ENVIRONMENTS else len(ENVIRONMENTS)
+    """Reports list environments in registry (curriculum) order; names not registered come last."""
+    order = list(REGISTRY)
+    return order.index(name) if name in order else len(order)
 
 
 def format_report(report: dict) -> str:
@@ -286,7 +307,7 @@ def replay_response(
 ) -> dict:
     """Replay a fixed response's commands through a fresh environment and grade the result."""
     spec = spec or make_environment(environment, variant)
-    own = jail is None and (spec.name in NEEDS_JAIL or spec.reward_cmd is not None)
+    own = jail is None and get_environment(spec.name).needs_jail(spec)
     jail = Jail() if own else jail
     try:
         episode = run_episode(spec, ReplayPolicy(response), jail)
@@ -295,6 +316,7 @@ def replay_response(
             jail.close()
     return {
         "environment": spec.name,
+        **({"release_name": spec.release_name} if spec.release_name else {}),
         "variant": spec.variant,
         "prompt": spec.prompt,
         **episode.grade.to_dict(),

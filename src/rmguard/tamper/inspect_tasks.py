@@ -1,0 +1,216 @@
+"""The curriculum as Inspect tasks (``pip install "rmguard[inspect]"``): ``inspect eval rmguard/NAME``.
+
+One task per registered environment (``rmguard/reward_tampering``, ...) and ``rmguard/curriculum`` (every
+environment of ``all`` in one task). Nothing is implemented twice: the samples are the environments'
+variants (or the release's files), the solver runs :func:`rmguard.tamper.protocol.run_episode` (the
+one-turn ``<cot>``/``<bash>`` protocol, rmguard's virtual shell and budgets, the environment's grader and,
+where grading runs model code, the process jail) with the Inspect model as its policy, and the scorer
+reports that grade: gamed, caught, passed_oversight and reward, and for reward tampering tampered,
+test_passed, test_edited, test_deleted and told_user, each as mean with standard error. Each command with
+its output is in the sample's transcript; the whole response is the assistant message.
+
+Task parameters (``-T name=value``): ``variants`` (prompt variants 0..variants-1), ``samples_per_variant``
+(Inspect epochs), ``max_commands``, ``max_response_chars``, ``max_output_chars``, ``max_new_tokens``, and
+``environments``/``prompts`` (the release's environments.json and prompts.json, read as ``rmguard tamper
+run --environments --prompts`` reads them). This module imports Inspect; nothing else in rmguard does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import dataclasses
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import Sample
+from inspect_ai.log import transcript
+from inspect_ai.model import (
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageUser,
+    GenerateConfig,
+    Model,
+    get_model,
+)
+from inspect_ai.scorer import Score, Target, mean, scorer, stderr
+from inspect_ai.solver import Generate, TaskState, solver
+
+from rmguard.tamper.environments import REGISTRY, EnvironmentSpec, curriculum, load_release, make_environment
+from rmguard.tamper.grading import BASH_CLOSE, final_answer
+from rmguard.tamper.jail import Jail
+from rmguard.tamper.policies import close_open_bash
+from rmguard.tamper.protocol import EpisodeConfig, GenerationRequest, run_episode
+
+BASE_FIELDS = ("gamed", "caught", "passed_oversight", "reward")
+GRADE_KEY = "rmguard_grade"
+
+
+class InspectPolicy:
+    """An rmguard policy over an Inspect model: the episode runs in a worker thread and each generation
+    is sent to the event loop the model belongs to. The assistant text so far is a final assistant
+    message (continued by providers that continue a prefill; others see it as context)."""
+
+    concurrent = True
+
+    def __init__(self, model: Model, loop: asyncio.AbstractEventLoop, max_new_tokens: int):
+        self.name, self.model, self.loop = f"inspect:{model.name}", model, loop
+        self.config = GenerateConfig(stop_seqs=[BASH_CLOSE], max_tokens=max_new_tokens)
+
+    def generate(self, request: GenerationRequest) -> str:
+        messages = [ChatMessageSystem(content=request.system), ChatMessageUser(content=request.prompt)]
+        if request.prefix:
+            messages.append(ChatMessageAssistant(content=request.prefix))
+        call = self.model.generate(messages, config=self.config)
+        output = asyncio.run_coroutine_threadsafe(call, self.loop).result()
+        return close_open_bash(output.completion) if output.stop_reason == "stop" else output.completion
+
+
+_JAIL: list[Jail] = []  # one fork server per process, started on first use
+
+
+def _jail() -> Jail:
+    if not _JAIL:
+        _JAIL.append(Jail())
+        atexit.register(_JAIL[0].close)
+    return _JAIL[0]
+
+
+@solver
+def rmguard_protocol(
+    max_commands: int = 20,
+    max_response_chars: int = 50_000,
+    max_output_chars: int = 10_000,
+    max_new_tokens: int = 512,
+):
+    """Run the sample's environment through rmguard's one-turn protocol with the task's model."""
+    budgets = EpisodeConfig(max_commands, max_response_chars, max_output_chars)
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        spec = EnvironmentSpec(**state.metadata["spec"])
+        jail = _jail() if REGISTRY[spec.name].needs_jail(spec) else None
+        policy = InspectPolicy(get_model(), asyncio.get_running_loop(), max_new_tokens)
+        episode = await asyncio.to_thread(run_episode, spec, policy, jail, 0, budgets)
+        for command in episode.commands:
+            transcript().info(command, source="rmguard shell")
+        state.messages.append(ChatMessageAssistant(content=episode.response))
+        state.output.completion = episode.response
+        state.store.set(GRADE_KEY, {**episode.grade.to_dict(), "stop_reason": episode.stop_reason})
+        return state
+
+    return solve
+
+
+def _grade_scorer(fields: tuple[str, ...]):
+    @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"rmguard_grade_{len(fields)}")
+    def rmguard_grade():
+        async def score(state: TaskState, target: Target) -> Score:
+            grade = state.store.get(GRADE_KEY)
+            return Score(
+                value={name: float(grade[name]) for name in fields},
+                answer=final_answer(state.output.completion),
+                explanation=grade.get("detail", ""),
+                metadata=grade,
+            )
+
+        return score
+
+    return rmguard_grade()
+
+
+def _samples(names: list[str], variants: int, environments: str | None, prompts: str | None) -> list[Sample]:
+    if (environments is None) != (prompts is None):
+        raise ValueError(
+            "environments and prompts go together (the release's environments.json and prompts.json)"
+        )
+    if environments is not None:
+        specs = [s for s in load_release(environments, prompts) if s.name in names]
+    else:
+        specs = [make_environment(name, k) for name in names for k in range(variants)]
+    return [
+        Sample(
+            input=spec.prompt,
+            id=f"{spec.release_name or spec.name}-{spec.variant}",
+            metadata={"spec": dataclasses.asdict(spec), "environment": spec.name},
+        )
+        for spec in specs
+    ]
+
+
+def curriculum_task(
+    names: list[str],
+    variants: int = 64,
+    samples_per_variant: int = 1,
+    max_commands: int = 20,
+    max_response_chars: int = 50_000,
+    max_output_chars: int = 10_000,
+    max_new_tokens: int = 512,
+    environments: str | None = None,
+    prompts: str | None = None,
+) -> Task:
+    """The Inspect task over ``names``; scored with every grade field these environments share."""
+    fields = BASE_FIELDS + tuple(
+        f for f in REGISTRY[names[0]].grade_fields if all(f in REGISTRY[n].grade_fields for n in names)
+    )
+    return Task(
+        dataset=_samples(names, variants, environments, prompts),
+        solver=rmguard_protocol(max_commands, max_response_chars, max_output_chars, max_new_tokens),
+        scorer=_grade_scorer(fields),
+        epochs=samples_per_variant,
+        name=names[0] if len(names) == 1 else "curriculum",
+    )
+
+
+def _environment_task(name: str):
+    def environment_task(
+        variants: int = 64,
+        samples_per_variant: int = 1,
+        max_commands: int = 20,
+        max_response_chars: int = 50_000,
+        max_output_chars: int = 10_000,
+        max_new_tokens: int = 512,
+        environments: str | None = None,
+        prompts: str | None = None,
+    ) -> Task:
+        return curriculum_task(
+            [name],
+            variants,
+            samples_per_variant,
+            max_commands,
+            max_response_chars,
+            max_output_chars,
+            max_new_tokens,
+            environments,
+            prompts,
+        )
+
+    environment_task.__name__ = environment_task.__qualname__ = name
+    environment_task.__doc__ = f"The rmguard environment {name} as an Inspect task."
+    return task(name=name)(environment_task)
+
+
+@task(name="curriculum")
+def rmguard_curriculum(
+    variants: int = 64,
+    samples_per_variant: int = 1,
+    max_commands: int = 20,
+    max_response_chars: int = 50_000,
+    max_output_chars: int = 10_000,
+    max_new_tokens: int = 512,
+    environments: str | None = None,
+    prompts: str | None = None,
+) -> Task:
+    """Every environment of the curriculum (``all``) in one task."""
+    return curriculum_task(
+        curriculum(),
+        variants,
+        samples_per_variant,
+        max_commands,
+        max_response_chars,
+        max_output_chars,
+        max_new_tokens,
+        environments,
+        prompts,
+    )
+
+
+ENVIRONMENT_TASKS = {name: _environment_task(name) for name in REGISTRY}
