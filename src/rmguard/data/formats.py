@@ -223,6 +223,8 @@ def _hh_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
 
 def _number(row: dict[str, Any], name: str, source: str, number: int) -> float:
     value = _require(row, name, source, number)
+    if isinstance(value, bool):  # float(True) is 1.0: a flag where a score belongs is a mistake, not a score
+        raise DataError(source, f"expected a number, got {value!r}", row=number, field=name)
     try:
         result = float(value)
     except (TypeError, ValueError):
