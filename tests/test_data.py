@@ -79,6 +79,33 @@ def test_unified_feedback_orders_by_rating_and_counts_ties(tmp_path):
     assert stats.dropped == {"tied ratings": 1}
 
 
+def test_unified_feedback_summarize_rows_get_grm_instruction(tmp_path):
+    """GRM's build_dataset_UF: 'summarize' in source → first message = instruction + content.strip()."""
+    post = "  TL;DR wanted: my cat sleeps all day.\n"
+    rows = [
+        {
+            "conv_A": [{"role": "user", "content": post}, {"role": "assistant", "content": "Cat sleeps."}],
+            "conv_B": [{"role": "user", "content": post}, {"role": "assistant", "content": "Dogs."}],
+            "conv_A_rating": 2,
+            "conv_B_rating": 1,
+            "source": "openai/summarize_from_feedback(comparisons)",
+        },
+        {
+            "conv_A": [{"role": "user", "content": post}, {"role": "assistant", "content": "a"}],
+            "conv_B": [{"role": "user", "content": post}, {"role": "assistant", "content": "b"}],
+            "conv_A_rating": 1,
+            "conv_B_rating": 2,
+            "source": "Anthropic/hh-rlhf",
+        },
+    ]
+    pairs, _ = pairs_of(tmp_path, rows)
+    expected = "Generate one-sentence summary for the following post: TL;DR wanted: my cat sleeps all day."
+    assert pairs[0].prompt == [{"role": "user", "content": expected}]
+    assert pairs[0].chosen == [{"role": "assistant", "content": "Cat sleeps."}]
+    assert pairs[1].prompt == [{"role": "user", "content": post}]  # other sources untouched
+    assert rows[0]["conv_A"][0]["content"] == post  # the input rows are not modified
+
+
 ULTRA = {
     "instruction": "write",
     "completions": [

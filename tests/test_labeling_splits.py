@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.eval_sets import load_eval_set, summarize
 from rmguard.eval.labeling import companion_path, flip_count, flip_indices, label_file
 from rmguard.eval.splits import SPLITS, make_splits
+from rmguard.training.modeling import build_reward_model, save_reward_model
 
 from helpers import run_cli, write_jsonl
 from synthetic_world import make_records
@@ -247,3 +249,110 @@ def test_in_domain_splits_hold_only_prompts_that_gave_a_training_pair(labelled, 
         manifest["counts"]["train"]["prompts_without_pair"]
         == manifest["counts"]["val3_response_disjoint"]["prompts_without_training_pair_left_out"]
     )
+
+
+TAU_ROWS = [  # the BSR paper's Kendall-τ layout (LinkedIn-XFACT/RM-Robustness, scripts/run_kendall.py)
+    {
+        "instruction": "Name a colour.",
+        **{
+            f"response_{i}_text": text
+            for i, text in enumerate(["Red.", "Blue, a calm one.", "No.", "Green"], 1)
+        },
+        "all_scores": [0.8, 0.9, 0.1, 0.5],
+    },
+    {
+        "instruction": "Add 2 and 2.",
+        **{f"response_{i}_text": text for i, text in enumerate(["4", "Four.", "5", "It is 4."], 1)},
+        "all_scores": [0.7, 0.7, 0.0, 0.9],  # a tie in gold: τ-b
+    },
+    {
+        "instruction": "Say hi.",
+        **{f"response_{i}_text": text for i, text in enumerate(["hi", "hello", "hey", "yo"], 1)},
+        "all_scores": [0.3, 0.3, 0.3, 0.3],  # constant gold: NaN, left out of the mean
+    },
+]
+
+
+def reference_kendall(model_dir: Path, rows: list[dict]) -> list[float]:
+    """run_kendall.py's loop: chat [user instruction, assistant response_i_text] → logit; scipy τ(all_scores, rewards)."""
+    from scipy import stats
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    taus = []
+    for item in rows:
+        temp = []
+        for num in range(1, 5):
+            messages = [
+                {"role": "user", "content": item["instruction"]},
+                {"role": "assistant", "content": item[f"response_{num}_text"]},
+            ]
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                temp.append(model(ids).logits.float().item())
+        taus.append(stats.kendalltau(item["all_scores"], temp)[0])
+    return taus
+
+
+def test_eval_reads_the_bsr_kendall_files_as_released(tiny_llama, tmp_path):
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    save_reward_model(model, tokenizer, tmp_path / "rm")
+    data = write_jsonl(tmp_path / "val2.jsonl", TAU_ROWS)
+    output = tmp_path / "results.json"
+    args = ["eval", "--model", str(tmp_path / "rm"), "--data", str(data), "--output", str(output)]
+    result = run_cli(*args, "--bootstrap", "20")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(output.read_text())["results"]["rm"]["val2"]
+    taus = reference_kendall(tmp_path / "rm", TAU_ROWS)
+    assert np.isnan(taus[2]) and not np.isnan(taus[1])
+    assert summary["kind"] == "rankings" and summary["prompts"] == 3 and summary["prompts_nan_tau"] == 1
+    assert summary["kendall_tau"] == pytest.approx(np.nanmean(taus), abs=1e-6)
+
+
+def test_split_reads_the_kendall_layout(tmp_path):
+    rows = [
+        {
+            "id": f"q{n}",
+            "instruction": f"prompt {n}",
+            **{f"response_{i}_text": f"answer {n}.{i}" for i in range(1, 7)},
+            **{f"response_{i}_model": f"m{i}" for i in range(1, 7)},
+            "all_scores": [float((n * 7 + i * 3) % 5) for i in range(6)],
+        }
+        for n in range(10)
+    ]
+    data = write_jsonl(tmp_path / "tau.jsonl", rows)
+    eval_set = load_eval_set(str(data))
+    assert eval_set.gold[0] == rows[0]["all_scores"] and eval_set.models[:6] == [
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "m5",
+        "m6",
+    ]
+    assert eval_set.responses[1] == [{"role": "assistant", "content": "answer 0.2"}]
+    result = run_cli(
+        "split", "--data", str(data), "--output-dir", str(tmp_path / "s"), "--heldout-models", "m5,m6"
+    )
+    assert result.returncode == 0, result.stderr
+    val3 = read_jsonl(tmp_path / "s" / "val3_response_disjoint.jsonl")
+    train = read_jsonl(tmp_path / "s" / "train.jsonl")
+    assert val3 and {c["model"] for row in val3 for c in row["completions"]} == {"m5", "m6"}
+    assert not [key for key in val3[0] if key.startswith(("response_", "all_scores"))]
+    assert val3[0]["completions"][0]["gold_score"] in rows[int(val3[0]["id"][1:])]["all_scores"][4:]
+    first = next(row for row in train if row["id"] == "q0")
+    assert first["chosen_gold"] > first["rejected_gold"] and "all_scores" not in first
+
+    nameless = [{k: v for k, v in row.items() if not k.endswith("_model")} for row in rows]
+    path = write_jsonl(tmp_path / "nameless.jsonl", nameless)
+    result = run_cli("split", "--data", str(path), "--output-dir", str(tmp_path / "y"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "line 1, field 'response_1_model': no model name" in result.stderr
+    short = [{**rows[0], "all_scores": [1.0, 2.0]}]
+    with pytest.raises(DataError, match="field 'all_scores'.*6 gold scores"):
+        load_eval_set(str(write_jsonl(tmp_path / "short.jsonl", short)))
+    gap = [{k: v for k, v in rows[0].items() if k != "response_3_text"}]
+    with pytest.raises(DataError, match="field 'response_3_text'"):
+        load_eval_set(str(write_jsonl(tmp_path / "gap.jsonl", gap)))

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
+from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from rmguard.data.records import PreferencePair
@@ -15,10 +17,12 @@ from rmguard.training.collate import PaddedPairCollator
 from rmguard.training.features import tokenize_pairs
 from rmguard.training.modeling import (
     REWARD_HEAD_FILE,
+    LinearRewardHead,
     build_reward_model,
     ensure_distinct_pad_token,
     export_standard,
     load_reward_model,
+    make_reward_head,
     save_reward_model,
     write_legacy_layout,
 )
@@ -170,16 +174,64 @@ def test_grm_loading_is_strict(tiny_llama, tmp_path):
         load_reward_model(tmp_path / "grm")
 
 
-def test_grm_linear_exports_to_standard_checkpoint(tiny_llama, tmp_path):
+def test_grm_linear_head_is_the_references_value_head():
+    """GRM's ValueHead(vhead_layer_type='linear'): Dropout(0.1) then nn.Linear(H, 1) with bias, default init."""
+    hidden = 32
+
+    class ReferenceValueHead(nn.Module):  # reward_models/grm_utils.py, linear branch, written out
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+            self.summary = nn.Linear(hidden, 1)
+
+        def forward(self, x):
+            return self.summary(self.dropout(x))
+
+    torch.manual_seed(7)
+    reference = ReferenceValueHead()
+    torch.manual_seed(7)
+    ours = make_reward_head("linear", hidden)
+    assert ours.bias is not None and ours.dropout.p == 0.1
+    torch.testing.assert_close(ours.weight, reference.summary.weight, atol=0, rtol=0)
+    torch.testing.assert_close(ours.bias, reference.summary.bias, atol=0, rtol=0)
+    assert set(ours.state_dict()) == {"weight", "bias"}
+    x = torch.randn(5, hidden)
+    for train in (True, False):  # the same dropout draw in training, none in evaluation
+        reference.train(train), ours.train(train)
+        torch.manual_seed(3)
+        expected = reference(x)
+        torch.manual_seed(3)
+        torch.testing.assert_close(ours(x), expected, atol=0, rtol=0)
+    torch.manual_seed(3)
+    assert not torch.equal(ours.train()(x), ours.eval()(x))  # dropout is live in training
+
+
+def test_grm_linear_head_round_trips_and_refuses_a_bias_free_head(tiny_llama, tmp_path):
     model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
     save_reward_model(model, tokenizer, tmp_path / "grm")
-    export_standard(tmp_path / "grm", tmp_path / "std")
+    loaded, _ = load_reward_model(tmp_path / "grm")
+    assert isinstance(loaded.reward_head, LinearRewardHead)
+    torch.testing.assert_close(loaded.reward_head.weight, model.reward_head.weight, atol=0, rtol=0)
+    torch.testing.assert_close(loaded.reward_head.bias, model.reward_head.bias, atol=0, rtol=0)
+    legacy = {"weight": model.reward_head.weight.detach().clone()}
+    save_file(legacy, str(tmp_path / "grm" / REWARD_HEAD_FILE))
+    with pytest.raises(ConfigError, match=r"bias-free linear head.*missing \['bias'\]"):
+        load_reward_model(tmp_path / "grm")
+
+
+def test_grm_linear_exports_to_standard_checkpoint(tiny_llama, tmp_path):
+    model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
+    with torch.no_grad():
+        model.reward_head.bias.fill_(0.75)
+    save_reward_model(model, tokenizer, tmp_path / "grm")
+    assert export_standard(tmp_path / "grm", tmp_path / "std") == 0.75
+    assert json.loads((tmp_path / "std" / "rmguard.json").read_text())["dropped_head_bias"] == 0.75
     rng = __import__("random").Random(4)
     rows = [synthetic_pair(rng) for _ in range(4)]
     prompts, responses = [r["prompt"] for r in rows], [r["rejected"] for r in rows]
     grm_scores = RewardScorer(tmp_path / "grm").score(prompts, responses)
     std_scores = RewardScorer(tmp_path / "std").score(prompts, responses)
-    assert std_scores == pytest.approx(grm_scores, abs=1e-5)
+    assert std_scores == pytest.approx([s - 0.75 for s in grm_scores], abs=1e-5)  # the bias, dropped
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "std").config.num_labels == 1
 
 

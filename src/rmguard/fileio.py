@@ -100,8 +100,11 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     moves by ``os.replace`` and the commit markers move last.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as error:  # a file where a folder must be, a read-only place: the user's to fix
+        raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
     try:
         yield scratch
         if not target.exists():

@@ -45,10 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries() -> None:
     """Load reports and weight-loading bars of transformers are noise to a CLI user; errors still show."""
+    import os
+
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Generating train split" bars
+    if "datasets" in sys.modules:  # already imported: the variable is read at import only
+        sys.modules["datasets"].disable_progress_bars()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,9 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from rmguard.training.modeling import export_standard
 
-    export_standard(args.model, args.output)
-    print(f"standard checkpoint: {args.output}")
+    bias = export_standard(args.model, args.output)
+    print(
+        f"standard checkpoint: {args.output} (the GRM head's bias {bias:.6g} is dropped: every reward is "
+        "lower by it; orders, accuracies and τ are unchanged)"
+    )
     return 0

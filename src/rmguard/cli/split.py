@@ -38,7 +38,9 @@ def parse_models(value: str) -> int | list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from rmguard.eval.splits import make_splits
+    from rmguard.fileio import check_outputs
 
+    check_outputs([args.output_dir], [args.data], folders=True)  # before any work
     manifest = make_splits(
         args.data,
         args.output_dir,

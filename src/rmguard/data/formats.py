@@ -4,7 +4,8 @@ Formats (``data_format``):
     trl               {"chosen", "rejected"} or {"prompt", "chosen", "rejected"}, text or chat messages,
                       optional "margin"; an implicit prompt is the shared prefix of chosen and rejected.
     hh_rlhf           {"chosen", "rejected"} Anthropic HH transcripts ("\\n\\nHuman: … \\n\\nAssistant: …").
-    unified_feedback  {"conv_A", "conv_B", "conv_A_rating", "conv_B_rating"}; ties are dropped and counted.
+    unified_feedback  {"conv_A", "conv_B", "conv_A_rating", "conv_B_rating"}; ties are dropped and counted;
+                      rows whose ``source`` names summarize get GRM's summary instruction.
     ultrafeedback     {"instruction" or "prompt", "completions": [{"response", "model", <score>}]}, turned
                       into pairs by ``pair_strategy``: best_vs_worst, best_vs_random, all_pairs.
 """
@@ -25,6 +26,7 @@ FORMATS = ("trl", "hh_rlhf", "unified_feedback", "ultrafeedback")
 PAIR_STRATEGIES = ("best_vs_worst", "best_vs_random", "all_pairs")
 COMPLETION_SCORE_KEYS = ("score", "gold_score", "overall_score", "rating")
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
+SUMMARIZE_INSTRUCTION = "Generate one-sentence summary for the following post: "
 
 
 @dataclass
@@ -221,6 +223,8 @@ def _hh_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
 
 def _number(row: dict[str, Any], name: str, source: str, number: int) -> float:
     value = _require(row, name, source, number)
+    if isinstance(value, bool):  # float(True) is 1.0: a flag where a score belongs is a mistake, not a score
+        raise DataError(source, f"expected a number, got {value!r}", row=number, field=name)
     try:
         result = float(value)
     except (TypeError, ValueError):
@@ -230,11 +234,28 @@ def _number(row: dict[str, Any], name: str, source: str, number: int) -> float:
     return result
 
 
+def with_summarize_instruction(conversation: Text) -> Text:
+    """The first message's text stripped and prefixed with ``SUMMARIZE_INSTRUCTION``.
+
+    GRM's rule for Unified-Feedback rows whose ``source`` contains 'summarize' (YangRui2015/
+    Generalizable-Reward-Model, ``build_dataset_UF`` in reward_models/load_datasets.py and
+    rm_eval/load_eval_datasets.py): the Reddit post alone does not say what is asked. Plain-text
+    conversations, which the reference cannot read, are left as they are.
+    """
+    if not isinstance(conversation, list) or not conversation:
+        return conversation
+    first = {**conversation[0], "content": SUMMARIZE_INSTRUCTION + conversation[0]["content"].strip()}
+    return [first, *conversation[1:]]
+
+
 def _unified_feedback_pairs(
     row: dict[str, Any], source: str, number: int, stats: ConversionStats
 ) -> list[PreferencePair]:
     conv_a = check_text(_require(row, "conv_A", source, number), source, number, "conv_A")
     conv_b = check_text(_require(row, "conv_B", source, number), source, number, "conv_B")
+    origin = row.get("source")
+    if isinstance(origin, str) and "summarize" in origin:
+        conv_a, conv_b = with_summarize_instruction(conv_a), with_summarize_instruction(conv_b)
     rating_a = _number(row, "conv_A_rating", source, number)
     rating_b = _number(row, "conv_B_rating", source, number)
     if rating_a == rating_b:

@@ -8,12 +8,19 @@ Layout read and written by ``rmguard label``, ``split``, ``eval`` and ``diagnose
 ``id`` is kept when the file has one, else derived from the prompt text (a stable hash), so the same prompt
 gets the same id in every file made from it. Every other field of a row and of a completion is kept on
 rewrite. The gold score is ``gold_score`` when present, else the first UltraFeedback score field.
+
+The BSR paper's Kendall-τ files (LinkedIn-XFACT/RM-Robustness, scripts/run_kendall.py) are read as they are:
+``{"instruction", "response_1_text", …, "response_k_text", "all_scores": [gold_1, …, gold_k]}``; response i
+is ``response_{i}_text`` with gold ``all_scores[i-1]``, and any other ``response_{i}_<name>`` field (such as
+``response_{i}_model``) becomes field ``<name>`` of that completion.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,8 @@ from rmguard.data.sources import read_rows
 from rmguard.errors import DataError
 
 GOLD_FIELD = "gold_score"
+TAU_SCORES_FIELD = "all_scores"
+_TAU_RESPONSE_FIELD = re.compile(r"response_([1-9][0-9]*)_(.+)")
 
 
 @dataclass
@@ -82,30 +91,89 @@ def prompt_id(prompt: Text) -> str:
     return hashlib.sha1(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def is_tau_row(row: dict[str, Any]) -> bool:
+    """A row of the BSR paper's Kendall-τ files (``instruction``, ``response_1_text`` …, ``all_scores``)."""
+    return TAU_SCORES_FIELD in row and "response_1_text" in row and "completions" not in row
+
+
+def tau_row_as_record(row: dict[str, Any], source: str, number: int) -> dict[str, Any]:
+    """A Kendall-τ row in the completions layout: response i = ``response_{i}_text``, gold ``all_scores[i-1]``.
+
+    Responses are numbered 1…k without gaps; ``all_scores`` must hold exactly k scores, in that order.
+    """
+    per_response: dict[int, dict[str, Any]] = {}
+    rest: dict[str, Any] = {}
+    for key, value in row.items():
+        match = _TAU_RESPONSE_FIELD.fullmatch(key)
+        if match:
+            name = "response" if match[2] == "text" else match[2]
+            per_response.setdefault(int(match[1]), {})[name] = value
+        elif key != TAU_SCORES_FIELD:
+            rest[key] = value
+    count = len(per_response)
+    for index in range(1, count + 1):
+        if "response" not in per_response.get(index, {}):
+            raise DataError(
+                source,
+                "missing field (responses are numbered 1…k)",
+                row=number,
+                field=f"response_{index}_text",
+            )
+    scores = row[TAU_SCORES_FIELD]
+    if not isinstance(scores, list) or len(scores) != count:
+        got = f"{len(scores)} scores" if isinstance(scores, list) else type(scores).__name__
+        raise DataError(
+            source,
+            f"expected a list of {count} gold scores (one per response_i_text), got {got}",
+            row=number,
+            field=TAU_SCORES_FIELD,
+        )
+    for index, score in enumerate(scores):
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise DataError(
+                source,
+                f"expected a finite number, got {score!r}",
+                row=number,
+                field=f"{TAU_SCORES_FIELD}[{index}]",
+            )
+    completions = [{**per_response[i], GOLD_FIELD: scores[i - 1]} for i in range(1, count + 1)]
+    return {**rest, "completions": completions}
+
+
+def _completion_field(tau: bool, index: int, key: str) -> str:
+    """The field a user looks for: ``completions[i].<key>``, or ``response_{i+1}_<key>`` in a τ file."""
+    if tau:
+        return f"response_{index + 1}_{'text' if key == 'response' else key}"
+    return f"completions[{index}].{key}"
+
+
 def parse_response_set(
     row: dict[str, Any], source: str, number: int, require_gold: bool = False, require_models: bool = False
 ) -> ResponseSet:
+    tau = is_tau_row(row)
+    if tau:
+        row = tau_row_as_record(row, source, number)
     prompt = ultrafeedback_prompt(row, source, number)
     raw = row.get("completions")
     if not isinstance(raw, list) or not raw:
         raise DataError(source, "expected a non-empty list of completions", row=number, field="completions")
     completions = []
     for index, item in enumerate(raw):
-        name = f"completions[{index}]"
         if not isinstance(item, dict):
-            raise DataError(source, "completion is not an object", row=number, field=name)
-        response = check_text(item.get("response"), source, number, f"{name}.response")
+            raise DataError(source, "completion is not an object", row=number, field=f"completions[{index}]")
+        response = check_text(item.get("response"), source, number, _completion_field(tau, index, "response"))
         model = item.get("model")
+        model_field = _completion_field(tau, index, "model")
         if model is not None and not isinstance(model, str):
             raise DataError(
-                source, f"model name must be a string, got {model!r}", row=number, field=f"{name}.model"
+                source, f"model name must be a string, got {model!r}", row=number, field=model_field
             )
         if require_models and not model:
             raise DataError(
                 source,
                 "no model name (every response needs the name of the model that wrote it)",
                 row=number,
-                field=f"{name}.model",
+                field=model_field,
             )
         gold = completion_gold(item, source, number, index, require_gold)
         completions.append(
@@ -135,9 +203,12 @@ def read_response_sets(
     sets: list[ResponseSet] = []
     seen: dict[str, int] = {}
     for number, row in read_rows(spec):
-        if "completions" not in row:
+        if "completions" not in row and not is_tau_row(row):
             raise DataError(
-                spec, "not a multi-response record (no 'completions')", row=number, field="completions"
+                spec,
+                "not a multi-response record (no 'completions', nor response_i_text + all_scores)",
+                row=number,
+                field="completions",
             )
         item = parse_response_set(row, spec, number, require_gold, require_models)
         if item.id in seen:

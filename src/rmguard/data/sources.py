@@ -29,14 +29,9 @@ def read_rows(spec: str, split: str = "train") -> list[Row]:
         elif suffix == ".json":
             rows = _json_rows(path)
         elif suffix == ".csv":
-            import datasets
-
-            lines = _csv_record_lines(path)
-            rows = list(zip(lines, (row for _, row in _dataset_rows(datasets.Dataset.from_csv(str(path))))))
+            rows = _csv_rows(path)
         elif suffix == ".parquet":
-            import datasets
-
-            rows = list(_dataset_rows(datasets.Dataset.from_parquet(str(path))))
+            rows = _parquet_rows(path)
         else:
             raise DataError(str(path), f"unknown file type '{suffix}'; use .jsonl, .json, .csv or .parquet")
     elif spec.startswith((".", "/", "~")) or path.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet"):
@@ -71,8 +66,8 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
 def _json_rows(path: Path) -> list[Row]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise DataError(str(path), f"not UTF-8 text (byte {error.start + 1})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except json.JSONDecodeError as error:
         raise DataError(str(path), f"malformed JSON: {error.msg}", row=error.lineno) from None
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
@@ -86,19 +81,77 @@ def _json_rows(path: Path) -> list[Row]:
 
 
 def _csv_record_lines(path: Path) -> list[int]:
-    """The file line on which each CSV record starts (the header is line 1; a quoted field may span lines)."""
+    """The file line on which each CSV record starts (the header is line 1; a quoted field may span lines).
+
+    A record whose field count differs from the header's is an error: pandas, behind ``datasets``, would
+    read one extra field as an index column and shift every value into the wrong column.
+    """
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, None)
             starts, previous_end = [], reader.line_num
             for record in reader:
                 if record:  # blank lines hold no record (the CSV reader behind datasets skips them too)
+                    if len(record) != len(header):
+                        raise DataError(
+                            str(path),
+                            f"{len(record)} fields where the header has {len(header)}",
+                            row=previous_end + 1,
+                        )
                     starts.append(previous_end + 1)
                 previous_end = reader.line_num
-    except UnicodeDecodeError as error:
-        raise DataError(str(path), f"not UTF-8 text (byte {error.start})") from error
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as error:
+        raise DataError(str(path), f"malformed CSV: {error}", row=reader.line_num) from None
     return starts
+
+
+def _csv_rows(path: Path) -> list[Row]:
+    """Rows numbered by the line they start on; values typed as ``datasets`` (pandas) types them."""
+    lines = _csv_record_lines(path)
+    if not lines:
+        return []
+    import datasets
+
+    try:
+        dataset = datasets.Dataset.from_csv(str(path))
+    except Exception as error:  # what the checks above let through is still the file's fault
+        raise DataError(str(path), f"not a readable CSV file: {_first_line(error)}") from None
+    return list(zip(lines, (row for _, row in _dataset_rows(dataset))))
+
+
+def _parquet_rows(path: Path) -> list[Row]:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pyarrow.ArrowException, OSError) as error:
+        raise DataError(str(path), f"not a readable Parquet file: {_first_line(error)}") from None
+    return list(enumerate(table.to_pylist(), start=1))
+
+
+def _not_utf8(path: Path) -> DataError:
+    """The error for a file that does not decode as UTF-8, at the line of its first bad byte."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        return DataError(
+            str(path),
+            f"not UTF-8 text (byte {error.start - line_start + 1} of the line)",
+            row=data.count(b"\n", 0, error.start) + 1,
+        )
+    return DataError(str(path), "not UTF-8 text")
+
+
+def _first_line(error: BaseException) -> str:
+    """An exception's message on one line (library messages can span several)."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def _dataset_rows(dataset: Any) -> Iterator[Row]:

@@ -1,8 +1,9 @@
 """Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``summarize``).
 
 Kinds, detected from the first row (docs/evaluation.md):
-    rankings      multi-response records with gold scores (UltraFeedback layout; the val2–val4 splits):
-                  Kendall τ-b and Spearman ρ per prompt, averaged ignoring NaN, with bootstrap intervals
+    rankings      multi-response records with gold scores (UltraFeedback layout; the val2–val4 splits; the BSR
+                  paper's τ files, ``response_i_text`` + ``all_scores``): Kendall τ-b and Spearman ρ per
+                  prompt, averaged ignoring NaN, with bootstrap intervals
     pairs         any pair format training reads (TRL, HH-RLHF, Unified-Feedback), RewardBench v1 rows
                   (``subset``) and HHH-style rows (``input`` + ``targets.choices/labels``): accuracy with
                   ties counted, per subset, and the RewardBench v1 section scores when its subsets appear
@@ -24,7 +25,7 @@ import numpy as np
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import as_reply, as_user_turn, check_text
 from rmguard.data.records import Text
-from rmguard.data.response_sets import parse_response_set
+from rmguard.data.response_sets import is_tau_row, parse_response_set
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
 
@@ -69,7 +70,7 @@ class EvalSet:
 
 
 def detect_kind(row: dict[str, Any]) -> str:
-    if "completions" in row:
+    if "completions" in row or is_tau_row(row):
         return "rankings"
     chosen = row.get("chosen")
     if isinstance(chosen, list) and chosen and all(isinstance(x, str) for x in chosen):

@@ -69,6 +69,10 @@ def load_function(spec: str) -> Callable[[Text, Text], float]:
             module = importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigError(f"gold spec '{spec}': cannot import {module_name}: {error}") from None
+    except Exception as error:  # the user's module failed while loading (a syntax error, a raise)
+        raise ConfigError(
+            f"gold spec '{spec}': loading {module_name} raised {type(error).__name__}: {error}"
+        ) from None
     function = getattr(module, attribute, None)
     if not callable(function):
         raise ConfigError(f"gold spec '{spec}': {module_name} has no function {attribute}")

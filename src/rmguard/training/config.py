@@ -51,8 +51,9 @@ class TrainConfig:
     head_type: Literal["linear", "mlp"] | None = field(
         default=None,
         metadata={
-            "help": "Reward head: 'linear' = Linear(H, 1, bias=False); 'mlp' = dropout(0.1) → Linear(H, 1024) "
-            "→ ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM."
+            "help": "Reward head: 'linear' = Linear(H, 1, bias=False) on standard models, dropout(0.1) → "
+            "Linear(H, 1) with bias on GRM models (the GRM reference's); 'mlp' = dropout(0.1) → "
+            "Linear(H, 1024) → ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM."
         },
     )
     chat_template: str | None = field(

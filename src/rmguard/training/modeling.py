@@ -4,7 +4,8 @@ Two kinds, one forward:
   * standard  a ``*ForSequenceClassification`` (num_labels=1, ``score`` = Linear(H, 1, bias=False)),
               saved so that plain transformers, TRL, RewardBench and vLLM load it with no rmguard code;
   * grm       a ``*ForCausalLM`` whose LM head is kept, plus a reward head on the same final hidden
-              state (Yang et al. 2024); one forward gives rewards and response log-probs.
+              state (Yang et al. 2024), laid out as the GRM reference's ``ValueHead``; one forward gives
+              rewards and response log-probs.
 The reward is read at the last real token from the final-layer hidden state after the final norm.
 """
 
@@ -43,7 +44,7 @@ from rmguard.training.pretrained import resolve_model_path
 METADATA_FILE = "rmguard.json"
 REWARD_HEAD_FILE = "reward_head.safetensors"
 MLP_HIDDEN = 1024
-MLP_DROPOUT = 0.1
+HEAD_DROPOUT = 0.1  # the GRM reference's summary_dropout_prob, before either head
 
 # End-of-turn tokens of common chat templates: a pad token must be neither one of these (when the chat
 # template uses it) nor EOS, or last-non-pad pooling skips the token that closes the response.
@@ -64,15 +65,31 @@ def init_linear_head(head: nn.Linear) -> None:
     nn.init.normal_(head.weight, mean=0.0, std=1.0 / math.sqrt(head.in_features + 1))
 
 
+class LinearRewardHead(nn.Linear):
+    """GRM's linear head: dropout(0.1) → Linear(H, 1) with bias, PyTorch's default initialisation.
+
+    The reference's ``ValueHead`` with ``vhead_layer_type='linear'`` (YangRui2015/Generalizable-Reward-
+    Model, reward_models/grm_utils.py): ``summary = nn.Linear(hidden_size, 1)`` after
+    ``nn.Dropout(0.1)``, no init strategy (kaiming-uniform weight, uniform bias in ±1/√H). An
+    ``nn.Linear`` itself, so ``weight`` is W_p and the saved keys are ``weight`` and ``bias``.
+    """
+
+    def __init__(self, hidden_size: int, dropout: float = HEAD_DROPOUT):
+        super().__init__(hidden_size, 1, bias=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return super().forward(self.dropout(hidden))
+
+
 def make_reward_head(head_type: str, hidden_size: int) -> nn.Module:
-    """GRM reward heads: 'linear' = Linear(H, 1, bias=False); 'mlp' = dropout → Linear(H, 1024) → ReLU → Linear(1024, 1)."""
+    """GRM reward heads as the reference builds them: 'linear' = dropout → Linear(H, 1) with bias;
+    'mlp' = dropout → Linear(H, 1024) → ReLU → Linear(1024, 1)."""
     if head_type == "linear":
-        head = nn.Linear(hidden_size, 1, bias=False)
-        init_linear_head(head)
-        return head
+        return LinearRewardHead(hidden_size)
     if head_type == "mlp":
         return nn.Sequential(
-            nn.Dropout(MLP_DROPOUT), nn.Linear(hidden_size, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, 1)
+            nn.Dropout(HEAD_DROPOUT), nn.Linear(hidden_size, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, 1)
         )
     raise ConfigError(f"unknown head_type '{head_type}'; choose linear or mlp")
 
@@ -432,10 +449,17 @@ def _load_head(path: Path, meta: dict[str, Any], hidden_size: int) -> nn.Module:
     if not head_file.is_file():
         raise ConfigError(f"{path}: GRM checkpoint without {REWARD_HEAD_FILE}")
     head = make_reward_head(meta["head_type"], hidden_size)
-    try:
-        head.load_state_dict(load_file(str(head_file)), strict=True)
-    except RuntimeError as error:
-        raise ConfigError(f"{path}: reward head does not match a {meta['head_type']} head: {error}") from None
+    state = load_file(str(head_file))
+    expected = head.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        legacy = " (a bias-free linear head from an older rmguard: retrain it)" if missing == ["bias"] else ""
+        raise ConfigError(
+            f"{path}: reward head does not match a {meta['head_type']} head{legacy}: missing {missing}, "
+            f"unexpected {unexpected}, wrong shape {shapes}"
+        )
+    head.load_state_dict(state, strict=True)
     return head
 
 
@@ -473,8 +497,13 @@ def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> None:
     save_reward_model(RewardModel(merged, model.reward_head, model.head_type), tokenizer, output_dir, meta)
 
 
-def export_standard(grm_dir: str | Path, output_dir: str | Path) -> None:
-    """Turn a linear-head GRM checkpoint into a standard ``*ForSequenceClassification`` checkpoint."""
+def export_standard(grm_dir: str | Path, output_dir: str | Path) -> float:
+    """Turn a linear-head GRM checkpoint into a standard ``*ForSequenceClassification`` checkpoint.
+
+    The standard ``score`` is Linear(H, 1) without bias, so the GRM head's bias b is dropped: every
+    exported reward is the GRM reward − b. Orders, differences, accuracies, τ and Best-of-N picks are
+    unchanged. Returns b, also recorded as ``dropped_head_bias`` in rmguard.json.
+    """
     model, tokenizer = load_reward_model(grm_dir)
     if model.kind != "grm" or model.head_type != "linear":
         raise ConfigError(
@@ -491,5 +520,7 @@ def export_standard(grm_dir: str | Path, output_dir: str | Path) -> None:
     )
     seq_cls.score.weight.data.copy_(model.reward_head.weight.data)
     seq_cls.config.pad_token_id = tokenizer.pad_token_id
+    bias = float(model.reward_head.bias.detach().float().item())
     meta = {k: v for k, v in read_metadata(grm_dir).items() if k not in ("kind", "head_type", "peft")}
-    save_reward_model(RewardModel(seq_cls), tokenizer, output_dir, meta)
+    save_reward_model(RewardModel(seq_cls), tokenizer, output_dir, {**meta, "dropped_head_bias": bias})
+    return bias
