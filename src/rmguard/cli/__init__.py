@@ -16,6 +16,7 @@ from rmguard.errors import RMGuardError
 SUBCOMMAND_MODULES = [
     "train",
     "score",
+    "serve",
     "merge",
     "label",
     "split",
