@@ -11,6 +11,7 @@ import importlib
 import sys
 from typing import NoReturn
 
+from rmguard.cli.options import DefaultsHelpFormatter
 from rmguard.errors import RMGuardError
 
 SUBCOMMAND_MODULES = [
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"rmguard.cli.{name}").register(subparsers)
+    for subparser in subparsers.choices.values():  # defaults shown in every sub-command's --help
+        subparser.formatter_class = DefaultsHelpFormatter
     return parser
 
 

@@ -37,7 +37,8 @@ class FieldsHelp(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
         fields = field_parser().format_help().split("\noptions:\n", 1)[1]  # its options, not its usage
-        parser.exit(0, parser.format_help() + "\nconfig fields (YAML keys, or --field value):\n" + fields)
+        print(parser.format_help() + "\nconfig fields (YAML keys, or --field value):\n" + fields, end="")
+        parser.exit(0)
 
 
 class FieldParser(HfArgumentParser):
