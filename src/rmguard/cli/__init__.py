@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from rmguard.cli.options import DefaultsHelpFormatter
 from rmguard.errors import RMGuardError
+from rmguard.optional import missing_package_message
 
 SUBCOMMAND_MODULES = [
     "train",
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except RMGuardError as error:
         print(f"rmguard {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] == "rmguard":
+            raise  # a bug in rmguard, not a missing package
+        print(f"rmguard {args.command}: error: {missing_package_message(error.name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rmguard {args.command}: interrupted", file=sys.stderr)

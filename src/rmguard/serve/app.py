@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -106,7 +107,5 @@ def create_app(scorer: Any, limits: Limits, max_queue_items: int, model_name: st
 def run_server(app: Starlette, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM; requests in flight get up to 30 s to finish. uvicorn then re-raises
     the signal, so the process ends with the signal's status as servers conventionally do."""
-    import uvicorn
-
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
     uvicorn.Server(config).run()

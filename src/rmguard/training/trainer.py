@@ -129,7 +129,7 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
     if "tensorboard" in config.report_to:
         loggers.append("tensorboard")
     if "wandb" in config.report_to:
-        require("wandb", "wandb", "report_to: wandb")
+        require("wandb", "report_to: wandb")
         loggers.append("wandb")
     # Accelerate treats a torchrun launch without GPUs as one process unless told to use the CPU.
     multi_process_on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
