@@ -252,3 +252,26 @@ def test_token_budget_bounds_every_forward_and_keeps_scores(reward_model):
         assert len(batches) > 1 and max(sizes) <= max(24, longest)
         assert sorted(i for chunk, _ in batches for i in chunk) == list(range(len(pairs)))
         assert tight.score(prompts, responses) == pytest.approx(free.score(prompts, responses), abs=1e-5)
+
+
+class _FailingOnceScorer(_GatedScorer):
+    def rewards(self, features):
+        if not self.calls:
+            self.calls.append("failed")
+            raise RuntimeError("out of memory")
+        return super().rewards(features)
+
+
+def test_a_model_failure_fails_its_requests_and_the_worker_serves_on():
+    async def scenario():
+        scorer = _FailingOnceScorer()
+        scorer.gate.set()
+        batcher = DynamicBatcher(scorer, max_queue_items=8, max_length=None)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="out of memory"):
+            await batcher.submit([ScoredResponse("", "a", "r", 0)], "query")
+        after = await batcher.submit([ScoredResponse("", "bb", "r", 0)], "query")
+        batcher.close()
+        return after
+
+    assert asyncio.run(scenario()) == [2.0]

@@ -65,6 +65,7 @@ def create_app(scorer: Any, limits: Limits, max_queue_items: int, model_name: st
             except RequestError as error:
                 return _error(error.status, str(error))
             except Exception as error:  # the model failed; the server keeps serving
+                log.exception("request failed")
                 return _error(500, f"scoring failed: {type(error).__name__}: {str(error)[:300]}")
 
         return handle

@@ -10,7 +10,6 @@ request its rewards, in its own order. While the model runs, new requests queue;
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ from typing import Any
 from rmguard.data.records import ScoredResponse
 from rmguard.errors import RMGuardError
 from rmguard.serve.requests import RequestError
-
-log = logging.getLogger("rmguard.serve")
 
 
 @dataclass
@@ -102,8 +99,7 @@ class DynamicBatcher:
             try:
                 self._score(taken)
             except Exception as error:  # the model failed (e.g. out of memory): fail these, keep serving
-                log.exception("scoring failed")
-                for p in taken:
+                for p in taken:  # each handler answers 500 and logs the traceback
                     p.loop.call_soon_threadsafe(_resolve, p.future, None, error)
 
     def _score(self, taken: list[_Pending]) -> None:
