@@ -31,7 +31,9 @@ class RewardScorer:
 
     ``model`` is a checkpoint folder or an already loaded (model, tokenizer) pair. With ``packing`` (used
     where it is exact for the model), the responses to one prompt share a single encoding of that prompt
-    and several prompts share a row; ``batch_size`` counts responses either way.
+    and several prompts share a row; ``batch_size`` counts responses either way. ``max_batch_tokens``
+    also caps each forward pass at that many tokens (packed: the row's length; padded: rows × longest);
+    a single sequence longer than the budget still runs, alone.
     """
 
     def __init__(
@@ -41,23 +43,34 @@ class RewardScorer:
         max_length: int | None = None,
         device: str | torch.device | None = None,
         packing: bool = True,
+        max_batch_tokens: int | None = None,
     ):
         checks.at_least("batch_size", batch_size)
-        if max_length is not None:
-            checks.at_least("max_length", max_length)
+        for name, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
+            if value is not None:
+                checks.at_least(name, value)
         self.model, self.tokenizer = load_reward_model(model) if isinstance(model, (str, Path)) else model
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device).eval()
         self.packing = packing and enable_packed_attention(self.model.transformer)[0]
         self.batch_size = batch_size
         self.max_length = max_length
+        self.max_batch_tokens = max_batch_tokens
         self.collator = ResponseCollator(self.tokenizer.pad_token_id)
 
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[float]:
         return self.score_with_hidden(prompts, responses)[0].tolist()
 
     def score_items(self, items: list[ScoredResponse]) -> Tensor:
-        return self._run(tokenize_responses(items, self.tokenizer, self.max_length))[0]
+        return self.rewards(self.features(items))
+
+    def features(self, items: list[ScoredResponse]) -> list[ResponseFeatures]:
+        """Token ids of each item, by the one rule of :func:`rmguard.training.features.render`."""
+        return tokenize_responses(items, self.tokenizer, self.max_length)
+
+    def rewards(self, features: list[ResponseFeatures]) -> Tensor:
+        """Rewards [N] for already tokenized items, in input order."""
+        return self._run(features)[0]
 
     def score_with_hidden(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[Tensor, Tensor]:
         """Rewards [N] and the final hidden states at the reward tokens [N, H]."""
@@ -81,32 +94,32 @@ class RewardScorer:
     def _padded_batches(
         self, features: list[ResponseFeatures]
     ) -> Iterator[tuple[list[int], dict[str, Tensor]]]:
-        """(input indices, batch): longest first, so similar lengths share a batch and memory peaks at the start."""
-        order = sorted(
-            range(len(features)), key=lambda i: -(len(features[i].prompt_ids) + len(features[i].response_ids))
-        )
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            yield chunk, self.collator([features[i] for i in chunk])
+        """(input indices, batch): longest first, so similar lengths share a batch and memory peaks at the
+        start; a batch ends at ``batch_size`` rows or when rows × longest would pass ``max_batch_tokens``."""
+        lengths = [len(f.prompt_ids) + len(f.response_ids) for f in features]
+        order = sorted(range(len(features)), key=lambda i: -lengths[i])
+        budget = self.max_batch_tokens or float("inf")
+        chunk: list[int] = []
+        for i in order:  # the first index of a chunk is its longest
+            if chunk and (len(chunk) == self.batch_size or (len(chunk) + 1) * lengths[chunk[0]] > budget):
+                yield chunk, self.collator([features[j] for j in chunk])
+                chunk = []
+            chunk.append(i)
+        if chunk:
+            yield chunk, self.collator([features[j] for j in chunk])
 
     def _packed_batches(self, features: list[ResponseFeatures]) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        """(input indices, batch): one segment per prompt (split beyond ``batch_size`` responses), longest
-        first, up to ``batch_size`` responses per batch."""
-        segments = [
-            Segment(
-                group.prompt,
-                group.responses[i : i + self.batch_size],
-                group.sequence_ids[i : i + self.batch_size],
-            )
-            for group in prompt_groups(features)
-            for i in range(0, len(group.responses), self.batch_size)
-        ]
+        """(input indices, batch): one segment per prompt (split to fit ``batch_size`` responses and the
+        token budget), longest first, segments added to a row while both limits hold."""
+        segments = [piece for group in prompt_groups(features) for piece in self._split(group)]
         segments.sort(key=lambda s: -len(s))
+        budget = self.max_batch_tokens or float("inf")
         groups: list[list[Segment]] = []
         for segment in segments:
             if (
                 groups
                 and sum(len(s.responses) for s in groups[-1]) + len(segment.responses) <= self.batch_size
+                and sum(len(s) for s in groups[-1]) + len(segment) <= budget
             ):
                 groups[-1].append(segment)
             else:
@@ -118,6 +131,36 @@ class RewardScorer:
                 offset += len(s.responses)
             yield [i for s in group for i in s.sequence_ids], pack_segments(local)
 
+    def _split(self, group: Segment) -> Iterator[Segment]:
+        """``group``'s responses in input order, cut into segments of at most ``batch_size`` responses and
+        (beyond the first response of each) at most ``max_batch_tokens`` tokens with the prompt."""
+        budget = self.max_batch_tokens or float("inf")
+        start, size = 0, len(group.prompt)
+        for k, response in enumerate(group.responses):
+            if k > start and (k - start == self.batch_size or size + len(response) > budget):
+                yield Segment(group.prompt, group.responses[start:k], group.sequence_ids[start:k])
+                start, size = k, len(group.prompt)
+            size += len(response)
+        yield Segment(group.prompt, group.responses[start:], group.sequence_ids[start:])
+
+
+def scored_response(row: dict[str, Any], source: str, number: int | None) -> ScoredResponse:
+    """One prompt/response row as an item to score: texts checked, and a plain-text side next to a chat
+    side made a message (a string response to a chat prompt is the assistant's turn)."""
+    if "response" not in row:
+        raise DataError(source, "missing field", row=number, field="response")
+    prompt = row.get("prompt") or ""
+    if prompt:
+        prompt = check_text(prompt, source, number, "prompt")
+    response = check_text(row["response"], source, number, "response")
+    if isinstance(response, list) and not response:
+        raise DataError(source, "no messages", row=number, field="response")
+    if isinstance(response, str) and isinstance(prompt, list):
+        response = [{"role": "assistant", "content": response}]
+    if isinstance(prompt, str) and prompt and isinstance(response, list):
+        prompt = [{"role": "user", "content": prompt}]
+    return ScoredResponse(prompt, response, source, number or 0)
+
 
 def load_score_items(
     spec: str, data_format: str = "auto"
@@ -127,19 +170,7 @@ def load_score_items(
     rows = read_rows(spec)
     ids = {number: row["id"] for number, row in rows if "id" in row}
     if "response" in rows[0][1]:
-        items = []
-        for number, row in rows:
-            if "response" not in row:
-                raise DataError(spec, "missing field", row=number, field="response")
-            prompt = row.get("prompt") or ""
-            if prompt:
-                prompt = check_text(prompt, spec, number, "prompt")
-            response = check_text(row["response"], spec, number, "response")
-            if isinstance(response, str) and isinstance(prompt, list):
-                response = [{"role": "assistant", "content": response}]
-            if isinstance(prompt, str) and prompt and isinstance(response, list):
-                prompt = [{"role": "user", "content": prompt}]
-            items.append(ScoredResponse(prompt, response, spec, number))
+        items = [scored_response(row, spec, number) for number, row in rows]
         return "responses", items, len(items), ids
     pairs, _ = to_pairs(rows, spec, data_format)
     items = [ScoredResponse(p.prompt, side, spec, p.row) for p in pairs for side in (p.chosen, p.rejected)]

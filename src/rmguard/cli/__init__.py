@@ -11,11 +11,14 @@ import importlib
 import sys
 from typing import NoReturn
 
+from rmguard.cli.options import DefaultsHelpFormatter
 from rmguard.errors import RMGuardError
+from rmguard.optional import missing_package_message
 
 SUBCOMMAND_MODULES = [
     "train",
     "score",
+    "serve",
     "merge",
     "label",
     "split",
@@ -40,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"rmguard.cli.{name}").register(subparsers)
+    for subparser in subparsers.choices.values():  # defaults shown in every sub-command's --help
+        subparser.formatter_class = DefaultsHelpFormatter
     return parser
 
 
@@ -67,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except RMGuardError as error:
         print(f"rmguard {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] == "rmguard":
+            raise  # a bug in rmguard, not a missing package
+        print(f"rmguard {args.command}: error: {missing_package_message(error.name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rmguard {args.command}: interrupted", file=sys.stderr)

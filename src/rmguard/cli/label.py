@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="fraction of pairs to flip, exactly (rounded)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the flipped pairs and of best_vs_random")
     parser.add_argument("--batch-size", type=options.count, default=16, help="gold reward-model batch size")
     parser.set_defaults(func=run)
 

@@ -1,4 +1,5 @@
-"""argparse ``type=`` functions for numeric options, built on :mod:`rmguard.checks` (one rule, two doors)."""
+"""argparse ``type=`` functions for numeric options, built on :mod:`rmguard.checks` (one rule, two doors),
+and the help formatter every sub-command uses."""
 
 from __future__ import annotations
 
@@ -28,3 +29,18 @@ positive_float = _typed(float, checks.positive)
 finite_float = _typed(float, checks.finite)
 fraction = _typed(float, checks.fraction)
 top_p = _typed(float, lambda name, value: checks.fraction(name, value, exclude_zero=True))
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, or says that it is required (a help text that already
+    names its default keeps its own wording)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is argparse.SUPPRESS or "(default" in text or not action.option_strings:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return f"{text} (default: off)"  # a flag: its dest's default would read backwards for store_false
+        return f"{text} (default: %(default)s)"

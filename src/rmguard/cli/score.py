@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
-    parser.add_argument("--batch-size", type=options.count, default=16)
+    parser.add_argument("--batch-size", type=options.count, default=16, help="responses per forward pass")
     parser.add_argument(
         "--max-length",
         type=options.count,
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="one padded row per response instead of sharing each prompt across its responses",
     )
-    parser.add_argument("--data-format", default="auto", help="pair format (see rmguard train --help-fields)")
+    parser.add_argument("--data-format", default="auto", help="pair format (see rmguard train --help)")
     parser.set_defaults(func=run)
 
 

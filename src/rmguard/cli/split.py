@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "val3_response_disjoint.jsonl, val4_mutual_disjoint.jsonl and manifest.json.",
     )
     parser.add_argument("--data", required=True, help="labelled multi-response file (rmguard label output)")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir", required=True, help="folder for the scenario files")
     parser.add_argument(
         "--heldout-prompts", type=options.fraction, default=0.2, help="fraction of prompts held out"
     )
@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=2,
         help="training-model responses per train prompt used for training",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the held-out prompts and models and of the training pairs",
+    )
     parser.set_defaults(func=run)
 
 

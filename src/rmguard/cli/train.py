@@ -16,12 +16,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a reward model",
-        description="Train a reward model. Every TrainConfig field can be set in the YAML file and overridden "
-        "as --field value (see `rmguard train --help-fields`).",
+        description="Train a reward model. Every config field below can be set in the YAML file and "
+        "overridden as --field value; TRL's names (RewardConfig, ModelConfig, ScriptArguments) are accepted.",
+        add_help=False,
     )
-    parser.add_argument("--config", help="YAML file of TrainConfig fields")
-    parser.add_argument("--help-fields", action="store_true", help="list every config field and exit")
+    parser.add_argument(
+        "-h", "--help", action=FieldsHelp, help="show this help, every config field included, and exit"
+    )
+    parser.add_argument("--config", default=None, help="YAML file of config fields")
+    parser.add_argument("--help-fields", action="store_true", help="list only the config fields and exit")
     parser.set_defaults(func=run, accepts_overrides=True)
+
+
+class FieldsHelp(argparse.Action):
+    """``--help`` shows the sub-command's own options and then every config field with its help and
+    default, as ``trl reward --help`` does."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        fields = field_parser().format_help().split("\noptions:\n", 1)[1]  # its options, not its usage
+        print(parser.format_help() + "\nconfig fields (YAML keys, or --field value):\n" + fields, end="")
+        parser.exit(0)
 
 
 class FieldParser(HfArgumentParser):

@@ -1,12 +1,16 @@
 """Training configuration: one documented dataclass, loadable from YAML, overridable from the command line.
 
 Field names follow Hugging Face ``TrainingArguments`` where one exists (``learning_rate``,
-``per_device_train_batch_size``, ``save_steps`` ...); the rest are rmguard's own.
+``per_device_train_batch_size``, ``save_steps`` ...); the rest are rmguard's own. The names a ``trl reward``
+user types (TRL's ``RewardConfig``, ``ModelConfig`` and ``ScriptArguments``) are accepted too: where rmguard
+has its own name for the same setting, :func:`resolve_trl_names` folds TRL's into it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +22,8 @@ from rmguard.errors import ConfigError
 from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 
 OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
 
 
 @dataclass
@@ -208,9 +214,90 @@ class TrainConfig:
         default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest one in output_dir."}
     )
     report_to: list[str] = field(
-        default_factory=lambda: ["csv"], metadata={"help": "Loggers: csv, tensorboard, none."}
+        default_factory=lambda: ["csv"],
+        metadata={"help": "Loggers: csv, tensorboard, wandb (the 'wandb' extra), none."},
     )
     disable_tqdm: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+
+    # --- TRL's names and the fields of TRL's RewardConfig / ModelConfig rmguard had not ---
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "TRL's name for train_file (the dataset to train on)."}
+    )
+    dataset_train_split: str | None = field(default=None, metadata={"help": "TRL's name for train_split."})
+    dataset_test_split: str | None = field(default=None, metadata={"help": "TRL's name for eval_split."})
+    chat_template_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "TRL's name for chat_template: a Jinja file, or a tokenizer folder whose chat template "
+            "is used."
+        },
+    )
+    center_rewards_coefficient: float | None = field(
+        default=None,
+        metadata={
+            "help": "TRL: BT + c·mean((r_c+r_r)²) — here objective 'center' with center_coef c (TRL suggests 0.01)."
+        },
+    )
+    label_smoothing_factor: float | None = field(
+        default=None,
+        metadata={
+            "help": "When > 0: objective 'label_smoothing' with this ε (TRL's RewardTrainer accepts the "
+            "TrainingArguments field but does not use it)."
+        },
+    )
+    bf16: bool = field(
+        default=False, metadata={"help": "TRL/transformers: bf16 mixed precision (mixed_precision: bf16)."}
+    )
+    fp16: bool = field(
+        default=False,
+        metadata={"help": "TRL/transformers: fp16 mixed precision (mixed_precision: fp16; needs a GPU)."},
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={
+            "help": f"Weights' dtype when the model is loaded: {', '.join(DTYPES)} ('auto': the checkpoint's)."
+        },
+    )
+    torch_dtype: str | None = field(default=None, metadata={"help": "The older name of dtype."})
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "transformers attention (sdpa, eager, flash_attention_2, ...). Packing, when on, runs "
+            "the exact per-block form of sdpa/eager; other implementations turn packing off."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow models that ship their own Python code. rmguard builds reward models only on "
+            "architectures transformers ships, so true is refused."
+        },
+    )
+    disable_dropout: bool = field(
+        default=False,
+        metadata={
+            "help": "Set every dropout probability to 0, as TRL's disable_dropout (TRL's default is true; "
+            "rmguard's false keeps the papers' setups)."
+        },
+    )
+    warmup_steps: float = field(
+        default=0,
+        metadata={
+            "help": "Linear warm-up steps; a value in (0, 1) is a fraction of all steps. When > 0 it "
+            "replaces warmup_ratio (as in transformers)."
+        },
+    )
+    eval_strategy: Literal["no", "steps", "epoch"] | None = field(
+        default=None,
+        metadata={
+            "help": "When to evaluate eval_file: no (never), steps (every eval_steps, default logging_steps), "
+            "epoch (after each epoch). Default: every eval_steps if > 0, and at the end."
+        },
+    )
+    optim: str = field(default="adamw_torch", metadata={"help": f"Optimizer: {', '.join(OPTIMIZERS)}."})
+    run_name: str | None = field(
+        default=None, metadata={"help": "Run name for the loggers (tensorboard run folder, wandb run)."}
+    )
 
     # derived ------------------------------------------------------------------------------------------
     @property
@@ -253,9 +340,38 @@ class TrainConfig:
         self._validate_numbers()
         if self.train_file is None:
             raise ConfigError("train_file is required")
-        unknown = set(self.report_to) - {"csv", "tensorboard", "none"}
+        unknown = set(self.report_to) - {"csv", "tensorboard", "wandb", "none"}
         if unknown:
-            raise ConfigError(f"unknown report_to {sorted(unknown)}; choose from csv, tensorboard, none")
+            raise ConfigError(
+                f"unknown report_to {sorted(unknown)}; choose from csv, tensorboard, wandb, none"
+            )
+        self._validate_trl_fields()
+
+    def _validate_trl_fields(self) -> None:
+        if self.mixed_precision == "fp16":
+            import torch
+
+            if self.use_cpu or not torch.cuda.is_available():
+                raise ConfigError(
+                    "fp16 mixed precision needs a GPU (torch cannot train in fp16 on the CPU); use bf16"
+                )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype '{self.dtype}'; choose one of {', '.join(DTYPES)}")
+        if self.optim not in OPTIMIZERS:
+            raise ConfigError(f"unknown optim '{self.optim}'; choose one of {', '.join(OPTIMIZERS)}")
+        if self.trust_remote_code:
+            raise ConfigError(
+                "trust_remote_code: rmguard builds reward models only on architectures transformers ships; "
+                "custom model code is not run"
+            )
+        if self.warmup_steps < 0 or (self.warmup_steps >= 1 and self.warmup_steps != int(self.warmup_steps)):
+            raise ConfigError(
+                f"warmup_steps must be a whole number of steps or a fraction in (0, 1), got {self.warmup_steps}"
+            )
+        if self.eval_strategy == "steps" and self.eval_steps == 0:
+            self.eval_steps = self.logging_steps  # TRL: eval_steps defaults to logging_steps
+        if self.eval_strategy in ("steps", "epoch") and not self.eval_file:
+            raise ConfigError(f"eval_strategy '{self.eval_strategy}' needs eval_file")
 
     def _validate_numbers(self) -> None:
         for name in ("logging_steps", "lora_r", "save_total_limit"):
@@ -278,6 +394,13 @@ class TrainConfig:
             checks.finite("margin", self.margin)
         if self.max_steps <= 0:
             checks.positive("num_train_epochs (or set max_steps)", self.num_train_epochs)
+
+    def warmup_steps_for(self, total_steps: int) -> int:
+        """Warm-up steps of a run of ``total_steps``: warmup_steps (a fraction of the run when < 1) when
+        set, else ⌈warmup_ratio · total⌉."""
+        if self.warmup_steps >= 1:
+            return int(self.warmup_steps)
+        return math.ceil((self.warmup_steps or self.warmup_ratio) * total_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -314,7 +437,86 @@ def load_config(
         raise ConfigError(f"{where}unknown config field(s): {', '.join(unknown)}")
     if isinstance(values.get("report_to"), str):
         values["report_to"] = [values["report_to"]]
-    config = TrainConfig(**values)
+    config = TrainConfig(**resolve_trl_names(values))
     if validate:
         config.validate()
     return config
+
+
+# TRL's name → rmguard's, for settings that are the same thing under two names.
+TRL_RENAMES = {
+    "dataset_name": "train_file",
+    "dataset_train_split": "train_split",
+    "dataset_test_split": "eval_split",
+    "torch_dtype": "dtype",
+}
+
+
+def resolve_trl_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with TRL's names folded into rmguard's fields (the TRL name then unset).
+
+    center_rewards_coefficient c → objective 'center', center_coef c; label_smoothing_factor ε > 0 →
+    objective 'label_smoothing', label_smoothing ε; bf16 / fp16 → mixed_precision; chat_template_path →
+    chat_template (a tokenizer folder gives its template). A TRL name that disagrees with a value given
+    for rmguard's own name is an error, never a silent choice.
+    """
+    values = dict(values)
+    defaults = {f.name: f.default for f in config_fields() if f.default is not dataclasses.MISSING}
+
+    def put(name: str, value: Any, given_as: str) -> None:
+        current = values.get(name, defaults.get(name))
+        if current not in (defaults.get(name), value):
+            raise ConfigError(f"{given_as} disagrees with {name}={current!r}; set one of them")
+        values[name] = value
+
+    for trl_name, name in TRL_RENAMES.items():
+        if values.get(trl_name) is not None:
+            put(name, values[trl_name], f"{trl_name}={values[trl_name]!r}")
+        values[trl_name] = None
+    if values.get("chat_template_path") is not None:
+        path = values["chat_template_path"]
+        put("chat_template", chat_template_from_path(path), f"chat_template_path={path!r}")
+    coefficient = values.get("center_rewards_coefficient")
+    if coefficient is not None:
+        put("objective", "center", f"center_rewards_coefficient={coefficient!r}")
+        put("center_coef", coefficient, f"center_rewards_coefficient={coefficient!r}")
+    smoothing = values.get("label_smoothing_factor")
+    if smoothing:
+        put("objective", "label_smoothing", f"label_smoothing_factor={smoothing!r}")
+        put("label_smoothing", smoothing, f"label_smoothing_factor={smoothing!r}")
+    if values.get("bf16") and values.get("fp16"):
+        raise ConfigError("bf16 and fp16 are both true; choose one")
+    for precision in ("bf16", "fp16"):
+        if values.get(precision):
+            put("mixed_precision", precision, f"{precision}=true")
+    for trl_name in (
+        "chat_template_path",
+        "center_rewards_coefficient",
+        "label_smoothing_factor",
+        "bf16",
+        "fp16",
+    ):
+        values[trl_name] = None
+    return values
+
+
+def chat_template_from_path(path: str) -> str:
+    """A chat template from a Jinja file, or from a tokenizer folder (chat_template.jinja or the
+    ``chat_template`` of tokenizer_config.json), as TRL's chat_template_path takes either."""
+    folder = Path(path)
+    if folder.is_file():
+        return folder.read_text()
+    if folder.is_dir():
+        if (folder / "chat_template.jinja").is_file():
+            return (folder / "chat_template.jinja").read_text()
+        config_file = folder / "tokenizer_config.json"
+        if config_file.is_file():
+            try:
+                template = json.loads(config_file.read_text()).get("chat_template")
+            except (ValueError, AttributeError):
+                template = None
+            if isinstance(template, str):
+                return template
+    raise ConfigError(
+        f"chat_template_path {path}: neither a template file nor a tokenizer folder with a chat template"
+    )

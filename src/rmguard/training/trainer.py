@@ -33,6 +33,7 @@ from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
 from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json, output_lock
+from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
 from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator
@@ -128,6 +129,9 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
         loggers.append(CSVTracker(Path(config.output_dir) / "logs"))
     if "tensorboard" in config.report_to:
         loggers.append("tensorboard")
+    if "wandb" in config.report_to:
+        require("wandb", "report_to: wandb")
+        loggers.append("wandb")
     # Accelerate treats a torchrun launch without GPUs as one process unless told to use the CPU.
     multi_process_on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     return Accelerator(
@@ -140,9 +144,30 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
 
 
 def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
+    model, tokenizer = _load_weights(config)
+    if config.attn_implementation:
+        model.transformer.set_attn_implementation(config.attn_implementation)
+    if config.disable_dropout:
+        for module in model.modules():  # as TRL's disable_dropout_in_model
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    return model, tokenizer
+
+
+def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
+    if config.dtype != "auto":
+        return getattr(torch, config.dtype)
+    from transformers import AutoConfig
+
+    found = AutoConfig.from_pretrained(path).get_text_config().dtype
+    return getattr(torch, found) if isinstance(found, str) else (found or torch.float32)
+
+
+def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
     path = resolve_model_path(config.model_name_or_path)
+    dtype = _model_dtype(config, path)
     if is_reward_checkpoint(path):
-        model, tokenizer = load_reward_model(path, head_type=config.head_type)
+        model, tokenizer = load_reward_model(path, head_type=config.head_type, dtype=dtype)
         if (model.kind == "grm") != config.is_grm:
             raise ConfigError(
                 f"{path} is a {model.kind} reward model, but the config asks for "
@@ -151,7 +176,7 @@ def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
         return model, tokenizer
     kind = "grm" if config.is_grm else "standard"
     model, tokenizer = build_reward_model(
-        path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template
+        path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template, dtype
     )
     if model.kind == "grm":
         needs_lm_head = config.regularizer != "none"
@@ -198,7 +223,9 @@ def make_pair_collator(
 ) -> PairCollator:
     """The packed collator (with the model switched to its packed attention) where the config asks for
     packing and it is exact for this model, else padded."""
-    if config.packing:
+    if config.packing and config.attn_implementation not in (None, "sdpa", "eager"):
+        log(f"packing off: attn_implementation {config.attn_implementation} has no exact packed form")
+    elif config.packing:
         exact, reason = enable_packed_attention(model.transformer)
         if exact:
             return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
@@ -397,13 +424,7 @@ def _build_run(
     train_loader, budget_sampler = _train_loader(config, train_features, collator)
     eval_loader = _eval_loader(config, model, tokenizer, log)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable,
-        lr=config.learning_rate,
-        betas=(config.adam_beta1, config.adam_beta2),
-        eps=config.adam_epsilon,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = make_optimizer(config, trainable)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
@@ -416,12 +437,38 @@ def _build_run(
     run.scheduler = get_scheduler(
         config.lr_scheduler_type,
         optimizer,
-        num_warmup_steps=math.ceil(config.warmup_ratio * run.max_steps),
+        num_warmup_steps=config.warmup_steps_for(run.max_steps),
         num_training_steps=run.max_steps,
     )
     accelerator.register_for_checkpointing(run.scheduler)
-    accelerator.init_trackers("rmguard", config={k: str(v) for k, v in config.to_dict().items()})
+    accelerator.init_trackers(
+        config.run_name or "rmguard",
+        config={k: str(v) for k, v in config.to_dict().items()},
+        init_kwargs={"wandb": {"name": config.run_name}} if config.run_name else {},
+    )
     return run, train_report
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The config's ``optim``: AdamW (plain or fused) with the adam_* settings, Adafactor at the given
+    learning rate (no relative step), or SGD; weight_decay for all."""
+    if config.optim in ("adamw_torch", "adamw_torch_fused"):
+        return torch.optim.AdamW(
+            params,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+            weight_decay=config.weight_decay,
+            fused=config.optim == "adamw_torch_fused",
+        )
+    if config.optim == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(
+            params, lr=config.learning_rate, scale_parameter=False, relative_step=False,
+            weight_decay=config.weight_decay,
+        )  # fmt: skip
+    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def _train_loader(
@@ -508,6 +555,8 @@ def _step_loop(
                 callback(TrainState(global_step, epoch, loss, run.max_steps, metrics))
             if global_step >= run.max_steps:
                 break
+        if run.eval_loader is not None and evaluates_at(run.config, global_step, end_of_epoch=True):
+            _log_eval(run, global_step, epoch)
         epoch += 1
     progress.close()
     return global_step
@@ -534,6 +583,16 @@ def _micro_step(
     return loss.item(), parts
 
 
+def _eval_metrics(run: _Run) -> dict[str, float]:
+    return {f"eval/{k}": v for k, v in evaluate(run.model, run.eval_loader, run.accelerator).items()}
+
+
+def _log_eval(run: _Run, step: int, epoch: int) -> None:
+    metrics = {**_eval_metrics(run), "epoch": epoch + 1}
+    run.accelerator.log(metrics, step=step)
+    run.history.append({"step": step, **metrics})
+
+
 def _after_step(
     run: _Run, step: int, epoch: int, running: list[float], parts: dict[str, float], progress: Any
 ) -> dict[str, float]:
@@ -548,10 +607,8 @@ def _after_step(
         }
         running.clear()
         progress.set_postfix(loss=f"{metrics['train/loss']:.4f}")
-    if run.eval_loader is not None and config.eval_steps > 0 and step % config.eval_steps == 0:
-        metrics.update(
-            {f"eval/{k}": v for k, v in evaluate(run.model, run.eval_loader, run.accelerator).items()}
-        )
+    if run.eval_loader is not None and evaluates_at(config, step, end_of_epoch=False):
+        metrics.update(_eval_metrics(run))
     if metrics:
         run.accelerator.log(metrics, step=step)
         run.history.append({"step": step, **metrics})
@@ -560,11 +617,21 @@ def _after_step(
     return metrics
 
 
+def evaluates_at(config: TrainConfig, step: int, end_of_epoch: bool) -> bool:
+    """Whether to evaluate after optimizer step ``step``: every eval_steps (strategy 'steps', or unset
+    with eval_steps > 0), or at each epoch's end (strategy 'epoch'); 'no' never (nor at the end)."""
+    if config.eval_strategy == "epoch":
+        return end_of_epoch
+    if config.eval_strategy == "no" or end_of_epoch:
+        return False
+    return config.eval_steps > 0 and step % config.eval_steps == 0
+
+
 def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> dict[str, float]:
     """Final evaluation, then the model saved by the main process; returns the evaluation metrics."""
     accelerator, config = run.accelerator, run.config
     eval_metrics: dict[str, float] = {}
-    if run.eval_loader is not None:
+    if run.eval_loader is not None and config.eval_strategy != "no":
         eval_metrics = evaluate(run.model, run.eval_loader, accelerator)
         accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=global_step)
         shown = (f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items())
