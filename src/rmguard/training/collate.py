@@ -13,12 +13,16 @@ sequences and nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from rmguard.training.features import PairFeatures, ResponseFeatures
+
+PairKey = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+# GRM-DPO's reference: pair tokens → summed log-probs (S_ref(y_c), S_ref(y_r)) of the starting model.
+ReferenceLogps = Mapping[PairKey, tuple[float, float]]
 
 MODEL_INPUT_KEYS = (
     "input_ids",
@@ -86,7 +90,7 @@ class PaddedPairCollator:
     padding_side: str = "right"
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
-    default_margin: float | None = None
+    reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
         sequences = [f.prompt_ids + f.chosen_ids for f in features] + [
@@ -97,20 +101,27 @@ class PaddedPairCollator:
         batch = pad_sequences(
             sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps, chosen_rows
         )
-        return {**batch, **pair_targets(features, self.default_margin)}
+        return {**batch, **pair_targets(features, self.reference)}
 
 
-def pair_targets(features: list[PairFeatures], default_margin: float | None) -> dict[str, torch.Tensor]:
+def pair_key(feature: PairFeatures) -> PairKey:
+    """A pair by its tokens: equal pairs get equal reference log-probs, whatever their position."""
+    return tuple(feature.prompt_ids), tuple(feature.chosen_ids), tuple(feature.rejected_ids)
+
+
+def pair_targets(
+    features: list[PairFeatures], reference: ReferenceLogps | None = None
+) -> dict[str, torch.Tensor]:
     """Per-pair loss inputs that do not go through the model: margins and reference log-probs."""
     targets: dict[str, torch.Tensor] = {}
-    margins = [f.margin if f.margin is not None else default_margin for f in features]
-    if any(m is not None for m in margins):
-        targets["margin"] = torch.tensor([0.0 if m is None else m for m in margins], dtype=torch.float32)
-    if features and features[0].ref_chosen_logp is not None:
-        targets["ref_chosen_logps"] = torch.tensor([f.ref_chosen_logp for f in features], dtype=torch.float32)
-        targets["ref_rejected_logps"] = torch.tensor(
-            [f.ref_rejected_logp for f in features], dtype=torch.float32
+    if any(f.margin is not None for f in features):
+        targets["margin"] = torch.tensor(
+            [0.0 if f.margin is None else f.margin for f in features], dtype=torch.float32
         )
+    if reference is not None:
+        chosen, rejected = zip(*(reference[pair_key(f)] for f in features))
+        targets["ref_chosen_logps"] = torch.tensor(chosen, dtype=torch.float32)
+        targets["ref_rejected_logps"] = torch.tensor(rejected, dtype=torch.float32)
     return targets
 
 
