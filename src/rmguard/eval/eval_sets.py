@@ -27,6 +27,7 @@ from rmguard.data.records import Text
 from rmguard.data.response_sets import parse_response_set
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
+from rmguard.eval.intervals import bootstrap_interval
 
 KINDS = ("rankings", "pairs", "rewardbench2", "rmbench")
 
@@ -176,8 +177,8 @@ def _hhh_row(row: dict[str, Any], spec: str, number: int) -> dict[str, Any]:
 
 
 def _with_ci(name: str, values: np.ndarray, seed: int, resamples: int) -> dict[str, float]:
-    low, high = rm.bootstrap_ci(values, resamples=resamples, seed=seed)
-    return {name: rm.nan_mean(values), f"{name}_ci_low": low, f"{name}_ci_high": high}
+    mean, low, high = bootstrap_interval(values, resamples=resamples, seed=seed)
+    return {name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def pair_correct(eval_set: EvalSet, rewards: np.ndarray) -> np.ndarray:

@@ -372,15 +372,6 @@ def pool_matrix(
     return prompts, responses, length, unit
 
 
-def chat_pair(prompt: Any, response: Any) -> tuple[Any, Any]:
-    """Prompts and responses as chat messages, the form reward models with chat templates score."""
-    from rmguard.overopt.generation import as_messages
-
-    return as_messages(prompt), (
-        [{"role": "assistant", "content": response}] if isinstance(response, str) else response
-    )
-
-
 def score_pool(
     prompts: list[Any],
     responses: list[list[Any]],
@@ -389,6 +380,7 @@ def score_pool(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """[P, N] scores per scorer name, cached per response in ``cache_path``."""
+    from rmguard.data.formats import chat_pair
     from rmguard.overopt.score_cache import ScoreCache
 
     cache = ScoreCache(cache_path)

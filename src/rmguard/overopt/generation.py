@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from rmguard import checks
+from rmguard.data.formats import as_user_turn, response_text
 from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
@@ -44,20 +45,6 @@ class SamplingConfig:
         checks.at_least("batch_size", self.batch_size)
 
 
-def as_messages(prompt: Text) -> list[dict[str, str]]:
-    """A plain-text prompt becomes one user message; chat prompts are kept."""
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-
-
-def response_text(response: Text) -> str:
-    """The text of a response given as plain text or as assistant messages."""
-    return (
-        response
-        if isinstance(response, str)
-        else "".join(m["content"] for m in response if m["role"] == "assistant")
-    )
-
-
 def load_policy(name_or_path: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,7 +59,7 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[Text]) -> list[list[int]]:
     """Prompt token ids ready for generation: through the chat template when the tokenizer has one."""
     if tokenizer.chat_template:
         texts = [
-            tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
+            tokenizer.apply_chat_template(as_user_turn(p), tokenize=False, add_generation_prompt=True)
             for p in prompts
         ]
         return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]

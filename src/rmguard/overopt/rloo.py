@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 from rmguard import checks
+from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
-from rmguard.overopt.generation import SamplingConfig, as_messages, encode_prompts, load_policy, sample
+from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
 
 TRACKED = ("proxy", "gold", "kl", "length")
@@ -121,7 +122,7 @@ class Tracker:
                 texts.append(text)
                 lengths.append(len(completion))
         policy.train(was_training)
-        prompts = [as_messages(p) for p in self.prompts]
+        prompts = [as_user_turn(p) for p in self.prompts]
         responses = [[{"role": "assistant", "content": t}] for t in texts]
         values = {
             "proxy": self.proxy(prompts, responses),
@@ -195,7 +196,7 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
         report_to="none",
         disable_tqdm=True,
     )
-    train_set = datasets.Dataset.from_list([{"prompt": as_messages(p)} for p in train_prompts])
+    train_set = datasets.Dataset.from_list([{"prompt": as_user_turn(p)} for p in train_prompts])
 
     class Track(TrainerCallback):
         def on_step_end(self, _args, state, _control, model=None, **__):

@@ -13,6 +13,7 @@ sequences and nothing else changes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -112,11 +113,14 @@ def pair_key(feature: PairFeatures) -> PairKey:
 def pair_targets(
     features: list[PairFeatures], reference: ReferenceLogps | None = None
 ) -> dict[str, torch.Tensor]:
-    """Per-pair loss inputs that do not go through the model: margins and reference log-probs."""
+    """Per-pair loss inputs that do not go through the model: margins and reference log-probs.
+
+    ``margin`` is there when any pair has one, NaN for a pair without: the loss gives those the
+    configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule)."""
     targets: dict[str, torch.Tensor] = {}
     if any(f.margin is not None for f in features):
         targets["margin"] = torch.tensor(
-            [0.0 if f.margin is None else f.margin for f in features], dtype=torch.float32
+            [math.nan if f.margin is None else f.margin for f in features], dtype=torch.float32
         )
     if reference is not None:
         chosen, rejected = zip(*(reference[pair_key(f)] for f in features))

@@ -236,7 +236,7 @@ def _score_proxies(
     progress: Progress | None,
 ) -> dict[str, dict[str, Any]]:
     """name → {"files": {file: (rewards, hidden norms)}, "bon": [P, N] rewards}, cached in scores/NAME.npz."""
-    from rmguard.overopt.bon import chat_pair
+    from rmguard.data.formats import chat_pair
     from rmguard.scoring import RewardScorer
 
     chats = [chat_pair(p, r) for p, rows in zip(bon["prompts"], bon["responses"]) for r in rows]
