@@ -319,3 +319,14 @@ def test_bon_from_a_pool_file_and_errors(tmp_path, bon_setup, capsys):
         == 2
     )
     assert "--prompts" in capsys.readouterr().err
+
+
+def test_bon_and_rloo_options_come_from_the_config_fields_with_their_defaults(capsys):
+    for command, shown in (
+        ("bon", ["--score-batch-size", "(default: 16)", "--generation-batch-size", "(default: 1.0)"]),
+        ("rloo", ["--clip-epsilon", "(default: 0.2)", "--temperature", "(default: 0.7)"]),
+    ):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(s in text for s in shown), text

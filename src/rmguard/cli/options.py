@@ -1,9 +1,12 @@
-"""argparse ``type=`` functions for numeric options, built on :mod:`rmguard.checks` (one rule, two doors)."""
+"""argparse ``type=`` functions for numeric options, built on :mod:`rmguard.checks` (one rule, two doors),
+and options made from config dataclasses (one declaration per setting)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from rmguard import checks
 from rmguard.errors import ConfigError
@@ -28,3 +31,47 @@ positive_float = _typed(float, checks.positive)
 finite_float = _typed(float, checks.finite)
 fraction = _typed(float, checks.fraction)
 top_p = _typed(float, lambda name, value: checks.fraction(name, value, exclude_zero=True))
+
+
+# ----------------------------------------------------------------------------------------------- config dataclasses
+
+
+def config_options(*config_types: type) -> argparse.ArgumentParser:
+    """A parent parser (``add_parser(parents=[...])``) with one option per field of the config dataclasses,
+    made by transformers' HfArgumentParser as ``rmguard train`` does: type, default and help come from
+    the field, so each setting is declared once. ``--field-name`` and ``--field_name`` both work; a
+    field's ``aliases`` metadata adds more spellings."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(config_types, add_help=False)
+
+
+def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
+    """The config dataclasses from parsed options; their own checks (``__post_init__``) run here, and an
+    out-of-range setting is reported under its option name (``--top-p must lie in (0, 1], got 0``)."""
+    configs = []
+    for config_type in config_types:
+        names = [f.name for f in dataclasses.fields(config_type) if f.init]
+        values = {name: _flatten(getattr(args, name)) for name in names}
+        try:
+            configs.append(config_type(**values))
+        except ConfigError as error:
+            name, space, rest = str(error).partition(" ")
+            if name not in names:
+                raise
+            raise ConfigError(f"--{name.replace('_', '-')}{space}{rest}") from None
+    return configs
+
+
+def _flatten(value: Any) -> Any:
+    """A repeatable list option (``action="append"`` over ``nargs="+"``) gives a list of lists: one list."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [item for part in value for item in part]
+    return value
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default; a required option has none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.required else super()._get_help_string(action)

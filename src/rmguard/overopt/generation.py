@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,19 @@ from rmguard.training.pretrained import local_model_folder, require_causal_lm
 class SamplingConfig:
     """How responses are sampled from the policy."""
 
-    temperature: float = (
-        1.0  # softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)."
+        },
     )
-    top_p: float = 1.0  # nucleus sampling mass
-    max_new_tokens: int = 64  # longest response, in tokens
-    batch_size: int = 16  # sequences per generate() call
-    seed: int = 0
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass, in (0, 1]."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest response, in tokens."})
+    batch_size: int = field(
+        default=16,
+        metadata={"help": "Sequences per generate() call.", "aliases": ["--generation-batch-size"]},
+    )
+    seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it)."})
 
     def __post_init__(self) -> None:
         checks.positive("temperature", self.temperature)
