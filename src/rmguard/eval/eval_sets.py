@@ -1,4 +1,4 @@
-"""Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``summarize``).
+"""Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``file_metrics``).
 
 Kinds, detected from the first row (docs/evaluation.md):
     rankings      multi-response records with gold scores (UltraFeedback layout; the val2–val4 splits):
@@ -197,7 +197,9 @@ def prompt_correlations(
     return np.array(list(rm.per_prompt_correlations(gold, predicted, correlation).values()))
 
 
-def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+def file_metrics(
+    eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000
+) -> dict[str, Any]:
     """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``)."""
     rewards = np.asarray(rewards, dtype=float)
     if len(rewards) != len(eval_set.responses):

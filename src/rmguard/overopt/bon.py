@@ -118,7 +118,7 @@ def pick_metrics(
     return out
 
 
-def summarize(
+def curves_with_intervals(
     per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95
 ) -> dict[str, list[dict[str, float]]]:
     """Mean curves with intervals, for the per-prompt curves of one or more seeds of a selector.
@@ -228,7 +228,7 @@ def best_of_n_curves(
     curves, kinds, seeds = {}, {}, {}
 
     def add(name: str, what: str, per_seed: list[dict[str, np.ndarray]]) -> None:
-        curves[name], kinds[name], seeds[name] = summarize(per_seed, level), what, len(per_seed)
+        curves[name], kinds[name], seeds[name] = curves_with_intervals(per_seed, level), what, len(per_seed)
 
     per_proxy = {p.name: pick_metrics(p.scores, gold, length, ns) for p in proxies}
     for p in proxies:
