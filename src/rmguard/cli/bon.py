@@ -11,17 +11,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from rmguard.overopt.bon import BonConfig
     from rmguard.overopt.generation import SamplingConfig
 
-    parser = subparsers.add_parser(
+    options.add_config_command(
+        subparsers,
         "bon",
-        parents=[options.config_options(BonConfig, SamplingConfig)],
-        formatter_class=options.DefaultsHelpFormatter,
+        (BonConfig, SamplingConfig),
+        run,
         help="Best-of-N over-optimization curves of proxy reward models against a gold reward",
         description="Sample N responses per prompt (or read a pool), score them with every proxy and the gold, and "
         "write gold/proxy/gap curves against KL_BoN = log n - (n-1)/n as CSV, JSON and PNG. Samples and "
         "scores are cached in the output folder: a rerun resumes.",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

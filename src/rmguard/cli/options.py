@@ -46,6 +46,27 @@ def config_options(*config_types: type) -> argparse.ArgumentParser:
     return HfArgumentParser(config_types, add_help=False)
 
 
+def add_config_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    config_types: tuple[type, ...],
+    run: Callable[[argparse.Namespace], int],
+    **parser_kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A sub-command whose options are the fields of ``config_types`` (:func:`config_options`), each
+    default shown in ``--help``, plus ``--no-progress``; ``run`` builds the configs with
+    :func:`build_configs`."""
+    parser = subparsers.add_parser(
+        name,
+        parents=[config_options(*config_types)],
+        formatter_class=DefaultsHelpFormatter,
+        **parser_kwargs,
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+    return parser
+
+
 def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
     """The config dataclasses from parsed options; their own checks (``__post_init__``) run here, and an
     out-of-range setting is reported under its option name (``--top-p must lie in (0, 1], got 0``)."""

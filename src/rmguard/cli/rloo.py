@@ -12,17 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from rmguard.overopt.generation import SamplingConfig
     from rmguard.overopt.rloo import RLOO_SAMPLING, RlooConfig
 
-    parser = subparsers.add_parser(
+    parser = options.add_config_command(
+        subparsers,
         "rloo",
-        parents=[options.config_options(RlooConfig, SamplingConfig)],
-        formatter_class=options.DefaultsHelpFormatter,
+        (RlooConfig, SamplingConfig),
+        run,
         help="RLOO policy optimisation against a proxy RM, with the gold tracked",
         description="Optimise a policy with RLOO (TRL's RLOOTrainer) against a proxy reward model and track proxy, "
         "gold, KL to the reference and length on held-out prompts every --eval-steps steps.",
     )
     parser.set_defaults(**dataclasses.asdict(RLOO_SAMPLING))
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,6 +84,28 @@ def pad_sequences(
 
 
 @dataclass
+class ResponseCollator:
+    """Pads single responses for scoring (one row each)."""
+
+    pad_token_id: int
+    padding_side: str = "right"
+    with_logps: bool = False
+
+    def __call__(
+        self, features: list[ResponseFeatures], logp_rows: Container[int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``logp_rows``: only these rows get log-probs (all rows when None)."""
+        return pad_sequences(
+            [f.prompt_ids + f.response_ids for f in features],
+            [len(f.prompt_ids) for f in features],
+            self.pad_token_id,
+            self.padding_side,
+            self.with_logps,
+            logp_rows,
+        )
+
+
+@dataclass
 class PaddedPairCollator:
     """Pads the 2B sequences of B pairs into one [2B, T] batch (chosen rows first)."""
 
@@ -94,13 +116,12 @@ class PaddedPairCollator:
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
-        sequences = [f.prompt_ids + f.chosen_ids for f in features] + [
-            f.prompt_ids + f.rejected_ids for f in features
+        responses = [ResponseFeatures(f.prompt_ids, f.chosen_ids) for f in features] + [
+            ResponseFeatures(f.prompt_ids, f.rejected_ids) for f in features
         ]
-        prompt_lengths = [len(f.prompt_ids) for f in features] * 2
         chosen_rows = range(len(features)) if self.chosen_logps_only else None
-        batch = pad_sequences(
-            sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps, chosen_rows
+        batch = ResponseCollator(self.pad_token_id, self.padding_side, self.with_logps)(
+            responses, chosen_rows
         )
         return {**batch, **pair_targets(features, self.reference)}
 
@@ -127,22 +148,3 @@ def pair_targets(
         targets["ref_chosen_logps"] = torch.tensor(chosen, dtype=torch.float32)
         targets["ref_rejected_logps"] = torch.tensor(rejected, dtype=torch.float32)
     return targets
-
-
-@dataclass
-class ResponseCollator:
-    """Pads single responses for scoring (one row each)."""
-
-    pad_token_id: int
-    padding_side: str = "right"
-    with_logps: bool = False
-
-    def __call__(self, features: list[ResponseFeatures]) -> dict[str, torch.Tensor]:
-        sequences = [f.prompt_ids + f.response_ids for f in features]
-        return pad_sequences(
-            sequences,
-            [len(f.prompt_ids) for f in features],
-            self.pad_token_id,
-            self.padding_side,
-            self.with_logps,
-        )
