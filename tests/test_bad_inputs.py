@@ -31,6 +31,7 @@ from rmguard.training.config import load_config
 
 from helpers import run_cli
 
+BON = ["bon", "--policy", "P", "--proxy", "X", "--gold", "G", "--output-dir", "OUT"]
 # (sub-command arguments with OUT standing for the output path, the option the message must name)
 OPTION_CASES = [
     (["score", "--model", "M", "--data", "D", "--output", "OUT", "--batch-size", "-1"], "--batch-size"),
@@ -40,42 +41,9 @@ OPTION_CASES = [
     (["eval", "--model", "M", "--data", "D", "--output", "OUT", "--bootstrap", "0"], "--bootstrap"),
     (["label", "--data", "D", "--gold", "G", "--output", "OUT", "--batch-size", "-1"], "--batch-size"),
     (["label", "--data", "D", "--gold", "G", "--output", "OUT", "--label-noise", "1.5"], "--label-noise"),
-    (
-        [
-            "bon",
-            "--policy",
-            "P",
-            "--proxy",
-            "X",
-            "--gold",
-            "G",
-            "--output-dir",
-            "OUT",
-            "--score-batch-size",
-            "-1",
-        ],
-        "--score-batch-size",
-    ),
-    (
-        ["bon", "--policy", "P", "--proxy", "X", "--gold", "G", "--output-dir", "OUT", "--top-p", "0"],
-        "--top-p",
-    ),
-    (
-        [
-            "bon",
-            "--policy",
-            "P",
-            "--proxy",
-            "X",
-            "--gold",
-            "G",
-            "--output-dir",
-            "OUT",
-            "--temperature",
-            "nan",
-        ],
-        "--temperature",
-    ),
+    ([*BON, "--score-batch-size", "-1"], "--score-batch-size"),
+    ([*BON, "--top-p", "0"], "--top-p"),
+    ([*BON, "--temperature", "nan"], "--temperature"),
     (["diagnose", "--model", "M", "--data", "D", "--output-dir", "OUT", "--max-pairs", "0"], "--max-pairs"),
     (["split", "--data", "D", "--output-dir", "OUT", "--heldout-prompts", "-0.1"], "--heldout-prompts"),
     (["tamper", "run", "--policy", "scripted:honest", "--output", "OUT", "--samples", "-3"], "--samples"),

@@ -22,13 +22,13 @@ from rmguard.overopt.bon import (
     best_of_n_curves,
     best_of_n_expectation,
     bon_weights,
+    curves_with_intervals,
     ensemble,
     gao_fit,
     kl_bon,
     log_spaced,
     pick_metrics,
     standardize,
-    summarize,
 )
 
 from helpers import GOOD_WORDS, run_cli, save_tiny_model, write_jsonl
@@ -109,16 +109,16 @@ def test_intervals_by_hand():
     assert low < mean == 49.5 < high
 
 
-def test_summarize_intervals_stay_in_range_and_name_what_they_resample():
+def test_curve_intervals_stay_in_range_and_name_what_they_resample():
     seed_a = {
         m: np.array([[0.0], [1.0], [1.0]]) for m in ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
     }
     seed_b = {m: np.array([[1.0], [1.0], [1.0]]) for m in seed_a}
-    row = summarize([seed_a, seed_b])["gold"][0]
+    row = curves_with_intervals([seed_a, seed_b])["gold"][0]
     assert row["mean"] == pytest.approx(5 / 6)
     assert 0.0 <= row["prompt_low"] < row["mean"] < row["prompt_high"] <= 1.0
     assert 0.0 <= row["both_low"] <= row["both_high"] <= 1.0
-    single = summarize([seed_a])["gold"][0]
+    single = curves_with_intervals([seed_a])["gold"][0]
     assert (single["both_low"], single["both_high"]) == (single["prompt_low"], single["prompt_high"])
 
 
@@ -319,3 +319,14 @@ def test_bon_from_a_pool_file_and_errors(tmp_path, bon_setup, capsys):
         == 2
     )
     assert "--prompts" in capsys.readouterr().err
+
+
+def test_bon_and_rloo_options_come_from_the_config_fields_with_their_defaults(capsys):
+    for command, shown in (
+        ("bon", ["--score-batch-size", "(default: 16)", "--generation-batch-size", "(default: 1.0)"]),
+        ("rloo", ["--clip-epsilon", "(default: 0.2)", "--temperature", "(default: 0.7)"]),
+    ):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(s in text for s in shown), text

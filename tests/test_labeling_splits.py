@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rmguard.errors import ConfigError, DataError
-from rmguard.eval.eval_sets import load_eval_set, summarize
+from rmguard.eval.eval_sets import file_metrics, load_eval_set
 from rmguard.eval.labeling import companion_path, flip_count, flip_indices, label_file
 from rmguard.eval.splits import SPLITS, make_splits
 from rmguard.training.modeling import build_reward_model, save_reward_model
@@ -143,7 +143,7 @@ def test_ranking_file_with_one_response_per_prompt_is_rejected(tmp_path):
         load_eval_set(str(write_jsonl(tmp_path / "one.jsonl", rows)))
 
 
-def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
+def test_eval_set_formats_give_file_metrics_of_hand_made_rewards(tmp_path):
     rb1 = write_jsonl(
         tmp_path / "rb1.jsonl",
         [
@@ -154,7 +154,7 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
     )
     eval_set = load_eval_set(str(rb1))
     assert eval_set.kind == "pairs" and len(eval_set.responses) == 6
-    summary = summarize(eval_set, np.array([1, 0, 0, 0, 0, 1]), resamples=50)  # right, tie, wrong
+    summary = file_metrics(eval_set, np.array([1, 0, 0, 0, 0, 1]), resamples=50)  # right, tie, wrong
     assert summary["accuracy"] == pytest.approx(1 / 3) and summary["ties"] == 1
     assert summary["subsets"]["alpacaeval-easy"] == {"accuracy": 0.5, "pairs": 2}
     assert summary["rewardbench_v1"] == {"Chat": 0.5, "Safety": 0.0, "overall": 0.25}
@@ -201,7 +201,7 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
     rewards = np.array(
         [3, 1, 2, 0, 2, 2, 1, 0, 5, 1, 4, 6, 1], dtype=float
     )  # record 2 ties with its best rejected
-    summary = summarize(eval_set, rewards, resamples=50)
+    summary = file_metrics(eval_set, rewards, resamples=50)
     # record 1 wins (1), record 2 ties the best rejected: RewardBench v2 gives it 1/2 → Math = 0.75
     assert summary["subsets"]["Math"] == 0.75 and summary["ties_with_best_rejected"] == 1
     assert summary["ties"]["accuracy_ref"] == 1.0 and summary["ties"]["correctness_preferred"] == 1.0
@@ -214,7 +214,7 @@ def test_benchmark_formats_summarize_hand_made_rewards(tmp_path):
         ],
     )
     eval_set = load_eval_set(str(rmb))
-    summary = summarize(eval_set, np.array([1, 2, 3, 0, 1.5, 2.5]))
+    summary = file_metrics(eval_set, np.array([1, 2, 3, 0, 1.5, 2.5]))
     assert eval_set.kind == "rmbench" and (summary["hard"], summary["normal"], summary["easy"]) == (
         0.0,
         1.0,

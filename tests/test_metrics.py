@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from rmguard.eval import metrics as rm
+from rmguard.eval.intervals import bootstrap_interval
 
 
 def test_kendall_tau_b_and_spearman_equal_scipy_on_random_scores_with_ties():
@@ -54,8 +55,8 @@ def test_pairwise_accuracy_counts_ties_as_wrong():
 
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(1).random(200) > 0.3
-    low, high = rm.bootstrap_ci(values.astype(float), seed=3)
-    assert (low, high) == rm.bootstrap_ci(values.astype(float), seed=3)
+    mean, low, high = bootstrap_interval(values.astype(float), seed=3)
+    assert (mean, low, high) == bootstrap_interval(values.astype(float), seed=3)
     assert low < values.mean() < high and high - low < 0.2
 
 

@@ -151,3 +151,50 @@ def test_bsr_factor_is_the_configured_batch_size_on_a_short_last_batch():
     assert bsr_factor(config) == 4
     budget = load_config(None, {"train_file": "p", "objective": "bsr", "max_tokens_per_batch": 512})
     assert bsr_factor(budget) is None  # token-budget batches have no fixed size: the batch's own pairs
+
+
+def test_a_partly_filled_margin_column_gets_the_configured_margin_where_empty():
+    # Pair 0 has margin 1.0 in the data, pair 1 none: BT with margins (1.0, config's 0.5), by hand.
+    from rmguard.training.collate import PaddedPairCollator
+    from rmguard.training.config import load_config
+    from rmguard.training.features import PairFeatures
+    from rmguard.training.loss import RewardLoss
+    from rmguard.training.modeling import RewardOutput
+
+    features = [PairFeatures([1], [2], [3], margin=1.0), PairFeatures([1], [4], [5])]
+    batch = PaddedPairCollator(pad_token_id=0)(features)
+    rewards = torch.tensor([2.0, 1.0, 0.5, 1.5])  # chosen 2.0, 1.0; rejected 0.5, 1.5
+    output = RewardOutput(rewards=rewards, hidden=torch.zeros(4, 1))
+    expected = (-log_sigmoid(2.0 - 0.5 - 1.0) - log_sigmoid(1.0 - 1.5 - 0.5)) / 2
+    config = load_config(None, {"train_file": "p", "objective": "bt", "margin": 0.5})
+    assert RewardLoss(config)(output, batch)[0].item() == pytest.approx(expected, rel=1e-6)
+    # No configured margin: the pair without one has none (0), as with no column at all.
+    plain = load_config(None, {"train_file": "p", "objective": "bt"})
+    expected_plain = (-log_sigmoid(2.0 - 0.5 - 1.0) - log_sigmoid(1.0 - 1.5)) / 2
+    assert RewardLoss(plain)(output, batch)[0].item() == pytest.approx(expected_plain, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bt", "bsr", "center", "hinge", "bt_norm", "bt_dr", "label_smoothing"])
+def test_the_dispatch_table_applies_each_objective_with_its_settings(name):
+    from rmguard.training.config import load_config
+    from rmguard.training.loss import RewardLoss
+    from rmguard.training.modeling import RewardOutput
+
+    c, r = tensors([1.0, -0.5, 2.0], [0.0, 0.5, 2.5])
+    settings = {
+        "bsr": {"bsr_lambda": 0.3},
+        "center": {"center_coef": 0.2},
+        "label_smoothing": {"label_smoothing": 0.25},
+    }
+    config = load_config(None, {"train_file": "p", "objective": name, **settings.get(name, {})})
+    direct = {
+        "bt": lambda: objectives.bt(c, r),
+        "bsr": lambda: objectives.bsr(c, r, 0.3, batch_size=config.per_device_train_batch_size),
+        "center": lambda: objectives.center(c, r, 0.2),
+        "hinge": lambda: objectives.hinge(c, r),
+        "bt_norm": lambda: objectives.bt_norm(c, r),
+        "bt_dr": lambda: objectives.bt_dr(c, r),
+        "label_smoothing": lambda: objectives.label_smoothing(c, r, 0.25),
+    }[name]()
+    output = RewardOutput(rewards=torch.cat([c, r]), hidden=torch.zeros(6, 1))
+    assert RewardLoss(config)(output, {})[0].item() == pytest.approx(direct.item(), rel=1e-12)

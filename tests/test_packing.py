@@ -16,7 +16,7 @@ import torch
 from rmguard.errors import ConfigError
 from rmguard.scoring import RewardScorer
 from rmguard.training.attention import PACKED_SDPA, enable_packed_attention
-from rmguard.training.collate import PaddedPairCollator, ResponseCollator
+from rmguard.training.collate import PaddedPairCollator, ResponseCollator, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, ResponseFeatures
 from rmguard.training.loss import RewardLoss
@@ -137,6 +137,7 @@ def test_gradient_checkpointing_recomputes_packed_attention_exactly(tiny_llama):
     """Checkpointed layers run attention again in the backward pass, with the same layout."""
     model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
     model.transformer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert enable_packed_attention(model.transformer)[0]
     model.train()  # checkpointing is active in training mode only; the tiny model has no dropout
     model.reward_head.eval()  # the GRM head's own dropout (0.1, as the reference) would differ per run
     assert model.backbone.gradient_checkpointing
@@ -151,7 +152,7 @@ def test_gradient_checkpointing_recomputes_packed_attention_exactly(tiny_llama):
         torch.testing.assert_close(grads_pack[name], grads_pad[name], atol=TOL, rtol=0, msg=name)
 
 
-def test_packed_batch_switches_the_model_to_packed_attention(tiny_llama):
+def test_packed_attention_is_enabled_once_and_padded_batches_keep_the_models_own(tiny_llama):
     model, tokenizer = build_reward_model(str(tiny_llama))
     model.eval()
     features = _features(random.Random(1), len(tokenizer), count=8)
@@ -159,8 +160,11 @@ def test_packed_batch_switches_the_model_to_packed_attention(tiny_llama):
     with torch.no_grad():
         before = model(**padded).rewards
         assert model.config._attn_implementation == "sdpa"
-        packed = model(**PackedPairCollator()(features)).rewards
+        with pytest.raises(ConfigError, match="packed attention was not enabled"):
+            model(**PackedPairCollator()(features))  # never switched behind the caller's back
+        assert enable_packed_attention(model.transformer)[0]
         assert model.config._attn_implementation == PACKED_SDPA
+        packed = model(**PackedPairCollator()(features)).rewards
         after = model(**padded).rewards  # padded batches still run the model's own SDPA
     torch.testing.assert_close(packed, before, atol=TOL, rtol=0)
     torch.testing.assert_close(after, before, atol=0, rtol=0)
@@ -179,6 +183,7 @@ def test_models_without_an_exact_packed_form_say_why(tiny_llama):
 def test_a_layout_lost_on_the_way_to_attention_is_an_error(tiny_llama):
     """A model whose layers drop keyword arguments must not run the packed row with no mask."""
     model, tokenizer = build_reward_model(str(tiny_llama))
+    assert enable_packed_attention(model.transformer)[0]
     attention = model.backbone.layers[0].self_attn
     forward = attention.forward
     attention.forward = lambda *args, packed_attention=None, **kwargs: forward(*args, **kwargs)
@@ -205,6 +210,7 @@ def test_scoring_shares_prompts_and_keeps_input_order(tiny_llama):
 def test_pack_segments_of_many_responses_match_single_rows(tiny_llama):
     model, tokenizer = build_reward_model(str(tiny_llama))
     model.eval()
+    assert enable_packed_attention(model.transformer)[0]
     prompt, responses = [10, 11, 12], [[20], [21, 22, 23], [24, 25]]
     packed = pack_segments([Segment(prompt, responses, [2, 0, 1]), Segment([], [[26, 27]], [3])])
     order = [responses[1], responses[2], responses[0]]
@@ -219,6 +225,7 @@ def test_sft_regularizer_needs_only_the_chosen_log_probs(tiny_llama):
     gradients, packed or padded, and leaves every rejected log-prob at 0."""
     model, tokenizer = build_reward_model(str(tiny_llama), kind="grm", head_type="linear")
     model.eval()
+    assert enable_packed_attention(model.transformer)[0]
     config = TrainConfig(objective="grm", train_file="unused", head_type="linear")
     features = _features(random.Random(5), len(tokenizer), count=5)
     full = PaddedPairCollator(tokenizer.pad_token_id, with_logps=True)(features)
@@ -238,3 +245,17 @@ def test_sft_regularizer_needs_only_the_chosen_log_probs(tiny_llama):
         torch.testing.assert_close(loss, loss_all, atol=TOL, rtol=0)
         for name in grads_all:
             torch.testing.assert_close(grads[name], grads_all[name], atol=TOL, rtol=0, msg=name)
+
+
+def test_reference_log_probs_come_from_their_own_map_by_pair_tokens():
+    features = [
+        PairFeatures([5, 6], [7, 8], [9]),
+        PairFeatures([], [10], [11, 12]),
+        PairFeatures([5, 6], [7, 8], [9]),
+    ]
+    reference = {pair_key(features[0]): (-1.5, -2.5), pair_key(features[1]): (-3.0, -4.0)}
+    for collator in (PackedPairCollator(reference=reference), PaddedPairCollator(0, reference=reference)):
+        batch = collator(features)
+        assert batch["ref_chosen_logps"].tolist() == [-1.5, -3.0, -1.5]
+        assert batch["ref_rejected_logps"].tolist() == [-2.5, -4.0, -2.5]
+    assert "ref_chosen_logps" not in PaddedPairCollator(0)(features)

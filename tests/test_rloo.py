@@ -35,19 +35,22 @@ def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
     (tmp_path / "g.py").write_text(GOLD)
     write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"p{i} p{i + 2}"} for i in range(10)])
     out = tmp_path / "out"
+    base = [
+        "rloo",
+        "--policy",
+        str(policy),
+        "--prompts",
+        str(tmp_path / "prompts.jsonl"),
+        "--proxy",
+        str(tmp_path / "rm"),
+        "--output-dir",
+        str(out),
+    ]
     code = main(
         [
-            "rloo",
-            "--policy",
-            str(policy),
-            "--prompts",
-            str(tmp_path / "prompts.jsonl"),
-            "--proxy",
-            str(tmp_path / "rm"),
+            *base,
             "--gold",
             f"{tmp_path / 'g.py'}:gold",
-            "--output-dir",
-            str(out),
             "--max-steps",
             "2",
             "--eval-steps",
@@ -69,23 +72,4 @@ def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
     assert (out / "policy" / "config.json").is_file()
     for name in ("gold_vs_kl.png", "gold_vs_step.png", "proxy_vs_kl.png", "tracking.csv"):
         assert (out / name).is_file()
-    assert (
-        main(
-            [
-                "rloo",
-                "--policy",
-                str(policy),
-                "--prompts",
-                str(tmp_path / "prompts.jsonl"),
-                "--proxy",
-                str(tmp_path / "rm"),
-                "--gold",
-                "x:y",
-                "--output-dir",
-                str(out),
-                "--k",
-                "1",
-            ]
-        )
-        == 2
-    )
+    assert main([*base, "--gold", "x:y", "--k", "1"]) == 2

@@ -15,8 +15,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmguard.errors import ConfigError
 from rmguard.scoring import RewardScorer, score_file
+from rmguard.training.checkpoints import list_checkpoints
 from rmguard.training.config import load_config
-from rmguard.training.trainer import list_checkpoints, train
+from rmguard.training.trainer import train
 
 from helpers import REPO, run_cli, synthetic_pair
 

@@ -1,10 +1,13 @@
 """argparse ``type=`` functions for numeric options, built on :mod:`rmguard.checks` (one rule, two doors),
-and the help formatter every sub-command uses."""
+the help formatter every sub-command uses, and options made from config dataclasses (one declaration per
+setting)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from rmguard import checks
 from rmguard.errors import ConfigError
@@ -44,3 +47,61 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
             return f"{text} (default: off)"  # a flag: its dest's default would read backwards for store_false
         return f"{text} (default: %(default)s)"
+
+
+# ----------------------------------------------------------------------------------------------- config dataclasses
+
+
+def config_options(*config_types: type) -> argparse.ArgumentParser:
+    """A parent parser (``add_parser(parents=[...])``) with one option per field of the config dataclasses,
+    made by transformers' HfArgumentParser as ``rmguard train`` does: type, default and help come from
+    the field, so each setting is declared once. ``--field-name`` and ``--field_name`` both work; a
+    field's ``aliases`` metadata adds more spellings."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(config_types, add_help=False)
+
+
+def add_config_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    config_types: tuple[type, ...],
+    run: Callable[[argparse.Namespace], int],
+    **parser_kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A sub-command whose options are the fields of ``config_types`` (:func:`config_options`), each
+    default shown in ``--help``, plus ``--no-progress``; ``run`` builds the configs with
+    :func:`build_configs`."""
+    parser = subparsers.add_parser(
+        name,
+        parents=[config_options(*config_types)],
+        formatter_class=DefaultsHelpFormatter,
+        **parser_kwargs,
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
+    """The config dataclasses from parsed options; their own checks (``__post_init__``) run here, and an
+    out-of-range setting is reported under its option name (``--top-p must lie in (0, 1], got 0``)."""
+    configs = []
+    for config_type in config_types:
+        names = [f.name for f in dataclasses.fields(config_type) if f.init]
+        values = {name: _flatten(getattr(args, name)) for name in names}
+        try:
+            configs.append(config_type(**values))
+        except ConfigError as error:
+            name, space, rest = str(error).partition(" ")
+            if name not in names:
+                raise
+            raise ConfigError(f"--{name.replace('_', '-')}{space}{rest}") from None
+    return configs
+
+
+def _flatten(value: Any) -> Any:
+    """A repeatable list option (``action="append"`` over ``nargs="+"``) gives a list of lists: one list."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [item for part in value for item in part]
+    return value

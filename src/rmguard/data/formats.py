@@ -326,10 +326,29 @@ def select_pairs(scores: list[float], strategy: str, rng: random.Random) -> list
     return [(a, b) for n, a in enumerate(ranked) for b in ranked[n + 1 :] if scores[a] > scores[b]]
 
 
+# ----------------------------------------------------------------------------------------------- text
+
+
 def as_user_turn(prompt: Text) -> Text:
-    """A plain instruction is a user turn: UltraFeedback responses are chat answers."""
+    """A plain instruction is one user turn: UltraFeedback responses and sampled responses are chat
+    answers. Chat prompts are kept as they are."""
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
 def as_reply(response: Text) -> list[Message]:
+    """A plain-text response is one assistant turn; chat responses are kept as they are."""
     return response if isinstance(response, list) else [{"role": "assistant", "content": response}]
+
+
+def chat_pair(prompt: Text, response: Text) -> tuple[Text, list[Message]]:
+    """(prompt, response) as chat messages, the form reward models with chat templates score."""
+    return as_user_turn(prompt), as_reply(response)
+
+
+def response_text(response: Text) -> str:
+    """The text of a response given as plain text or as assistant messages."""
+    return (
+        response
+        if isinstance(response, str)
+        else "".join(m["content"] for m in response if m["role"] == "assistant")
+    )

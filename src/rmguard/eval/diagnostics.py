@@ -22,8 +22,8 @@ from rmguard.eval.eval_sets import EvalSet, load_eval_set
 from rmguard.eval.evaluation import score_eval_set, unique_labels
 from rmguard.fileio import atomic_directory, atomic_write_json
 from rmguard.scoring import RewardScorer
+from rmguard.training.checkpoints import list_checkpoints, load_checkpoint_weights
 from rmguard.training.modeling import read_metadata
-from rmguard.training.trainer import list_checkpoints, load_checkpoint_weights
 
 RESULTS_FILE = "diagnostics.json"
 

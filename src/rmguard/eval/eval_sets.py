@@ -1,4 +1,4 @@
-"""Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``summarize``).
+"""Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``file_metrics``).
 
 Kinds, detected from the first row (docs/evaluation.md):
     rankings      multi-response records with gold scores (UltraFeedback layout; the val2–val4 splits; the BSR
@@ -28,6 +28,7 @@ from rmguard.data.records import Text
 from rmguard.data.response_sets import is_tau_row, parse_response_set
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
+from rmguard.eval.intervals import bootstrap_interval
 
 KINDS = ("rankings", "pairs", "rewardbench2", "rmbench")
 
@@ -177,8 +178,8 @@ def _hhh_row(row: dict[str, Any], spec: str, number: int) -> dict[str, Any]:
 
 
 def _with_ci(name: str, values: np.ndarray, seed: int, resamples: int) -> dict[str, float]:
-    low, high = rm.bootstrap_ci(values, resamples=resamples, seed=seed)
-    return {name: rm.nan_mean(values), f"{name}_ci_low": low, f"{name}_ci_high": high}
+    mean, low, high = bootstrap_interval(values, resamples=resamples, seed=seed)
+    return {name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def pair_correct(eval_set: EvalSet, rewards: np.ndarray) -> np.ndarray:
@@ -197,7 +198,9 @@ def prompt_correlations(
     return np.array(list(rm.per_prompt_correlations(gold, predicted, correlation).values()))
 
 
-def summarize(eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+def file_metrics(
+    eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000
+) -> dict[str, Any]:
     """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``)."""
     rewards = np.asarray(rewards, dtype=float)
     if len(rewards) != len(eval_set.responses):

@@ -1,6 +1,6 @@
 """``rmguard eval``: several reward models on several evaluation files, one JSON and one Markdown table.
 
-Each model scores each file once (``RewardScorer.score_with_hidden``); ``benchmarks.summarize`` turns the
+Each model scores each file once (``RewardScorer.score_with_hidden``); ``eval_sets.file_metrics`` turns the
 rewards into metrics. Files named like the ``rmguard split`` outputs form the scenario table (in-domain
 accuracy, prompt-, response- and mutual-disjoint Kendall τ), the paper's Table 5 layout.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rmguard.eval.eval_sets import EvalSet, load_eval_set, summarize
+from rmguard.eval.eval_sets import EvalSet, file_metrics, load_eval_set
 from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.scoring import RewardScorer
 
@@ -64,7 +64,8 @@ def evaluate_models(
     for label, model in zip(labels, models):
         scorer = RewardScorer(model, batch_size=batch_size, max_length=max_length)
         results[label] = {
-            f: summarize(s, score_eval_set(scorer, s)[0], seed, resamples) for f, s in zip(file_labels, sets)
+            f: file_metrics(s, score_eval_set(scorer, s)[0], seed, resamples)
+            for f, s in zip(file_labels, sets)
         }
         del scorer
     report = {

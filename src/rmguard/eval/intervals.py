@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rmguard.eval.metrics import nan_mean
+
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): mean ± t_{(1+level)/2, n−1} · s / √n with s the sample standard deviation.
@@ -30,17 +32,26 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 def bootstrap_interval(
     values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap of the mean over ``resamples`` resamples with replacement."""
+    """(mean, low, high): percentile bootstrap of the NaN-ignoring mean over units resampled with
+    replacement (seeded; all resamples drawn at once).
+
+    Units are pairs for accuracy and prompts for per-prompt correlations. NaN values stay in the
+    resamples and each resample's mean ignores them, as the point estimate does; a resample of only NaNs
+    is left out. No values give NaN throughout.
+    """
     x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
+    if not len(x):
         return math.nan, math.nan, math.nan
-    if len(x) < 2:
-        return float(x.mean()), math.nan, math.nan
+    mean = nan_mean(x)
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of only NaNs: NaN, dropped below
+        means = np.nanmean(x[rng.integers(0, len(x), size=(resamples, len(x)))], axis=1)
+    means = means[~np.isnan(means)]
+    if not len(means):
+        return mean, math.nan, math.nan
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(x.mean()), float(low), float(high)
+    return mean, float(low), float(high)
 
 
 def seeds_and_units_interval(

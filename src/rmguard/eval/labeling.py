@@ -13,6 +13,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +61,29 @@ def pair_row(item: ResponseSet, chosen: int, rejected: int) -> dict[str, Any]:
     }
 
 
-def build_pairs(items: Sequence[ResponseSet], strategy: str, seed: int) -> tuple[list[dict[str, Any]], int]:
-    """Pairs of every record by gold score (ties never paired); returns (pair rows, records without a pair)."""
+@dataclass
+class GoldPairs:
+    """Pair rows of some records, how many records gave none, and the ids of those that gave some."""
+
+    rows: list[dict[str, Any]]
+    unpaired: int
+    paired_ids: set[str]
+
+
+def build_pairs(items: Sequence[ResponseSet], strategy: str, rng: random.Random) -> GoldPairs:
+    """Pairs of every record by gold score as training builds them (``select_pairs``: ties never
+    paired, a record with fewer than two distinct scores gives none); ``best_vs_random`` draws from ``rng``."""
     if strategy not in PAIR_STRATEGIES:
         raise ConfigError(f"unknown pair strategy '{strategy}'; choose one of {', '.join(PAIR_STRATEGIES)}")
-    rng = random.Random(seed)
-    rows, unpaired = [], 0
+    pairs = GoldPairs([], 0, set())
     for item in items:
         chosen_rejected = select_pairs(item.golds, strategy, rng)
-        unpaired += not chosen_rejected
-        rows.extend(pair_row(item, c, r) for c, r in chosen_rejected)
-    return rows, unpaired
+        if chosen_rejected:
+            pairs.paired_ids.add(item.id)
+        else:
+            pairs.unpaired += 1
+        pairs.rows.extend(pair_row(item, c, r) for c, r in chosen_rejected)
+    return pairs
 
 
 def flip_labels(rows: list[dict[str, Any]], fraction: float, seed: int) -> int:
@@ -125,7 +138,8 @@ def label_file(
     items = read_response_sets(data)
     scorer = gold if isinstance(gold, GoldScorer) else GoldScorer(gold, batch_size=batch_size)
     labelled = gold_label(items, scorer)
-    rows, unpaired = build_pairs(labelled, pairs, seed)
+    built = build_pairs(labelled, pairs, random.Random(seed))
+    rows, unpaired = built.rows, built.unpaired
     flipped = flip_labels(rows, label_noise, seed)
     models: dict[str, int] = {}
     for item in labelled:

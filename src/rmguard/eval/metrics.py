@@ -1,6 +1,6 @@
 """Evaluation metrics as small pure functions over plain numbers (no models, no files).
 
-Pairwise accuracy, per-prompt rank correlation with gold scores, bootstrap intervals, the RewardBench v1,
+Pairwise accuracy, per-prompt rank correlation with gold scores, the RewardBench v1,
 RewardBench v2 and RM-Bench aggregations, and the hidden-state statistics of the diagnostics.
 """
 
@@ -159,33 +159,6 @@ def nan_mean(values: Sequence[float]) -> float:
     v = np.asarray(values, dtype=float)
     finite = v[~np.isnan(v)]
     return float(finite.mean()) if len(finite) else math.nan
-
-
-# ----------------------------------------------------------------------------------------------- intervals
-
-
-def bootstrap_ci(
-    values: Sequence[float],
-    statistic: Callable[[np.ndarray], float] = nan_mean,
-    resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over units resampled with replacement (seeded).
-
-    Units are pairs for accuracy and prompts for per-prompt correlations. NaN values stay in the resamples
-    and the default statistic ignores them, as the point estimate does.
-    """
-    data = np.asarray(values, dtype=float)
-    if not len(data):
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    stats = np.array([statistic(data[rng.integers(0, len(data), len(data))]) for _ in range(resamples)])
-    stats = stats[~np.isnan(stats)]
-    if not len(stats):
-        return math.nan, math.nan
-    alpha = (1 - level) / 2
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
 
 # ----------------------------------------------------------------------------------------------- benchmarks

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rmguard.data.formats import select_pairs
 from rmguard.data.response_sets import ResponseSet, prompt_id, read_response_sets
 from rmguard.errors import ConfigError, DataError
-from rmguard.eval.labeling import flip_labels, pair_row, read_label_metadata
+from rmguard.eval.labeling import build_pairs, flip_labels, read_label_metadata
 from rmguard.fileio import atomic_directory
 
 SCENARIOS = ("val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
@@ -85,20 +84,6 @@ def choose_heldout_prompts(
             "at least one prompt must be held out and one kept"
         )
     return {identifier for key in rng.sample(keys, count) for identifier in groups[key]}
-
-
-def _pairs(
-    items: Sequence[ResponseSet], strategy: str, rng: random.Random
-) -> tuple[list[dict[str, Any]], int, set[str]]:
-    """Pair rows, the number of items that gave none, and the ids of those that gave some."""
-    rows, unpaired, paired = [], 0, set()
-    for item in items:
-        chosen_rejected = select_pairs(item.golds, strategy, rng) if len(item.completions) >= 2 else []
-        unpaired += not chosen_rejected
-        if chosen_rejected:
-            paired.add(item.id)
-        rows.extend(pair_row(item, c, r) for c, r in chosen_rejected)
-    return rows, unpaired, paired
 
 
 def _disjointness(
@@ -182,22 +167,20 @@ def make_splits(
         raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
 
     pair_rng = random.Random(f"pairs:{seed}")
-    train_rows, train_unpaired, trained = _pairs(parts["train"], strategy, pair_rng)
+    train_pairs = build_pairs(parts["train"], strategy, pair_rng)
     # In-domain means a prompt the model was trained on: one whose training responses all tie gave no pair.
     left_out = {}
     for name in IN_DOMAIN_PROMPT_SPLITS:
-        kept_items = [item for item in parts[name] if item.id in trained]
+        kept_items = [item for item in parts[name] if item.id in train_pairs.paired_ids]
         left_out[name] = len(parts[name]) - len(kept_items)
         parts[name] = kept_items
     outputs: dict[str, list[dict[str, Any]]] = {}
     counts: dict[str, dict[str, int]] = {}
     for name in SPLITS:
-        if name == "train":
-            rows = train_rows
-            counts[name] = {"pairs": len(rows), "prompts_without_pair": train_unpaired}
-        elif name in PAIR_SPLITS:
-            rows, skipped, _ = _pairs(parts[name], strategy, pair_rng)
-            counts[name] = {"pairs": len(rows), "prompts_without_pair": skipped}
+        if name in PAIR_SPLITS:
+            pairs = train_pairs if name == "train" else build_pairs(parts[name], strategy, pair_rng)
+            rows = pairs.rows
+            counts[name] = {"pairs": len(rows), "prompts_without_pair": pairs.unpaired}
         else:
             kept = [item for item in parts[name] if len(item.completions) >= 2]
             rows = [item.to_row() for item in kept]

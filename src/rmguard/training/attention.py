@@ -180,10 +180,12 @@ def enable_packed_attention(model: PreTrainedModel) -> tuple[bool, str]:
 
 
 def backbone_attention(packed: PackedAttention, model: PreTrainedModel) -> tuple[Tensor, dict[str, Any]]:
-    """(attention_mask, extra keyword arguments) for ``model``'s backbone to run ``packed``; switches the
-    model to its packed attention first if it is not on one."""
+    """(attention_mask, extra keyword arguments) for ``model``'s backbone to run ``packed``.
+
+    The model must already run its packed attention (:func:`enable_packed_attention`, called once where
+    the model is built); a packed row through any other attention would attend across pairs."""
     if model.config.get_text_config()._attn_implementation not in (PACKED_SDPA, PACKED_EAGER):
-        exact, reason = enable_packed_attention(model)
-        if not exact:
-            raise ConfigError(f"this model cannot run packed batches: {reason}; turn packing off")
+        implementation, reason = packed_attention_for(model)
+        why = reason if implementation is None else "its packed attention was not enabled"
+        raise ConfigError(f"this model cannot run packed batches: {why}; turn packing off")
     return _MASK_IN_LAYOUT, {"packed_attention": packed}

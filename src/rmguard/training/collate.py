@@ -13,12 +13,17 @@ sequences and nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+import math
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from rmguard.training.features import PairFeatures, ResponseFeatures
+
+PairKey = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+# GRM-DPO's reference: pair tokens → summed log-probs (S_ref(y_c), S_ref(y_r)) of the starting model.
+ReferenceLogps = Mapping[PairKey, tuple[float, float]]
 
 MODEL_INPUT_KEYS = (
     "input_ids",
@@ -79,42 +84,6 @@ def pad_sequences(
 
 
 @dataclass
-class PaddedPairCollator:
-    """Pads the 2B sequences of B pairs into one [2B, T] batch (chosen rows first)."""
-
-    pad_token_id: int
-    padding_side: str = "right"
-    with_logps: bool = False
-    chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
-    default_margin: float | None = None
-
-    def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
-        sequences = [f.prompt_ids + f.chosen_ids for f in features] + [
-            f.prompt_ids + f.rejected_ids for f in features
-        ]
-        prompt_lengths = [len(f.prompt_ids) for f in features] * 2
-        chosen_rows = range(len(features)) if self.chosen_logps_only else None
-        batch = pad_sequences(
-            sequences, prompt_lengths, self.pad_token_id, self.padding_side, self.with_logps, chosen_rows
-        )
-        return {**batch, **pair_targets(features, self.default_margin)}
-
-
-def pair_targets(features: list[PairFeatures], default_margin: float | None) -> dict[str, torch.Tensor]:
-    """Per-pair loss inputs that do not go through the model: margins and reference log-probs."""
-    targets: dict[str, torch.Tensor] = {}
-    margins = [f.margin if f.margin is not None else default_margin for f in features]
-    if any(m is not None for m in margins):
-        targets["margin"] = torch.tensor([0.0 if m is None else m for m in margins], dtype=torch.float32)
-    if features and features[0].ref_chosen_logp is not None:
-        targets["ref_chosen_logps"] = torch.tensor([f.ref_chosen_logp for f in features], dtype=torch.float32)
-        targets["ref_rejected_logps"] = torch.tensor(
-            [f.ref_rejected_logp for f in features], dtype=torch.float32
-        )
-    return targets
-
-
-@dataclass
 class ResponseCollator:
     """Pads single responses for scoring (one row each)."""
 
@@ -122,12 +91,60 @@ class ResponseCollator:
     padding_side: str = "right"
     with_logps: bool = False
 
-    def __call__(self, features: list[ResponseFeatures]) -> dict[str, torch.Tensor]:
-        sequences = [f.prompt_ids + f.response_ids for f in features]
+    def __call__(
+        self, features: list[ResponseFeatures], logp_rows: Container[int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``logp_rows``: only these rows get log-probs (all rows when None)."""
         return pad_sequences(
-            sequences,
+            [f.prompt_ids + f.response_ids for f in features],
             [len(f.prompt_ids) for f in features],
             self.pad_token_id,
             self.padding_side,
             self.with_logps,
+            logp_rows,
         )
+
+
+@dataclass
+class PaddedPairCollator:
+    """Pads the 2B sequences of B pairs into one [2B, T] batch (chosen rows first)."""
+
+    pad_token_id: int
+    padding_side: str = "right"
+    with_logps: bool = False
+    chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
+    reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
+
+    def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
+        responses = [ResponseFeatures(f.prompt_ids, f.chosen_ids) for f in features] + [
+            ResponseFeatures(f.prompt_ids, f.rejected_ids) for f in features
+        ]
+        chosen_rows = range(len(features)) if self.chosen_logps_only else None
+        batch = ResponseCollator(self.pad_token_id, self.padding_side, self.with_logps)(
+            responses, chosen_rows
+        )
+        return {**batch, **pair_targets(features, self.reference)}
+
+
+def pair_key(feature: PairFeatures) -> PairKey:
+    """A pair by its tokens: equal pairs get equal reference log-probs, whatever their position."""
+    return tuple(feature.prompt_ids), tuple(feature.chosen_ids), tuple(feature.rejected_ids)
+
+
+def pair_targets(
+    features: list[PairFeatures], reference: ReferenceLogps | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-pair loss inputs that do not go through the model: margins and reference log-probs.
+
+    ``margin`` is there when any pair has one, NaN for a pair without: the loss gives those the
+    configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule)."""
+    targets: dict[str, torch.Tensor] = {}
+    if any(f.margin is not None for f in features):
+        targets["margin"] = torch.tensor(
+            [math.nan if f.margin is None else f.margin for f in features], dtype=torch.float32
+        )
+    if reference is not None:
+        chosen, rejected = zip(*(reference[pair_key(f)] for f in features))
+        targets["ref_chosen_logps"] = torch.tensor(chosen, dtype=torch.float32)
+        targets["ref_rejected_logps"] = torch.tensor(rejected, dtype=torch.float32)
+    return targets

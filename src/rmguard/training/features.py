@@ -23,8 +23,6 @@ class PairFeatures:
     chosen_ids: list[int]
     rejected_ids: list[int]
     margin: float | None = None
-    ref_chosen_logp: float | None = None
-    ref_rejected_logp: float | None = None
 
 
 @dataclass

@@ -60,45 +60,39 @@ class RewardLoss:
 
     def __call__(self, output: RewardOutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         config = self.config
-        num_pairs = len(output.rewards) // 2
-        chosen, rejected = output.rewards[:num_pairs], output.rewards[num_pairs:]
-        margin = batch.get("margin")
-        if margin is None:
-            margin = config.margin
-        name = config.reward_objective
-        if name == "bsr":
-            batch_rewards = self.gather(output.rewards) if config.bsr_scope == "global" else None
-            reward_loss = objectives.bsr(
-                chosen, rejected, config.bsr_lambda, margin, batch_rewards, bsr_factor(config)
-            )
-        elif name == "center":
-            reward_loss = objectives.center(chosen, rejected, config.center_coef, margin)
-        elif name == "label_smoothing":
-            reward_loss = objectives.label_smoothing(chosen, rejected, config.label_smoothing)
-        elif name == "bt_norm":
-            reward_loss = objectives.bt_norm(chosen, rejected)
-        else:  # bt, hinge, bt_dr
-            reward_loss = objectives.REWARD_OBJECTIVES[name](chosen, rejected, margin=margin)
+        terms = self.terms(output, batch)
+        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective](terms, config)
         parts = {"reward_loss": reward_loss.item()}
         if config.regularizer == "none":
             return reward_loss, parts
-        regularizer = self.regularizer(output, batch, num_pairs)
+        regularizer = objectives.GRM_REGULARIZERS[config.regularizer](terms, config)
         parts["regularizer"] = regularizer.item()
         return objectives.grm_combine(reward_loss, regularizer, config.grm_alpha), parts
 
-    def regularizer(self, output: RewardOutput, batch: dict[str, Tensor], num_pairs: int) -> Tensor:
-        config = self.config
+    def terms(self, output: RewardOutput, batch: dict[str, Tensor]) -> objectives.BatchTerms:
+        """The batch's rewards, margins and log-probs, split into chosen (first half) and rejected."""
+        half = len(output.rewards) // 2
         logps = output.logps
-        chosen, rejected = logps[:num_pairs], logps[num_pairs:]
-        if config.regularizer == "sft":
-            return objectives.grm_sft(chosen, config.grm_beta)
-        if config.regularizer == "sft_plain":
-            return objectives.grm_sft_plain(chosen)
-        if config.regularizer == "dpo_noref":
-            return objectives.grm_dpo_noref(chosen, rejected, config.grm_beta)
-        return objectives.grm_dpo(
-            chosen, rejected, batch["ref_chosen_logps"], batch["ref_rejected_logps"], config.grm_beta
+        return objectives.BatchTerms(
+            chosen=output.rewards[:half],
+            rejected=output.rewards[half:],
+            margin=pair_margins(batch.get("margin"), self.config.margin),
+            gathered_rewards=lambda: self.gather(output.rewards),
+            batch_size=bsr_factor(self.config),
+            chosen_logps=None if logps is None else logps[:half],
+            rejected_logps=None if logps is None else logps[half:],
+            ref_chosen_logps=batch.get("ref_chosen_logps"),
+            ref_rejected_logps=batch.get("ref_rejected_logps"),
         )
+
+
+def pair_margins(column: Tensor | None, configured: float | None) -> objectives.MarginLike:
+    """The margin of each pair: its own from the data's ``margin`` column, else the configured constant,
+    else none (0). The collators mark a pair without a margin as NaN, so a partly filled column gets
+    the configured margin where it is empty."""
+    if column is None:
+        return configured
+    return torch.where(column.isnan(), 0.0 if configured is None else configured, column)
 
 
 def bsr_factor(config: TrainConfig) -> int | None:

@@ -9,9 +9,16 @@ Reward objectives (Hong et al. 2025 and the baselines they compare):
 GRM hidden-state regularizers (Yang et al. 2024), over S(y) = Σ_t log π(y_t | x, y_<t):
     grm_sft, grm_sft_plain, grm_dpo, grm_dpo_noref
 and ``grm_combine`` for the GRM total (1 − α)·reward_loss + α·regularizer.
+
+Training reaches them through one dispatch table each, ``REWARD_OBJECTIVES`` and ``GRM_REGULARIZERS``
+(name → loss of a :class:`BatchTerms` under the run's settings).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -98,17 +105,6 @@ def label_smoothing(chosen: Tensor, rejected: Tensor, label_smoothing: float = 0
     return (-(1 - eps) * F.logsigmoid(delta) - eps * F.logsigmoid(-delta)).mean()
 
 
-REWARD_OBJECTIVES = {
-    "bt": bt,
-    "bsr": bsr,
-    "center": center,
-    "hinge": hinge,
-    "bt_norm": bt_norm,
-    "bt_dr": bt_dr,
-    "label_smoothing": label_smoothing,
-}
-
-
 def grm_sft(chosen_logps: Tensor, beta: float = 0.1) -> Tensor:
     """GRM's SFT regularizer (its best): L_reg = −mean_i log σ(β · S(y_c,i)), β defaults to 0.1."""
     return -F.logsigmoid(beta * chosen_logps).mean()
@@ -143,5 +139,62 @@ def grm_combine(reward_loss: Tensor, regularizer: Tensor, alpha: float = 0.01) -
     return (1 - alpha) * reward_loss + alpha * regularizer
 
 
-GRM_REGULARIZERS = ("sft", "sft_plain", "dpo", "dpo_noref")
+# ----------------------------------------------------------------------------------------------- dispatch
+
+
+class Settings(Protocol):
+    """The hyperparameters the tables read (``TrainConfig`` has them all)."""
+
+    bsr_lambda: float
+    bsr_scope: str
+    center_coef: float
+    label_smoothing: float
+    grm_beta: float
+
+
+@dataclass
+class BatchTerms:
+    """What one batch gives the objectives: rewards r_c, r_r (and per-pair margins), and for GRM the
+    summed response log-probs S(y) of the model and, for the DPO regularizer, of the reference."""
+
+    chosen: Tensor
+    rejected: Tensor
+    margin: MarginLike = None
+    # All ranks' rewards for BSR's global scope; a function, so the gather runs only where it is read.
+    gathered_rewards: Callable[[], Tensor] | None = None
+    batch_size: int | None = None  # BSR's fixed B (None: the batch's own pair count)
+    chosen_logps: Tensor | None = None
+    rejected_logps: Tensor | None = None
+    ref_chosen_logps: Tensor | None = None
+    ref_rejected_logps: Tensor | None = None
+
+
+def _bsr(b: BatchTerms, s: Settings) -> Tensor:
+    batch_rewards = b.gathered_rewards() if s.bsr_scope == "global" and b.gathered_rewards else None
+    return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size)
+
+
+Objective = Callable[[BatchTerms, Settings], Tensor]
+
+# The one dispatch table of reward objectives: name → loss of a batch. A new objective is a pure
+# function above and one line here (plus its hyperparameter as a TrainConfig field, if it has one).
+REWARD_OBJECTIVES: dict[str, Objective] = {
+    "bt": lambda b, s: bt(b.chosen, b.rejected, b.margin),
+    "bsr": _bsr,
+    "center": lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin),
+    "hinge": lambda b, s: hinge(b.chosen, b.rejected, b.margin),
+    "bt_norm": lambda b, s: bt_norm(b.chosen, b.rejected),
+    "bt_dr": lambda b, s: bt_dr(b.chosen, b.rejected, b.margin),
+    "label_smoothing": lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing),
+}
+
+# GRM's regularizers, dispatched the same way: name → L_reg of a batch.
+GRM_REGULARIZERS: dict[str, Objective] = {
+    "sft": lambda b, s: grm_sft(b.chosen_logps, s.grm_beta),
+    "sft_plain": lambda b, s: grm_sft_plain(b.chosen_logps),
+    "dpo": lambda b, s: grm_dpo(
+        b.chosen_logps, b.rejected_logps, b.ref_chosen_logps, b.ref_rejected_logps, s.grm_beta
+    ),
+    "dpo_noref": lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta),
+}
 CHOSEN_ONLY_REGULARIZERS = ("sft", "sft_plain")  # read S(y_c) only: the rejected log-probs are never computed

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from rmguard.training.attention import AttentionBlock, PackedAttention
-from rmguard.training.collate import pair_targets
+from rmguard.training.collate import ReferenceLogps, pair_targets
 from rmguard.training.features import PairFeatures, ResponseFeatures
 
 
@@ -95,7 +95,7 @@ class PackedPairCollator:
 
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
-    default_margin: float | None = None
+    reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
@@ -105,7 +105,7 @@ class PackedPairCollator:
             for i, f in enumerate(features)
         ]
         batch = pack_segments(segments, self.with_logps, logp_sequences)
-        return {**batch, **pair_targets(features, self.default_margin)}
+        return {**batch, **pair_targets(features, self.reference)}
 
 
 def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
+import dataclasses
 import math
 import os
-import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +34,8 @@ from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
-from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator
+from rmguard.training.checkpoints import checkpoint_step, resume_path, save_checkpoint
+from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
 from rmguard.training.loss import RewardLoss
@@ -52,9 +51,6 @@ from rmguard.training.modeling import (
 from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
 from rmguard.training.packing import PackedPairCollator
 from rmguard.training.pretrained import resolve_model_path
-
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -143,7 +139,9 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
     )
 
 
-def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
+def _load_model(config: TrainConfig, log: Callable[[str], None]) -> tuple[RewardModel, Any, bool]:
+    """(model, tokenizer, whether batches are packed): the model is switched to its packed attention
+    here, once, when the config asks for packing and packing is exact for it."""
     model, tokenizer = _load_weights(config)
     if config.attn_implementation:
         model.transformer.set_attn_implementation(config.attn_implementation)
@@ -151,7 +149,14 @@ def _load_model(config: TrainConfig) -> tuple[RewardModel, Any]:
         for module in model.modules():  # as TRL's disable_dropout_in_model
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-    return model, tokenizer
+    packed = False
+    if config.packing and config.attn_implementation not in (None, "sdpa", "eager"):
+        log(f"packing off: attn_implementation {config.attn_implementation} has no exact packed form")
+    elif config.packing:
+        packed, reason = enable_packed_attention(model.transformer)
+        if not packed:
+            log(f"packing off: {reason}; using padded batches")
+    return model, tokenizer, packed
 
 
 def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
@@ -164,6 +169,7 @@ def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
 
 
 def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
+    """The reward model to train: an rmguard checkpoint to continue, or a fresh one on a causal LM."""
     path = resolve_model_path(config.model_name_or_path)
     dtype = _model_dtype(config, path)
     if is_reward_checkpoint(path):
@@ -173,7 +179,13 @@ def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
                 f"{path} is a {model.kind} reward model, but the config asks for "
                 f"{'a GRM' if config.is_grm else 'a standard'} one"
             )
-        return model, tokenizer
+    else:
+        model, tokenizer = _build_model(config, path, dtype)
+    return model, tokenizer
+
+
+def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[RewardModel, Any]:
+    """A fresh reward model on a causal LM, with the config's LM-head, LoRA and checkpointing settings."""
     kind = "grm" if config.is_grm else "standard"
     model, tokenizer = build_reward_model(
         path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template, dtype
@@ -214,22 +226,11 @@ PairCollator = PackedPairCollator | PaddedPairCollator
 
 
 def make_pair_collator(
-    config: TrainConfig,
-    model: RewardModel,
-    pad_token_id: int,
-    with_logps: bool,
-    log: Callable[[str], None] = print,
-    chosen_logps_only: bool = False,
+    packed: bool, pad_token_id: int, with_logps: bool, chosen_logps_only: bool = False
 ) -> PairCollator:
-    """The packed collator (with the model switched to its packed attention) where the config asks for
-    packing and it is exact for this model, else padded."""
-    if config.packing and config.attn_implementation not in (None, "sdpa", "eager"):
-        log(f"packing off: attn_implementation {config.attn_implementation} has no exact packed form")
-    elif config.packing:
-        exact, reason = enable_packed_attention(model.transformer)
-        if exact:
-            return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
-        log(f"packing off: {reason}; using padded batches")
+    """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
+    if packed:
+        return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
     return PaddedPairCollator(pad_token_id, with_logps=with_logps, chosen_logps_only=chosen_logps_only)
 
 
@@ -247,18 +248,18 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def _precompute_reference_logps(
     model: RewardModel, features: list[PairFeatures], collator: PairCollator, batch_size: int
-) -> None:
-    """GRM-DPO reference log-probs of the starting model, computed once and stored on the features."""
+) -> ReferenceLogps:
+    """GRM-DPO reference log-probs of the starting model, computed once: pair tokens → (S(y_c), S(y_r))."""
     was_training = model.training
     model.eval()
+    reference: ReferenceLogps = {}
     for start in range(0, len(features), batch_size):
         chunk = features[start : start + batch_size]
-        batch = collator(chunk)
-        logps = model(**model_inputs(batch)).logps
+        logps = model(**model_inputs(collator(chunk))).logps
         for i, feature in enumerate(chunk):
-            feature.ref_chosen_logp = logps[i].item()
-            feature.ref_rejected_logp = logps[len(chunk) + i].item()
+            reference[pair_key(feature)] = (logps[i].item(), logps[len(chunk) + i].item())
     model.train(was_training)
+    return reference
 
 
 def _live_reference(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
@@ -272,49 +273,6 @@ def _live_reference(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], d
         return {**batch, "ref_chosen_logps": logps[:half], "ref_rejected_logps": logps[half:]}
 
     return add_reference
-
-
-# ----------------------------------------------------------------------------------------------- checkpoints
-
-
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    root = Path(output_dir) / "checkpoints"
-    found = (
-        [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
-    )
-    return sorted(found, key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
-
-
-def _save_checkpoint(accelerator: Accelerator, config: TrainConfig, step: int, epoch: int) -> None:
-    """Every rank writes into one partial folder; the main rank renames it into place when all are done."""
-    target = Path(config.output_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
-    partial = target.with_name(f".{target.name}.partial")
-    if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (partial / STATE_FILE).write_text(json.dumps({"global_step": step, "epoch": epoch}))
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-        for old in list_checkpoints(config.output_dir)[: -config.save_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def _resume_path(config: TrainConfig) -> Path | None:
-    spec = config.resume_from_checkpoint
-    if not spec:
-        return None
-    if spec == "latest":
-        found = list_checkpoints(config.output_dir)
-        return found[-1] if found else None
-    path = Path(spec)
-    if not (path / STATE_FILE).is_file():
-        raise ConfigError(f"{spec}: not an rmguard checkpoint (no {STATE_FILE})")
-    return path
 
 
 # ----------------------------------------------------------------------------------------------- loop
@@ -391,8 +349,8 @@ def _train(
     config: TrainConfig, accelerator: Accelerator, callbacks: list[Callable[[TrainState], None]] | None
 ) -> TrainResult:
     set_seed(config.seed)
-    model, tokenizer = _load_model(config)
-    run, train_report = _build_run(config, accelerator, model, tokenizer)
+    model, tokenizer, packed = _load_model(config, accelerator.print)
+    run, train_report = _build_run(config, accelerator, model, tokenizer, packed)
     global_step, start_epoch, skip_batches = _resume(run)
     global_step = _step_loop(run, global_step, start_epoch, skip_batches, callbacks or [])
     eval_metrics = _finish(run, global_step, train_report)
@@ -400,7 +358,7 @@ def _train(
 
 
 def _build_run(
-    config: TrainConfig, accelerator: Accelerator, model: RewardModel, tokenizer: Any
+    config: TrainConfig, accelerator: Accelerator, model: RewardModel, tokenizer: Any, packed: bool
 ) -> tuple[_Run, TokenizationReport]:
     """Features → loaders → optimizer and schedule, prepared by Accelerate."""
     log = accelerator.print
@@ -408,21 +366,22 @@ def _build_run(
         config, config.train_file, config.train_split, tokenizer, log
     )
     collator = make_pair_collator(
-        config,
-        model,
+        packed,
         tokenizer.pad_token_id,
         config.regularizer != "none",
-        log,
         chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
     )
     add_reference = None
     if config.regularizer == "dpo":
         if config.grm_reference == "precomputed":
-            _precompute_reference_logps(model, train_features, collator, config.per_device_eval_batch_size)
+            reference = _precompute_reference_logps(
+                model, train_features, collator, config.per_device_eval_batch_size
+            )
+            collator = dataclasses.replace(collator, reference=reference)
         else:
             add_reference = _live_reference(model)
     train_loader, budget_sampler = _train_loader(config, train_features, collator)
-    eval_loader = _eval_loader(config, model, tokenizer, log)
+    eval_loader = _eval_loader(config, packed, tokenizer, log)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, trainable)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -493,7 +452,7 @@ def _train_loader(
     return DataLoader(features, batch_sampler=sampler, collate_fn=collator), sampler
 
 
-def _eval_loader(config: TrainConfig, model: RewardModel, tokenizer: Any, log: Callable) -> DataLoader | None:
+def _eval_loader(config: TrainConfig, packed: bool, tokenizer: Any, log: Callable) -> DataLoader | None:
     if not config.eval_file:
         return None
     features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
@@ -502,17 +461,17 @@ def _eval_loader(config: TrainConfig, model: RewardModel, tokenizer: Any, log: C
     return DataLoader(
         features,
         batch_size=config.per_device_eval_batch_size,
-        collate_fn=make_pair_collator(config, model, tokenizer.pad_token_id, False, log=lambda _: None),
+        collate_fn=make_pair_collator(packed, tokenizer.pad_token_id, with_logps=False),
     )
 
 
 def _resume(run: _Run) -> tuple[int, int, int]:
     """(global step, epoch, batches of that epoch already done) from ``resume_from_checkpoint``, else zeros."""
-    resume = _resume_path(run.config)
+    resume = resume_path(run.config.resume_from_checkpoint, run.config.output_dir)
     if resume is None:
         return 0, 0, 0
     run.accelerator.load_state(str(resume))
-    global_step = json.loads((resume / STATE_FILE).read_text())["global_step"]
+    global_step = checkpoint_step(resume)
     epoch, steps_left = 0, global_step
     while steps_left >= run.epoch_steps(epoch):
         steps_left -= run.epoch_steps(epoch)
@@ -613,7 +572,7 @@ def _after_step(
         run.accelerator.log(metrics, step=step)
         run.history.append({"step": step, **metrics})
     if config.save_steps > 0 and step % config.save_steps == 0:
-        _save_checkpoint(run.accelerator, config, step, epoch)
+        save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit)
     return metrics
 
 
@@ -660,22 +619,3 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
     accelerator.wait_for_everyone()  # no rank tears the process group down while the main one still saves
     accelerator.end_training()
     return eval_metrics
-
-
-def load_checkpoint_weights(model: RewardModel, checkpoint: str | Path) -> int:
-    """Load the model weights of a resumable checkpoint into ``model`` (built from the run's final output
-    folder), strictly; returns the checkpoint's step. Reads the ``model.safetensors`` that
-    ``Accelerator.save_state`` writes for single-process and DDP runs (FSDP/DeepSpeed shard differently)."""
-    from safetensors.torch import load_file
-
-    checkpoint = Path(checkpoint)
-    weights = checkpoint / "model.safetensors"
-    if not (checkpoint / STATE_FILE).is_file() or not weights.is_file():
-        raise ConfigError(f"{checkpoint}: not an rmguard checkpoint with model.safetensors")
-    try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"{checkpoint}: weights do not match the final model's architecture: {error}"
-        ) from None
-    return int(json.loads((checkpoint / STATE_FILE).read_text())["global_step"])

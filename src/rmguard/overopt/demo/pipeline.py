@@ -335,7 +335,7 @@ def _proxy_scores(
 
 def _scored_texts(sets: list[Any], bon: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """(prompts, responses): every evaluation set's responses, then the Best-of-N pool row by row."""
-    from rmguard.overopt.bon import chat_pair
+    from rmguard.data.formats import chat_pair
 
     chats = [chat_pair(p, r) for p, rows in zip(bon["prompts"], bon["responses"]) for r in rows]
     prompts = [p for s in sets for p in s.prompts] + [p for p, _ in chats]

@@ -21,10 +21,10 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from rmguard.data.formats import response_text
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.overopt.demo.prompts import build_prompts
-from rmguard.overopt.generation import response_text
 
 GOLD_SPEC = "rmguard.overopt.demo.world:gold"
 _WORD = re.compile(r"[A-Za-z0-9']+")
