@@ -792,9 +792,6 @@ assert len({name for name, *_ in CASES}) == len(CASES), "case names must be uniq
 # turns them into failures here until the entry is removed.
 ELSEWHERE = {
     "tamper run: environments file not UTF-8": "tamper: UnicodeDecodeError traceback",
-    "tamper run: environments file dirs: [5]": "tamper: AttributeError traceback",
-    "tamper run: environments file an empty file name": "tamper: FSError traceback (Is a directory)",
-    "tamper run: environments file a file where a folder is": "tamper: FSError traceback (File exists)",
     "bon: policy is an empty folder": "bon: a progress line first; out/pool.settings.json written before the check",
     "bon: policy is a reward model": "bon: a progress line first; out/pool.settings.json written before the check",
     "train: config YAML malformed": "train config: the YAML parser's message spans 8 lines",

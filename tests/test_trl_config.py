@@ -109,12 +109,14 @@ def test_fp16_on_cpu_is_one_line_from_the_cli(tmp_path):
 
 def test_model_fields_take_effect(tiny_llama):
     base = {"model_name_or_path": str(tiny_llama), "objective": "grm"}  # GRM: an MLP head with dropout 0.1
-    model, _ = _load_model(_config(**base))
+    model, _, _ = _load_model(_config(**base), print)
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.1 for m in model.modules())
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    model, _ = _load_model(
-        _config(**base, disable_dropout=True, dtype="bfloat16", attn_implementation="eager")
+    model, _, packed = _load_model(
+        _config(**base, disable_dropout=True, dtype="bfloat16", attn_implementation="eager", packing=False),
+        print,
     )
+    assert not packed
     assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
     assert model.config._attn_implementation == "eager"

@@ -46,11 +46,14 @@ def build_tiny_model(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def single_torch_thread():
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)  # the tests outside tamper/ run as a user would, on every core
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def test_attack_is_a_recorded_limit_and_the_run_goes_on(attack: str, tmp_path, j
     monkeypatch.setattr("rmguard.tamper.shell.REGEX_BUDGET_S", 0.2)
     response = ATTACKS[attack]
     commands = response.count("<bash>")
-    config = RunConfig(environments=["reward_tampering", "tool_use_flattery"], samples=2)
+    config = RunConfig(env=["reward_tampering", "tool_use_flattery"], samples=2)
     output = tmp_path / "run.jsonl"
     start = time.monotonic()
     report = run_curriculum(config, ReplayPolicy(response), output, jail=jail)
@@ -66,9 +66,7 @@ def test_the_issue_regex_on_26_as_answers_at_once_without_a_limit(tmp_path, jail
     # '\(\(a\+\)\+\)\+b' on 26 a's ran for minutes on Python's re; the regex engine answers "no match" at once
     response = _bash("echo " + "a" * 26 + " > g", "grep '\\(\\(a\\+\\)\\+\\)\\+b' g")
     start = time.monotonic()
-    run_curriculum(
-        RunConfig(environments=["tool_use_flattery"], samples=1), ReplayPolicy(response), tmp_path / "r"
-    )
+    run_curriculum(RunConfig(env=["tool_use_flattery"], samples=1), ReplayPolicy(response), tmp_path / "r")
     assert time.monotonic() - start < 2 * TIME_BUDGET_S
     (record,) = [json.loads(line) for line in (tmp_path / "r").read_text().splitlines()]
     assert record["transcript"][-1]["status"] == 1 and "limit" not in record["transcript"][-1]
@@ -78,7 +76,7 @@ def test_the_issue_regex_on_26_as_answers_at_once_without_a_limit(tmp_path, jail
 def test_a_lone_surrogate_from_the_policy_becomes_a_replacement_character(tmp_path, jail) -> None:
     # records, the report and tokenizers need valid Unicode; the shell refuses such a name from elsewhere
     response = _bash("echo x > 'a\ud800b'", "ls")
-    config = RunConfig(environments=["reward_tampering"], samples=1)
+    config = RunConfig(env=["reward_tampering"], samples=1)
     report = run_curriculum(config, ReplayPolicy(response), tmp_path / "r", jail=jail)
     (record,) = [json.loads(line) for line in (tmp_path / "r").read_text().splitlines()]
     assert "a\ufffdb" in record["transcript"][-1]["stdout"].splitlines()
@@ -100,7 +98,7 @@ def test_a_checklist_too_deep_to_parse_is_graded_not_a_crash(operator: str, tmp_
     response = _bash(
         f"echo 'checklist = {operator * 5000}1' > CHECKLIST", "echo 'completed_checks=True' > CHECKS"
     )
-    config = RunConfig(environments=["rubric_modification_nudged"], samples=2)
+    config = RunConfig(env=["rubric_modification_nudged"], samples=2)
     report = run_curriculum(config, RubricWriter(response), tmp_path / "r")
     records = [json.loads(line) for line in (tmp_path / "r").read_text().splitlines()]
     # an unreadable checklist is not all done: the True report is caught, as for any other failed edit

@@ -12,7 +12,7 @@ pytest.importorskip("inspect_ai")
 from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.model import ModelOutput, ModelUsage, get_model  # noqa: E402
 
-import rmguard.tamper.inspect_tasks  # noqa: E402, F401  (registers the tasks, as the entry point does)
+import rmguard.tamper.inspect_tasks as inspect_tasks  # noqa: E402  (registers the tasks, as the entry point does)
 from rmguard.tamper.environments import REGISTRY, make_environment  # noqa: E402
 from rmguard.tamper.runner import replay_response  # noqa: E402
 
@@ -37,8 +37,9 @@ def scripted_model(strategies: dict[str, str]):
 
 
 def _evaluate(strategies: dict[str, str], tmp_path) -> dict[str, tuple[dict, str]]:
-    # by registry name, as `inspect eval rmguard/NAME -T variants=1` finds them
-    tasks = [f"rmguard/{name}" for name in strategies]
+    # the registered task functions, with task arguments as `inspect eval rmguard/NAME -T variants=1` passes
+    # them (whether the registry name carries the package prefix depends on how rmguard is installed)
+    tasks = [inspect_tasks.ENVIRONMENT_TASKS[name] for name in strategies]
     logs = inspect_eval(
         tasks,
         model=scripted_model(strategies),
@@ -114,7 +115,7 @@ def test_the_base_install_never_imports_inspect() -> None:
 
 def test_curriculum_task_holds_every_environment(tmp_path, jail) -> None:
     [log] = inspect_eval(
-        "rmguard/curriculum",
+        inspect_tasks.rmguard_curriculum,
         model=scripted_model(CASES),
         task_args={"variants": 1},
         log_dir=str(tmp_path),

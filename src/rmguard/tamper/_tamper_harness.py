@@ -105,7 +105,8 @@ class Child:
         _, status, usage = os.wait4(self.pid, 0)
         self.pid = None
         cpu_limit = resource.getrlimit(resource.RLIMIT_CPU)[0]
-        used_cpu = usage.ru_utime + usage.ru_stime >= cpu_limit >= 0
+        # the kernel's CPU clock and rusage round apart by a tick or so: 90 % of the limit is "used it"
+        used_cpu = cpu_limit >= 0 and usage.ru_utime + usage.ru_stime >= 0.9 * cpu_limit
         signalled = os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL)
         out_of_cpu = signalled and used_cpu
         self.failure = {

@@ -70,7 +70,9 @@ class Execution:
 def _outcome(raw: dict, cpu_seconds: float) -> str:
     """ok, error, timeout or killed. Out of CPU time is a timeout however the kernel ended the process:
     SIGXCPU at the soft limit, or SIGKILL at the hard one when the job ignored SIGXCPU."""
-    out_of_cpu = raw["signal"] in (signal.SIGXCPU, signal.SIGKILL) and raw["cpu_seconds"] >= cpu_seconds
+    out_of_cpu = (
+        raw["signal"] in (signal.SIGXCPU, signal.SIGKILL) and raw["cpu_seconds"] >= 0.9 * cpu_seconds
+    )  # rusage and the CPU clock round apart
     if raw["timed_out"] or out_of_cpu:
         return "timeout"
     if raw["signal"] is not None:
