@@ -162,6 +162,27 @@ def test_tamper_run_refuses_a_reward_model_policy(reward_model_folder, tmp_path)
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
+def test_score_cuts_at_the_models_length_by_default(tiny_llama, tmp_path) -> None:
+    # a response longer than max_position_embeddings (256 here) is one line naming its row, not a huge forward
+    from rmguard.training.modeling import build_reward_model, save_reward_model
+
+    save_reward_model(*build_reward_model(str(tiny_llama)), tmp_path / "rm")
+    data = tmp_path / "d.jsonl"
+    rows = [{"prompt": "p", "response": "short"}, {"prompt": "p", "response": " a" * 600}]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli(
+        "score", "--model", str(tmp_path / "rm"), "--data", str(data), "--output", str(tmp_path / "o")
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        result.stderr.count("\n") == 1
+        and "line 2" in result.stderr
+        and "longer than max_length 256" in result.stderr
+    )
+    assert not (tmp_path / "o").exists()
+    assert RewardScorer(tmp_path / "rm").max_length == 256
+
+
 def test_unreadable_inputs_and_unwritable_outputs_are_one_line(tmp_path) -> None:
     (tmp_path / "latin1.jsonl").write_bytes(b'{"prompt": "p", "chosen": "caf\xe9", "rejected": "b"}\n')
     (tmp_path / "ok.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
@@ -507,7 +528,7 @@ for command in ("eval", "score"):
         f"{command}: config.json is latin-1",
         args,
         {"D.jsonl": PAIR, "M/config.json": b'{"a": "\xe9"}'},
-        "config.json: not UTF-8",
+        "config.json, line 1: not UTF-8",
     )
     case(f"{command}: config.json is a list", args, {"D.jsonl": PAIR, "M/config.json": "[]"}, "M")
     case(f"{command}: empty model folder", args, {"D.jsonl": PAIR, "M/.keep": ""}, "M")
@@ -788,26 +809,7 @@ def table_results(tmp_path_factory) -> dict[str, dict]:
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"
 
 
-# Cases that fail today in code other sessions own (tamper, bon, train config): strict xfail, so a fix there
-# turns them into failures here until the entry is removed.
-ELSEWHERE = {
-    "tamper run: environments file not UTF-8": "tamper: UnicodeDecodeError traceback",
-    "bon: policy is an empty folder": "bon: a progress line first; out/pool.settings.json written before the check",
-    "bon: policy is a reward model": "bon: a progress line first; out/pool.settings.json written before the check",
-    "train: config YAML malformed": "train config: the YAML parser's message spans 8 lines",
-    "train: config YAML not UTF-8": "train config: UnicodeDecodeError traceback",
-}
-
-
-@pytest.mark.parametrize(
-    "name, args, files, expect",
-    [
-        pytest.param(*c, id=c[0], marks=[pytest.mark.xfail(strict=True, reason=ELSEWHERE[c[0]])])
-        if c[0] in ELSEWHERE
-        else pytest.param(*c, id=c[0])
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("name, args, files, expect", [pytest.param(*c, id=c[0]) for c in CASES])
 @pytest.mark.timeout(1800)  # the first case waits for the whole table (~3 min on an idle machine)
 def test_bad_input_is_one_clear_line(name, args, files, expect, table_results) -> None:
     result = table_results[name]

@@ -14,12 +14,27 @@ from typing import Any
 from rmguard.errors import ConfigError, DataError
 
 
+def not_utf8(path: str | Path) -> DataError:
+    """The error for a file that does not decode as UTF-8, at the line of its first bad byte."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        return DataError(
+            str(path),
+            f"not UTF-8 text (byte {error.start - line_start + 1} of the line)",
+            row=data.count(b"\n", 0, error.start) + 1,
+        )
+    return DataError(str(path), "not UTF-8 text")
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file's content; text that is not UTF-8 JSON is a DataError naming the file and line."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise DataError(str(path), f"not UTF-8 text (byte {error.start + 1})") from None
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except json.JSONDecodeError as error:
         raise DataError(str(path), f"not valid JSON: {error.msg}", row=error.lineno) from None
 

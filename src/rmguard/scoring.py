@@ -22,6 +22,11 @@ from rmguard.training.modeling import RewardModel, load_reward_model
 from rmguard.training.packing import Segment, pack_segments, prompt_groups
 
 
+def model_max_length(model: RewardModel) -> int | None:
+    """The longest sequence the model was built for (``max_position_embeddings``), the default cut."""
+    return getattr(model.config.get_text_config(), "max_position_embeddings", None)
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -54,7 +59,7 @@ class RewardScorer:
         self.model.to(self.device).eval()
         self.packing = packing and enable_packed_attention(self.model.transformer)[0]
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.max_length = max_length or model_max_length(self.model)  # a 10 MB line is one error, not 10 GB
         self.max_batch_tokens = max_batch_tokens
         self.collator = ResponseCollator(self.tokenizer.pad_token_id)
 

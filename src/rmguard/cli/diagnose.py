@@ -18,13 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", action="append", required=True, help="data file (repeat for several)")
     parser.add_argument("--output-dir", required=True, help="folder for diagnostics.json and the PNG plots")
-    parser.add_argument("--batch-size", type=options.count, default=16, help="responses per forward pass")
-    parser.add_argument(
-        "--max-length",
-        type=options.count,
-        default=None,
-        help="cut prompts from the left beyond this many tokens",
-    )
+    options.add_scoring_options(parser)
     parser.add_argument(
         "--max-pairs", type=options.count, default=512, help="pairs used for the distance over checkpoints"
     )

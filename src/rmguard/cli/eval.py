@@ -20,13 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", action="append", required=True, help="evaluation file (repeat for several)")
     parser.add_argument("--output", default=None, help="JSON file for every number")
-    parser.add_argument("--batch-size", type=options.count, default=16, help="responses per forward pass")
-    parser.add_argument(
-        "--max-length",
-        type=options.count,
-        default=None,
-        help="cut prompts from the left beyond this many tokens",
-    )
+    options.add_scoring_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--bootstrap", type=options.count, default=1000, help="bootstrap resamples")
     parser.set_defaults(func=run)

@@ -105,3 +105,15 @@ def _flatten(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
         return [item for part in value for item in part]
     return value
+
+
+def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--max-length`` of the commands that score with a reward model."""
+    parser.add_argument("--batch-size", type=count, default=16, help="responses per forward pass")
+    parser.add_argument(
+        "--max-length",
+        type=count,
+        default=None,
+        help="cut prompts from the left beyond this many tokens; a response longer than that is an error "
+        "naming its row (default: the model's max_position_embeddings)",
+    )

@@ -18,13 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
-    parser.add_argument("--batch-size", type=options.count, default=16, help="responses per forward pass")
-    parser.add_argument(
-        "--max-length",
-        type=options.count,
-        default=None,
-        help="cut prompts from the left beyond this many tokens",
-    )
+    options.add_scoring_options(parser)
     parser.add_argument(
         "--no-packing",
         dest="packing",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rmguard.errors import DataError
+from rmguard.fileio import not_utf8
 
 Row = tuple[int, dict[str, Any]]
 
@@ -67,7 +68,7 @@ def _json_rows(path: Path) -> list[Row]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        raise not_utf8(path) from None
     except json.JSONDecodeError as error:
         raise DataError(str(path), f"malformed JSON: {error.msg}", row=error.lineno) from None
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
@@ -102,7 +103,7 @@ def _csv_record_lines(path: Path) -> list[int]:
                     starts.append(previous_end + 1)
                 previous_end = reader.line_num
     except UnicodeDecodeError:
-        raise _not_utf8(path) from None
+        raise not_utf8(path) from None
     except csv.Error as error:
         raise DataError(str(path), f"malformed CSV: {error}", row=reader.line_num) from None
     return starts
@@ -131,21 +132,6 @@ def _parquet_rows(path: Path) -> list[Row]:
     except (pyarrow.ArrowException, OSError) as error:
         raise DataError(str(path), f"not a readable Parquet file: {_first_line(error)}") from None
     return list(enumerate(table.to_pylist(), start=1))
-
-
-def _not_utf8(path: Path) -> DataError:
-    """The error for a file that does not decode as UTF-8, at the line of its first bad byte."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line_start = data.rfind(b"\n", 0, error.start) + 1
-        return DataError(
-            str(path),
-            f"not UTF-8 text (byte {error.start - line_start + 1} of the line)",
-            row=data.count(b"\n", 0, error.start) + 1,
-        )
-    return DataError(str(path), "not UTF-8 text")
 
 
 def _first_line(error: BaseException) -> str:

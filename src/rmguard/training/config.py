@@ -19,6 +19,7 @@ import yaml
 
 from rmguard import checks
 from rmguard.errors import ConfigError
+from rmguard.fileio import not_utf8
 from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 
 OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
@@ -416,9 +417,14 @@ def read_yaml_mapping(yaml_path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+    except yaml.YAMLError as error:  # its own message spans several lines: the problem and where
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping of field: value")
     return loaded
