@@ -13,7 +13,7 @@ import numpy as np
 from rmguard.eval.eval_sets import EvalSet, pair_correct, prompt_correlations
 from rmguard.eval.intervals import paired_difference, seeds_and_units_interval
 from rmguard.eval.splits import SHIFTED_SCENARIOS
-from rmguard.overopt.bon import Curves, Proxy, best_of_n_curves, gao_fit, standardize
+from rmguard.overopt.bon import Curves, Proxy, best_of_n_curves, ensemble, gao_fit
 
 BASELINE = "bt"
 
@@ -34,7 +34,7 @@ def mean_ensemble(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
     member is first put in units of its own standard deviation over everything it scored)."""
     names = list(members[0]["files"])
     flat = [np.concatenate([m["files"][f][0] for f in names] + [m["bon"].ravel()]) for m in members]
-    mean = np.mean([standardize(x) for x in flat], axis=0)
+    mean = ensemble(flat, "mean")
     out: dict[str, Any] = {"files": {}, "ensemble": True}
     offset = 0
     for f in names:
@@ -91,14 +91,14 @@ def norm_dispersion(members: list[dict[str, Any]], files: Sequence[str]) -> dict
 
 def bon_curves(groups: dict[str, list[dict[str, Any]]], bon: dict[str, Any]) -> tuple[Curves, dict[str, str]]:
     """Best-of-N curves of every objective (seed mean) and ensemble; returns (curves, name → curve name)."""
-    proxies = [
-        Proxy(f"{name}-{k}", name, member["bon"])
+    proxies = [  # a group of one (the ensemble) is its own curve, under its own name
+        Proxy(f"{name}-{k}" if len(members) > 1 else name, name, member["bon"])
         for name, members in groups.items()
         for k, member in enumerate(members)
     ]
     curves = best_of_n_curves(proxies, bon["gold"], bon["tokens"])
     names = {
-        name: (f"{name} (mean of {len(members)} seeds)" if len(members) > 1 else f"{name}-0")
+        name: (f"{name} (mean of {len(members)} seeds)" if len(members) > 1 else name)
         for name, members in groups.items()
     }
     return curves, names
