@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,52 +253,68 @@ def test_in_domain_splits_hold_only_prompts_that_gave_a_training_pair(labelled, 
     )
 
 
-TAU_ROWS = [  # the BSR paper's Kendall-τ layout (LinkedIn-XFACT/RM-Robustness, scripts/run_kendall.py)
+TAU_ROWS = [  # the BSR paper's Kendall-τ layout (LinkedIn-XFACT/RM-Robustness, scripts/run_kendall.py), in words
+    # the tiny tokenizer knows, so that every response gets its own reward (unknown words all read as [UNK])
     {
-        "instruction": "Name a colour.",
-        **{
-            f"response_{i}_text": text
-            for i, text in enumerate(["Red.", "Blue, a calm one.", "No.", "Green"], 1)
-        },
+        "instruction": "p1 p2",
+        **{f"response_{i}_text": text for i, text in enumerate(["g1", "g2 g3 b1", "b2", "g4 b3"], 1)},
         "all_scores": [0.8, 0.9, 0.1, 0.5],
     },
     {
-        "instruction": "Add 2 and 2.",
-        **{f"response_{i}_text": text for i, text in enumerate(["4", "Four.", "5", "It is 4."], 1)},
+        "instruction": "p3",
+        **{f"response_{i}_text": text for i, text in enumerate(["g5", "g6 g7", "b4 b5", "g8 g9 g10"], 1)},
         "all_scores": [0.7, 0.7, 0.0, 0.9],  # a tie in gold: τ-b
     },
     {
-        "instruction": "Say hi.",
-        **{f"response_{i}_text": text for i, text in enumerate(["hi", "hello", "hey", "yo"], 1)},
+        "instruction": "p4 p5 p6",
+        **{f"response_{i}_text": text for i, text in enumerate(["g11", "b6", "g12 b7", "b8 g13"], 1)},
         "all_scores": [0.3, 0.3, 0.3, 0.3],  # constant gold: NaN, left out of the mean
     },
 ]
 
 
-def reference_kendall(model_dir: Path, rows: list[dict]) -> list[float]:
-    """run_kendall.py's loop: chat [user instruction, assistant response_i_text] → logit; scipy τ(all_scores, rewards)."""
-    from scipy import stats
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+REFERENCE_KENDALL = """
+import json, sys
+import torch
+from scipy import stats
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    taus = []
-    for item in rows:
-        temp = []
-        for num in range(1, 5):
-            messages = [
-                {"role": "user", "content": item["instruction"]},
-                {"role": "assistant", "content": item[f"response_{num}_text"]},
-            ]
-            text = tokenizer.apply_chat_template(messages, tokenize=False)
-            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-            with torch.no_grad():
-                temp.append(model(ids).logits.float().item())
-        taus.append(stats.kendalltau(item["all_scores"], temp)[0])
-    return taus
+model_dir, rows = sys.argv[1], json.loads(sys.argv[2])
+model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+taus = []
+for item in rows:
+    temp = []
+    for num in range(1, 5):
+        messages = [
+            {"role": "user", "content": item["instruction"]},
+            {"role": "assistant", "content": item[f"response_{num}_text"]},
+        ]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            temp.append(model(ids).logits.float().item())
+    taus.append(stats.kendalltau(item["all_scores"], temp)[0])
+print(json.dumps(taus))
+"""
+
+
+def reference_kendall(model_dir: Path, rows: list[dict]) -> list[float]:
+    """run_kendall.py's loop: chat [user instruction, assistant response_i_text] → logit; scipy τ(all_scores,
+    rewards). Run as its own program, as the reference is, so nothing this test process set can touch it."""
+    result = subprocess.run(
+        [sys.executable, "-c", REFERENCE_KENDALL, str(model_dir), json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)  # NaN for a prompt whose gold is constant
 
 
 def test_eval_reads_the_bsr_kendall_files_as_released(tiny_llama, tmp_path):
+    torch.manual_seed(
+        0
+    )  # the random head: without a seed, the tests run before decide it (and its near-ties)
     model, tokenizer = build_reward_model(str(tiny_llama))
     save_reward_model(model, tokenizer, tmp_path / "rm")
     data = write_jsonl(tmp_path / "val2.jsonl", TAU_ROWS)
