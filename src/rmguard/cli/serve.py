@@ -56,13 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.serve.requests import Limits
 
     scorer = RewardScorer(
-        args.model,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        device=args.device,
-        max_batch_tokens=args.max_batch_tokens,
+        args.model, batch_size=args.batch_size, device=args.device, max_batch_tokens=args.max_batch_tokens
     )
-    max_length = scorer.max_length
+    max_length = args.max_length or scorer.max_length  # longer requests are answered 413 before scoring
     limits = Limits(args.max_request_bytes, args.max_request_items, max_length)
     app = create_app(scorer, limits, args.max_queue_items, str(args.model))
     print(

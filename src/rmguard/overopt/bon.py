@@ -416,18 +416,14 @@ def run_best_of_n(
     from rmguard.overopt.plots import plot_bon
     from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer
-    from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
     sampling = sampling or SamplingConfig()
+    out = Path(config.output_dir)  # created once the policy is known to be one (generate_pool checks it)
     proxies = [parse_proxy(spec) for spec in config.proxies]
     if not proxies:
         raise ConfigError("give at least one --proxy")
     if len({name for name, _, _ in proxies}) < len(proxies):
         raise ConfigError("proxy names must be unique; use NAME=FOLDER")
-    if not Path(config.policy).is_file():  # a model to sample: refuse a wrong one before anything is written
-        require_causal_lm(local_model_folder(config.policy))
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if Path(config.policy).is_file():
         rows, source = read_pool(config.policy), config.policy
     else:
@@ -439,6 +435,7 @@ def run_best_of_n(
         )
         source = str(out / "pool.jsonl")
     prompts, responses, length, unit = pool_matrix(rows, config.n, source)
+    out.mkdir(parents=True, exist_ok=True)
 
     keys = {name: scorer_key(f"proxy:{name}", folder) for name, folder, _ in proxies}
     scorers = {

@@ -143,14 +143,16 @@ def generate_pool(
                 f"{path} was sampled with other settings ({settings_path}); use a new output folder"
             )
         done = {(row["prompt_id"], row["sample"]): row for row in read_pool(path)}
-    settings_path.parent.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(settings))
     total = len(prompts) * n
     todo = [(p, s) for s in range(n) for p in range(len(prompts)) if (p, s) not in done]
+    if todo and isinstance(policy, str):
+        policy = load_policy(policy)  # a wrong policy is refused before anything is written
+    settings_path.parent.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings))
     if progress:
         progress(len(done), total)
     if todo:
-        model, tokenizer = load_policy(policy) if isinstance(policy, str) else policy
+        model, tokenizer = policy
         encoded = encode_prompts(tokenizer, prompts)
         for start in range(0, len(todo), config.batch_size):
             chunk = todo[start : start + config.batch_size]
