@@ -254,22 +254,22 @@ def test_a_key_stored_by_one_job_is_out_of_reach_of_the_next(strict: Jail) -> No
 
 
 def _fake_cgroup_host(tmp_path: Path, controllers: str) -> tuple[str, Path]:
-    """A /proc/self and a cgroup v2 tree as regular files: this process in cgroup /work."""
+    """A /proc/self and a cgroup v2 tree as regular files: this process in cgroup /session.scope."""
     proc, tree = tmp_path / "proc", tmp_path / "cgroup"
-    (tree / "work").mkdir(parents=True)
+    (tree / "session.scope").mkdir(parents=True)
     proc.mkdir()
     (proc / "mountinfo").write_text(f"41 31 0:38 / {tree} rw,relatime - cgroup2 cgroup2 rw\n")
-    (proc / "cgroup").write_text("0::/work\n")
-    (tree / "work" / "cgroup.controllers").write_text(controllers)
-    (tree / "work" / "cgroup.subtree_control").write_text("")
+    (proc / "cgroup").write_text("0::/session.scope\n")
+    (tree / "session.scope" / "cgroup.controllers").write_text(controllers)
+    (tree / "session.scope" / "cgroup.subtree_control").write_text("")
     return str(proc), tree
 
 
 def test_job_cgroups_are_made_below_the_servers_own_cgroup(tmp_path) -> None:
     proc, tree = _fake_cgroup_host(tmp_path, "cpu memory pids\n")
     folder, reason = _jail.job_cgroups(proc)
-    assert (folder, reason) == (f"{tree}/work/rmguard-jail-{os.getpid()}", "")
-    assert (tree / "work" / "cgroup.subtree_control").read_text() == "+memory"
+    assert (folder, reason) == (f"{tree}/session.scope/rmguard-jail-{os.getpid()}", "")
+    assert (tree / "session.scope" / "cgroup.subtree_control").read_text() == "+memory"
     assert Path(folder, "cgroup.subtree_control").read_text() == "+memory"
     host = {"cgroups": folder, "cgroup_reason": "", "own_ids": True}
     job = {"memory_bytes": 512 << 20, "max_processes": 8}
@@ -284,7 +284,10 @@ def test_job_cgroups_are_made_below_the_servers_own_cgroup(tmp_path) -> None:
 def test_without_a_memory_controller_the_cap_is_split_over_processes_and_says_why(tmp_path) -> None:
     proc, tree = _fake_cgroup_host(tmp_path, "cpu pids\n")
     folder, reason = _jail.job_cgroups(proc)
-    assert folder is None and reason == f"the cgroup v2 hierarchy at {tree}/work has no memory controller"
+    assert (
+        folder is None
+        and reason == f"the cgroup v2 hierarchy at {tree}/session.scope has no memory controller"
+    )
     host = {"cgroups": None, "cgroup_reason": reason, "own_ids": False}
     share, cap = _jail.memory_plan(host, {"memory_bytes": 512 << 20, "max_processes": 8})
     assert share == 64 << 20 and reason in cap and "share user nobody's process count" in cap
