@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import inspect
+from typing import Any
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
@@ -160,57 +162,24 @@ def curriculum_task(
     )
 
 
-def _environment_task(name: str):
-    def environment_task(
-        variants: int = 64,
-        samples_per_variant: int = 1,
-        max_commands: int = 20,
-        max_response_chars: int = 50_000,
-        max_output_chars: int = 10_000,
-        max_new_tokens: int = 512,
-        environments: str | None = None,
-        prompts: str | None = None,
-    ) -> Task:
-        return curriculum_task(
-            [name],
-            variants,
-            samples_per_variant,
-            max_commands,
-            max_response_chars,
-            max_output_chars,
-            max_new_tokens,
-            environments,
-            prompts,
-        )
+def _registered_task(name: str, names: list[str], doc: str) -> Any:
+    """An Inspect task named ``name`` over ``names`` whose ``-T`` parameters are curriculum_task's own
+    (declared once, there; Inspect reads them from the signature)."""
 
-    environment_task.__name__ = environment_task.__qualname__ = name
-    environment_task.__doc__ = f"The rmguard environment {name} as an Inspect task."
-    return task(name=name)(environment_task)
+    def run(**params: Any) -> Task:
+        return curriculum_task(names, **params)
+
+    signature = inspect.signature(curriculum_task)
+    run.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    return task(name=name)(run)
 
 
-@task(name="curriculum")
-def rmguard_curriculum(
-    variants: int = 64,
-    samples_per_variant: int = 1,
-    max_commands: int = 20,
-    max_response_chars: int = 50_000,
-    max_output_chars: int = 10_000,
-    max_new_tokens: int = 512,
-    environments: str | None = None,
-    prompts: str | None = None,
-) -> Task:
-    """Every environment of the curriculum (``all``) in one task."""
-    return curriculum_task(
-        curriculum(),
-        variants,
-        samples_per_variant,
-        max_commands,
-        max_response_chars,
-        max_output_chars,
-        max_new_tokens,
-        environments,
-        prompts,
-    )
-
-
-ENVIRONMENT_TASKS = {name: _environment_task(name) for name in REGISTRY}
+ENVIRONMENT_TASKS = {
+    name: _registered_task(name, [name], f"The rmguard environment {name} as an Inspect task.")
+    for name in REGISTRY
+}
+rmguard_curriculum = _registered_task(
+    "curriculum", curriculum(), "Every environment of the curriculum in one task."
+)
