@@ -20,9 +20,9 @@ BASELINE = "bt"
 
 def _groups(config: Any, scores: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """objective or ensemble name → its members' scores, one entry per seed (an ensemble is one member)."""
-    from rmguard.overopt.demo.pipeline import ENSEMBLES
+    from rmguard.overopt.demo.pipeline import ENSEMBLES, proxy_name
 
-    groups = {o: [scores[f"{o}-seed{s}"] for s in config.seeds] for o in config.objectives}
+    groups = {o: [scores[proxy_name(o, s)] for s in config.seeds] for o in config.objectives}
     for name, objective in ENSEMBLES.items():
         if objective in groups and len(groups[objective]) > 1:
             groups[name] = [mean_ensemble(groups[objective])]

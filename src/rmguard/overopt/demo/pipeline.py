@@ -202,6 +202,11 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
 # ----------------------------------------------------------------------------------------------- proxies
 
 
+def proxy_name(objective: str, seed: int) -> str:
+    """The name of one proxy: its folder under proxies/, its scores file and its key in the analysis."""
+    return f"{objective}-seed{seed}"
+
+
 def _proxy_settings(
     config: StudyConfig, objective: str, seed: int, splits: Path, folder: Path
 ) -> dict[str, Any]:
@@ -248,7 +253,7 @@ def fit_and_score_proxy(
 
     if threads:
         torch.set_num_threads(threads)
-    name = f"{objective}-seed{seed}"
+    name = proxy_name(objective, seed)
     folder, cache = out / "proxies" / name, out / "scores" / f"{name}.npz"
     if not is_reward_checkpoint(folder):
         train(load_config(None, _proxy_settings(config, objective, seed, splits, folder)))
@@ -284,7 +289,7 @@ def _fit_proxies(
     With several workers each one runs single-threaded: on a small CPU, two one-thread trainings finish
     sooner than two two-thread trainings one after the other (small matrices parallelize poorly).
     """
-    runs = {f"{o}-seed{s}": (o, s) for o in config.objectives for s in config.seeds}
+    runs = {proxy_name(o, s): (o, s) for o in config.objectives for s in config.seeds}
     # GRM's regularizer runs the LM head over the whole vocabulary, which makes its proxies the slowest: started
     # first, they leave the short runs for the end, so no worker waits alone on a long one
     schedule = sorted(runs, key=lambda name: OBJECTIVES[runs[name][0]]["objective"] != "grm")
