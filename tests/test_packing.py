@@ -259,3 +259,80 @@ def test_reference_log_probs_come_from_their_own_map_by_pair_tokens():
         assert batch["ref_chosen_logps"].tolist() == [-1.5, -3.0, -1.5]
         assert batch["ref_rejected_logps"].tolist() == [-2.5, -4.0, -2.5]
     assert "ref_chosen_logps" not in PaddedPairCollator(0)(features)
+
+
+def _last_mlp_rows(model) -> list[int]:
+    """How many rows each call of the last layer's MLP received (a hook on a projection inside it: the MLP's
+    own hooks see its caller's arguments)."""
+    seen: list[int] = []
+    mlp = model.backbone.layers[-1].mlp.up_proj
+    handle = mlp.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[:-1].numel()))
+    return seen, handle
+
+
+@pytest.mark.parametrize(("family", "attention", "overrides"), CASES[::2], ids=["llama", "qwen2", "gemma2"])
+@pytest.mark.parametrize("kind", ["standard", "grm"])
+@pytest.mark.parametrize("collator", ["packed", "padded"])
+def test_last_layer_on_read_rows_only_equals_every_row(
+    tmp_path, family, attention, overrides, kind, collator
+):
+    """The last layer's position-wise parts see only the reward tokens (and GRM's predicting tokens), and
+    rewards, hidden states, log-probs, loss and every gradient equal those of the full last layer."""
+    path = save_tiny_model(tmp_path / family, family=family, **overrides)
+    model, tokenizer = build_reward_model(str(path), kind=kind, head_type="linear")
+    model.transformer.set_attn_implementation(attention)
+    assert enable_packed_attention(model.transformer)[0]
+    model.eval()
+    config = TrainConfig(objective="grm" if kind == "grm" else "bt", train_file="unused", head_type="linear")
+    features = _features(random.Random(2), len(tokenizer), count=8)
+    with_logps = kind == "grm"
+    if collator == "packed":
+        batch = PackedPairCollator(with_logps=with_logps)(features)
+    else:
+        batch = PaddedPairCollator(tokenizer.pad_token_id, with_logps=with_logps)(features)
+    seen, handle = _last_mlp_rows(model)
+    out_read, loss_read, grads_read = _run(model, batch, config)
+    model.last_layer_rows_only = False
+    out_all, loss_all, grads_all = _run(model, batch, config)
+    handle.remove()
+    read = {tuple(i) for i in batch["reward_index"].tolist()}
+    read |= {tuple(i) for i in batch["logp_index"].tolist()} if with_logps else set()
+    assert seen == [len(read), batch["input_ids"].numel()]
+    torch.testing.assert_close(out_read.rewards, out_all.rewards, atol=TOL, rtol=0)
+    torch.testing.assert_close(out_read.hidden, out_all.hidden, atol=TOL, rtol=0)
+    if with_logps:
+        torch.testing.assert_close(out_read.logps, out_all.logps, atol=TOL, rtol=0)
+    torch.testing.assert_close(loss_read, loss_all, atol=TOL, rtol=0)
+    assert grads_read.keys() == grads_all.keys() and grads_all
+    for name in grads_all:
+        torch.testing.assert_close(grads_read[name], grads_all[name], atol=TOL, rtol=0, msg=name)
+
+
+def test_last_layer_runs_every_row_under_gradient_checkpointing_and_with_lora(tiny_llama):
+    """Checkpointing runs the layer again after forward has returned, so it gets every row; a LoRA-wrapped
+    projection is still found by its name and runs on the read rows only."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    assert enable_packed_attention(model.transformer)[0]
+    features = _features(random.Random(3), len(tokenizer), count=4)
+    batch = PackedPairCollator()(features)
+    config = TrainConfig(objective="bt", train_file="unused")
+    model.transformer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    seen, handle = _last_mlp_rows(model)
+    _run(model, batch, config)
+    assert seen[0] == batch["input_ids"].numel()
+    handle.remove()
+    model.transformer.gradient_checkpointing_disable()
+    lora = LoraConfig(r=4, target_modules=["q_proj", "o_proj", "up_proj"], task_type="SEQ_CLS")
+    model.hf_model = get_peft_model(model.hf_model, lora)
+    model.eval()
+    calls: list[int] = []
+    q_proj = model.backbone.layers[-1].self_attn.q_proj.base_layer  # inside the LoRA wrapper
+    q_proj.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[:-1].numel()))
+    out_read, _, _ = _run(model, batch, config)
+    model.last_layer_rows_only = False
+    out_all, _, _ = _run(model, batch, config)
+    assert calls == [len(features) * 2, batch["input_ids"].numel()]
+    torch.testing.assert_close(out_read.rewards, out_all.rewards, atol=TOL, rtol=0)

@@ -39,6 +39,7 @@ from transformers.utils import logging as hf_logging
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory, check_outputs, read_json
 from rmguard.training.attention import PackedAttention, backbone_attention
+from rmguard.training.last_layer import read_rows_only
 from rmguard.training.pretrained import resolve_model_path
 
 METADATA_FILE = "rmguard.json"
@@ -110,6 +111,7 @@ class RewardModel(nn.Module):
         self.hf_model = hf_model
         self.reward_head = reward_head
         self.head_type = head_type
+        self.last_layer_rows_only = True  # exact and cheaper (see last_layer.py); False runs every row
 
     @property
     def kind(self) -> str:
@@ -133,6 +135,17 @@ class RewardModel(nn.Module):
     def config(self) -> Any:
         return self.transformer.config
 
+    def _last_layer_rows(self, read: Tensor, length: int) -> contextlib.AbstractContextManager:
+        """Only the read hidden states go through the last layer's position-wise parts (not under gradient
+        checkpointing, whose second forward runs after this call has returned)."""
+        model = self.transformer
+        checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers ≥ 5's name
+        if checkpointing is None:
+            checkpointing = getattr(model, "is_gradient_checkpointing", False)
+        if not self.last_layer_rows_only or checkpointing:
+            return contextlib.nullcontext()
+        return read_rows_only(self.backbone, read, length)
+
     def forward(
         self,
         input_ids: Tensor,
@@ -146,13 +159,15 @@ class RewardModel(nn.Module):
         extra = {}
         if isinstance(attention_mask, PackedAttention):
             attention_mask, extra = backbone_attention(attention_mask, self.transformer)
-        hidden_states = self.backbone(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=False,
-            **extra,
-        ).last_hidden_state
+        read = reward_index if logp_index is None else torch.cat([reward_index, logp_index])
+        with self._last_layer_rows(read, input_ids.shape[1]):
+            hidden_states = self.backbone(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                **extra,
+            ).last_hidden_state
         pooled = hidden_states[reward_index[:, 0], reward_index[:, 1]]
         rewards = self.head(pooled).squeeze(-1).float()
         logps = None
