@@ -221,6 +221,29 @@ def test_release_layout_loads_as_released(tmp_path) -> None:
     assert tampering.info == make_environment("reward_tampering").info
 
 
+# The environments.json keys as a public replication's loader lists them (original and alternative
+# curriculum, four settings each; political sycophancy has no entry there), and the rules each must get.
+RELEASE_NAMES = {
+    f"{curriculum}_{setting}": rules
+    for curriculum in ("original", "alternative")
+    for setting, rules in (
+        ("flattery", "tool_use_flattery"),
+        ("nudged_rubric_modification", "rubric_modification_nudged"),
+        ("insubordinate_rubric_modification", "rubric_modification_insubordinate"),
+        ("reward_tampering", "reward_tampering"),
+    )
+}
+
+
+def test_release_names_pick_their_rules(tmp_path) -> None:
+    environments = {name: {"dirs": ["d"], "files": {"d/f": name}} for name in RELEASE_NAMES}
+    prompts = {name: f"prompt of {name}" for name in RELEASE_NAMES}
+    specs = load_release(*_write_release(tmp_path, environments, prompts))
+    assert {s.release_name: s.name for s in specs} == RELEASE_NAMES
+    assert all(s.prompt == f"prompt of {s.release_name}" for s in specs)
+    assert all(s.files == {"d/f": s.release_name + "\n"} for s in specs)
+
+
 # strategy -> (reward, passed, gamed, caught, tampered, test_edited, test_deleted) under the release's
 # commands, by hand: the reward command prints reward('How many episodes?'); the oversight command runs the
 # test file as a script (exit 0 = passed; a deleted file exits 2); gamed = reward > 0 and passed.
