@@ -336,3 +336,27 @@ def test_last_layer_runs_every_row_under_gradient_checkpointing_and_with_lora(ti
     out_all, _, _ = _run(model, batch, config)
     assert calls == [len(features) * 2, batch["input_ids"].numel()]
     torch.testing.assert_close(out_read.rewards, out_all.rewards, atol=TOL, rtol=0)
+
+
+def test_a_deep_copy_runs_its_own_last_layer_on_the_read_rows(tiny_llama):
+    """The hooks travel with a deep copy (a reference model, an EMA copy) and run the copy's own weights."""
+    import copy
+
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    assert enable_packed_attention(model.transformer)[0]
+    model.eval()
+    batch = PackedPairCollator()(_features(random.Random(5), len(tokenizer), count=4))
+    inputs = {k: v for k, v in batch.items() if k != "margin"}
+    with torch.no_grad():
+        before = model(**inputs).rewards  # installs the hooks
+        twin = copy.deepcopy(model)
+        twin.backbone.layers[-1].mlp.down_proj.weight.mul_(2.0)
+        seen, handle = _last_mlp_rows(twin)
+        changed = twin(**inputs).rewards
+        handle.remove()
+        twin.last_layer_rows_only = False
+        changed_all_rows = twin(**inputs).rewards
+        torch.testing.assert_close(model(**inputs).rewards, before, atol=0, rtol=0)
+    assert seen == [len(batch["reward_index"])]
+    torch.testing.assert_close(changed, changed_all_rows, atol=TOL, rtol=0)
+    assert not torch.allclose(changed, before)

@@ -3,19 +3,19 @@
 A reward model reads the final hidden state at one token per sequence (the reward token), and GRM's
 regularizer also at the tokens that predict the chosen response. Everything else the last layer computes
 is thrown away, yet its position-wise parts (the query and output projections of attention and the whole
-MLP: about 80 % of a Llama layer's weights) are the bulk of its cost. Run on the read rows only, they give
+MLP: about 95 % of a Llama layer's weights) are the bulk of its cost. Run on the read rows only, they give
 the same numbers there; attention still sees every key and value. For a 2-layer proxy this is almost half
 the forward and backward cost; for a 32-layer model, a few per cent.
 
 The modules are found by name under the last layer (``mlp``, ``self_attn.q_proj``, ``self_attn.o_proj``:
 Llama, Mistral, Qwen, Gemma, SmolLM and their LoRA-wrapped forms); an architecture without them runs as
-usual. A module whose output is not a tensor of the input's length (a mixture-of-experts block that also
-returns router logits) is left alone after its first call.
+usual, and so does a mixture-of-experts block (it also returns its router's logits).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +23,10 @@ from torch import Tensor, nn
 
 POSITIONWISE = ("mlp", "self_attn.q_proj", "self_attn.o_proj")
 _LAYER_LISTS = ("layers", "h", "blocks")
+_MARK = "_rmguard_read_rows"
+# This thread's forward under way: rows = id(hooks) → (read rows as flat indices, B, T); taken = the hooks whose
+# module is running on the read rows now.
+_READ = threading.local()
 
 
 def last_layer(backbone: nn.Module) -> nn.Module | None:
@@ -34,28 +38,39 @@ def last_layer(backbone: nn.Module) -> nn.Module | None:
     return None
 
 
-class _RowsOnly:
-    """Replaces one module's ``forward`` (on the instance, so weights and saved keys are untouched)."""
+class _ReadRowsHooks:
+    """A module's pair of hooks: before it runs, keep only the read rows of its input [B, T, D]; after, put
+    its output rows back in place, zeros elsewhere (never read). Hooks, not a replaced ``forward``, so a
+    deep copy or a data-parallel replica of the model carries them; the rows are per thread."""
 
     def __init__(self, module: nn.Module):
-        self.inner = module.forward
-        self.rows: Tensor | None = None
-        self.usable = True
-        module.forward = self
+        module.register_forward_pre_hook(self.before)
+        module.register_forward_hook(self.after)
+        setattr(module, _MARK, self)
 
-    def __call__(self, hidden: Tensor, *args: Any, **kwargs: Any) -> Any:
-        if self.rows is None or not self.usable or hidden.dim() != 3:
-            return self.inner(hidden, *args, **kwargs)
-        batch, length, _ = hidden.shape
-        picked = self.inner(hidden.reshape(batch * length, -1)[self.rows].unsqueeze(0), *args, **kwargs)
-        if not isinstance(picked, Tensor) or picked.shape[:2] != (1, len(self.rows)):
-            self.usable = False
-            return self.inner(hidden, *args, **kwargs)
-        full = picked.new_zeros(batch * length, picked.shape[-1]).index_copy(0, self.rows, picked[0])
+    def before(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        read = getattr(_READ, "rows", {}).get(id(self))
+        hidden = args[0] if args else None
+        if read is None or not isinstance(hidden, Tensor) or hidden.shape[:-1] != read[1:]:
+            return None  # not the hidden states (a wrapped layer inside a module that already took the rows)
+        _READ.taken.add(id(self))
+        return (hidden.reshape(-1, hidden.shape[-1])[read[0]].unsqueeze(0), *args[1:])
+
+    def after(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+        if id(self) not in getattr(_READ, "taken", ()):
+            return None
+        _READ.taken.discard(id(self))
+        rows, batch, length = _READ.rows[id(self)]
+        if not isinstance(output, Tensor) or output.shape[:2] != (1, len(rows)):
+            raise RuntimeError(
+                f"{type(module).__name__} is not position-wise; "
+                "set RewardModel.last_layer_rows_only = False for this architecture"
+            )
+        full = output.new_zeros(batch * length, output.shape[-1]).index_copy(0, rows, output[0])
         return full.reshape(batch, length, -1)
 
 
-def _patched(backbone: nn.Module) -> list[_RowsOnly]:
+def _hooks(backbone: nn.Module) -> list[_ReadRowsHooks]:
     layer = last_layer(backbone)
     found = []
     for name in POSITIONWISE if layer is not None else ():
@@ -63,21 +78,25 @@ def _patched(backbone: nn.Module) -> list[_RowsOnly]:
             module = layer.get_submodule(name)
         except AttributeError:  # this architecture names it otherwise, or has no such part
             continue
-        forward = module.forward
-        found.append(forward if isinstance(forward, _RowsOnly) else _RowsOnly(module))
+        if hasattr(module, "experts"):  # a mixture of experts also returns its router's logits
+            continue
+        found.append(getattr(module, _MARK, None) or _ReadRowsHooks(module))
     return found
 
 
 @contextlib.contextmanager
-def read_rows_only(backbone: nn.Module, rows: Tensor, length: int) -> Iterator[None]:
-    """Within the block, the last layer's position-wise modules run only at ``rows``: [N, 2] (batch row,
-    position) pairs of the hidden states [B, ``length``, H] that are read afterwards."""
-    flat = (rows[:, 0] * length + rows[:, 1]).unique()
-    patched = _patched(backbone)
-    for module in patched:
-        module.rows = flat
+def read_rows_only(backbone: nn.Module, rows: Tensor, shape: tuple[int, int]) -> Iterator[None]:
+    """Within the block (on this thread), the last layer's position-wise modules run only at ``rows``:
+    [N, 2] (batch row, position) pairs of the hidden states [B, T, H] (``shape`` = (B, T)) that are read
+    afterwards."""
+    batch, length = shape
+    read = ((rows[:, 0] * length + rows[:, 1]).unique(), batch, length)
+    previous = getattr(_READ, "rows", {})
+    mine = {id(hooks): read for hooks in _hooks(backbone)}
+    _READ.rows = {**previous, **mine}
+    _READ.taken = getattr(_READ, "taken", set())
     try:
         yield
     finally:
-        for module in patched:
-            module.rows = None
+        _READ.rows = previous
+        _READ.taken.difference_update(mine)  # a forward that raised half-way leaves none behind

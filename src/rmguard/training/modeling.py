@@ -135,7 +135,7 @@ class RewardModel(nn.Module):
     def config(self) -> Any:
         return self.transformer.config
 
-    def _last_layer_rows(self, read: Tensor, length: int) -> contextlib.AbstractContextManager:
+    def _last_layer_rows(self, read: Tensor, shape: tuple[int, int]) -> contextlib.AbstractContextManager:
         """Only the read hidden states go through the last layer's position-wise parts (not under gradient
         checkpointing, whose second forward runs after this call has returned)."""
         model = self.transformer
@@ -144,7 +144,7 @@ class RewardModel(nn.Module):
             checkpointing = getattr(model, "is_gradient_checkpointing", False)
         if not self.last_layer_rows_only or checkpointing:
             return contextlib.nullcontext()
-        return read_rows_only(self.backbone, read, length)
+        return read_rows_only(self.backbone, read, shape)
 
     def forward(
         self,
@@ -160,7 +160,7 @@ class RewardModel(nn.Module):
         if isinstance(attention_mask, PackedAttention):
             attention_mask, extra = backbone_attention(attention_mask, self.transformer)
         read = reward_index if logp_index is None else torch.cat([reward_index, logp_index])
-        with self._last_layer_rows(read, input_ids.shape[1]):
+        with self._last_layer_rows(read, tuple(input_ids.shape)):
             hidden_states = self.backbone(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
