@@ -104,3 +104,15 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+def run_tamper(
+    environments: str | list[str], policy: str, output: Path, *options: str, **run_kwargs
+) -> subprocess.CompletedProcess:
+    """``rmguard tamper run --env E ... --policy POLICY [options] --output OUTPUT`` through :func:`run_cli`
+    (``run_kwargs``: its cwd, env, timeout)."""
+    names = [environments] if isinstance(environments, str) else environments
+    env_options = [word for name in names for word in ("--env", name)]
+    return run_cli(
+        "tamper", "run", *env_options, "--policy", policy, *options, "--output", str(output), **run_kwargs
+    )
