@@ -45,11 +45,12 @@ def build_tokenizer():
     return tokenizer
 
 
-def save_tiny_model(path: Path, family: str = "llama", seed: int = 0, **overrides) -> Path:
-    """A 2-layer, hidden-32 causal LM of the given family with the tiny tokenizer, saved as a HF folder."""
+def save_tiny_model(path: Path, family: str = "llama", seed: int = 0, tokenizer=None, **overrides) -> Path:
+    """A 2-layer, hidden-32 causal LM of the given family with ``tokenizer`` (default: the tiny word-level
+    one), saved as a HF folder; ``overrides`` change its config."""
     from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig, Qwen2Config
 
-    tokenizer = build_tokenizer()
+    tokenizer = tokenizer or build_tokenizer()
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
