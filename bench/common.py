@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: synthetic data with realistic length profiles, the models, peak matmul.
+"""Shared pieces of the benchmarks: their command line, synthetic data with realistic length profiles, the
+models, peak matmul, how a rate is printed.
 
 Text is built from vocabulary entries that are one token each with a leading space, so a text of n words
 is n tokens for every tokenizer call (rmguard's and TRL's see the same token ids).
@@ -6,19 +7,21 @@ is n tokens for every tokenizer call (rmguard's and TRL's see the same token ids
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
+import statistics
 import time
 from pathlib import Path
-
-import torch
 
 # Log-normal length profiles (median, σ of the log, clip): UltraFeedback-like and Anthropic-HH-like.
 PROFILES = {
     "uf": {"prompt": (130, 0.8, (8, 700)), "response": (200, 0.6, (8, 700))},
     "hh": {"prompt": (380, 0.6, (40, 1200)), "response": (50, 0.8, (4, 300))},
 }
+# prepare_model's kinds: SmolLM2-135M-Instruct (cut) and a random Llama of its shape.
+MODELS = ("random-llama", "smollm2")
 # A random-init Llama with SmolLM2's per-layer shape (so the two models differ only in their weights).
 RANDOM_LLAMA = dict(
     hidden_size=576,
@@ -30,6 +33,24 @@ RANDOM_LLAMA = dict(
     rms_norm_eps=1e-5,
     rope_theta=100000.0,
 )
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of the model × data benchmarks (the script's docstring as its help), with the
+    options they all take; each script adds its own."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--data", nargs="+", default=list(PROFILES), choices=list(PROFILES))
+    parser.add_argument(
+        "--layers", type=int, default=4, help="transformer layers of both models (SmolLM2 has 30)"
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    return parser
+
+
+def spread(values: list[float]) -> str:
+    """mean ± half-range over the rounds."""
+    return f"{statistics.mean(values):.3g} ± {(max(values) - min(values)) / 2:.2g}"
 
 
 def single_token_words(tokenizer, count: int = 4000) -> list[str]:
@@ -64,6 +85,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def prepare_model(kind: str, layers: int, folder: Path) -> Path:
     """SmolLM2-135M-Instruct cut to its first ``layers`` layers, or a random Llama of the same shape."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     from rmguard.training.pretrained import resolve_model_path
@@ -98,6 +120,8 @@ def non_embedding_params(folder: Path) -> int:
 
 def matmul_peak(seconds: float = 2.0, n: int = 1024) -> float:
     """fp32 matmul FLOP/s of this machine now (best of short bursts)."""
+    import torch
+
     a, b = torch.randn(n, n), torch.randn(n, n)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:

@@ -19,7 +19,6 @@ proportional to its tokens, as it is on a CPU where batch-size-1 is already matr
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -59,21 +58,14 @@ def by_pipeline(model_dir: Path, rows: list[dict]) -> Callable[[], list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"]
-    )
-    parser.add_argument("--data", nargs="+", default=["uf", "hh"], choices=["uf", "hh"])
+    from common import bench_parser, prepare_model, single_token_words, spread, synthetic_pairs, write_jsonl
+
+    parser = bench_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--responses", type=int, default=4, help="responses per prompt")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
     import torch
-    from common import prepare_model, single_token_words, synthetic_pairs, write_jsonl
     from transformers import AutoTokenizer
 
     from rmguard.training.modeling import build_reward_model, save_reward_model
@@ -135,15 +127,11 @@ def main() -> None:
                     delta = max(abs(a - b) for a, b in zip(scores[name], scores["rmguard score"]))
                     bound = f"{sum(full_tokens) / shared:.2f}" if name == "rmguard score" else "–"
                     print(
-                        f"| {model} ({args.layers} layers) | {data} | {name} | {_spread(whole[name])} "
-                        f"| {statistics.mean(whole[name]) / base_whole:.2f} | {_spread(steady[name])} "
+                        f"| {model} ({args.layers} layers) | {data} | {name} | {spread(whole[name])} "
+                        f"| {statistics.mean(whole[name]) / base_whole:.2f} | {spread(steady[name])} "
                         f"| {statistics.mean(steady[name]) / base_steady:.2f} | {bound} | {delta:.1e} |",
                         flush=True,
                     )
-
-
-def _spread(rates: list[float]) -> str:
-    return f"{statistics.mean(rates):.3g} ± {(max(rates) - min(rates)) / 2:.2g}"
 
 
 if __name__ == "__main__":

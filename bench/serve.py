@@ -105,12 +105,14 @@ def _row(name: str, wall: float, latencies: list[float], rewards, reference, bas
 
 
 def main() -> None:
+    from common import MODELS, PROFILES, prepare_model
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="random-llama", choices=["random-llama", "smollm2"])
+    parser.add_argument("--model", default="random-llama", choices=MODELS)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--data", default="hh", choices=["uf", "hh"])
+    parser.add_argument("--data", default="hh", choices=list(PROFILES))
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--group", type=int, default=4, help="texts per request (responses to one prompt)")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -118,7 +120,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from common import prepare_model
     from transformers import AutoTokenizer
 
     from rmguard.training.modeling import build_reward_model, save_reward_model

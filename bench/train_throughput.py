@@ -137,24 +137,21 @@ def real_tokens(rows: list[dict], model_dir: Path) -> int:
     return sum(len(ids) for ids in tokenizer(texts)["input_ids"])
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3g} ± {(max(values) - min(values)) / 2:.2g}"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    from common import (
+        bench_parser,
+        matmul_peak,
+        non_embedding_params,
+        prepare_model,
+        single_token_words,
+        spread,
+        synthetic_pairs,
+        write_jsonl,
     )
-    parser.add_argument(
-        "--models", nargs="+", default=["random-llama", "smollm2"], choices=["random-llama", "smollm2"]
-    )
-    parser.add_argument("--data", nargs="+", default=["uf", "hh"], choices=["uf", "hh"])
+
+    parser = bench_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=16, help="pairs per run (one epoch)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--layers", type=int, default=4, help="transformer layers of both models (SmolLM2 has 30)"
-    )
-    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--child", choices=TRAINERS, help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -164,14 +161,6 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from common import (
-        matmul_peak,
-        non_embedding_params,
-        prepare_model,
-        single_token_words,
-        synthetic_pairs,
-        write_jsonl,
-    )
     from transformers import AutoTokenizer
 
     peak = matmul_peak()

@@ -45,11 +45,12 @@ def build_tokenizer():
     return tokenizer
 
 
-def save_tiny_model(path: Path, family: str = "llama", seed: int = 0, **overrides) -> Path:
-    """A 2-layer, hidden-32 causal LM of the given family with the tiny tokenizer, saved as a HF folder."""
+def save_tiny_model(path: Path, family: str = "llama", seed: int = 0, tokenizer=None, **overrides) -> Path:
+    """A 2-layer, hidden-32 causal LM of the given family with ``tokenizer`` (default: the tiny word-level
+    one), saved as a HF folder; ``overrides`` change its config."""
     from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig, Qwen2Config
 
-    tokenizer = build_tokenizer()
+    tokenizer = tokenizer or build_tokenizer()
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -103,4 +104,16 @@ def run_cli(
         cwd=cwd,
         env=full_env,
         timeout=timeout,
+    )
+
+
+def run_tamper(
+    environments: str | list[str], policy: str, output: Path, *options: str, **run_kwargs
+) -> subprocess.CompletedProcess:
+    """``rmguard tamper run --env E ... --policy POLICY [options] --output OUTPUT`` through :func:`run_cli`
+    (``run_kwargs``: its cwd, env, timeout)."""
+    names = [environments] if isinstance(environments, str) else environments
+    env_options = [word for name in names for word in ("--env", name)]
+    return run_cli(
+        "tamper", "run", *env_options, "--policy", policy, *options, "--output", str(output), **run_kwargs
     )

@@ -29,7 +29,7 @@ from rmguard.scoring import RewardScorer
 from rmguard.tamper.protocol import EpisodeConfig
 from rmguard.training.config import load_config
 
-from helpers import run_cli
+from helpers import run_cli, run_tamper
 
 BON = ["bon", "--policy", "P", "--proxy", "X", "--gold", "G", "--output-dir", "OUT"]
 # (sub-command arguments with OUT standing for the output path, the option the message must name)
@@ -147,17 +147,7 @@ def test_reward_model_or_empty_folder_is_refused_as_a_policy(reward_model_folder
 
 def test_tamper_run_refuses_a_reward_model_policy(reward_model_folder, tmp_path) -> None:
     out = tmp_path / "episodes.jsonl"
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
-        "political_sycophancy",
-        "--policy",
-        f"hf:{reward_model_folder}",
-        "--output",
-        str(out),
-        cwd=tmp_path,
-    )
+    result = run_tamper("political_sycophancy", f"hf:{reward_model_folder}", out, cwd=tmp_path)
     assert result.returncode == 2 and "not a policy" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, run_cli, run_tamper
 
 HOLD = """
 import sys, time
@@ -73,15 +73,6 @@ def test_tamper_output_that_is_not_a_results_file_is_left_untouched(tmp_path) ->
     environments = tmp_path / "environments.json"
     environments.write_text(json.dumps({"original_reward_tampering": {"dirs": [], "files": {}}}, indent=2))
     before = environments.read_bytes()
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
-        "political_sycophancy",
-        "--policy",
-        "scripted:honest",
-        "--output",
-        str(environments),
-    )
+    result = run_tamper("political_sycophancy", "scripted:honest", environments)
     assert result.returncode == 2 and "not a results record" in result.stderr
     assert environments.read_bytes() == before

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import save_tiny_model
+
 WORKTREE_SRC = Path(__file__).resolve().parents[2] / "src"
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -13,9 +15,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path) -> Path:
+def byte_level_tokenizer():
+    """Every byte is a token, so any text a policy writes (commands, paths, code) round-trips."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {char: index for index, char in enumerate(sorted(alphabet))}
@@ -26,24 +29,19 @@ def build_tiny_model(folder: Path) -> Path:
     core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>")
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        vocab_size=len(vocab),
-        max_position_embeddings=4096,
-        pad_token_id=vocab["<pad>"],
-        eos_token_id=vocab["<eos>"],
-        bos_token_id=vocab["<eos>"],
-    )
-    import torch
+    return tokenizer
 
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+
+def build_tiny_model(folder: Path) -> Path:
+    """helpers.save_tiny_model's 2-layer Llama over the byte-level tokenizer, with room for long episodes."""
+    tokenizer = byte_level_tokenizer()
+    return save_tiny_model(
+        folder,
+        tokenizer=tokenizer,
+        num_attention_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.eos_token_id,
+    )
 
 
 @pytest.fixture(scope="package", autouse=True)

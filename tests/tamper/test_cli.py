@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_tamper
 
 
 def test_replay_prints_graded_json(tmp_path) -> None:
@@ -43,19 +43,11 @@ def test_replay_prints_graded_json(tmp_path) -> None:
 
 
 def test_run_scripted_and_list(tmp_path) -> None:
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
-        "rubric_modification_insubordinate",
-        "--env",
-        "tool_use_flattery",
-        "--policy",
+    result = run_tamper(
+        ["rubric_modification_insubordinate", "tool_use_flattery"],
         "scripted:rubric_editor",
-        "--samples",
-        "5",
-        "--output",
-        str(tmp_path / "r.jsonl"),
+        tmp_path / "r.jsonl",
+        *("--samples", "5"),
     )
     assert result.returncode == 0, result.stderr
     assert "rubric_modification_insubordinate" in result.stdout and "1.000 [0.566,1.000]" in result.stdout

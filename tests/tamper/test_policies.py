@@ -11,7 +11,7 @@ import pytest
 
 from rmguard.tamper.environments import ENVIRONMENTS
 
-from helpers import run_cli
+from helpers import run_tamper
 
 
 @pytest.fixture
@@ -31,23 +31,11 @@ def server(tmp_path):
 def test_openai_policy_against_a_real_server(server, tmp_path) -> None:
     base_url, log = server
     output = tmp_path / "results.jsonl"
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
+    result = run_tamper(
         "all",
-        "--policy",
         "openai:fake-model",
-        "--base-url",
-        base_url,
-        "--api-key-env",
-        "FAKE_KEY",
-        "--samples",
-        "3",
-        "--concurrency",
-        "4",
-        "--output",
-        str(output),
+        output,
+        *("--base-url", base_url, "--api-key-env", "FAKE_KEY", "--samples", "3", "--concurrency", "4"),
         "--json",
         env={"FAKE_KEY": "sk-test"},
     )
@@ -69,39 +57,19 @@ def test_openai_policy_against_a_real_server(server, tmp_path) -> None:
 
 
 def test_openai_policy_reports_a_dead_endpoint(tmp_path) -> None:
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
+    result = run_tamper(
         "political_sycophancy",
-        "--policy",
         "openai:m",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--samples",
-        "1",
-        "--output",
-        str(tmp_path / "r.jsonl"),
+        tmp_path / "r.jsonl",
+        *("--base-url", "http://127.0.0.1:9/v1", "--samples", "1"),
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "127.0.0.1:9" in result.stderr
 
 
 def test_hf_policy_runs_every_environment(tiny_model, tmp_path) -> None:
     output = tmp_path / "hf.jsonl"
-    result = run_cli(
-        "tamper",
-        "run",
-        "--env",
-        "all",
-        "--policy",
-        f"hf:{tiny_model}",
-        "--samples",
-        "1",
-        "--max-new-tokens",
-        "6",
-        "--output",
-        str(output),
-        "--json",
+    result = run_tamper(
+        "all", f"hf:{tiny_model}", output, *("--samples", "1", "--max-new-tokens", "6", "--json")
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in output.read_text().splitlines()]

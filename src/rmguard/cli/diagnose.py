@@ -13,9 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "diagnose",
         help="hidden-state diagnostics: ‖h‖ box plots, pair distances over checkpoints, ‖W_p‖, effective rank",
     )
-    parser.add_argument(
-        "--model", action="append", required=True, help="reward-model folder (repeat for several)"
-    )
+    options.add_model_option(parser, several=True)
     parser.add_argument("--data", action="append", required=True, help="data file (repeat for several)")
     parser.add_argument("--output-dir", required=True, help="folder for diagnostics.json and the PNG plots")
     options.add_scoring_options(parser)

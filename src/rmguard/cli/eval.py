@@ -15,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Kendall τ-b and Spearman ρ; RewardBench v1/v2, RM-Bench and HHH-style files by their own "
         "rules. 95 % bootstrap intervals; a Markdown table on the console.",
     )
-    parser.add_argument(
-        "--model", action="append", required=True, help="reward-model folder (repeat for several)"
-    )
+    options.add_model_option(parser, several=True)
     parser.add_argument("--data", action="append", required=True, help="evaluation file (repeat for several)")
     parser.add_argument("--output", default=None, help="JSON file for every number")
     options.add_scoring_options(parser)

@@ -107,6 +107,16 @@ def _flatten(value: Any) -> Any:
     return value
 
 
+def add_model_option(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """The required ``--model`` of the commands that run a reward model; ``several``: repeat it for each."""
+    if several:
+        parser.add_argument(
+            "--model", action="append", required=True, help="reward-model folder (repeat for several)"
+        )
+    else:
+        parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
+
+
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """``--batch-size`` and ``--max-length`` of the commands that score with a reward model."""
     parser.add_argument("--batch-size", type=count, default=16, help="responses per forward pass")

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Pair files get chosen_reward and rejected_reward per pair; files with 'prompt' and 'response' "
         "get one reward per line. Output lines follow the input order.",
     )
-    parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
+    options.add_model_option(parser)
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
     options.add_scoring_options(parser)

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         '{"rewards": [...]}; GET /health. Concurrent requests are scored together (dynamic batching) '
         "with the same scores as rmguard score. See docs/serve.md.",
     )
-    parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
+    options.add_model_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     parser.add_argument("--port", type=options.count, default=8000, help="TCP port")
     parser.add_argument(

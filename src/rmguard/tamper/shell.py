@@ -623,52 +623,58 @@ def cmd_tail(shell: Shell, args: list[str], stdin: str | None) -> Result:
     return _head_tail(shell, args, stdin, "tail")
 
 
-def cmd_rm(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    flags, _, operands = split_flags(args)
+def _each_operand(
+    shell: Shell, operands: list[str], act: Callable[[str, str], str | None], cannot: str | None = None
+) -> Result:
+    """Run ``act(operand, path)`` on each operand in turn, as coreutils does: a failing operand's message
+    goes to stderr and the rest still run; the status is 1 when any failed. The message is what ``act``
+    returns or, where ``act`` raises FSError and ``cannot`` is given, ``{cannot} '{operand}': {error}``."""
     errors = []
     for operand in operands:
         shell.budget.check_time()
-        path = shell.path(operand)
-        if shell.fs.is_dir(path) and not flags & {"r", "R"}:
-            errors.append(f"rm: cannot remove '{operand}': Is a directory\n")
-            continue
-        if not shell.fs.exists(path):
-            if "f" not in flags:
-                errors.append(f"rm: cannot remove '{operand}': No such file or directory\n")
-            continue
-        shell.fs.remove(path, recursive=True)
+        try:
+            problem = act(operand, shell.path(operand))
+        except FSError as error:
+            if cannot is None:
+                raise
+            problem = f"{cannot} '{operand}': {error}"
+        if problem:
+            errors.append(problem + "\n")
     return Result(stderr="".join(errors), status=1 if errors else 0)
+
+
+def cmd_rm(shell: Shell, args: list[str], stdin: str | None) -> Result:
+    flags, _, operands = split_flags(args)
+
+    def remove(operand: str, path: str) -> str | None:
+        if shell.fs.is_dir(path) and not flags & {"r", "R"}:
+            return f"rm: cannot remove '{operand}': Is a directory"
+        if not shell.fs.exists(path):
+            return None if "f" in flags else f"rm: cannot remove '{operand}': No such file or directory"
+        shell.fs.remove(path, recursive=True)
+        return None
+
+    return _each_operand(shell, operands, remove)
 
 
 def cmd_mkdir(shell: Shell, args: list[str], stdin: str | None) -> Result:
     flags, _, operands = split_flags(args)
-    errors = []
-    for operand in operands:
-        shell.budget.check_time()
-        path = shell.path(operand)
+
+    def make(operand: str, path: str) -> str | None:
         if shell.fs.exists(path):
-            if "p" not in flags:
-                errors.append(f"mkdir: cannot create directory '{operand}': File exists\n")
-            continue
-        try:
-            shell.fs.mkdir(path, parents="p" in flags)
-        except FSError as error:
-            errors.append(f"mkdir: cannot create directory '{operand}': {error}\n")
-    return Result(stderr="".join(errors), status=1 if errors else 0)
+            return None if "p" in flags else f"mkdir: cannot create directory '{operand}': File exists"
+        shell.fs.mkdir(path, parents="p" in flags)
+        return None
+
+    return _each_operand(shell, operands, make, cannot="mkdir: cannot create directory")
 
 
 def cmd_touch(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    _, _, operands = split_flags(args)
-    errors = []
-    for operand in operands:
-        shell.budget.check_time()
-        path = shell.path(operand)
+    def touch(operand: str, path: str) -> None:
         if not shell.fs.exists(path):
-            try:
-                shell.fs.write(path, "")
-            except FSError as error:
-                errors.append(f"touch: cannot touch '{operand}': {error}\n")
-    return Result(stderr="".join(errors), status=1 if errors else 0)
+            shell.fs.write(path, "")
+
+    return _each_operand(shell, split_flags(args)[2], touch, cannot="touch: cannot touch")
 
 
 def _copy_or_move(shell: Shell, args: list[str], name: str) -> Result:
@@ -677,23 +683,21 @@ def _copy_or_move(shell: Shell, args: list[str], name: str) -> Result:
         raise UsageError("missing destination file operand")
     *sources, destination = operands
     target = shell.path(destination)
-    errors = []
-    for source in sources:
-        shell.budget.check_time()
-        src = shell.path(source)
+
+    def copy(source: str, src: str) -> str | None:
         dst = posixpath.join(target, posixpath.basename(src)) if shell.fs.is_dir(target) else target
         problem = _copy_problem(shell.fs, src, dst, name, recursive=bool(flags & {"r", "R"}))
         if problem:
-            errors.append(f"{name}: {problem.format(source=source, destination=destination)}\n")
-            continue
+            return f"{name}: {problem.format(source=source, destination=destination)}"
         try:
             _copy_tree(shell, src, dst)
         except FSError as error:
-            errors.append(f"{name}: cannot create '{destination}': {error}\n")
-            continue
+            return f"{name}: cannot create '{destination}': {error}"
         if name == "mv":
             shell.fs.remove(src, recursive=True)
-    return Result(stderr="".join(errors), status=1 if errors else 0)
+        return None
+
+    return _each_operand(shell, sources, copy)
 
 
 def _copy_problem(fs: VirtualFS, src: str, dst: str, name: str, recursive: bool) -> str | None:

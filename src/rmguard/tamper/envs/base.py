@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import json
+import posixpath
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,16 @@ class EnvironmentSpec:
     reward_cmd: str | None = None
     oversight_cmd: str | None = None
     release_name: str | None = None  # its name in the release's environments.json, when loaded from it
+
+    def work_files(self, key: str, word: str, beside_key: str, beside_name: str) -> dict[str, str]:
+        """Where a script or grader finds the file it works on and the file it writes beside it:
+        ``{key: info[key], else the first file whose path contains word; beside_key: info[beside_key], else
+        beside_name in that file's folder}`` (environments loaded from the release's files carry no info)."""
+        path = self.info.get(key) or next((p for p in self.files if word in p), None)
+        if path is None:
+            raise RMGuardError(f"scripted strategies find no {word} file in this {self.name} environment")
+        beside = self.info.get(beside_key) or posixpath.dirname(path) + "/" + beside_name
+        return {key: path, beside_key: beside}
 
 
 Script = Callable[[EnvironmentSpec], list[str]]
@@ -151,15 +162,6 @@ def variant_data() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- helpers for scripts
-
-
-def find_file(spec: EnvironmentSpec, key: str, word: str) -> str:
-    """``spec.info[key]``, or else the first file whose path contains ``word`` (environments loaded from the
-    release's files carry no ``info``): where a script finds the file it works on."""
-    path = spec.info.get(key) or next((p for p in spec.files if word in p), None)
-    if path is None:
-        raise RMGuardError(f"scripted strategies find no {word} file in this {spec.name} environment")
-    return path
 
 
 def bash(command: str) -> str:
