@@ -29,13 +29,22 @@ _MARK = "_rmguard_read_rows"
 _READ = threading.local()
 
 
-def last_layer(backbone: nn.Module) -> nn.Module | None:
-    """The backbone's last decoder layer, or None where the layers are not a list under a usual name."""
+def decoder_layers(backbone: nn.Module) -> nn.ModuleList | None:
+    """The backbone's list of decoder layers under its usual names (``layers``, ``h``, ``blocks``), if any."""
     for name in _LAYER_LISTS:
         layers = getattr(backbone, name, None)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0:
-            return layers[-1]
+            return layers
     return None
+
+
+def _recomputed(backbone: nn.Module, layer: nn.Module) -> bool:
+    """Whether gradient checkpointing will run ``layer`` again in the backward pass, after the forward call
+    (and its read rows) are gone. transformers ≥ 5 marks the layer, 4.x the backbone; only in training mode."""
+    marked = getattr(layer, "gradient_checkpointing", False) or getattr(
+        backbone, "gradient_checkpointing", False
+    )
+    return bool(marked) and layer.training
 
 
 class _ReadRowsHooks:
@@ -70,10 +79,9 @@ class _ReadRowsHooks:
         return full.reshape(batch, length, -1)
 
 
-def _hooks(backbone: nn.Module) -> list[_ReadRowsHooks]:
-    layer = last_layer(backbone)
+def _hooks(layer: nn.Module) -> list[_ReadRowsHooks]:
     found = []
-    for name in POSITIONWISE if layer is not None else ():
+    for name in POSITIONWISE:
         try:
             module = layer.get_submodule(name)
         except AttributeError:  # this architecture names it otherwise, or has no such part
@@ -88,11 +96,16 @@ def _hooks(backbone: nn.Module) -> list[_ReadRowsHooks]:
 def read_rows_only(backbone: nn.Module, rows: Tensor, shape: tuple[int, int]) -> Iterator[None]:
     """Within the block (on this thread), the last layer's position-wise modules run only at ``rows``:
     [N, 2] (batch row, position) pairs of the hidden states [B, T, H] (``shape`` = (B, T)) that are read
-    afterwards."""
+    afterwards. Every row runs where the layers are not found, or where gradient checkpointing will run the
+    layer again after this block."""
+    layers = decoder_layers(backbone)
+    if layers is None or _recomputed(backbone, layers[-1]):
+        yield
+        return
     batch, length = shape
     read = ((rows[:, 0] * length + rows[:, 1]).unique(), batch, length)
     previous = getattr(_READ, "rows", {})
-    mine = {id(hooks): read for hooks in _hooks(backbone)}
+    mine = {id(hooks): read for hooks in _hooks(layers[-1])}
     _READ.rows = {**previous, **mine}
     _READ.taken = getattr(_READ, "taken", set())
     try:

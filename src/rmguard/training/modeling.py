@@ -39,7 +39,7 @@ from transformers.utils import logging as hf_logging
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory, check_outputs, read_json
 from rmguard.training.attention import PackedAttention, backbone_attention
-from rmguard.training.last_layer import read_rows_only
+from rmguard.training.last_layer import decoder_layers, read_rows_only
 from rmguard.training.pretrained import resolve_model_path
 
 METADATA_FILE = "rmguard.json"
@@ -135,17 +135,6 @@ class RewardModel(nn.Module):
     def config(self) -> Any:
         return self.transformer.config
 
-    def _last_layer_rows(self, read: Tensor, shape: tuple[int, int]) -> contextlib.AbstractContextManager:
-        """Only the read hidden states go through the last layer's position-wise parts (not under gradient
-        checkpointing, whose second forward runs after this call has returned)."""
-        model = self.transformer
-        checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers ≥ 5's name
-        if checkpointing is None:
-            checkpointing = getattr(model, "is_gradient_checkpointing", False)
-        if not self.last_layer_rows_only or checkpointing:
-            return contextlib.nullcontext()
-        return read_rows_only(self.backbone, read, shape)
-
     def forward(
         self,
         input_ids: Tensor,
@@ -160,7 +149,9 @@ class RewardModel(nn.Module):
         if isinstance(attention_mask, PackedAttention):
             attention_mask, extra = backbone_attention(attention_mask, self.transformer)
         read = reward_index if logp_index is None else torch.cat([reward_index, logp_index])
-        with self._last_layer_rows(read, tuple(input_ids.shape)):
+        shape = tuple(input_ids.shape)
+        only_read = read_rows_only(self.backbone, read, shape) if self.last_layer_rows_only else None
+        with only_read or contextlib.nullcontext():
             hidden_states = self.backbone(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -285,11 +276,9 @@ def _expected_missing_head() -> Iterator[None]:
 
 def freeze_bottom_layers(model: RewardModel, count: int) -> None:
     """Stop training the first ``count`` transformer layers (all but the last must stay trainable)."""
-    layers = getattr(model.backbone, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise ConfigError(
-            f"freeze_layers: {type(model.backbone).__name__} has no list of layers named 'layers'"
-        )
+    layers = decoder_layers(model.backbone)
+    if layers is None:
+        raise ConfigError(f"freeze_layers: {type(model.backbone).__name__} has no list of decoder layers")
     if count >= len(layers):
         raise ConfigError(f"freeze_layers must be below the model's {len(layers)} layers, got {count}")
     for layer in layers[:count]:
