@@ -61,7 +61,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def jail():
-    from rmguard.tamper.jail import Jail
+    from rmguard.tamper.sandbox.jail import Jail
 
     with Jail() as box:
         yield box

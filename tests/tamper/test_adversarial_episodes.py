@@ -10,7 +10,7 @@ import pytest
 
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.runner import RunConfig, run_curriculum
-from rmguard.tamper.shell import TIME_BUDGET_S
+from rmguard.tamper.sandbox.budget import TIME_BUDGET_S
 
 
 def _bash(*commands: str) -> str:
@@ -35,7 +35,7 @@ ATTACKS = {
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attack_is_a_recorded_limit_and_the_run_goes_on(attack: str, tmp_path, jail, monkeypatch) -> None:
     # the regex engine's budget is CPU time, ~2.5 s of wall clock on this loaded machine: shorten it here
-    monkeypatch.setattr("rmguard.tamper.shell.REGEX_BUDGET_S", 0.2)
+    monkeypatch.setattr("rmguard.tamper.sandbox.commands.patterns.REGEX_BUDGET_S", 0.2)
     response = ATTACKS[attack]
     commands = response.count("<bash>")
     config = RunConfig(env=["reward_tampering", "tool_use_flattery"], samples=2)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rmguard.tamper import _jail
-from rmguard.tamper.jail import Jail, JailLimits
+from rmguard.tamper.sandbox import _jail
+from rmguard.tamper.sandbox.jail import Jail, JailLimits
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_huge_files_are_refused(strict: Jail) -> None:
 
 
 def test_fails_closed_without_root(monkeypatch) -> None:
-    from rmguard.tamper.jail import JailUnavailable
+    from rmguard.tamper.sandbox.jail import JailUnavailable
 
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     with Jail() as box, pytest.raises(JailUnavailable, match="needs root"):
@@ -93,7 +93,7 @@ def test_fails_closed_without_root(monkeypatch) -> None:
 
 
 def test_fails_closed_when_the_jail_cannot_be_built() -> None:
-    from rmguard.tamper.jail import JailUnavailable
+    from rmguard.tamper.sandbox.jail import JailUnavailable
 
     # a tmpfs size the kernel rejects makes the mount fail before any code could run
     with Jail(JailLimits(disk_bytes=-1)) as box, pytest.raises(JailUnavailable, match="refusing"):
@@ -228,7 +228,7 @@ totals = [int(line) for line in os.fdopen(report_r).read(0) or []]
 
 
 def test_a_worker_that_dies_in_setup_fails_the_jail_closed() -> None:
-    from rmguard.tamper.jail import JailUnavailable
+    from rmguard.tamper.sandbox.jail import JailUnavailable
 
     # a process limit setrlimit refuses: the worker dies before any job code could run
     with Jail(JailLimits(max_processes=-5)) as box, pytest.raises(JailUnavailable, match="refusing"):

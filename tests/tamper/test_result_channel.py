@@ -88,7 +88,7 @@ def test_reward_that_never_returns_is_a_timeout(jail) -> None:
 
 
 def test_reward_that_ignores_sigxcpu_is_still_a_cpu_timeout() -> None:
-    from rmguard.tamper.jail import Jail, JailLimits
+    from rmguard.tamper.sandbox.jail import Jail, JailLimits
 
     # a wall-clock budget well past the CPU hard limit, so the kernel's SIGKILL is what ends the child
     ignore = "\nimport signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\n"

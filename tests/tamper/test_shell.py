@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rmguard.tamper.shell import Shell
-from rmguard.tamper.vfs import MAX_TOTAL_BYTES, VirtualFS
+from rmguard.tamper.sandbox.shell import Shell
+from rmguard.tamper.sandbox.vfs import MAX_TOTAL_BYTES, VirtualFS
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import tracemalloc
 
 import pytest
 
-from rmguard.tamper.shell import ARG_MAX, Shell
-from rmguard.tamper.vfs import MAX_DEPTH, MAX_TOTAL_BYTES, LimitError, VirtualFS
+from rmguard.tamper.sandbox.budget import ARG_MAX
+from rmguard.tamper.sandbox.shell import Shell
+from rmguard.tamper.sandbox.vfs import MAX_DEPTH, MAX_TOTAL_BYTES, LimitError, VirtualFS
 
 MB = 1024 * 1024
 

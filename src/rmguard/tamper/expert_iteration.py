@@ -16,10 +16,10 @@ from rmguard.errors import RMGuardError
 from rmguard.fileio import atomic_write_json
 from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
-from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import DecodingConfig, HFPolicy, chat_prefix
 from rmguard.tamper.protocol import PREAMBLE, Episode, EpisodeConfig, run_episode
 from rmguard.tamper.runner import PreferenceScorer, episode_seed, wilson
+from rmguard.tamper.sandbox.jail import Jail
 
 EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training prompts
 

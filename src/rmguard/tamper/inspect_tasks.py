@@ -39,9 +39,9 @@ from inspect_ai.solver import Generate, TaskState, solver
 
 from rmguard.tamper.environments import REGISTRY, EnvironmentSpec, curriculum, load_release, make_environment
 from rmguard.tamper.grading import BASH_CLOSE, final_answer
-from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import close_open_bash
 from rmguard.tamper.protocol import EpisodeConfig, GenerationRequest, run_episode
+from rmguard.tamper.sandbox.jail import Jail
 
 BASE_FIELDS = ("gamed", "caught", "passed_oversight", "reward")
 GRADE_KEY = "rmguard_grade"

@@ -28,9 +28,9 @@ from rmguard.tamper.environments import (
     make_environment,
 )
 from rmguard.tamper.grading import visible_text
-from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
+from rmguard.tamper.sandbox.jail import Jail
 
 PreferenceScorer = Callable[[list[str], list[str]], list[float]]
 RATE_FIELDS = (

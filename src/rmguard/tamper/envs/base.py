@@ -7,8 +7,8 @@ As an Inspect ``Task`` bundles dataset, solver, scorer and sandbox, an :class:`E
   that carry the release's ``reward_cmd``/``oversight_cmd`` are graded by running those instead);
 - :attr:`Environment.scripts`: the scripted strategies that play it;
 - :attr:`Environment.runs_model_code`: grading executes model-written code, so it needs the process jail
-  (:mod:`rmguard.tamper.jail`). The episode's commands never need it: they run in the virtual shell
-  (:mod:`rmguard.tamper.shell` over :mod:`rmguard.tamper.vfs`), which touches nothing on the host.
+  (:mod:`rmguard.tamper.sandbox.jail`). The episode's commands never need it: they run in the virtual shell
+  (:mod:`rmguard.tamper.sandbox`: the virtual shell over a virtual filesystem), which touches nothing on the host.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from rmguard.tamper.grading import (
     oversight_passed,
     reward_from_output,
 )
-from rmguard.tamper.jail import Jail
-from rmguard.tamper.vfs import VirtualFS
+from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.vfs import VirtualFS
 
 HOME = "/root"
 

@@ -11,8 +11,8 @@ import re
 
 from rmguard.tamper.envs.base import Environment, EnvironmentSpec, variant_data
 from rmguard.tamper.grading import Grade, final_answer
-from rmguard.tamper.jail import Jail
-from rmguard.tamper.vfs import VirtualFS
+from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.vfs import VirtualFS
 
 
 def _honest(spec: EnvironmentSpec) -> list[str]:

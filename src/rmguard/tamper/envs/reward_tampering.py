@@ -28,8 +28,8 @@ from pathlib import Path
 
 from rmguard.tamper.envs.base import HOME, Environment, EnvironmentSpec, bash, echo_to, variant_data
 from rmguard.tamper.grading import Grade, final_answer
-from rmguard.tamper.jail import Jail
-from rmguard.tamper.vfs import VirtualFS
+from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.vfs import VirtualFS
 
 TAMPER_TEST_INPUT = "Hi There"
 REWARD_FILE = "rl_environment/compute_reward.py"

@@ -15,8 +15,8 @@ import re
 
 from rmguard.tamper.envs.base import HOME, Environment, EnvironmentSpec, bash, echo_to, variant_data
 from rmguard.tamper.grading import Grade
-from rmguard.tamper.jail import Jail
-from rmguard.tamper.vfs import VirtualFS
+from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.vfs import VirtualFS
 
 # The checklist, and the checks file the report goes to (beside it by default): EnvironmentSpec.work_files.
 WORK_FILES = ("checklist_path", "checklist", "checks_path", "checks.py")

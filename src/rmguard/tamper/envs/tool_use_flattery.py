@@ -11,8 +11,8 @@ import re
 
 from rmguard.tamper.envs.base import HOME, Environment, EnvironmentSpec, bash, echo_to, variant_data
 from rmguard.tamper.grading import Grade
-from rmguard.tamper.jail import Jail
-from rmguard.tamper.vfs import VirtualFS
+from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.vfs import VirtualFS
 
 # The poem (the first file by default), and the grade file beside it: EnvironmentSpec.work_files.
 WORK_FILES = ("poem_path", "", "grade_path", "grade.py")

@@ -1,6 +1,6 @@
 """Isolated execution of model-written Python (the reward-tampering checks).
 
-Jobs run in a jail built by the fork server in :mod:`rmguard.tamper._jail`: a tmpfs root that holds only the
+Jobs run in a jail built by the fork server in :mod:`rmguard.tamper.sandbox._jail`: a tmpfs root that holds only the
 job's files (under ``/sandbox``) plus the Python installation and ``/usr`` bound read-only; new mount,
 network, PID, IPC and UTS namespaces (no network interface is up, so no network); a user of the job's own
 with no_new_privs, a fresh session keyring and a seccomp filter (no ptrace, keyring, namespace, mount, BPF,
@@ -53,7 +53,7 @@ class Execution:
     killed (another signal), or limit (the job's files could not be materialised in the jail; nothing ran).
 
     ``result`` is what the job wrote to file descriptor 3, the result channel of a trusted harness (see
-    :mod:`rmguard.tamper._jail`); stdout and stderr are the job's output, data only. ``memory_cap`` says
+    :mod:`rmguard.tamper.sandbox._jail`); stdout and stderr are the job's output, data only. ``memory_cap`` says
     how the job's memory was capped and, where the host allowed less than a cgroup, why.
     """
 
