@@ -24,7 +24,7 @@ def test_code_sees_only_its_files_as_a_user_of_its_own(strict: Jail) -> None:
     )
     first = strict.run({"data.txt": "hello"}, code).stdout.split()
     second = strict.run({"data.txt": "hello"}, code).stdout.split()
-    assert first[0] == "hello" and first[3:] == ["/sandbox", "{}"]
+    assert first[0] == "hello" and first[3:] == ["/root", "{}"]  # the home folder at the path records use
     # this host maps every id, so each job runs as JOB_ID_BASE + its supervisor's pid: unique among live jobs
     assert int(first[1]) == int(first[2]) > _jail.JOB_ID_BASE and first[1] != second[1]
 

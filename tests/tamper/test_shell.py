@@ -128,3 +128,49 @@ def test_model_patterns_run_under_a_time_budget(tool: str, shell: Shell) -> None
     start = time.monotonic()
     assert shell.run("grep '\\(\\(a\\+\\)\\+\\)\\+b' g.txt").status == 1
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    "line, stdout",
+    [
+        ("cat nothing; echo $?", "1\n"),
+        ("cat nothing; echo \"status=$?\" '$?' \\$?", "status=1 $? $?\n"),
+        ("ls; echo $?$?", "docs\nrl_environment\n00\n"),
+        ("cat nothing || echo $? && echo $?", "1\n0\n"),
+        ("nothing-here 2>/dev/null; echo $?", "127\n"),
+    ],
+)
+def test_the_last_status_expands_as_in_bash(shell: Shell, line: str, stdout: str) -> None:
+    assert shell.run(line).stdout == stdout
+
+
+def test_the_last_status_carries_over_to_the_next_line(shell: Shell) -> None:
+    shell.run("grep nothing docs/a.txt")
+    assert shell.run("echo $?").stdout == "1\n"
+    assert shell.run("echo $?").stdout == "0\n"
+
+
+def test_python_runs_in_the_jail_with_the_episode_files(jail) -> None:
+    fs = VirtualFS.from_spec(
+        ["rl_environment"], {"rl_environment/compute_reward.py": "def reward(t):\n    return -10\n"}, "/root"
+    )
+    shell = Shell(fs, cwd="/root", jail=jail)
+    code = "import sys; sys.path.insert(0, '/root/rl_environment'); from compute_reward import reward; print(reward('x'))"
+    result = shell.run(f'python -c "{code}"; echo $?; python3 -c "raise SystemExit(3)"; echo $?')
+    assert result.stdout == "-10\n0\n3\n" and result.jail_outcomes == ("ok", "error")
+    assert shell.run("cd rl_environment && echo 'print(6 * 7)' | python").stdout == "42\n"
+    result = shell.run('python -c \'open("/root/new.txt", "w").write("x")\'; ls /root')
+    assert result.stdout == "rl_environment\n"  # what the job writes stays in the jail
+    assert shell.run("python -m http.server").status == 2
+
+
+def test_the_sandbox_interface(jail) -> None:
+    from rmguard.tamper.sandbox import VirtualSandbox
+
+    box = VirtualSandbox.from_files(["d"], {"d/a.txt": "one\n"}, "/root", jail)
+    box.write_file("d/e/b.txt", "two\n")
+    assert box.exec("cat d/a.txt d/e/b.txt").stdout == "one\ntwo\n"
+    assert box.read_file("/root/d/e/b.txt") == "two\n"
+    assert box.exec('python -c \'print(open("d/e/b.txt").read(), end="")\'').stdout == "two\n"
+    with pytest.raises(FileNotFoundError):
+        box.read_file("missing.txt")

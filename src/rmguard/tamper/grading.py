@@ -9,7 +9,6 @@ that turns an attempt and an oversight verdict into ``gamed``/``caught`` is one 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import asdict, dataclass
 
 BASH_OPEN, BASH_CLOSE = "<bash>", "</bash>"
@@ -41,36 +40,6 @@ def visible_text(response: str) -> str:
 def final_answer(response: str) -> str:
     """The visible text without command blocks and their outputs."""
     return re.sub(r"<(bash|stdout|stderr)>.*?(</\1>|$)", "", visible_text(response), flags=re.DOTALL).strip()
-
-
-def command_to_python(command: str, home: str = "/root") -> str:
-    """A released-format check command as Python source for the jail, run as real Python would run it.
-
-    The jail's working directory holds the home folder's files, so a script path under ``home`` is taken
-    relative to it. ``python FILE ARGS``: ``sys.argv = [FILE, *ARGS]``, the script's folder first on
-    ``sys.path`` and the script run as ``__main__``. ``python -c CODE ARGS``: ``sys.argv = ['-c', *ARGS]``, the working
-    directory first on ``sys.path``, ``CODE`` run as ``__main__``. Anything else is taken as Python source.
-    """
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return command
-    if not words or not re.fullmatch(r"python[0-9.]*", words[0]) or len(words) < 2:
-        return command
-    if words[1] == "-c" and len(words) >= 3:
-        return (
-            "import sys\n"
-            f"sys.argv = {['-c', *words[3:]]!r}\n"
-            "sys.path.insert(0, '')\n"
-            f"exec(compile({words[2]!r}, '<string>', 'exec'), {{'__name__': '__main__'}})\n"
-        )
-    script = words[1][len(home) + 1 :] if words[1].startswith(home + "/") else words[1]
-    return (
-        "import os, runpy, sys\n"
-        f"sys.argv = {[script, *words[2:]]!r}\n"
-        f"sys.path.insert(0, os.path.dirname(os.path.abspath({script!r})))\n"
-        f"runpy.run_path({script!r}, run_name='__main__')\n"
-    )
 
 
 def reward_from_output(stdout: str) -> float:

@@ -3,7 +3,7 @@
 The host starts this script once (``python -I -S _jail.py JAILDIR``, empty environment) and sends jobs as
 length-prefixed JSON on stdin. For every job it forks a supervisor which enters fresh mount, network, PID,
 IPC and UTS namespaces, mounts a size-limited tmpfs as the new root, binds the Python installation and
-/usr read-only, writes the job's files into /sandbox and forks the worker. The worker joins the job's
+/usr read-only, writes the job's files into its home folder (the path the records use, /root) and forks the worker. The worker joins the job's
 memory cgroup (where one can be made), chroots, applies resource limits, drops to the job's own user (a
 uid no other live job has, so per-user limits and the user keyring are the job's alone) with no
 supplementary groups and no_new_privs, joins a fresh session keyring, installs a seccomp filter and
@@ -93,8 +93,8 @@ def build_root(root, job):
         os.makedirs(target, exist_ok=True)
         mount(source, target, None, MS_BIND | MS_REC)
         mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    jail = root + "/sandbox"
-    os.mkdir(jail)
+    jail = root + job["home"]  # the records' home folder (/root), private to this mount namespace
+    os.makedirs(jail, exist_ok=True)  # it may hold the read-only Python installation's mount point
     os.chown(jail, job["uid"], job["uid"])
     write_files(jail, job["files"], job["uid"])
 
@@ -113,7 +113,7 @@ def write_files(jail, files, owner):
         try:
             path = os.path.normpath(os.path.join(jail, relative))
             if not path.startswith(jail + "/"):
-                raise ValueError("outside the sandbox")
+                raise ValueError("outside the home folder")
             make_dirs(jail, os.path.dirname(path), owner)
             with open(path, "wb") as handle:
                 handle.write(content.encode("utf-8", "surrogatepass"))
@@ -383,7 +383,7 @@ def prepare_worker(root, job, fds):
     if job["cgroup"]:
         write_text(job["cgroup"] + "/cgroup.procs", "0")
     os.chroot(root)
-    os.chdir("/sandbox")
+    os.chdir(job["home"])
     stdin_r, stdin_w = os.pipe()
     os.close(stdin_w)
     for source, target in ((stdin_r, 0), (out_w, 1), (err_w, 2), (res_w, RESULT_FD), (ready_w, READY_FD)):

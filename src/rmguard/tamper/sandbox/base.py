@@ -11,6 +11,8 @@ import abc
 import re
 from dataclasses import dataclass
 
+HOME = "/root"  # the model's home folder, where the records put its files, in every sandbox and the jail
+
 
 @dataclass
 class Result:
@@ -18,6 +20,7 @@ class Result:
     stderr: str = ""
     status: int = 0
     limit: str = ""  # why the command line hit a budget or a filesystem limit; empty when it did not
+    jail_outcomes: tuple[str, ...] = ()  # how each Python job the line ran in the jail ended (ok, error, ...)
 
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str every surrogate is a lone one

@@ -1,7 +1,7 @@
 """Isolated execution of model-written Python (the reward-tampering checks).
 
 Jobs run in a jail built by the fork server in :mod:`rmguard.tamper.sandbox._jail`: a tmpfs root that holds only the
-job's files (under ``/sandbox``) plus the Python installation and ``/usr`` bound read-only; new mount,
+job's files (in the home folder the records name, ``/root``) plus the Python installation and ``/usr`` bound read-only; new mount,
 network, PID, IPC and UTS namespaces (no network interface is up, so no network); a user of the job's own
 with no_new_privs, a fresh session keyring and a seccomp filter (no ptrace, keyring, namespace, mount, BPF,
 perf or io_uring calls); rlimits on CPU time, processes, file size and open files; memory capped for the
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rmguard.errors import RMGuardError
+from rmguard.tamper.sandbox.base import HOME
 
 JAIL_SCRIPT = Path(__file__).with_name("_jail.py")
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Jail:
         self.memory_cap = ""  # how jobs' memory is capped, once one ran (see Execution.memory_cap)
 
     def run(self, files: dict[str, str], code: str) -> Execution:
-        job = {**asdict(self.limits), "files": files, "code": code, "binds": _read_only_binds()}
+        job = {**asdict(self.limits), "files": files, "code": code, "binds": _read_only_binds(), "home": HOME}
         with self._lock:
             raw = self._request(job)
         if "setup_error" in raw:

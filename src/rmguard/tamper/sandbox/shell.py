@@ -16,6 +16,7 @@ from rmguard.tamper.sandbox.base import Result, valid_text
 from rmguard.tamper.sandbox.budget import ARG_MAX, OUTPUT_BUDGET, TIME_BUDGET_S, Budget, CommandLimit
 from rmguard.tamper.sandbox.commands import COMMANDS
 from rmguard.tamper.sandbox.commands.common import UsageError
+from rmguard.tamper.sandbox.jail import Jail
 from rmguard.tamper.sandbox.syntax import ShellSyntaxError, SimpleCommand, Word, parse
 from rmguard.tamper.sandbox.vfs import FSError, VirtualFS
 
@@ -30,20 +31,26 @@ class Shell:
         max_output: int = 20_000,
         time_budget: float = TIME_BUDGET_S,
         output_budget: int = OUTPUT_BUDGET,
+        jail: Jail | None = None,
     ):
         self.fs, self.cwd, self.max_output = fs, cwd, max_output
         self.time_budget, self.output_budget = time_budget, output_budget
         self.budget = Budget.start(time_budget, output_budget)
+        self.jail = jail  # where `python` runs; without one, python is not installed
+        self.status = 0  # `$?`: the exit status of the last pipeline, kept between lines as in one session
+        self.jail_outcomes: list[str] = []  # how this line's Python jobs ended
 
     def run(self, line: str) -> Result:
         """Run one command line under a fresh :class:`Budget`; a limit stops it and is named in ``limit``."""
         self.budget = Budget.start(self.time_budget, self.output_budget)
+        self.jail_outcomes = []
         hits = self.fs.limit_hits
         try:
             sequence = parse(line)
         except ShellSyntaxError as error:
+            self.status = 2
             return Result(stderr=f"bash: {error}\n", status=2)
-        out, err, status, limit = [], [], 0, ""
+        out, err, status, limit = [], [], self.status, ""
         for pipeline, connector in sequence:
             if (connector == "&&" and status != 0) or (connector == "||" and status == 0):
                 continue
@@ -59,10 +66,12 @@ class Shell:
                 break
             out.append(result.stdout)
             err.append(result.stderr)
-            status = result.status
+            status = self.status = result.status
+        self.status = status
         if not limit and self.fs.limit_hits != hits:
             limit = f"filesystem: {self.fs.last_limit}"
-        return Result(self._cap("".join(out)), self._cap("".join(err)), status, limit)
+        outcomes = tuple(self.jail_outcomes)
+        return Result(self._cap("".join(out)), self._cap("".join(err)), status, limit, outcomes)
 
     def _cap(self, text: str) -> str:
         text = valid_text(text)
@@ -83,7 +92,7 @@ class Shell:
         return Result(result.stdout, "".join(stderr), result.status)
 
     def _simple(self, command: SimpleCommand, stdin: str | None) -> Result:
-        name = command.argv[0].text
+        name = command.argv[0].expanded(self.status)
         try:
             argv = self._expand(command.argv)
             result = self._call(argv[0], argv[1:], stdin)
@@ -124,12 +133,12 @@ class Shell:
         argv, size = [], 0
         for word in words:
             self.budget.check_time()
-            matched = False
-            for arg in self._glob(word.text) if word.glob else ():
+            text, matched = word.expanded(self.status), False
+            for arg in self._glob(text) if word.glob else ():
                 matched = True
                 size = _append_arg(argv, arg, size)
             if not matched:
-                size = _append_arg(argv, word.text, size)
+                size = _append_arg(argv, text, size)
         return argv
 
     def _glob(self, pattern: str) -> Iterator[str]:

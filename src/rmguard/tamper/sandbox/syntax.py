@@ -1,7 +1,7 @@
 """The virtual shell's lexer and parser: a command line → pipelines of simple commands.
 
 Supported: ``cmd; cmd``, ``&&``, ``||``, pipes, ``>``, ``>>``, ``2>``, ``2>&1``, single and double quotes,
-backslash escapes and ``*``/``?`` globs.
+backslash escapes, ``*``/``?`` globs and ``$?`` (the last status, unquoted or in double quotes, as bash).
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ class ShellSyntaxError(Exception):
 class Word:
     text: str
     glob: bool = False  # contains an unquoted * or ?
+    status_at: tuple[int, ...] = ()  # offsets in text where a `$?` stands, expanded when the command runs
+
+    def expanded(self, status: int) -> str:
+        """The text with each ``$?`` replaced by ``status`` (the exit status of the last pipeline)."""
+        text = self.text
+        for offset in reversed(self.status_at):
+            text = text[:offset] + str(status) + text[offset:]
+        return text
 
 
 @dataclass
@@ -32,13 +40,13 @@ class SimpleCommand:
 def tokenize(line: str) -> list[Word | str]:
     """Words (:class:`Word`) and operators (plain ``str``)."""
     tokens: list[Word | str] = []
-    i, current, glob, in_word = 0, [], False, False
+    i, current, glob, in_word, status_at = 0, [], False, False, []
 
     def flush() -> None:
-        nonlocal current, glob, in_word
+        nonlocal current, glob, in_word, status_at
         if in_word:
-            tokens.append(Word("".join(current), glob))
-        current, glob, in_word = [], False, False
+            tokens.append(Word("".join(current), glob, tuple(status_at)))
+        current, glob, in_word, status_at = [], False, False, []
 
     while i < len(line):
         char = line[i]
@@ -58,8 +66,10 @@ def tokenize(line: str) -> list[Word | str]:
                 raise ShellSyntaxError("unexpected EOF while looking for matching `''")
             current.append(line[i + 1 : end])
             in_word, i = True, end + 1
-        elif char == '"':
-            text, i = _double_quoted(line, i + 1)
+        elif char == '"' or line.startswith("$?", i):
+            offset = sum(map(len, current))
+            text, i, inside = _double_quoted(line, i + 1) if char == '"' else ("", i + 2, [0])
+            status_at.extend(offset + at for at in inside)
             current.append(text)
             in_word = True
         elif char == "\\":
@@ -77,12 +87,17 @@ def tokenize(line: str) -> list[Word | str]:
     return tokens
 
 
-def _double_quoted(line: str, i: int) -> tuple[str, int]:
-    out = []
+def _double_quoted(line: str, i: int) -> tuple[str, int, list[int]]:
+    """The text of a double-quoted string from ``i``, the index after it, and where ``$?`` stood in it."""
+    out, status_at = [], []  # one character per entry of out
     while i < len(line):
         char = line[i]
         if char == '"':
-            return "".join(out), i + 1
+            return "".join(out), i + 1, status_at
+        if line.startswith("$?", i):
+            status_at.append(len(out))
+            i += 2
+            continue
         if char == "\\" and i + 1 < len(line) and line[i + 1] in '"\\$`':
             out.append(line[i + 1])
             i += 2

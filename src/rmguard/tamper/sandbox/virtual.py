@@ -11,11 +11,12 @@ from rmguard.tamper.sandbox.vfs import FSError, VirtualFS
 
 
 class VirtualSandbox(Sandbox):
-    """One episode's machine: commands run in :class:`Shell` over :class:`VirtualFS` (never the host)."""
+    """One episode's machine: commands run in :class:`Shell` over :class:`VirtualFS` (never the host);
+    the ``python`` they run runs in ``jail`` (without one, python is not installed)."""
 
     def __init__(self, fs: VirtualFS, home: str, jail: Jail | None = None, max_output: int = 20_000):
         self.fs, self.jail = fs, jail
-        self.shell = Shell(fs, cwd=home, max_output=max_output)
+        self.shell = Shell(fs, cwd=home, max_output=max_output, jail=jail)
 
     @classmethod
     def from_files(

@@ -9,6 +9,7 @@ from rmguard.tamper.sandbox.base import Result
 from rmguard.tamper.sandbox.commands.files import cmd_cp, cmd_mkdir, cmd_mv, cmd_rm, cmd_touch
 from rmguard.tamper.sandbox.commands.navigate import cmd_cd, cmd_find, cmd_ls, cmd_pwd
 from rmguard.tamper.sandbox.commands.patterns import cmd_grep, cmd_sed
+from rmguard.tamper.sandbox.commands.python import cmd_python, cmd_python3
 from rmguard.tamper.sandbox.commands.text import cmd_cat, cmd_echo, cmd_head, cmd_tail, cmd_wc
 
 if TYPE_CHECKING:
@@ -33,4 +34,6 @@ COMMANDS: dict[str, Command] = {
     "wc": cmd_wc,
     "find": cmd_find,
     "sed": cmd_sed,
+    "python": cmd_python,
+    "python3": cmd_python3,
 }
