@@ -40,3 +40,13 @@ def test_disabled_progress_says_nothing() -> None:
     with progress.stage_progress(disable=True, stream=stream) as update:
         update("x", 1, 1)
     assert stream.getvalue() == ""
+
+
+def test_a_note_is_one_timestamped_line_among_the_progress() -> None:
+    stream = io.StringIO()
+    with progress.stage_progress(stream=stream) as update:
+        update("train", 0, 2)
+        update.note("the proxies keep the first 2 layers")
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["train: 0/2", "the proxies keep the first 2 layers"]
+    assert re.match(r"\d\d:\d\d:\d\d \[ *\d+ s\] ", lines[1])

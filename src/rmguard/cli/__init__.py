@@ -49,14 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """Load reports and weight-loading bars of transformers are noise to a CLI user; errors still show."""
+    """Load reports and weight-loading bars of transformers are noise to a CLI user; errors still show.
+
+    Said in the environment too, before the libraries are imported, so that worker processes (started
+    fresh: the demo's proxies) and tqdm bars outside transformers' control (GGUF conversion) are quiet;
+    off a terminal every bar is, so a log holds rmguard's own lines only."""
     import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars follow it at import
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Generating train split" bars
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is imported
 
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Generating train split" bars
     if "datasets" in sys.modules:  # already imported: the variable is read at import only
         sys.modules["datasets"].disable_progress_bars()
 

@@ -69,9 +69,22 @@ def run_study_command(args: argparse.Namespace) -> int:
 
 def _run(config: Any, no_progress: bool) -> int:
     from rmguard.cli.progress import stage_progress
+    from rmguard.fileio import check_outputs
     from rmguard.overopt.demo.pipeline import run_study
+    from rmguard.training.pretrained import local_model_folder, require_causal_lm
+
+    check_outputs([config.output_dir], [], folders=True)
+    # a model of the wrong kind is one line here, not a traceback from a worker process later
+    require_causal_lm(local_model_folder(config.proxy_model or config.policy), role="proxy backbone")
+    if config.generate:
+        require_causal_lm(local_model_folder(config.policy))
 
     with stage_progress(no_progress) as update:
+        if config.rm_layers:
+            update.note(
+                f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
+                "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"
+            )
         result = run_study(config, update)
     print(f"report: {result['report']}")
     print(f"json:   {result['json']}")

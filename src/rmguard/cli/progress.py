@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from rich.progress import (
     BarColumn,
@@ -23,16 +24,30 @@ from rich.progress import (
 )
 
 Update = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What ``stage_progress`` yields: call it as ``update(stage, done, total)``; ``note(text)`` says one
+    sentence among the progress (a timestamped line off a terminal, a line above the bars on one)."""
+
+    update: Update
+    note: Callable[[str], None]
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.update(stage, done, total)
+
+
 LINE_INTERVAL_S = 5.0  # a stage's progress lines, at most this often (first and last always)
 HEARTBEAT_S = 30.0  # the longest silence in line mode
 
 
 @contextmanager
-def stage_progress(disable: bool = False, stream=None) -> Iterator[Update]:
+def stage_progress(disable: bool = False, stream=None) -> Iterator[Stages]:
     """Yields ``update(stage, done, total)``: live bars on a terminal, timestamped lines otherwise."""
     stream = stream or sys.stderr
     if disable:
-        yield lambda stage, done, total: None
+        yield Stages(lambda stage, done, total: None, lambda text: None)
     elif stream.isatty():
         with _bars() as update:
             yield update
@@ -42,7 +57,7 @@ def stage_progress(disable: bool = False, stream=None) -> Iterator[Update]:
 
 
 @contextmanager
-def _bars() -> Iterator[Update]:
+def _bars() -> Iterator[Stages]:
     progress = Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -59,11 +74,11 @@ def _bars() -> Iterator[Update]:
         progress.update(tasks[stage], completed=done, total=total)
 
     with progress:
-        yield update
+        yield Stages(update, progress.console.print)
 
 
 @contextmanager
-def _lines(stream) -> Iterator[Update]:
+def _lines(stream) -> Iterator[Stages]:
     start = time.monotonic()
     lock = threading.Lock()
     state = {"said": start, "stage": "", "done": 0, "total": 0}
@@ -93,8 +108,13 @@ def _lines(stream) -> Iterator[Update]:
 
     beat = threading.Thread(target=heartbeat, daemon=True)
     beat.start()
+
+    def note(text: str) -> None:
+        with lock:
+            say(text)
+
     try:
-        yield update
+        yield Stages(update, note)
     finally:
         stop.set()
         beat.join()

@@ -17,6 +17,7 @@ from typing import NoReturn
 from transformers import HfArgumentParser
 
 from rmguard.errors import ConfigError, RMGuardError
+from rmguard.fileio import check_outputs
 from rmguard.tamper.expert_iteration import ExpertIterationConfig
 from rmguard.tamper.policies import DecodingConfig, EndpointConfig
 from rmguard.tamper.protocol import EpisodeConfig
@@ -142,6 +143,7 @@ def _run(args) -> int:
     from rmguard.tamper.runner import format_report, run_curriculum
 
     out, config, files = _build(RunOutput, args), _build(RunConfig, args), _build(EnvironmentFiles, args)
+    check_outputs([out.output], [path for path in (files.environments, files.prompts) if path])
     specs = _load_specs(files)
     if specs is not None:
         specs = [s for s in specs if s.name in config.env]

@@ -23,7 +23,7 @@ from scipy.special import gammaln
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
-from rmguard.fileio import atomic_write_json, atomic_write_text
+from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs
 from rmguard.overopt.generation import SamplingConfig
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
@@ -419,6 +419,7 @@ def run_best_of_n(
 
     sampling = sampling or SamplingConfig()
     out = Path(config.output_dir)  # created once the policy is known to be one (generate_pool checks it)
+    check_outputs([out], [path for path in (config.prompts, config.policy) if path], folders=True)
     proxies = [parse_proxy(spec) for spec in config.proxies]
     if not proxies:
         raise ConfigError("give at least one --proxy")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
-from rmguard.fileio import atomic_write_json
+from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.policies import DecodingConfig, HFPolicy, chat_prefix
@@ -73,6 +73,7 @@ def run_expert_iteration(
     """Every stage in order (sample, keep the best per prompt, fine-tune, save, evaluate); summary.json."""
     config.validate()
     decoding, episode = decoding or DecodingConfig(), episode or EpisodeConfig()
+    check_outputs([config.output_dir], [config.model_path], folders=True)
     policy = HFPolicy(config.model_path, decoding)
     own_jail = jail is None
     jail = jail or Jail()

@@ -26,6 +26,16 @@ from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
 OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
+# transformers' schedulers that need no settings beyond warmup and total steps, nor a metric at each step
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
 
 
 @dataclass
@@ -142,7 +152,7 @@ class TrainConfig:
     adam_beta2: float = option(0.999, "AdamW β2.")
     adam_epsilon: float = option(1e-8, "AdamW ε.")
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).")
-    lr_scheduler_type: str = option("linear", "transformers scheduler name.")
+    lr_scheduler_type: str = option("linear", f"transformers scheduler: {', '.join(LR_SCHEDULERS)}.")
     warmup_ratio: float = option(0.0, "Fraction of steps for linear warm-up.")
     seed: int = option(42, "Seed for initialisation, data order and dropout.")
     use_cpu: bool = option(
@@ -268,6 +278,10 @@ class TrainConfig:
                 )
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype '{self.dtype}'; choose one of {', '.join(DTYPES)}")
+        if self.lr_scheduler_type not in LR_SCHEDULERS:
+            raise ConfigError(
+                f"unknown lr_scheduler_type '{self.lr_scheduler_type}'; choose one of {', '.join(LR_SCHEDULERS)}"
+            )
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"unknown optim '{self.optim}'; choose one of {', '.join(OPTIMIZERS)}")
         if self.trust_remote_code:

@@ -82,19 +82,35 @@ def local_model_folder(name_or_path: str) -> str:
         ) from None
 
 
+WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def require_causal_lm(path: str | Path, role: str = "policy") -> None:
-    """A policy must be a causal LM: a folder without a model, or a sequence classifier (a reward model, whose
-    missing LM head would load as random weights), is refused with one line before anything loads."""
-    config_file = Path(path) / "config.json"
-    if not config_file.is_file():
-        raise ConfigError(
-            f"cannot load model from '{path}': no model here (no config.json); the {role} must be a causal LM"
-        )
-    config = read_json(config_file)
+    """A policy must be a causal LM: a folder without a model (no config.json, one without a model_type,
+    no weights or no tokenizer), or a sequence classifier (a reward model, whose missing LM head would
+    load as random weights), is refused with one line before anything loads."""
+    folder = Path(path)
+    where = f"cannot load model from '{path}'"
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{where}: no model here (no config.json); the {role} must be a causal LM")
+    config = read_json(folder / "config.json")
     architectures = (config.get("architectures") if isinstance(config, dict) else None) or []
     classifiers = [a for a in architectures if str(a).endswith("ForSequenceClassification")]
     if classifiers:
         raise ConfigError(
-            f"cannot load model from '{path}': a reward model ({classifiers[0]}), not a {role}; "
-            "give a causal LM (…ForCausalLM) folder"
+            f"{where}: a reward model ({classifiers[0]}), not a {role}; give a causal LM (…ForCausalLM) folder"
         )
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ConfigError(f"{where}: not a model folder (its config.json names no model_type)")
+    missing = [
+        kind for kind, names in (("weights", WEIGHTS), ("tokenizer", TOKENIZER_FILES))
+        if not any((folder / name).is_file() for name in names)
+    ]  # fmt: skip
+    if missing:
+        raise ConfigError(f"{where}: not a model folder (no {' and no '.join(missing)} files)")

@@ -30,7 +30,7 @@ from rmguard import __version__
 from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
 from rmguard.eval.metrics import pair_metrics
-from rmguard.fileio import atomic_write_json, output_lock
+from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
@@ -304,6 +304,9 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
     # The launcher's RANK (torchrun, accelerate launch) says which process is the main one before any
     # process group exists; the lock must be taken before the accelerator creates the output folder.
     main_process = int(os.environ.get("RANK", "0")) == 0
+    if main_process:
+        inputs = [config.train_file, config.eval_file, config.model_name_or_path]
+        check_outputs([config.output_dir], [path for path in inputs if path], folders=True)
     lock = output_lock(config.output_dir) if main_process else contextlib.nullcontext()
     with lock:
         return _train(config, _make_accelerator(config), callbacks)
