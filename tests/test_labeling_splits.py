@@ -374,3 +374,24 @@ def test_split_reads_the_kendall_layout(tmp_path):
     gap = [{k: v for k, v in rows[0].items() if k != "response_3_text"}]
     with pytest.raises(DataError, match="field 'response_3_text'"):
         load_eval_set(str(write_jsonl(tmp_path / "gap.jsonl", gap)))
+
+
+def test_a_split_with_few_in_domain_pairs_says_so_in_one_line(tmp_path, caplog):
+    def record(n: int, tied: bool) -> dict:
+        scores = [1.0] * 6 if tied else [float(i) for i in range(6)]
+        completions = [
+            {"model": f"m{i}", "response": f"r{n}.{i}", "gold_score": s} for i, s in enumerate(scores)
+        ]
+        return {"id": f"q{n}", "instruction": f"p{n}", "completions": completions}
+
+    path = write_jsonl(tmp_path / "tied.jsonl", [record(n, tied=n >= 3) for n in range(20)])
+    with caplog.at_level("WARNING", logger="rmguard.eval.splits"):
+        manifest = make_splits(str(path), tmp_path / "s", heldout_prompts=0.2, heldout_models=2, seed=0)
+    pairs, prompts = manifest["counts"]["val1_in_domain"]["pairs"], manifest["prompts"]["train"]
+    assert pairs <= 3 and prompts == 16
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"only {pairs} in-domain pairs for 16 training prompts" in warning and "\n" not in warning
+    caplog.clear()
+    untied = write_jsonl(tmp_path / "ok.jsonl", [record(n, tied=False) for n in range(20)])
+    make_splits(str(untied), tmp_path / "t", heldout_prompts=0.2, heldout_models=2, seed=0)
+    assert not caplog.records

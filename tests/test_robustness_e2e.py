@@ -74,6 +74,7 @@ def test_eval_prints_the_scenario_table_for_both_models(world):
         in result.stdout
     )
     assert "| bt |" in result.stdout and "| bsr |" in result.stdout
+    assert result.stdout.count("| model |") == 1  # the table once
     report = json.loads(output.read_text())
     for model in ("bt", "bsr"):
         val1 = report["results"][model]["val1_in_domain"]
@@ -169,3 +170,12 @@ def test_eval_writes_json_for_every_file_kind(kind, world, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(output.read_text())["results"]["bt"][kind]
     assert summary["kind"] == kind
+
+
+def test_eval_prints_one_table_for_mixed_files() -> None:
+    from rmguard.eval.evaluation import console_table
+
+    report = {"data": {"val1_in_domain": "a", "hhh": "b"}, "table": "FILES", "scenario_table": "SCENARIOS"}
+    assert console_table(report) == "FILES"
+    report["data"] = {"val1_in_domain": "a", "val2_prompt_disjoint": "b"}
+    assert console_table(report) == "SCENARIOS"

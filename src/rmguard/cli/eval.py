@@ -25,12 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.eval.evaluation import evaluate_models
+    from rmguard.eval.evaluation import console_table, evaluate_models
 
     report = evaluate_models(
         args.model, args.data, args.output, args.batch_size, args.max_length, args.seed, args.bootstrap
     )
-    if report["scenario_table"] and len(report["data"]) > 1:
-        print(report["scenario_table"] + "\n")
-    print(report["table"])
+    print(console_table(report))
     return 0

@@ -115,3 +115,10 @@ def scenario_table(results: dict[str, dict[str, Any]]) -> str | None:
     files = list(next(iter(results.values())))
     present = [f for f in SCENARIO_COLUMNS if f in files]
     return _table(results, present, [SCENARIO_COLUMNS[f] for f in present]) if present else None
+
+
+def console_table(report: dict[str, Any]) -> str:
+    """The one table ``rmguard eval`` prints: the scenarios side by side when every file is one of the four
+    scenarios, else every file (scenario files under their scenario's name)."""
+    scenarios_only = report["scenario_table"] and set(report["data"]) <= set(SCENARIO_COLUMNS)
+    return report["scenario_table"] if scenarios_only else report["table"]

@@ -17,6 +17,7 @@ labelled file's OUT.meta.json when present); noise flips training pairs only, va
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ SPLITS = ("train", *SCENARIOS)
 PAIR_SPLITS = ("train", "val1_in_domain")
 IN_DOMAIN_PROMPT_SPLITS = ("val1_in_domain", "val3_response_disjoint")  # training prompts only
 MANIFEST = "manifest.json"
+logger = logging.getLogger(__name__)
 
 
 def choose_heldout_models(
@@ -127,6 +129,9 @@ def _disjointness(
     return checks
 
 
+FEW_PAIRS_SHARE = 0.5  # below this many in-domain pairs per training prompt a split says so
+
+
 def make_splits(
     data: str,
     output_dir: str | Path,
@@ -146,7 +151,46 @@ def make_splits(
     all_models = {c.model for item in items for c in item.completions}
     held_models = set(choose_heldout_models(all_models, heldout_models, rng))
     held_prompts = choose_heldout_prompts(items, heldout_prompts, rng)
+    parts = _partition(items, held_models, held_prompts, train_responses, rng)
+    checks = _disjointness(parts, held_prompts, held_models)
+    if not all(
+        checks[key] for key in ("prompts_disjoint", "models_disjoint", "train_val1_responses_disjoint")
+    ):
+        raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
+    outputs, counts = _scenario_rows(parts, strategy, random.Random(f"pairs:{seed}"))
+    counts["train"]["flipped"] = flip_labels(outputs["train"], noise, seed)
+    _refuse_empty(data, outputs, counts)
+    train_prompts = len(items) - len(held_prompts)
+    _warn_few_in_domain_pairs(counts["val1_in_domain"]["pairs"], train_prompts)
+    manifest = {
+        "source": str(data),
+        "seed": seed,
+        "heldout_prompts_fraction": heldout_prompts,
+        "train_models": sorted(all_models - held_models),
+        "heldout_models": sorted(held_models),
+        "prompts": {"train": train_prompts, "heldout": len(held_prompts)},
+        "train_responses_per_prompt": train_responses,
+        "pair_strategy": strategy,
+        "label_noise": noise,
+        "label_metadata": label_meta or None,
+        "counts": counts,
+        "disjointness": checks,
+        "files": {name: f"{name}.jsonl" for name in SPLITS},
+    }
+    _write(output_dir, outputs, manifest)
+    return manifest
 
+
+def _partition(
+    items: list[ResponseSet],
+    held_models: set[str],
+    held_prompts: set[str],
+    train_responses: int,
+    rng: random.Random,
+) -> dict[str, list[ResponseSet]]:
+    """Each prompt's responses into the scenarios: held-out prompts give val2 (training models) and val4
+    (held-out models); a training prompt gives ``train_responses`` training-model responses to train, the
+    other training-model responses to val1 and the held-out models' to val3."""
     parts: dict[str, list[ResponseSet]] = {name: [] for name in SPLITS}
     for item in items:
         seen = [c for c in item.completions if c.model not in held_models]
@@ -159,14 +203,13 @@ def make_splits(
         parts["train"].append(item.with_completions(shuffled[:train_responses]))
         parts["val1_in_domain"].append(item.with_completions(shuffled[train_responses:]))
         parts["val3_response_disjoint"].append(item.with_completions(new))
+    return parts
 
-    checks = _disjointness(parts, held_prompts, held_models)
-    if not all(
-        checks[key] for key in ("prompts_disjoint", "models_disjoint", "train_val1_responses_disjoint")
-    ):
-        raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
 
-    pair_rng = random.Random(f"pairs:{seed}")
+def _scenario_rows(
+    parts: dict[str, list[ResponseSet]], strategy: str, pair_rng: random.Random
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, int]]]:
+    """(rows, counts) per split: gold pairs for train and val1, response sets of 2 or more elsewhere."""
     train_pairs = build_pairs(parts["train"], strategy, pair_rng)
     # In-domain means a prompt the model was trained on: one whose training responses all tie gave no pair.
     left_out = {}
@@ -175,15 +218,15 @@ def make_splits(
         left_out[name] = len(parts[name]) - len(kept_items)
         parts[name] = kept_items
     outputs: dict[str, list[dict[str, Any]]] = {}
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, Any]] = {}
     for name in SPLITS:
         if name in PAIR_SPLITS:
             pairs = train_pairs if name == "train" else build_pairs(parts[name], strategy, pair_rng)
-            rows = pairs.rows
-            counts[name] = {"pairs": len(rows), "prompts_without_pair": pairs.unpaired}
+            outputs[name] = pairs.rows
+            counts[name] = {"pairs": len(pairs.rows), "prompts_without_pair": pairs.unpaired}
         else:
             kept = [item for item in parts[name] if len(item.completions) >= 2]
-            rows = [item.to_row() for item in kept]
+            outputs[name] = [item.to_row() for item in kept]
             counts[name] = {
                 "prompts": len(kept),
                 "responses": sum(len(i.completions) for i in kept),
@@ -191,10 +234,10 @@ def make_splits(
             }
         if name in left_out:
             counts[name]["prompts_without_training_pair_left_out"] = left_out[name]
-        outputs[name] = rows
-    flipped = flip_labels(outputs["train"], noise, seed)
-    counts["train"]["flipped"] = flipped
+    return outputs, counts
 
+
+def _refuse_empty(data: str, outputs: dict[str, list[dict[str, Any]]], counts: dict[str, dict]) -> None:
     for name, rows in outputs.items():
         if not rows:
             raise DataError(
@@ -202,25 +245,24 @@ def make_splits(
                 f"split {name} would be empty (counts: {counts[name]}); use more prompts or models, "
                 "or change --heldout-prompts / --heldout-models",
             )
-    manifest = {
-        "source": str(data),
-        "seed": seed,
-        "heldout_prompts_fraction": heldout_prompts,
-        "train_models": sorted(all_models - held_models),
-        "heldout_models": sorted(held_models),
-        "prompts": {"train": len(items) - len(held_prompts), "heldout": len(held_prompts)},
-        "train_responses_per_prompt": train_responses,
-        "pair_strategy": strategy,
-        "label_noise": noise,
-        "label_metadata": label_meta or None,
-        "counts": counts,
-        "disjointness": checks,
-        "files": {name: f"{name}.jsonl" for name in SPLITS},
-    }
+
+
+def _warn_few_in_domain_pairs(pairs: int, train_prompts: int) -> None:
+    """One warning line when val1 holds far fewer pairs than there are training prompts (ties, few
+    responses): its accuracy then rests on a handful of pairs."""
+    if pairs < FEW_PAIRS_SHARE * train_prompts:
+        logger.warning(
+            "split: only %d in-domain pairs for %d training prompts (gold ties or too few responses leave "
+            "the rest without a pair); val1 accuracy rests on them",
+            pairs,
+            train_prompts,
+        )
+
+
+def _write(output_dir: str | Path, outputs: dict[str, list[dict[str, Any]]], manifest: dict) -> None:
     with atomic_directory(output_dir) as scratch:
         for name, rows in outputs.items():
             (scratch / f"{name}.jsonl").write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             )
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
