@@ -150,6 +150,20 @@ class TrainConfig:
     )
     mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "Accelerate mixed precision.")
 
+    # --- sharded engines (docs/distributed.md) ---
+    fsdp: str | None = option(
+        None,
+        "FSDP2 (torch fully_shard over the launched processes), in TrainingArguments' words: "
+        "'full_shard auto_wrap' shards parameters, gradients and optimizer state (each decoder layer "
+        "one unit), 'shard_grad_op' keeps parameters gathered from forward to backward, 'offload' "
+        "keeps shards on the CPU. Launch with torchrun or accelerate launch.",
+    )
+    fsdp_config: dict[str, Any] | str | None = option(
+        None,
+        "FSDP2 tuning with TrainingArguments' keys (reshard_after_forward, cpu_offload, "
+        "activation_checkpointing, transformer_layer_cls_to_wrap): a mapping, a JSON file or JSON text.",
+    )
+
     # --- logging, evaluation, checkpoints ---
     logging_steps: int = option(10, "Log training metrics every N optimizer steps.")
     eval_steps: int = option(0, "Evaluate every N steps (0: only at the end).")
@@ -268,6 +282,7 @@ class TrainConfig:
                 )
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype '{self.dtype}'; choose one of {', '.join(DTYPES)}")
+        self._validate_engine()
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"unknown optim '{self.optim}'; choose one of {', '.join(OPTIMIZERS)}")
         if self.trust_remote_code:
@@ -283,6 +298,12 @@ class TrainConfig:
             self.eval_steps = self.logging_steps  # TRL: eval_steps defaults to logging_steps
         if self.eval_strategy in ("steps", "epoch") and not self.eval_file:
             raise ConfigError(f"eval_strategy '{self.eval_strategy}' needs eval_file")
+
+    def _validate_engine(self) -> None:
+        from rmguard.training.sharding import sharding_plan
+
+        if sharding_plan(self.fsdp, self.fsdp_config) is not None and self.mixed_precision == "fp16":
+            raise ConfigError("fsdp with fp16 mixed precision is not supported; use bf16")
 
     def _validate_numbers(self) -> None:
         for name in ("logging_steps", "lora_r", "save_total_limit"):

@@ -323,24 +323,32 @@ def save_reward_model(
     tokenizer: PreTrainedTokenizerBase,
     output_dir: str | Path,
     metadata: dict[str, Any] | None = None,
+    state_dict: dict[str, Tensor] | None = None,
 ) -> None:
-    """Write a checkpoint atomically: nothing in ``output_dir`` is replaced until every file is written."""
+    """Write a checkpoint atomically: nothing in ``output_dir`` is replaced until every file is written.
+
+    ``state_dict`` is the whole RewardModel's, gathered from a sharded model (FSDP, ZeRO-3), whose own
+    parameters are only this rank's shards; by default the model's own state dict is saved."""
     meta = {
         "kind": model.kind,
         "head_type": model.head_type,
         "peft": model.hf_model is not model.transformer,
         **(metadata or {}),
     }
+    state = model.state_dict() if state_dict is None else state_dict
     with atomic_directory(output_dir) as tmp:
-        model.hf_model.save_pretrained(tmp, safe_serialization=True)
+        model.hf_model.save_pretrained(tmp, safe_serialization=True, state_dict=_part(state, "hf_model."))
         tokenizer.save_pretrained(tmp)
         if model.reward_head is not None:
-            save_file(
-                {k: v.contiguous() for k, v in model.reward_head.state_dict().items()},
-                str(Path(tmp) / REWARD_HEAD_FILE),
-            )
+            head = _part(state, "reward_head.")
+            save_file({k: v.contiguous() for k, v in head.items()}, str(Path(tmp) / REWARD_HEAD_FILE))
         write_legacy_layout(tmp)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def _part(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries of a submodule's state dict, named as the submodule names them."""
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 # transformers 4.x knows none of these 5.x tokenizer classes; PreTrainedTokenizerFast reads the same

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.optimizer import AcceleratedOptimizer
 from accelerate.tracking import GeneralTracker
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Sampler
@@ -34,7 +35,7 @@ from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
-from rmguard.training.checkpoints import checkpoint_step, resume_path, save_checkpoint
+from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
 from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
@@ -51,6 +52,13 @@ from rmguard.training.modeling import (
 from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
 from rmguard.training.packing import PackedPairCollator
 from rmguard.training.pretrained import resolve_model_path
+from rmguard.training.sharding import (
+    ShardingPlan,
+    accelerate_fsdp_settings,
+    full_state_dict,
+    shard_model,
+    sharding_plan,
+)
 
 
 @dataclass
@@ -201,9 +209,16 @@ def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[Re
         freeze_bottom_layers(model, config.freeze_layers)
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
-    if config.gradient_checkpointing:
+    if config.gradient_checkpointing or _fsdp_checkpointing(config):
         model.transformer.gradient_checkpointing_enable()
     return model, tokenizer
+
+
+def _fsdp_checkpointing(config: TrainConfig) -> bool:
+    """fsdp_config's activation_checkpointing: the decoder layers recompute in backward (transformers'
+    checkpointing; each layer's FSDP unit gathers its parameters again for the recomputation)."""
+    plan = sharding_plan(config.fsdp, config.fsdp_config)
+    return plan is not None and plan.activation_checkpointing
 
 
 def _load_features(
@@ -262,9 +277,14 @@ def _precompute_reference_logps(
     return reference
 
 
-def _live_reference(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """A frozen copy of the starting model that adds reference log-probs to each batch."""
+def _live_reference(
+    model: RewardModel, plan: ShardingPlan | None, mixed_precision: str
+) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """A frozen copy of the starting model that adds reference log-probs to each batch (sharded as the
+    trained model is, under FSDP)."""
     reference = copy.deepcopy(model).eval().requires_grad_(False)
+    if plan is not None:
+        shard_model(reference, reference.backbone, plan, mixed_precision)
 
     def add_reference(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -324,6 +344,7 @@ class _Run:
     budget_sampler: TokenBudgetBatchSampler | None
     add_reference: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None
     trainable: list[torch.nn.Parameter]
+    sharded: bool = False  # FSDP2 applied by rmguard (sharding.py): model and optimizer saved apart
     max_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -371,6 +392,7 @@ def _build_run(
         config.regularizer != "none",
         chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
     )
+    plan = _sharding(config, accelerator)
     add_reference = None
     if config.regularizer == "dpo":
         if config.grm_reference == "precomputed":
@@ -379,17 +401,26 @@ def _build_run(
             )
             collator = dataclasses.replace(collator, reference=reference)
         else:
-            add_reference = _live_reference(model)
+            add_reference = _live_reference(model, plan, config.mixed_precision)
     train_loader, budget_sampler = _train_loader(config, train_features, collator)
     eval_loader = _eval_loader(config, packed, tokenizer, log)
+    if plan is not None:
+        shard_model(model, model.backbone, plan, config.mixed_precision)
+    # After sharding: fully_shard replaces each parameter by its DTensor shard.
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, trainable)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    if plan is None:
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    else:
+        # Kept out of Accelerate's save_state, which would write rank 0's shards only (checkpoints.py
+        # gathers model and optimizer); the wrapper still skips steps while gradients accumulate.
+        optimizer = AcceleratedOptimizer(optimizer, device_placement=False)
+        train_loader = accelerator.prepare(train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     run = _Run(
         config, accelerator, model, tokenizer, optimizer, None, train_loader, eval_loader, budget_sampler,
-        add_reference, trainable,
+        add_reference, trainable, sharded=plan is not None,
     )  # fmt: skip
     run.max_steps = run.planned_steps()
     # Stepped once per optimizer step on every rank (not prepared: Accelerate would step it once per process).
@@ -406,6 +437,21 @@ def _build_run(
         init_kwargs={"wandb": {"name": config.run_name}} if config.run_name else {},
     )
     return run, train_report
+
+
+def _sharding(config: TrainConfig, accelerator: Accelerator) -> ShardingPlan | None:
+    """The FSDP2 plan of the config's ``fsdp`` settings, else of an ``accelerate launch`` FSDP config;
+    None for one process (nothing to shard)."""
+    fsdp, fsdp_config = config.fsdp, config.fsdp_config
+    if fsdp is None and (found := accelerate_fsdp_settings()) is not None:
+        fsdp, fsdp_config = found
+    plan = sharding_plan(fsdp, fsdp_config)
+    if plan is not None and accelerator.num_processes == 1:
+        accelerator.print(
+            "fsdp off: one process, nothing to shard (launch with torchrun or accelerate launch)"
+        )
+        return None
+    return plan
 
 
 def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -471,6 +517,8 @@ def _resume(run: _Run) -> tuple[int, int, int]:
     if resume is None:
         return 0, 0, 0
     run.accelerator.load_state(str(resume))
+    if run.sharded:
+        load_sharded_state(run.model, run.optimizer.optimizer, resume)
     global_step = checkpoint_step(resume)
     epoch, steps_left = 0, global_step
     while steps_left >= run.epoch_steps(epoch):
@@ -572,7 +620,8 @@ def _after_step(
         run.accelerator.log(metrics, step=step)
         run.history.append({"step": step, **metrics})
     if config.save_steps > 0 and step % config.save_steps == 0:
-        save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit)
+        sharded = (run.model, run.optimizer.optimizer) if run.sharded else None
+        save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit, sharded)
     return metrics
 
 
@@ -596,6 +645,8 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
         shown = (f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items())
         accelerator.print("eval: " + ", ".join(shown))
     accelerator.wait_for_everyone()
+    # Every rank takes part in gathering a sharded model (FSDP, ZeRO-3); the main one keeps the tensors.
+    state = full_state_dict(run.model) if run.sharded else accelerator.get_state_dict(run.model)
     if accelerator.is_main_process:
         save_reward_model(
             accelerator.unwrap_model(run.model),
@@ -613,6 +664,7 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
                 "train_prompts_truncated": train_report.prompt_truncated,
                 "train_pairs_dropped": len(train_report.dropped_rows),
             },
+            state_dict=state,
         )
         atomic_write_json(Path(config.output_dir) / "train_config.json", config.to_dict())
         accelerator.print(f"saved reward model to {config.output_dir}")
