@@ -255,25 +255,44 @@ def test_fsdp_words_and_config_translate_as_training_arguments():
             sharding_plan(fsdp, config)
 
 
-def test_accelerate_fsdp2_config_file_gives_the_same_plan():
-    """The environment ``accelerate launch --config_file examples/accelerate/fsdp2.yaml`` sets, read back."""
-    import yaml
+def _launch_environment(config_file: str) -> dict[str, str]:
+    """The environment ``accelerate launch --config_file examples/accelerate/FILE`` gives the training
+    processes, from Accelerate's own translation (launch.py's launcher selection, without launching)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
     from helpers import REPO
 
-    config = yaml.safe_load((REPO / "examples" / "accelerate" / "fsdp2.yaml").read_text())
-    assert config["distributed_type"] == "FSDP" and config["fsdp_config"]["fsdp_version"] == 2
-    environ = {"ACCELERATE_USE_FSDP": "true"}
-    environ.update(
-        {
-            k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in config["fsdp_config"].items()
-        }
-    )
-    fsdp, fsdp_config = accelerate_fsdp_settings(environ)
-    plan = sharding_plan(fsdp, fsdp_config)
-    assert plan == ShardingPlan(reshard_after_forward=config["fsdp_config"]["fsdp_reshard_after_forward"])
+    path = REPO / "examples" / "accelerate" / config_file
+    args = launch_command_parser().parse_args(["--config_file", str(path), "-m", "rmguard", "train"])
+    args, defaults, mixed_precision_from_config = _validate_launch_command(args)
+    if not args.use_deepspeed:
+        return prepare_multi_gpu_env(args)
+    fields = list(defaults.deepspeed_config) + (["mixed_precision"] if mixed_precision_from_config else [])
+    args.deepspeed_fields_from_accelerate_config = ",".join(fields)
+    return prepare_deepspeed_cmd_env(args)[-1]
+
+
+def test_accelerate_fsdp2_config_file_gives_the_fsdp_plan():
+    fsdp, fsdp_config = accelerate_fsdp_settings(_launch_environment("fsdp2.yaml"))
+    assert sharding_plan(fsdp, fsdp_config) == ShardingPlan(reshard_after_forward=True)
     assert accelerate_fsdp_settings({}) is None
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_config_files_translate_into_the_plugin(stage, monkeypatch):
+    """The DeepSpeed run itself needs GPUs (docs/distributed.md); what the shipped files ask of it is
+    checked here through Accelerate's DeepSpeed plugin, built from the launch environment."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    for name, value in _launch_environment(f"deepspeed_zero{stage}.yaml").items():
+        monkeypatch.setenv(name, value)
+    plugin = DeepSpeedPlugin()
+    zero = plugin.deepspeed_config["zero_optimization"]
+    assert zero["stage"] == stage and plugin.deepspeed_config["gradient_clipping"] == 1.0
+    assert zero.get("stage3_gather_16bit_weights_on_model_save", False) is (stage == 3)
+    assert not plugin.zero3_init_flag
+    assert plugin.deepspeed_config["train_micro_batch_size_per_gpu"] == "auto"  # from the loader's batch
 
 
 def test_fsdp_config_errors_are_one_line(tiny_llama, synthetic_data, tmp_path):
