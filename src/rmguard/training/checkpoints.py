@@ -6,8 +6,9 @@ Each folder holds what ``Accelerator.save_state`` writes (model, optimizer, sche
 Training writes and resumes these folders; ``rmguard diagnose`` reads their weights.
 
 Under FSDP (rmguard's own ``fully_shard``, sharding.py) the model and optimizer are gathered into the
-same two files a single-process run writes (``model.safetensors``, full state dict; ``optimizer.bin``, the
-optimizer state by parameter name), so a checkpoint reads the same whatever engine wrote it.
+files a single-process run writes: ``model.safetensors`` (the same full state dict, so ``rmguard diagnose``
+reads it as any other) and ``optimizer.bin`` (the optimizer state keyed by parameter name, which an FSDP
+run resumes from).
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ def resume_path(spec: str | None, output_dir: str | Path) -> Path | None:
 def load_checkpoint_weights(model: nn.Module, checkpoint: str | Path) -> int:
     """Load the model weights of a resumable checkpoint into ``model`` (built from the run's final output
     folder), strictly; returns the checkpoint's step. Reads the ``model.safetensors`` that
-    ``Accelerator.save_state`` writes for single-process and DDP runs (FSDP/DeepSpeed shard differently)."""
+    ``Accelerator.save_state`` writes for single-process and DDP runs, and FSDP runs gather (DeepSpeed's
+    checkpoints are its own shards)."""
     from safetensors.torch import load_file
 
     checkpoint = Path(checkpoint)
