@@ -201,6 +201,9 @@ class Settings(Protocol):
     center_coef: float
     label_smoothing: float
     grm_beta: float
+    odin_length_coef: float
+    odin_quality_coef: float
+    odin_ortho_coef: float
 
 
 @dataclass
@@ -218,11 +221,37 @@ class BatchTerms:
     rejected_logps: Tensor | None = None
     ref_chosen_logps: Tensor | None = None
     ref_rejected_logps: Tensor | None = None
+    # ODIN: the length head's rewards, the responses' token counts and the two heads' weights
+    chosen_length_rewards: Tensor | None = None
+    rejected_length_rewards: Tensor | None = None
+    chosen_lengths: Tensor | None = None
+    rejected_lengths: Tensor | None = None
+    head_weights: tuple[Tensor, Tensor] | None = None  # (quality, length)
+    # All ranks' values of a per-sequence tensor (identity in one process), gradients kept
+    gather: Callable[[Tensor], Tensor] = lambda tensor: tensor
 
 
 def _bsr(b: BatchTerms, s: Settings) -> Tensor:
     batch_rewards = b.gathered_rewards() if s.bsr_scope == "global" and b.gathered_rewards else None
     return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size)
+
+
+def _odin(b: BatchTerms, s: Settings) -> Tensor:
+    """ODIN over the global batch, as the reference gathers rewards and lengths from every rank: N ranks of
+    B pairs give the loss of one process over the N·B pairs once data-parallel gradients are averaged."""
+    if b.head_weights is None or b.chosen_length_rewards is None or b.chosen_lengths is None:
+        raise ValueError("objective odin needs a model with a length head and the responses' lengths")
+    margin = b.gather(b.margin) if isinstance(b.margin, Tensor) else b.margin
+    return odin(
+        *(b.gather(t) for t in (b.chosen, b.rejected, b.chosen_length_rewards, b.rejected_length_rewards)),
+        b.gather(b.chosen_lengths),
+        b.gather(b.rejected_lengths),
+        *b.head_weights,
+        length_coef=s.odin_length_coef,
+        quality_coef=s.odin_quality_coef,
+        ortho_coef=s.odin_ortho_coef,
+        margin=margin,
+    )
 
 
 Objective = Callable[[BatchTerms, Settings], Tensor]
@@ -237,6 +266,7 @@ REWARD_OBJECTIVES: dict[str, Objective] = {
     "bt_norm": lambda b, s: bt_norm(b.chosen, b.rejected),
     "bt_dr": lambda b, s: bt_dr(b.chosen, b.rejected, b.margin),
     "label_smoothing": lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing),
+    "odin": _odin,
 }
 
 # GRM's regularizers, dispatched the same way: name → L_reg of a batch.
