@@ -124,6 +124,16 @@ def test_mean_wco_and_uwo_pick_what_coste_et_al_formulas_say():
     assert ensemble(members, "uwo", uwo_lambda=0.0)[0].tolist() == pytest.approx(mean, rel=1e-12)
 
 
+def test_curves_draw_the_chosen_ensembles_with_their_lambda():
+    proxies, gold, length = _world(exploit_weight=1.0, prompts=40, n=16)
+    result = best_of_n_curves(proxies, gold, length, ensembles=("uwo",), uwo_lambda=2.0)
+    assert [name for name, what in result.kinds.items() if what == "ensemble"] == ["bt ensemble-uwo"]
+    selector = ensemble([p.scores for p in proxies], "uwo", uwo_lambda=2.0)
+    by_hand = pick_metrics(selector, gold, length, result.ns)["gold"].mean(axis=0)
+    got = [row["mean"] for row in result.curves["bt ensemble-uwo"]["gold"]]
+    assert got == pytest.approx(by_hand.tolist(), rel=1e-12)
+
+
 def test_intervals_by_hand():
     mean, low, high = t_interval([1.0, 2.0, 3.0])
     half = 4.302653 / math.sqrt(3)  # t_{0.975, 2} · s / √n with s = 1
@@ -343,6 +353,10 @@ def test_bon_from_a_pool_file_and_errors(tmp_path, bon_setup, capsys):
         == 2
     )
     assert "--prompts" in capsys.readouterr().err
+    assert main([*base, "--n", "4", "--ensemble", "median", "--output-dir", str(tmp_path / "o4")]) == 2
+    assert "ensemble 'median' is unknown; choose from mean, wco, uwo" in capsys.readouterr().err
+    assert main([*base, "--n", "4", "--uwo-lambda", "-1", "--output-dir", str(tmp_path / "o5")]) == 2
+    assert "--uwo-lambda" in capsys.readouterr().err
 
 
 def test_bon_and_rloo_options_come_from_the_config_fields_with_their_defaults(capsys):

@@ -25,6 +25,7 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
 from rmguard.overopt.generation import SamplingConfig
+from rmguard.settings import option
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
 
@@ -93,26 +94,33 @@ UWO_LAMBDA = 0.5  # Coste et al.'s best-of-n default (their code's uwo_weights =
 
 
 def ensemble(members: Sequence[np.ndarray], how: str, uwo_lambda: float = UWO_LAMBDA) -> np.ndarray:
-    """One score per response from k members' scores ([P, N] each), as Coste et al. (2024) combine an
-    ensemble, over the members' standardized scores z_i (:func:`standardize`, each member over its whole pool):
+    """One score per response from k members' scores ([P, N] each): :func:`combine` over the members'
+    standardized scores (:func:`standardize`, each member over its whole pool).
+
+    Reward models trained with BT are only defined up to a shift and scale, so the members are put on a
+    common scale first (Coste et al. and Gao et al. normalise each proxy over the initial policy's samples,
+    here the pool); without that, ``wco`` would follow whichever member has the lowest offset and the
+    variance would mix units.
+    """
+    return combine(np.stack([standardize(m) for m in members]), how, uwo_lambda)
+
+
+def combine(z: np.ndarray, how: str, uwo_lambda: float = UWO_LAMBDA) -> np.ndarray:
+    """Coste et al.'s (2024) ensemble objectives over k members' standardized scores z ([k, ...]):
 
         mean:  R = (1/k) Σ_i z_i
         wco:   R = min_i z_i                                   (worst-case optimization)
         uwo:   R = (1/k) Σ_i z_i − λ · (1/k) Σ_i (z_i − z̄)²    (uncertainty-weighted optimization)
 
     UWO's penalty is the intra-ensemble variance of each response's k scores (the 1/k form of the paper and
-    of its best-of-n code); λ defaults to 0.5, their best-of-n value. Reward models trained with BT are
-    only defined up to a shift and scale, so the members are put on a common scale first (Coste et al.
-    and Gao et al. normalise each proxy over the initial policy's samples, here the pool); without that,
-    ``wco`` would follow whichever member has the lowest offset and the variance would mix units.
+    of its best-of-n code); λ defaults to 0.5, their best-of-n value.
     """
-    stacked = np.stack([standardize(m) for m in members])
     if how == "mean":
-        return stacked.mean(axis=0)
+        return z.mean(axis=0)
     if how == "wco":
-        return stacked.min(axis=0)
+        return z.min(axis=0)
     if how == "uwo":
-        return stacked.mean(axis=0) - uwo_lambda * stacked.var(axis=0)
+        return z.mean(axis=0) - uwo_lambda * z.var(axis=0)
     raise ValueError(f"unknown ensemble '{how}'; choose one of {', '.join(ENSEMBLES)}")
 
 
@@ -233,9 +241,12 @@ def best_of_n_curves(
     length: np.ndarray,
     n_max: int | None = None,
     level: float = 0.95,
+    ensembles: Sequence[str] = ("mean", "wco"),
+    uwo_lambda: float = UWO_LAMBDA,
 ) -> Curves:
-    """Curves for each proxy, each kind (seed-averaged, with seed intervals), each kind's mean and min
-    ensemble, and the gold itself as selector (the oracle: what best-of-n could reach)."""
+    """Curves for each proxy, each kind (seed-averaged, with seed intervals), each kind's ``ensembles``
+    (:func:`ensemble`, named ``KIND ensemble-HOW``), and the gold itself as selector (the oracle: what
+    best-of-n could reach)."""
     gold = np.asarray(gold, dtype=float)
     n_max = n_max or gold.shape[1]
     ns = log_spaced(n_max)
@@ -254,12 +265,9 @@ def best_of_n_curves(
         if len(members) < 2:
             continue
         add(f"{kind} (mean of {len(members)} seeds)", "kind", [per_proxy[m.name] for m in members])
-        for how in ("mean", "wco"):
-            add(
-                f"{kind} ensemble-{how}",
-                "ensemble",
-                [pick_metrics(ensemble([m.scores for m in members], how), gold, length, ns)],
-            )
+        for how in ensembles:
+            selector = ensemble([m.scores for m in members], how, uwo_lambda)
+            add(f"{kind} ensemble-{how}", "ensemble", [pick_metrics(selector, gold, length, ns)])
     add("gold (oracle)", "oracle", [pick_metrics(gold, gold, length, ns)])
     result = Curves(ns, [kl_bon(n) for n in ns], curves, kinds, seeds, level=level)
     result.peaks = {name: gold_peak(ns, [row["mean"] for row in c["gold"]]) for name, c in curves.items()}
@@ -307,8 +315,26 @@ def curves_csv(result: Curves) -> str:
 # ----------------------------------------------------------------------------------------------- end to end
 
 
+@dataclass(kw_only=True)
+class EnsembleSettings:
+    """What ``bon`` and ``rloo`` share about ensembles of proxies (their ``ensemble`` choice is their own:
+    several curves for ``bon``, one reward for ``rloo``)."""
+
+    uwo_lambda: float = option(
+        UWO_LAMBDA,
+        "λ of the uwo ensemble: mean − λ·variance of the members' standardized rewards (0.5: Coste et "
+        "al.'s best-of-n value).",
+    )
+
+    def check_ensembles(self, chosen: Sequence[str]) -> None:
+        unknown = [how for how in chosen if how not in ENSEMBLES]
+        if unknown:
+            raise ConfigError(f"ensemble '{unknown[0]}' is unknown; choose from {', '.join(ENSEMBLES)}")
+        checks.at_least("uwo_lambda", self.uwo_lambda, 0)
+
+
 @dataclass
-class BonConfig:
+class BonConfig(EnsembleSettings):
     """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves. How the
     responses are sampled is a :class:`~rmguard.overopt.generation.SamplingConfig` of its own."""
 
@@ -335,11 +361,17 @@ class BonConfig:
     n: int = field(default=64, metadata={"help": "Samples per prompt (the largest n)."})
     score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
     level: float = field(default=0.95, metadata={"help": "Confidence level of the bootstrap intervals."})
+    ensemble: list[str] = option(
+        ["mean", "wco"],
+        "Ensembles drawn for each kind with several proxies (seeds), over standardized rewards (Coste et "
+        "al. 2024): mean, wco (worst case: min over members), uwo (mean − λ·variance).",
+    )
 
     def __post_init__(self) -> None:
         for name in ("n", "score_batch_size"):
             checks.at_least(name, getattr(self, name))
         checks.fraction("level", self.level, exclude_zero=True)
+        self.check_ensembles(self.ensemble)
 
 
 def parse_proxy(spec: str) -> tuple[str, str, str]:
@@ -465,6 +497,8 @@ def run_best_of_n(
         length,
         config.n,
         config.level,
+        config.ensemble,
+        config.uwo_lambda,
     )
     summary = write_curves(result, out, unit)
     summary["config"] = {**asdict(config), "sampling": asdict(sampling)}
