@@ -46,18 +46,21 @@ def test_mismatched_state_dicts_are_refused():
         average_state_dicts([a, {"w": torch.zeros(2, 3), "ids": torch.arange(1, 4)}], names=["A", "B"])
 
 
-def fine_tuned(base, out, seed, kind="standard", odin=False):
-    """A reward model on ``base`` whose every weight moved by seeded noise (as fine-tuning moves them),
-    saved as rmguard saves a trained model."""
-    from rmguard.training.modeling import add_length_head, build_reward_model, save_reward_model
+def fine_tuned(base, out, seed, kind="standard", odin=False, lora=False):
+    """A reward model on ``base`` whose every trainable weight moved by seeded noise (as fine-tuning moves
+    them), saved as rmguard saves a trained model."""
+    from rmguard.training.modeling import add_length_head, add_lora, build_reward_model, save_reward_model
 
     torch.manual_seed(seed)
     model, tokenizer = build_reward_model(str(base), kind, "linear")
     if odin:
         add_length_head(model)
+    if lora:
+        add_lora(model, 4, 8, 0.0, ["q_proj", "v_proj"])
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
     save_reward_model(model, tokenizer, out, {"objective": "bt", "base_model_name_or_path": str(base)})
     return out
 
@@ -133,3 +136,25 @@ def test_average_refuses_other_initialisations_and_architectures(tiny_llama, tmp
         "average", "--model", str(a), "--model", str(unrecorded), "--output", str(tmp_path / "u")
     )
     assert result.returncode == 2 and "records no initialisation" in result.stderr
+
+
+def test_lora_members_are_averaged_as_their_merged_checkpoints(tiny_llama, tmp_path):
+    from safetensors.torch import load_file
+
+    from rmguard.training.averaging import average_reward_models
+    from rmguard.training.modeling import merge_lora
+
+    members = [fine_tuned(tiny_llama, tmp_path / f"a{i}", i, odin=True, lora=True) for i in (1, 2)]
+    assert (members[0] / "adapter_model.safetensors").is_file()
+    average_reward_models(members, tmp_path / "warm")
+    merged = []
+    for i, member in enumerate(members):
+        merge_lora(member, tmp_path / f"m{i}")
+        merged.append(load_file(str(tmp_path / f"m{i}" / "model.safetensors")))
+    warm = load_file(str(tmp_path / "warm" / "model.safetensors"))
+    assert set(warm) == set(merged[0])
+    for key, value in warm.items():
+        assert torch.allclose(value, (merged[0][key] + merged[1][key]) / 2, rtol=0, atol=1e-6), key
+    heads = [load_file(str(p / "length_head.safetensors"))["weight"] for p in (*members, tmp_path / "warm")]
+    assert torch.allclose(heads[2], (heads[0] + heads[1]) / 2, atol=1e-7)
+    assert not json.loads((tmp_path / "warm" / "rmguard.json").read_text())["peft"]

@@ -250,6 +250,26 @@ def test_odin_saves_the_quality_head_as_score_and_the_length_head_beside_it(
         train(config_for(out, synthetic_data, tmp_path / "again", objective="bt", num_train_epochs=1))
 
 
+def test_odin_with_lora_keeps_its_length_head_through_the_merge(tiny_llama, synthetic_data, tmp_path):
+    lora = dict(use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"])
+    train(config_for(tiny_llama, synthetic_data, tmp_path, objective="odin", num_train_epochs=1, **lora))
+    adapter, merged = tmp_path / "out", tmp_path / "merged"
+    assert (adapter / "length_head.safetensors").is_file()
+    result = run_cli("merge", "--adapter", str(adapter), "--output", str(merged))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((merged / "rmguard.json").read_text())["length_head"] is True
+    assert torch.equal(
+        load_file(str(merged / "length_head.safetensors"))["weight"],
+        load_file(str(adapter / "length_head.safetensors"))["weight"],
+    )
+    rng = __import__("random").Random(3)
+    rows = [synthetic_pair(rng) for _ in range(4)]
+    prompts, responses = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
+    assert RewardScorer(merged).score(prompts, responses) == pytest.approx(
+        RewardScorer(adapter).score(prompts, responses), abs=1e-4
+    )
+
+
 def test_cli_train_with_yaml_and_overrides_then_score(tiny_llama, synthetic_data, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(

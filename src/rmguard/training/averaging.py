@@ -30,6 +30,7 @@ from rmguard.training.modeling import (
     save_reward_model,
     saved_dtype,
 )
+from rmguard.training.pretrained import resolve_model_path
 
 
 def average_state_dicts(
@@ -104,7 +105,10 @@ def average_reward_models(paths: Sequence[str | Path], output_dir: str | Path) -
 
 
 def _load_merged(path: str) -> tuple[RewardModel, Any]:
-    model, tokenizer = load_reward_model(path, dtype=saved_dtype(path))
+    meta = read_metadata(path)
+    # a LoRA folder holds no config.json: its weights' dtype is its base model's
+    dtype_source = resolve_model_path(meta["base_model_name_or_path"]) if meta.get("peft") else path
+    model, tokenizer = load_reward_model(path, dtype=saved_dtype(dtype_source))
     if model.hf_model is not model.transformer:  # LoRA: average the merged weights
         model.hf_model = model.hf_model.merge_and_unload()
     return model, tokenizer
