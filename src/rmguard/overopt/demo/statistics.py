@@ -145,7 +145,8 @@ def gao_fit_intervals(
     curves, with bootstrap intervals (seeds, then prompts) on α, β and the fitted peak.
 
     A peak is claimed (``turns``) only where the curve turns inside the measured range: β's interval is
-    above 0 and the fitted peak's KL is below the largest measured KL. Otherwise the peak fields are None:
+    above 0 and the fitted peak's KL interval lies below the largest measured KL (replicates that never
+    turn, β ≤ 0, put their peak at infinity). Otherwise the peak fields are None:
     a fit that keeps rising (or whose vertex lies beyond the data) has no peak to report.
     """
     curves = np.asarray(curves, dtype=float)
@@ -159,9 +160,10 @@ def gao_fit_intervals(
     out: dict[str, Any] = {"r2": point["r2"]}
     for key in ("alpha", "beta"):
         out[key] = describe(point[key], np.array([f[key] for f in fits]), level)
-    turns = bool(out["beta"]["ci"][0] > 0 and point["peak_kl"] < max(kl))
+    peaks = np.array([f["peak_kl"] if f["beta"] > 0 else np.inf for f in fits])
+    peak = describe(point["peak_kl"], peaks, level)
+    turns = bool(out["beta"]["ci"][0] > 0 and np.quantile(peaks, (1 + level) / 2) < max(kl))
     out["turns"] = turns
-    for key in ("peak_kl", "peak_gold"):
-        values = np.array([f[key] for f in fits])
-        out[key] = describe(point[key], values, level) if turns else None
+    out["peak_kl"] = peak if turns else None
+    out["peak_gold"] = describe(point["peak_gold"], np.array([f["peak_gold"] for f in fits]), level) if turns else None
     return out
