@@ -3,7 +3,7 @@
 For each prompt, N responses are sampled once. For n = 1 … N (log-spaced) the expected gold score, proxy
 score and length of the proxy's favourite among n samples are computed with the unbiased estimator over
 all N samples (:func:`best_of_n_expectation`). The x-axis is the analytic KL of the best-of-n policy to the sampling policy, KL_BoN = log n − (n − 1)/n.
-Proxies of one kind (several seeds) are also averaged, and combined into ensembles (mean, min).
+Proxies of one kind (several seeds) are also averaged, and combined into ensembles (:func:`ensemble`).
 """
 
 from __future__ import annotations
@@ -88,18 +88,32 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean()) / (std if std > 0 else 1.0)
 
 
-def ensemble(members: Sequence[np.ndarray], how: str) -> np.ndarray:
-    """Mean or min of the members' standardized scores ([P, N] each).
+ENSEMBLES = ("mean", "wco", "uwo")
+UWO_LAMBDA = 0.5  # Coste et al.'s best-of-n default (their code's uwo_weights = 0.5)
 
-    Reward models trained with BT are only defined up to a shift and scale, so the members are put on a
-    common scale first; without that, ``min`` would just follow whichever member has the lowest offset.
+
+def ensemble(members: Sequence[np.ndarray], how: str, uwo_lambda: float = UWO_LAMBDA) -> np.ndarray:
+    """One score per response from k members' scores ([P, N] each), as Coste et al. (2024) combine an
+    ensemble, over the members' standardized scores z_i (:func:`standardize`, each member over its whole pool):
+
+        mean:  R = (1/k) Σ_i z_i
+        wco:   R = min_i z_i                                   (worst-case optimization)
+        uwo:   R = (1/k) Σ_i z_i − λ · (1/k) Σ_i (z_i − z̄)²    (uncertainty-weighted optimization)
+
+    UWO's penalty is the intra-ensemble variance of each response's k scores (the 1/k form of the paper and
+    of its best-of-n code); λ defaults to 0.5, their best-of-n value. Reward models trained with BT are
+    only defined up to a shift and scale, so the members are put on a common scale first (Coste et al.
+    and Gao et al. normalise each proxy over the initial policy's samples, here the pool); without that,
+    ``wco`` would follow whichever member has the lowest offset and the variance would mix units.
     """
     stacked = np.stack([standardize(m) for m in members])
     if how == "mean":
         return stacked.mean(axis=0)
-    if how == "min":
+    if how == "wco":
         return stacked.min(axis=0)
-    raise ValueError(f"unknown ensemble '{how}'; choose mean or min")
+    if how == "uwo":
+        return stacked.mean(axis=0) - uwo_lambda * stacked.var(axis=0)
+    raise ValueError(f"unknown ensemble '{how}'; choose one of {', '.join(ENSEMBLES)}")
 
 
 def pick_metrics(
@@ -240,7 +254,7 @@ def best_of_n_curves(
         if len(members) < 2:
             continue
         add(f"{kind} (mean of {len(members)} seeds)", "kind", [per_proxy[m.name] for m in members])
-        for how in ("mean", "min"):
+        for how in ("mean", "wco"):
             add(
                 f"{kind} ensemble-{how}",
                 "ensemble",
