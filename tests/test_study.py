@@ -36,10 +36,14 @@ def texts():
 def cached(tiny_llama, texts, tmp_path_factory):
     prompts, responses = texts
     cache = tmp_path_factory.mktemp("features") / "features.npz"
-    return backbone_features(str(tiny_llama), None, prompts, responses, list(range(0, len(prompts), 2)), cache, 8)
+    return backbone_features(
+        str(tiny_llama), None, prompts, responses, list(range(0, len(prompts), 2)), cache, 8
+    )
 
 
-def test_cached_proxy_at_its_start_is_rmguards_reward_model_on_the_frozen_backbone(tiny_llama, texts, cached, tmp_path):
+def test_cached_proxy_at_its_start_is_rmguards_reward_model_on_the_frozen_backbone(
+    tiny_llama, texts, cached, tmp_path
+):
     """Identity adapter + a head w: the same rewards as rmguard's scorer on a checkpoint with head w."""
     torch.manual_seed(1)
     model, tokenizer = build_reward_model(str(tiny_llama))
@@ -73,7 +77,9 @@ def test_cached_grm_log_probs_at_the_start_equal_the_full_models(tiny_llama, tex
     proxy = CachedProxy(cached["reward_states"].shape[1], rank=4)
     with torch.no_grad():
         approx = table.sequence_logps(proxy, rows).numpy()
-    assert np.allclose(approx, full, atol=1e-4) and np.allclose(cached["token_logp"].sum(), full.sum(), atol=1e-3)
+    assert np.allclose(approx, full, atol=1e-4) and np.allclose(
+        cached["token_logp"].sum(), full.sum(), atol=1e-3
+    )
 
 
 def test_cached_fit_learns_a_separable_preference_and_moves_the_norms():
@@ -81,7 +87,9 @@ def test_cached_fit_learns_a_separable_preference_and_moves_the_norms():
     features = torch.from_numpy(rng.normal(0, 1, (200, 16)).astype(np.float32))
     direction = rng.normal(0, 1, 16)
     score = features.numpy() @ direction
-    pairs = np.array([[a, b] if score[a] > score[b] else [b, a] for a, b in rng.integers(0, 200, (300, 2)) if a != b])
+    pairs = np.array(
+        [[a, b] if score[a] > score[b] else [b, a] for a, b in rng.integers(0, 200, (300, 2)) if a != b]
+    )
     settings = FitSettings(epochs=5, learning_rate=1e-2, batch_size=16, rank=8)
     proxy = fit_cached_proxy(features, pairs, {"objective": "bt"}, settings, init_seed=0, order_seed=0)
     rewards, norms = score_cached(proxy, features)

@@ -10,7 +10,8 @@ N(0, 1/(H+1)) as in Hong et al.). ‖h‖ is free to spread: nothing normalises 
 the backbone's final norm holds ‖f‖ in a narrow band (the report's baseline row). The losses are
 ``training/objectives.py``'s: BT, BSR (with the configured B), and GRM = (1 − α)·BT + α·L_reg with the SFT
 regularizer over the adapter's states at the chosen responses' tokens, read through the frozen LM head with
-the top-K log-softmax of ``features.py`` (exact at the start, an approximation of the tail after).
+the top-K log-softmax of ``features.py`` (exact at the start, an approximation of the tail after), and
+ODIN's loss with a second, length head on the same h (scored by the quality head w only).
 A fit is a few hundred small steps: about a second on one CPU thread.
 """
 
@@ -39,9 +40,10 @@ class FitSettings:
 
 
 class CachedProxy(nn.Module):
-    """h = f + U gelu(V f), r = w · h (module docstring)."""
+    """h = f + U gelu(V f), r = w · h (module docstring); ODIN's proxies also have a length head w_L,
+    trained beside w and never read when scoring."""
 
-    def __init__(self, hidden_size: int, rank: int):
+    def __init__(self, hidden_size: int, rank: int, length_head: bool = False):
         super().__init__()
         self.down = nn.Linear(hidden_size, rank, bias=False)
         nn.init.normal_(self.down.weight, std=1 / math.sqrt(hidden_size))
@@ -49,6 +51,9 @@ class CachedProxy(nn.Module):
         nn.init.zeros_(self.up.weight)
         self.head = nn.Linear(hidden_size, 1, bias=False)
         init_linear_head(self.head)
+        self.length_head = nn.Linear(hidden_size, 1, bias=False) if length_head else None
+        if self.length_head is not None:
+            init_linear_head(self.length_head)
 
     def hidden(self, features: Tensor) -> Tensor:
         return features + self.up(nn.functional.gelu(self.down(features)))
@@ -90,13 +95,31 @@ class TokenTable:
         return torch.zeros(len(responses)).index_add(0, owner, token_logps)
 
 
+def odin_loss(proxy: CachedProxy, hidden: Tensor, rewards: Tensor, lengths: Tensor) -> Tensor:
+    """objectives.odin on one batch: quality rewards ``rewards``, the length head on ``hidden``, the
+    responses' lengths in tokens (chosen rows first), the reference's coefficients (1, 1, 1)."""
+    half = len(rewards) // 2
+    length_rewards = proxy.length_head(hidden).squeeze(-1)
+    return objectives.odin(
+        rewards[:half],
+        rewards[half:],
+        length_rewards[:half],
+        length_rewards[half:],
+        lengths[:half],
+        lengths[half:],
+        proxy.head.weight,
+        proxy.length_head.weight,
+    )
+
+
 def pair_loss(
     objective: dict[str, Any],
     rewards: Tensor,
     batch_size: int,
     logps: Tensor | None = None,
 ) -> Tensor:
-    """The objective's loss from objectives.py for one batch (rewards of chosen rows first)."""
+    """The objective's loss from objectives.py for one batch (rewards of chosen rows first); ODIN's is
+    :func:`odin_loss`."""
     half = len(rewards) // 2
     r_c, r_r = rewards[:half], rewards[half:]
     name = objective["objective"]
@@ -118,14 +141,17 @@ def fit_cached_proxy(
     init_seed: int,
     order_seed: int,
     tokens: TokenTable | None = None,
+    lengths: Tensor | None = None,
 ) -> CachedProxy:
-    """Fit one proxy on ``pairs`` [M, 2] (chosen, rejected response indices into ``features`` [R, H]).
+    """Fit one proxy on ``pairs`` [M, 2] (chosen, rejected response indices into ``features`` [R, H]);
+    GRM reads ``tokens``, ODIN ``lengths`` [R] (response tokens).
 
     ``init_seed`` fixes the starting weights and ``order_seed`` the order of the batches, so that proxies
     can share an initialisation and differ in their data (WARM's condition).
     """
+    odin = objective["objective"] == "odin"
     torch.manual_seed(init_seed)
-    proxy = CachedProxy(features.shape[1], settings.rank)
+    proxy = CachedProxy(features.shape[1], settings.rank, length_head=odin)
     optimizer = torch.optim.Adam(proxy.parameters(), lr=settings.learning_rate)
     rng = np.random.default_rng(order_seed)
     for _ in range(settings.epochs):
@@ -133,9 +159,12 @@ def fit_cached_proxy(
         for start in range(0, len(order), settings.batch_size):
             batch = pairs[order[start : start + settings.batch_size]]
             rows = np.concatenate([batch[:, 0], batch[:, 1]])
-            rewards, _ = proxy(features[rows])
-            logps = tokens.sequence_logps(proxy, batch[:, 0]) if objective["objective"] == "grm" else None
-            loss = pair_loss(objective, rewards, settings.batch_size, logps)
+            rewards, hidden = proxy(features[rows])
+            if odin:
+                loss = odin_loss(proxy, hidden, rewards, lengths[rows])
+            else:
+                logps = tokens.sequence_logps(proxy, batch[:, 0]) if objective["objective"] == "grm" else None
+                loss = pair_loss(objective, rewards, settings.batch_size, logps)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

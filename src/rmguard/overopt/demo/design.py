@@ -13,10 +13,11 @@ OBJECTIVES: dict[str, dict[str, Any]] = {  # name → training settings that dif
     "bsr": {"objective": "bsr", "bsr_lambda": 1e-3},  # the paper's λ
     "bsr_1e-2": {"objective": "bsr", "bsr_lambda": 1e-2},  # the stronger λ of the paper's RM-Bench table
     "grm": {"objective": "grm"},  # GRM with the SFT regularizer, α = 0.01
+    "odin": {"objective": "odin"},  # ODIN: quality and length heads, scored by the quality head
 }
 BASELINE = "bt"
 # rows built from the BT members of each seed (no training of their own): name → how members are combined
-ENSEMBLES = {"bt_ensemble": "mean"}
+ENSEMBLES = {"bt_ensemble": "mean", "bt_ensemble_wco": "wco", "bt_ensemble_uwo": "uwo"}  # bon.ensemble
 WARM = "warm"  # the weight average of the BT members (cached proxies: they share one initialisation)
 # selectors that need no reward model: a proxy is judged by what it adds over them
 ORACLE = "gold (oracle)"

@@ -53,6 +53,16 @@ def reward_token_states(
     return scorer.score_with_hidden(prompts, responses)[1].numpy()
 
 
+def response_token_counts(tokenizer: Any, prompts: list[Text], responses: list[Text]) -> np.ndarray:
+    """[R] each response's length in tokens, by the reward model's own tokenization (ODIN's ℓ)."""
+    from rmguard.training.features import tokenize_responses
+
+    items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
+    return np.array(
+        [len(f.response_ids) for f in tokenize_responses(items, tokenizer, None)], dtype=np.float32
+    )
+
+
 def token_states(
     model: Any, prompts: list[Text], responses: list[Text], batch_size: int, top_k: int = TOP_K
 ) -> dict[str, np.ndarray]:
@@ -119,7 +129,7 @@ def backbone_features(
 ) -> dict[str, np.ndarray]:
     """Every response's reward-token state, and GRM's token arrays for ``token_rows``; cached in ``cache``
     (an .npz, recomputed when the backbone, the texts or the rows differ)."""
-    settings = {"model": model_path, "layers": layers, "top_k": TOP_K}
+    settings = {"model": model_path, "layers": layers, "top_k": TOP_K, "fields": 2}
     key = _fingerprint(settings, prompts, responses, token_rows)
     if cache.is_file():
         saved = np.load(cache)
@@ -132,7 +142,10 @@ def backbone_features(
     torch.manual_seed(0)  # the reward head built here is never read; the backbone is the pretrained one
     model = build_reward_model(model_path, kind="grm", num_hidden_layers=layers)
     model[0].eval()
-    out = {"reward_states": reward_token_states(model, prompts, responses, batch_size)}
+    out = {
+        "reward_states": reward_token_states(model, prompts, responses, batch_size),
+        "response_tokens": response_token_counts(model[1], prompts, responses),
+    }
     tokens = token_states(model, [prompts[i] for i in token_rows], [responses[i] for i in token_rows], 16)
     out.update({f"token_{k}": v for k, v in tokens.items() if k != "lm_head"})
     out["token_rows"] = np.asarray(token_rows, dtype=np.int64)

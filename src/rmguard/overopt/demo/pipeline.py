@@ -35,7 +35,15 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
 from rmguard.overopt.demo.analysis import combine
 from rmguard.overopt.demo.cached import FitSettings
-from rmguard.overopt.demo.design import BASELINE, CONTROLS, ENSEMBLES, OBJECTIVES, proxy_name, sized_name
+from rmguard.overopt.demo.design import (
+    BASELINE,
+    CONTROLS,
+    ENSEMBLES,
+    OBJECTIVES,
+    WARM,
+    proxy_name,
+    sized_name,
+)
 from rmguard.overopt.demo.world import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
 from rmguard.training.pretrained import resolve_model_path
@@ -72,7 +80,7 @@ class StudyConfig:
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
-    seeds: list[int] = field(default_factory=lambda: list(range(10)))  # each seed is one draw of the world
+    seeds: list[int] = field(default_factory=lambda: list(range(20)))  # each seed is one draw of the world
     proxies: str = "cached"  # cached: adapter + head on cached backbone features; full: rmguard train
     data_fractions: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])  # Gao's data sweep
     sweep_objectives: list[str] = field(default_factory=lambda: ["bt"])  # trained at every data fraction
@@ -120,7 +128,7 @@ class StudyConfig:
             bon_prompts=6,
             bon_n=16,
             bon_max_n=4,
-            objectives=["bt", "bsr", "grm"],
+            objectives=["bt", "bsr", "grm", "odin"],
             seeds=[0, 1, 2],
             data_fractions=[0.5, 1.0],
         )
@@ -516,7 +524,7 @@ def _cells(
     from rmguard.overopt.demo.analysis import analyse
 
     main = worlds[config.label_noise]
-    rows = [n for n in [*config.objectives, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
+    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
     cells = {"main": analyse(main, bon, rows, BASELINE if BASELINE in rows else None, config.bon_max_n)}
     sweep: dict[str, Any] = {}
     for noise, noise_worlds in worlds.items():

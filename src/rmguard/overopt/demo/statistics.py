@@ -165,5 +165,7 @@ def gao_fit_intervals(
     turns = bool(out["beta"]["ci"][0] > 0 and np.quantile(peaks, (1 + level) / 2) < max(kl))
     out["turns"] = turns
     out["peak_kl"] = peak if turns else None
-    out["peak_gold"] = describe(point["peak_gold"], np.array([f["peak_gold"] for f in fits]), level) if turns else None
+    out["peak_gold"] = (
+        describe(point["peak_gold"], np.array([f["peak_gold"] for f in fits]), level) if turns else None
+    )
     return out

@@ -28,7 +28,7 @@ import numpy as np
 
 from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.demo.cached import FitSettings
-from rmguard.overopt.demo.design import BASELINE, OBJECTIVES, sized_name
+from rmguard.overopt.demo.design import BASELINE, OBJECTIVES, WARM, sized_name
 
 
 def text_key(prompt: Any, response: Any) -> str:
@@ -71,6 +71,17 @@ def _member_pairs(pairs: np.ndarray, flipped: np.ndarray, noise: float, seed: in
     return redrawn
 
 
+def _weight_average(members: list[Any]) -> Any:
+    """WARM: one proxy whose adapter and head are the uniform average of the members' (which share their
+    initialisation, so their weights lie in one basin)."""
+    from rmguard.overopt.demo.cached import CachedProxy
+    from rmguard.training.averaging import average_state_dicts
+
+    warm = CachedProxy(members[0].head.in_features, members[0].down.out_features)
+    warm.load_state_dict(average_state_dicts([m.state_dict() for m in members]))
+    return warm
+
+
 def fit_world(job: WorldJob, threads: int | None = None) -> str:
     """Fit and score every row of one world (module docstring); returns the saved .npz path."""
     import torch
@@ -83,6 +94,7 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
     features = torch.from_numpy(saved["reward_states"].astype(np.float32))
     needs_tokens = any(OBJECTIVES[o]["objective"] == "grm" for o in {*job.objectives, *job.sweep_objectives})
     tokens = TokenTable(dict(saved)) if needs_tokens else None
+    lengths = torch.from_numpy(saved["response_tokens"])
     pairs, flipped = _pairs(job)
     order = np.random.default_rng(job.seed).permutation(len(pairs))
     out: dict[str, np.ndarray] = {"pairs": np.array([len(pairs)])}
@@ -94,7 +106,7 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
         subset = pairs[np.sort(order[: max(2, round(fraction * len(pairs)))])]
         for objective in job.objectives if fraction == 1 else job.sweep_objectives:
             proxy = fit_cached_proxy(
-                features, subset, OBJECTIVES[objective], job.fit, job.seed, job.seed, tokens
+                features, subset, OBJECTIVES[objective], job.fit, job.seed, job.seed, tokens, lengths
             )
             keep(sized_name(objective, fraction), proxy)
             if fraction == 1 and objective == BASELINE and job.members > 1:
@@ -111,6 +123,7 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
                 ]
                 for m, member in enumerate(members[1:], start=1):
                     keep(f"{BASELINE}-member{m}", member)
+                keep(WARM, _weight_average(members))
     buffer = io.BytesIO()
     np.savez(buffer, **out)
     atomic_write_bytes(Path(job.output), buffer.getvalue())
