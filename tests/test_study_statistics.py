@@ -69,3 +69,12 @@ def test_gao_fit_intervals_cover_known_alpha_and_beta():
     assert fit["peak_kl"]["ci"][0] <= 1.44 <= fit["peak_kl"]["ci"][1]
     rising = gao_fit_intervals([kl_bon(n) for n in ns], _curves(0.05 * d, noise=0.1, seed=2), resamples=500)
     assert not rising["turns"] and rising["peak_kl"] is None and rising["peak_gold"] is None
+
+
+def test_crossed_units_keep_a_shared_unit_effect_in_the_interval():
+    rng = np.random.default_rng(4)
+    shared = rng.normal(0, 1, 50)  # each prompt's effect, the same in every seed
+    per_seed = [shared + rng.normal(0, 0.05, 50) for _ in range(10)]
+    nested, crossed = hierarchical_interval(per_seed), hierarchical_interval(per_seed, crossed=True)
+    assert crossed["se"] == pytest.approx(shared.std() / np.sqrt(50), rel=0.2)  # the prompts' SE
+    assert nested["se"] < crossed["se"] / 2  # independent draws per seed average the prompt effect away

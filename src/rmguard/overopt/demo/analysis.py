@@ -119,7 +119,7 @@ def _differences(
             "shifted_tau_mean": hierarchical_interval(
                 [a["shifted"] - b["shifted"] for a, b in zip(units[name], units[baseline])]
             ),
-            "gold_at_max_n": hierarchical_interval(list(gold_max[name] - gold_max[baseline])),
+            "gold_at_max_n": hierarchical_interval(list(gold_max[name] - gold_max[baseline]), crossed=True),
             "gold_drop": drops[name],
         }
         if name in norms and baseline in norms:

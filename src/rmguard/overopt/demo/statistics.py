@@ -66,13 +66,15 @@ def _padded(per_seed: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hierarchical_means(
-    per_seed: Sequence[np.ndarray], resamples: int = RESAMPLES, seed: int = 0
+    per_seed: Sequence[np.ndarray], resamples: int = RESAMPLES, seed: int = 0, crossed: bool = False
 ) -> tuple[float, np.ndarray]:
     """(mean of the seed means, [resamples] bootstrap replicates of it).
 
     One replicate draws S seeds with replacement and, within each drawn seed, as many units as it has with
     replacement; its value is the mean over drawn seeds of the drawn units' mean. Seeds may have different
-    units (each seed's own world). NaN units are ignored.
+    units (each seed's own world: nested). With ``crossed`` every seed measures the same units (the shared
+    Best-of-N prompts) and one draw of units serves all seeds, so a unit's effect shared by the seeds stays
+    in the interval. NaN units are ignored.
     """
     values, sizes = _padded([np.asarray(v, dtype=float) for v in per_seed])
     with warnings.catch_warnings():
@@ -81,7 +83,8 @@ def hierarchical_means(
         rng = np.random.default_rng(seed)
         seeds = rng.integers(0, len(sizes), size=(resamples, len(sizes)))  # [R, S]
         drawn = sizes[seeds]  # units of each drawn seed
-        units = np.floor(rng.random((resamples, len(sizes), values.shape[1])) * drawn[:, :, None]).astype(int)
+        draws = rng.random((resamples, 1 if crossed else len(sizes), values.shape[1]))
+        units = np.floor(draws * drawn[:, :, None]).astype(int)
         picked = values[seeds[:, :, None], units]  # [R, S, U]
         picked[np.arange(values.shape[1])[None, None, :] >= drawn[:, :, None]] = np.nan
         replicates = np.nanmean(np.nanmean(picked, axis=2), axis=1)
@@ -89,10 +92,14 @@ def hierarchical_means(
 
 
 def hierarchical_interval(
-    per_seed: Sequence[np.ndarray], level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+    per_seed: Sequence[np.ndarray],
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    crossed: bool = False,
 ) -> dict[str, Any]:
     """:func:`describe` of the mean over seeds and units with the two-stage bootstrap."""
-    point, replicates = hierarchical_means(per_seed, resamples, seed)
+    point, replicates = hierarchical_means(per_seed, resamples, seed, crossed)
     return describe(point, replicates, level)
 
 
