@@ -6,11 +6,13 @@
    the gold and 25 % of the training pairs are flipped (label noise, REFERENCE §2).
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
-4. **proxies** — BT, BSR (λ = 1e-3 and 1e-2) and GRM reward models, several seeds each, on the same pairs;
-   each scores every scenario response and the Best-of-N pool once (rewards and ‖h‖). On a CPU they run
-   in worker processes, one per core (a script that calls ``run_study`` needs the usual
-   ``if __name__ == "__main__":`` guard of Python's multiprocessing).
-5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, Gao fits, paired differences.
+4. **worlds and proxies** — every seed is its own world (its own splits: held-out styles, training pairs,
+   flips; ``worlds.py``). ``proxies: cached`` (default) fits each objective on cached backbone features
+   (``features.py``, ``cached.py``), with BT members for WARM and the ensembles; ``proxies: full`` trains
+   each objective × seed with ``rmguard train``. On a CPU they run in worker processes, one per core (a
+   script that calls ``run_study`` needs the usual ``if __name__ == "__main__":`` guard).
+5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, cross-fitted drops, Gao fits,
+   paired differences, MDEs (``analysis.py``, ``statistics.py``), for the main cell and the data-size sweep.
 
 Everything lands under the output folder; a rerun reuses finished models and scores.
 """
@@ -411,12 +413,18 @@ def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
     return gold
 
 
-def _controls(table: Any, gold: np.ndarray) -> dict[str, np.ndarray]:
+def _table_and_controls(
+    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: dict[str, Any]
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """(every scored response once, the controls' scores of each: the gold itself and the feature rules)."""
     from rmguard.overopt.demo.design import ORACLE
     from rmguard.overopt.demo.world import control_scores
+    from rmguard.overopt.demo.worlds import response_table
 
+    table = response_table(records, bon)
+    gold = _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
     rules = [control_scores(r) for r in table.responses]
-    return {ORACLE: gold, **{name: np.array([r[name] for r in rules]) for name in rules[0]}}
+    return table, {ORACLE: gold, **{name: np.array([r[name] for r in rules]) for name in rules[0]}}
 
 
 def _cached_worlds(
@@ -429,9 +437,9 @@ def _cached_worlds(
 ) -> dict[float, list[dict[str, Any]]]:
     """noise → the worlds (one per seed) with every row's member, fitted on cached features."""
     from rmguard.overopt.demo.features import backbone_features
-    from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, response_table, world_members
+    from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, world_members
 
-    table = response_table(records, bon)
+    table, controls = _table_and_controls(config, out, records, bon)
     if progress:
         progress("backbone features (once per response)", 0, 1)
     features_file = out / "features" / "features.npz"
@@ -445,9 +453,6 @@ def _cached_worlds(
         config.score_batch_size,
     )
     backbone = np.linalg.norm(features["reward_states"], axis=1)
-    controls = _controls(
-        table, _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
-    )
     jobs = {
         (noise, seed): WorldJob(
             seed,
@@ -493,12 +498,9 @@ def _full_worlds(
     progress: Progress | None,
 ) -> dict[float, list[dict[str, Any]]]:
     """The main noise level's worlds with proxies trained by ``rmguard train`` (one per objective × seed)."""
-    from rmguard.overopt.demo.worlds import response_table, world_members
+    from rmguard.overopt.demo.worlds import world_members
 
-    table = response_table(records, bon)
-    controls = _controls(
-        table, _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
-    )
+    table, controls = _table_and_controls(config, out, records, bon)
 
     folders = splits[config.label_noise]
     sets = {seed: _eval_sets(folder) for seed, folder in folders.items()}
