@@ -56,10 +56,8 @@ def unit_values(sets: Sequence[EvalSet], member: dict[str, Any]) -> dict[str, np
     return values
 
 
-def flat(prefix: str, result: dict[str, Any] | None) -> dict[str, Any]:
+def flat(prefix: str, result: dict[str, Any]) -> dict[str, Any]:
     """``prefix``, ``prefix_ci``, ``prefix_mde``, ``prefix_resolved`` from a :func:`describe` result."""
-    if result is None:
-        return {prefix: None}
     return {
         prefix: result["mean"],
         f"{prefix}_ci": result["ci"],
