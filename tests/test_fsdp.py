@@ -137,6 +137,15 @@ def fsdp_runs(tiny_llama, synthetic_data, tmp_path_factory):
         "output_dir": str(two / "bt_resumed"),
         "resume_from_checkpoint": str(two / "bt" / "checkpoints" / "checkpoint-2"),
     }
+    # ODIN against DDP over the same processes (its batch statistics make no one-process twin here).
+    for engine in ("fsdp", "ddp"):
+        runs[f"odin_{engine}"] = {
+            **runs["bt"],
+            "objective": "odin",
+            "save_steps": 0,
+            "output_dir": str(two / f"odin_{engine}"),
+            "fsdp": FSDP if engine == "fsdp" else None,
+        }
     (root / "runs.json").write_text(json.dumps(runs))
     script = root / "fsdp.py"
     script.write_text(SCRIPT)
@@ -204,6 +213,12 @@ def test_objectives_under_fsdp_train_the_weights_of_one_process(fsdp_runs, name)
         _assert_same_weights(load_file(two / name / file), load_file(one / name / file))
 
 
+def test_odin_under_fsdp_trains_the_weights_of_ddp(fsdp_runs):
+    two, _, _ = fsdp_runs
+    for file in ("model.safetensors", "length_head.safetensors"):
+        _assert_same_weights(load_file(two / "odin_fsdp" / file), load_file(two / "odin_ddp" / file))
+
+
 def test_fsdp_checkpoints_are_gathered_and_resume_bit_for_bit(fsdp_runs):
     two, one, _ = fsdp_runs
     step2 = two / "bt" / "checkpoints" / "checkpoint-2"
@@ -217,6 +232,8 @@ def test_fsdp_checkpoints_are_gathered_and_resume_bit_for_bit(fsdp_runs):
         load_file(two / "bt" / "model.safetensors"),
     )
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    # It did start at step 2: a run from step 0 would have saved its own step-2 checkpoint.
+    assert not (two / "bt_resumed" / "checkpoints" / "checkpoint-2").exists()
 
 
 def test_each_rank_holds_half_of_the_parameters_and_optimizer_state(fsdp_runs):
