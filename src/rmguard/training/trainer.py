@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,8 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.optimizer import AcceleratedOptimizer
-from accelerate.tracking import GeneralTracker
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -34,9 +33,9 @@ from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
-from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
+from rmguard.training.batching import EpochShuffleSampler, TokenBudgetBatchSampler
 from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
-from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator, ReferenceLogps, pair_key
+from rmguard.training.collate import MODEL_INPUT_KEYS, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
 from rmguard.training.loss import RewardLoss
@@ -52,7 +51,8 @@ from rmguard.training.modeling import (
     saved_dtype,
 )
 from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
-from rmguard.training.packing import PackedPairCollator
+from rmguard.training.optimizers import make_optimizer
+from rmguard.training.packing import PackedPairCollator, PairCollator, make_pair_collator, pair_tokens
 from rmguard.training.pretrained import resolve_model_path
 from rmguard.training.sharding import (
     ShardingPlan,
@@ -61,6 +61,7 @@ from rmguard.training.sharding import (
     shard_model,
     sharding_plan,
 )
+from rmguard.training.tracking import CSVTracker
 
 
 @dataclass
@@ -81,49 +82,6 @@ class TrainResult:
     eval_metrics: dict[str, float]
     train_report: TokenizationReport
     history: list[dict[str, float]]
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A fresh permutation per epoch from (seed, epoch) alone, so a resumed run replays the same order."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[int]:
-        yield from torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch)).tolist()
-
-
-class CSVTracker(GeneralTracker):
-    """Accelerate tracker writing ``step,metric,value`` rows to ``<output_dir>/logs/metrics.csv``."""
-
-    name = "csv"
-    requires_logging_directory = True
-    main_process_only = True
-
-    def __init__(self, logging_dir: str | Path):
-        super().__init__()
-        self.path = Path(logging_dir) / "metrics.csv"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            self.path.write_text("step,metric,value\n")
-
-    @property
-    def tracker(self) -> Path:
-        return self.path
-
-    def store_init_configuration(self, values: dict[str, Any]) -> None:
-        atomic_write_json(self.path.parent / "config.json", values)
-
-    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
-        with self.path.open("a") as handle:
-            for name, value in values.items():
-                handle.write(f"{step},{name},{value}\n")
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -237,30 +195,6 @@ def _load_features(
     if not features:
         raise ConfigError(f"{spec}: no pair fits max_length={config.max_length}")
     return features, report
-
-
-PairCollator = PackedPairCollator | PaddedPairCollator
-
-
-def make_pair_collator(
-    packed: bool,
-    pad_token_id: int,
-    with_logps: bool,
-    chosen_logps_only: bool = False,
-    with_lengths: bool = False,
-) -> PairCollator:
-    """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
-    options = dict(with_logps=with_logps, chosen_logps_only=chosen_logps_only, with_lengths=with_lengths)
-    if packed:
-        return PackedPairCollator(**options)
-    return PaddedPairCollator(pad_token_id, **options)
-
-
-def pair_tokens(feature: PairFeatures, packed: bool) -> int:
-    """Tokens a pair costs the model: [prompt|chosen|rejected] packed, or two padded prompt+response rows."""
-    if packed:
-        return len(feature.prompt_ids) + len(feature.chosen_ids) + len(feature.rejected_ids)
-    return 2 * (len(feature.prompt_ids) + max(len(feature.chosen_ids), len(feature.rejected_ids)))
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -460,28 +394,6 @@ def _sharding(config: TrainConfig, accelerator: Accelerator) -> ShardingPlan | N
         )
         return None
     return plan
-
-
-def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The config's ``optim``: AdamW (plain or fused) with the adam_* settings, Adafactor at the given
-    learning rate (no relative step), or SGD; weight_decay for all."""
-    if config.optim in ("adamw_torch", "adamw_torch_fused"):
-        return torch.optim.AdamW(
-            params,
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon,
-            weight_decay=config.weight_decay,
-            fused=config.optim == "adamw_torch_fused",
-        )
-    if config.optim == "adafactor":
-        from transformers.optimization import Adafactor
-
-        return Adafactor(
-            params, lr=config.learning_rate, scale_parameter=False, relative_step=False,
-            weight_decay=config.weight_decay,
-        )  # fmt: skip
-    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
 def _train_loader(
