@@ -36,7 +36,11 @@ COMMON = {
 }
 # name → (settings of the 2-process run, what one process changes to see the same global batch of 8)
 RUNS = {
-    "bt": ({"objective": "bt", "save_steps": 2, "save_total_limit": 5}, {"per_device_train_batch_size": 8}),
+    # 64 eval pairs in batches of 48: the second rank's batch of 16 is padded to 48.
+    "bt": (
+        {"objective": "bt", "save_steps": 2, "save_total_limit": 5, "per_device_eval_batch_size": 48},
+        {"per_device_train_batch_size": 8},
+    ),
     "bsr_global": (
         {"objective": "bsr", "bsr_lambda": 0.1, "bsr_scope": "global"},
         {"per_device_train_batch_size": 8},
@@ -116,6 +120,7 @@ def _settings(tiny_llama, synthetic_data, out, name, one_process):
         "train_file": str(synthetic_data["train"]),
         "output_dir": str(out / name),
         "per_device_train_batch_size": 4,
+        "eval_file": str(synthetic_data["eval"]),
         **two,
     }
     if one_process:
@@ -180,8 +185,12 @@ def test_fsdp_model_scores_held_out_pairs_as_one_process(fsdp_runs, synthetic_da
     torch.testing.assert_close(
         _rewards(two / name, synthetic_data), _rewards(one / name, synthetic_data), atol=1e-4, rtol=0
     )
-    meta = json.loads((two / name / "rmguard.json").read_text())
+    meta, reference = (json.loads((out / name / "rmguard.json").read_text()) for out in (two, one))
     assert meta["global_step"] == 3
+    # The evaluation gathered from both ranks is the one process's, every pair counted once.
+    assert meta["eval_metrics"]["pairs"] == reference["eval_metrics"]["pairs"] == 64
+    for metric in ("accuracy", "reward_mean", "hidden_norm_mean"):
+        assert meta["eval_metrics"][metric] == pytest.approx(reference["eval_metrics"][metric], abs=1e-4)
 
 
 def test_fsdp_saves_the_plain_transformers_layout(fsdp_runs):

@@ -248,10 +248,13 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerato
     for batch in loader:
         output = model(**model_inputs(batch))
         half = len(output.rewards) // 2
-        c, r, n = accelerator.gather_for_metrics(
-            (output.rewards[:half], output.rewards[half:], output.hidden.norm(dim=-1))
+        norm = output.hidden.norm(dim=-1)
+        # One row per pair in each gathered tensor: gather_for_metrics drops the padding of an uneven last
+        # batch by pair count, which a [2B] tensor of chosen-then-rejected norms would cut in the wrong place.
+        c, r, nc, nr = accelerator.gather_for_metrics(
+            (output.rewards[:half], output.rewards[half:], norm[:half], norm[half:])
         )
-        chosen.append(c), rejected.append(r), norms.append(n)
+        chosen.append(c), rejected.append(r), norms.extend((nc, nr))
     model.train(was_training)
     return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(norms))
 
