@@ -11,7 +11,8 @@ from rmguard.training.batching import TokenBudgetBatchSampler
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import tokenize_pairs
 from rmguard.training.modeling import build_reward_model
-from rmguard.training.trainer import pair_tokens, train
+from rmguard.training.packing import pair_tokens
+from rmguard.training.trainer import train
 
 
 def test_budget_batches_cover_each_item_once_within_budget():

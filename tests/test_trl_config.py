@@ -12,7 +12,8 @@ from transformers.optimization import Adafactor
 from rmguard.cli.train import parse
 from rmguard.errors import ConfigError
 from rmguard.training.config import TrainConfig, load_config
-from rmguard.training.trainer import _load_model, evaluates_at, make_optimizer, train
+from rmguard.training.optimizers import make_optimizer
+from rmguard.training.trainer import _load_model, evaluates_at, train
 
 from helpers import CHAT_TEMPLATE, run_cli
 

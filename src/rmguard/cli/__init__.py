@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "score",
     "serve",
     "merge",
+    "average",
     "label",
     "split",
     "eval",

@@ -79,3 +79,19 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.plan(self.epoch)
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A fresh permutation per epoch from (seed, epoch) alone, so a resumed run replays the same order."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        yield from torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch)).tolist()

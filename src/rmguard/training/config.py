@@ -118,6 +118,9 @@ class TrainConfig:
         None, "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."
     )
     label_smoothing: float = option(0.1, "ε of the label_smoothing objective.")
+    odin_length_coef: float = option(1.0, "ODIN λ_L on 1 − ρ(length head, response length).")
+    odin_quality_coef: float = option(1.0, "ODIN λ_Q on |ρ(quality head, response length)|.")
+    odin_ortho_coef: float = option(1.0, "ODIN λ_O on |cos(quality head, length head)|.")
     grm_regularizer: Literal["none", "sft", "sft_plain", "dpo", "dpo_noref"] | None = option(
         None, "GRM hidden-state regularizer; default 'sft' for objective grm, else none."
     )
@@ -159,6 +162,20 @@ class TrainConfig:
         False, "Train on the CPU even when a GPU is present (several CPU processes: torchrun)."
     )
     mixed_precision: Literal["no", "bf16", "fp16"] = option("no", "Accelerate mixed precision.")
+
+    # --- sharded engines (docs/distributed.md) ---
+    fsdp: str | None = option(
+        None,
+        "FSDP2 (torch fully_shard over the launched processes), in TrainingArguments' words: "
+        "'full_shard auto_wrap' shards parameters, gradients and optimizer state (each decoder layer "
+        "one unit), 'shard_grad_op' keeps parameters gathered from forward to backward, 'offload' "
+        "keeps shards on the CPU. Launch with torchrun or accelerate launch.",
+    )
+    fsdp_config: dict[str, Any] | str | None = option(
+        None,
+        "FSDP2 tuning with TrainingArguments' keys (reshard_after_forward, cpu_offload, "
+        "activation_checkpointing, transformer_layer_cls_to_wrap): a mapping, a JSON file or JSON text.",
+    )
 
     # --- logging, evaluation, checkpoints ---
     logging_steps: int = option(10, "Log training metrics every N optimizer steps.")
@@ -238,6 +255,11 @@ class TrainConfig:
         return self.regularizer != "none" or self.head_type == "mlp"
 
     @property
+    def is_odin(self) -> bool:
+        """ODIN models have a second, length head beside ``score`` (saved apart, used only in training)."""
+        return self.objective == "odin"
+
+    @property
     def resolved_head_type(self) -> str:
         return self.head_type or ("mlp" if self.regularizer != "none" else "linear")
 
@@ -248,6 +270,11 @@ class TrainConfig:
             raise ConfigError(f"unknown grm_regularizer '{self.regularizer}'")
         if self.margin is not None and self.reward_objective in ("bt_norm", "label_smoothing"):
             raise ConfigError(f"objective '{self.objective}' takes no margin")
+        if self.is_odin and self.is_grm:
+            raise ConfigError(
+                "objective odin trains a standard reward model (linear score head): no grm_regularizer, "
+                "no mlp head_type"
+            )
         for name in (
             "per_device_train_batch_size",
             "per_device_eval_batch_size",
@@ -282,6 +309,7 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown lr_scheduler_type '{self.lr_scheduler_type}'; choose one of {', '.join(LR_SCHEDULERS)}"
             )
+        self._validate_engine()
         if self.optim not in OPTIMIZERS:
             raise ConfigError(f"unknown optim '{self.optim}'; choose one of {', '.join(OPTIMIZERS)}")
         if self.trust_remote_code:
@@ -298,6 +326,12 @@ class TrainConfig:
         if self.eval_strategy in ("steps", "epoch") and not self.eval_file:
             raise ConfigError(f"eval_strategy '{self.eval_strategy}' needs eval_file")
 
+    def _validate_engine(self) -> None:
+        from rmguard.training.sharding import sharding_plan
+
+        if sharding_plan(self.fsdp, self.fsdp_config) is not None and self.mixed_precision == "fp16":
+            raise ConfigError("fsdp with fp16 mixed precision is not supported; use bf16")
+
     def _validate_numbers(self) -> None:
         for name in ("logging_steps", "lora_r", "save_total_limit"):
             checks.at_least(name, getattr(self, name))
@@ -309,6 +343,9 @@ class TrainConfig:
             "freeze_layers",
             "center_coef",
             "bsr_lambda",
+            "odin_length_coef",
+            "odin_quality_coef",
+            "odin_ortho_coef",
         ):
             checks.at_least(name, getattr(self, name), 0)
         for name in ("learning_rate", "adam_epsilon", "grm_beta"):

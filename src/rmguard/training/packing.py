@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from rmguard.training.attention import AttentionBlock, PackedAttention
-from rmguard.training.collate import ReferenceLogps, pair_targets
+from rmguard.training.collate import PaddedPairCollator, ReferenceLogps, pair_targets
 from rmguard.training.features import PairFeatures, ResponseFeatures
 
 
@@ -96,6 +96,7 @@ class PackedPairCollator:
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
+    with_lengths: bool = False  # ODIN reads the responses' token counts
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
@@ -105,7 +106,7 @@ class PackedPairCollator:
             for i, f in enumerate(features)
         ]
         batch = pack_segments(segments, self.with_logps, logp_sequences)
-        return {**batch, **pair_targets(features, self.reference)}
+        return {**batch, **pair_targets(features, self.reference, self.with_lengths)}
 
 
 def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:
@@ -118,3 +119,27 @@ def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:
         groups[key].responses.append(feature.response_ids)  # type: ignore[attr-defined]
         groups[key].sequence_ids.append(i)  # type: ignore[attr-defined]
     return list(groups.values())
+
+
+PairCollator = PackedPairCollator | PaddedPairCollator
+
+
+def make_pair_collator(
+    packed: bool,
+    pad_token_id: int,
+    with_logps: bool,
+    chosen_logps_only: bool = False,
+    with_lengths: bool = False,
+) -> PairCollator:
+    """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
+    options = dict(with_logps=with_logps, chosen_logps_only=chosen_logps_only, with_lengths=with_lengths)
+    if packed:
+        return PackedPairCollator(**options)
+    return PaddedPairCollator(pad_token_id, **options)
+
+
+def pair_tokens(feature: PairFeatures, packed: bool) -> int:
+    """Tokens a pair costs the model: [prompt|chosen|rejected] packed, or two padded prompt+response rows."""
+    if packed:
+        return len(feature.prompt_ids) + len(feature.chosen_ids) + len(feature.rejected_ids)
+    return 2 * (len(feature.prompt_ids) + max(len(feature.chosen_ids), len(feature.rejected_ids)))

@@ -13,16 +13,16 @@ import copy
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.tracking import GeneralTracker
+from accelerate.optimizer import AcceleratedOptimizer
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -33,24 +33,35 @@ from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
-from rmguard.training.batching import TokenBudgetBatchSampler, epoch_generator
-from rmguard.training.checkpoints import checkpoint_step, resume_path, save_checkpoint
-from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator, ReferenceLogps, pair_key
+from rmguard.training.batching import EpochShuffleSampler, TokenBudgetBatchSampler
+from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
+from rmguard.training.collate import MODEL_INPUT_KEYS, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
 from rmguard.training.loss import RewardLoss
 from rmguard.training.modeling import (
     RewardModel,
+    add_length_head,
     add_lora,
     build_reward_model,
     freeze_bottom_layers,
     is_reward_checkpoint,
     load_reward_model,
     save_reward_model,
+    saved_dtype,
 )
 from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
-from rmguard.training.packing import PackedPairCollator
+from rmguard.training.optimizers import make_optimizer
+from rmguard.training.packing import PackedPairCollator, PairCollator, make_pair_collator, pair_tokens
 from rmguard.training.pretrained import resolve_model_path
+from rmguard.training.sharding import (
+    ShardingPlan,
+    accelerate_fsdp_settings,
+    full_state_dict,
+    shard_model,
+    sharding_plan,
+)
+from rmguard.training.tracking import CSVTracker
 
 
 @dataclass
@@ -71,49 +82,6 @@ class TrainResult:
     eval_metrics: dict[str, float]
     train_report: TokenizationReport
     history: list[dict[str, float]]
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A fresh permutation per epoch from (seed, epoch) alone, so a resumed run replays the same order."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[int]:
-        yield from torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch)).tolist()
-
-
-class CSVTracker(GeneralTracker):
-    """Accelerate tracker writing ``step,metric,value`` rows to ``<output_dir>/logs/metrics.csv``."""
-
-    name = "csv"
-    requires_logging_directory = True
-    main_process_only = True
-
-    def __init__(self, logging_dir: str | Path):
-        super().__init__()
-        self.path = Path(logging_dir) / "metrics.csv"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            self.path.write_text("step,metric,value\n")
-
-    @property
-    def tracker(self) -> Path:
-        return self.path
-
-    def store_init_configuration(self, values: dict[str, Any]) -> None:
-        atomic_write_json(self.path.parent / "config.json", values)
-
-    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
-        with self.path.open("a") as handle:
-            for name, value in values.items():
-                handle.write(f"{step},{name},{value}\n")
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -160,12 +128,7 @@ def _load_model(config: TrainConfig, log: Callable[[str], None]) -> tuple[Reward
 
 
 def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
-    if config.dtype != "auto":
-        return getattr(torch, config.dtype)
-    from transformers import AutoConfig
-
-    found = AutoConfig.from_pretrained(path).get_text_config().dtype
-    return getattr(torch, found) if isinstance(found, str) else (found or torch.float32)
+    return saved_dtype(path) if config.dtype == "auto" else getattr(torch, config.dtype)
 
 
 def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
@@ -179,6 +142,9 @@ def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
                 f"{path} is a {model.kind} reward model, but the config asks for "
                 f"{'a GRM' if config.is_grm else 'a standard'} one"
             )
+        if (model.length_head is not None) != config.is_odin:
+            has = "has" if model.length_head is not None else "has no"
+            raise ConfigError(f"{path} {has} ODIN's length head, but the objective is {config.objective}")
     else:
         model, tokenizer = _build_model(config, path, dtype)
     return model, tokenizer
@@ -190,6 +156,8 @@ def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[Re
     model, tokenizer = build_reward_model(
         path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template, dtype
     )
+    if config.is_odin:
+        add_length_head(model)
     if model.kind == "grm":
         needs_lm_head = config.regularizer != "none"
         model.transformer.get_output_embeddings().weight.requires_grad_(
@@ -201,9 +169,16 @@ def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[Re
         freeze_bottom_layers(model, config.freeze_layers)
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
-    if config.gradient_checkpointing:
+    if config.gradient_checkpointing or _fsdp_checkpointing(config):
         model.transformer.gradient_checkpointing_enable()
     return model, tokenizer
+
+
+def _fsdp_checkpointing(config: TrainConfig) -> bool:
+    """fsdp_config's activation_checkpointing: the decoder layers recompute in backward (transformers'
+    checkpointing; each layer's FSDP unit gathers its parameters again for the recomputation)."""
+    plan = sharding_plan(config.fsdp, config.fsdp_config)
+    return plan is not None and plan.activation_checkpointing
 
 
 def _load_features(
@@ -220,25 +195,6 @@ def _load_features(
     if not features:
         raise ConfigError(f"{spec}: no pair fits max_length={config.max_length}")
     return features, report
-
-
-PairCollator = PackedPairCollator | PaddedPairCollator
-
-
-def make_pair_collator(
-    packed: bool, pad_token_id: int, with_logps: bool, chosen_logps_only: bool = False
-) -> PairCollator:
-    """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
-    if packed:
-        return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
-    return PaddedPairCollator(pad_token_id, with_logps=with_logps, chosen_logps_only=chosen_logps_only)
-
-
-def pair_tokens(feature: PairFeatures, packed: bool) -> int:
-    """Tokens a pair costs the model: [prompt|chosen|rejected] packed, or two padded prompt+response rows."""
-    if packed:
-        return len(feature.prompt_ids) + len(feature.chosen_ids) + len(feature.rejected_ids)
-    return 2 * (len(feature.prompt_ids) + max(len(feature.chosen_ids), len(feature.rejected_ids)))
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -262,9 +218,14 @@ def _precompute_reference_logps(
     return reference
 
 
-def _live_reference(model: RewardModel) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """A frozen copy of the starting model that adds reference log-probs to each batch."""
+def _live_reference(
+    model: RewardModel, plan: ShardingPlan | None, mixed_precision: str
+) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """A frozen copy of the starting model that adds reference log-probs to each batch (sharded as the
+    trained model is, under FSDP)."""
     reference = copy.deepcopy(model).eval().requires_grad_(False)
+    if plan is not None:
+        shard_model(reference, reference.backbone, plan, mixed_precision)
 
     def add_reference(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
@@ -287,10 +248,13 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerato
     for batch in loader:
         output = model(**model_inputs(batch))
         half = len(output.rewards) // 2
-        c, r, n = accelerator.gather_for_metrics(
-            (output.rewards[:half], output.rewards[half:], output.hidden.norm(dim=-1))
+        norm = output.hidden.norm(dim=-1)
+        # One row per pair in each gathered tensor: gather_for_metrics drops the padding of an uneven last
+        # batch by pair count, which a [2B] tensor of chosen-then-rejected norms would cut in the wrong place.
+        c, r, nc, nr = accelerator.gather_for_metrics(
+            (output.rewards[:half], output.rewards[half:], norm[:half], norm[half:])
         )
-        chosen.append(c), rejected.append(r), norms.append(n)
+        chosen.append(c), rejected.append(r), norms.extend((nc, nr))
     model.train(was_training)
     return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(norms))
 
@@ -327,6 +291,7 @@ class _Run:
     budget_sampler: TokenBudgetBatchSampler | None
     add_reference: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None
     trainable: list[torch.nn.Parameter]
+    sharded: bool = False  # FSDP2 applied by rmguard (sharding.py): model and optimizer saved apart
     max_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -373,7 +338,9 @@ def _build_run(
         tokenizer.pad_token_id,
         config.regularizer != "none",
         chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
+        with_lengths=config.is_odin,
     )
+    plan = _sharding(config, accelerator)
     add_reference = None
     if config.regularizer == "dpo":
         if config.grm_reference == "precomputed":
@@ -382,17 +349,26 @@ def _build_run(
             )
             collator = dataclasses.replace(collator, reference=reference)
         else:
-            add_reference = _live_reference(model)
+            add_reference = _live_reference(model, plan, config.mixed_precision)
     train_loader, budget_sampler = _train_loader(config, train_features, collator)
     eval_loader = _eval_loader(config, packed, tokenizer, log)
+    if plan is not None:
+        shard_model(model, model.backbone, plan, config.mixed_precision)
+    # After sharding: fully_shard replaces each parameter by its DTensor shard.
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, trainable)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    if plan is None:
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    else:
+        # Kept out of Accelerate's save_state, which would write rank 0's shards only (checkpoints.py
+        # gathers model and optimizer); the wrapper still skips steps while gradients accumulate.
+        optimizer = AcceleratedOptimizer(optimizer, device_placement=False)
+        train_loader = accelerator.prepare(train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
     run = _Run(
         config, accelerator, model, tokenizer, optimizer, None, train_loader, eval_loader, budget_sampler,
-        add_reference, trainable,
+        add_reference, trainable, sharded=plan is not None,
     )  # fmt: skip
     run.max_steps = run.planned_steps()
     # Stepped once per optimizer step on every rank (not prepared: Accelerate would step it once per process).
@@ -411,26 +387,19 @@ def _build_run(
     return run, train_report
 
 
-def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The config's ``optim``: AdamW (plain or fused) with the adam_* settings, Adafactor at the given
-    learning rate (no relative step), or SGD; weight_decay for all."""
-    if config.optim in ("adamw_torch", "adamw_torch_fused"):
-        return torch.optim.AdamW(
-            params,
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon,
-            weight_decay=config.weight_decay,
-            fused=config.optim == "adamw_torch_fused",
+def _sharding(config: TrainConfig, accelerator: Accelerator) -> ShardingPlan | None:
+    """The FSDP2 plan of the config's ``fsdp`` settings, else of an ``accelerate launch`` FSDP config;
+    None for one process (nothing to shard)."""
+    fsdp, fsdp_config = config.fsdp, config.fsdp_config
+    if fsdp is None and (found := accelerate_fsdp_settings()) is not None:
+        fsdp, fsdp_config = found
+    plan = sharding_plan(fsdp, fsdp_config)
+    if plan is not None and accelerator.num_processes == 1:
+        accelerator.print(
+            "fsdp off: one process, nothing to shard (launch with torchrun or accelerate launch)"
         )
-    if config.optim == "adafactor":
-        from transformers.optimization import Adafactor
-
-        return Adafactor(
-            params, lr=config.learning_rate, scale_parameter=False, relative_step=False,
-            weight_decay=config.weight_decay,
-        )  # fmt: skip
-    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return None
+    return plan
 
 
 def _train_loader(
@@ -474,6 +443,8 @@ def _resume(run: _Run) -> tuple[int, int, int]:
     if resume is None:
         return 0, 0, 0
     run.accelerator.load_state(str(resume))
+    if run.sharded:
+        load_sharded_state(run.model, run.optimizer.optimizer, resume)
     global_step = checkpoint_step(resume)
     epoch, steps_left = 0, global_step
     while steps_left >= run.epoch_steps(epoch):
@@ -575,7 +546,8 @@ def _after_step(
         run.accelerator.log(metrics, step=step)
         run.history.append({"step": step, **metrics})
     if config.save_steps > 0 and step % config.save_steps == 0:
-        save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit)
+        sharded = (run.model, run.optimizer.optimizer) if run.sharded else None
+        save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit, sharded)
     return metrics
 
 
@@ -599,6 +571,8 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
         shown = (f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in eval_metrics.items())
         accelerator.print("eval: " + ", ".join(shown))
     accelerator.wait_for_everyone()
+    # Every rank takes part in gathering a sharded model (FSDP, ZeRO-3); the main one keeps the tensors.
+    state = full_state_dict(run.model) if run.sharded else accelerator.get_state_dict(run.model)
     if accelerator.is_main_process:
         save_reward_model(
             accelerator.unwrap_model(run.model),
@@ -616,6 +590,7 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
                 "train_prompts_truncated": train_report.prompt_truncated,
                 "train_pairs_dropped": len(train_report.dropped_rows),
             },
+            state_dict=state,
         )
         atomic_write_json(Path(config.output_dir) / "train_config.json", config.to_dict())
         accelerator.print(f"saved reward model to {config.output_dir}")
