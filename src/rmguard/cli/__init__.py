@@ -64,10 +64,7 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
-    if extras and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
-    args.overrides = extras
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except RMGuardError as error:

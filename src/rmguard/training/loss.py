@@ -61,11 +61,11 @@ class RewardLoss:
     def __call__(self, output: RewardOutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         config = self.config
         terms = self.terms(output, batch)
-        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective](terms, config)
+        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective].loss(terms, config)
         parts = {"reward_loss": reward_loss.item()}
         if config.regularizer == "none":
             return reward_loss, parts
-        regularizer = objectives.GRM_REGULARIZERS[config.regularizer](terms, config)
+        regularizer = objectives.GRM_REGULARIZERS[config.regularizer].loss(terms, config)
         parts["regularizer"] = regularizer.item()
         return objectives.grm_combine(reward_loss, regularizer, config.grm_alpha), parts
 

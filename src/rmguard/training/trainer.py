@@ -48,7 +48,7 @@ from rmguard.training.modeling import (
     load_reward_model,
     save_reward_model,
 )
-from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
+from rmguard.training.objectives import GRM_REGULARIZERS
 from rmguard.training.packing import PackedPairCollator
 from rmguard.training.pretrained import resolve_model_path
 
@@ -369,7 +369,7 @@ def _build_run(
         packed,
         tokenizer.pad_token_id,
         config.regularizer != "none",
-        chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
+        chosen_logps_only=config.regularizer != "none" and GRM_REGULARIZERS[config.regularizer].chosen_only,
     )
     add_reference = None
     if config.regularizer == "dpo":
