@@ -55,7 +55,9 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 # build_configs makes the dataclasses and reports a setting its checks refuse under its option name.
 
 
-def config_options(*config_types: type, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+def config_options(
+    *config_types: type, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
     """A parent parser (``add_parser(parents=[...])``) with one option per field of the config dataclasses,
     made by transformers' HfArgumentParser: type, default and help come from the field, so each setting
     is declared once. ``--field_name`` and ``--field-name`` both work; a field's ``aliases`` metadata adds

