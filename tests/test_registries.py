@@ -1,6 +1,7 @@
 """Each extension point is one registry: an entry registered here, in the test, is used through the command
 line with no other change (an objective with a hyperparameter of its own, a GRM regularizer, a data
-format, a pair strategy)."""
+format, a pair strategy, an evaluation-file kind and a metric; tamper environments:
+tests/tamper/test_environments.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
 
 from rmguard import checks
@@ -17,8 +20,11 @@ from rmguard.cli import main
 from rmguard.data.formats import FORMATS, PAIR_STRATEGIES, DataFormat, PairStrategy, select_pairs
 from rmguard.data.records import PreferencePair
 from rmguard.errors import ConfigError
+from rmguard.eval.eval_sets import EVAL_KINDS, EvalKind
 from rmguard.registry import Registry
+from rmguard.scoring import RewardScorer
 from rmguard.training.config import load_config
+from rmguard.training.modeling import build_reward_model, save_reward_model
 from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES, Hyperparameter, Objective
 
 from helpers import synthetic_pair, write_jsonl
@@ -148,3 +154,37 @@ def test_a_pair_strategy_in_training_and_labelling(registered):
     assert config.pair_strategy == "best_vs_second"
     with pytest.raises(SystemExit):  # the command line's choices are the registry's, read when it parses
         main(["label", "--data", "d", "--gold", "g", "--output", "o", "--pairs", "best_vs_third"])
+
+
+def _mean_margin(eval_set, rewards, seed, resamples):
+    """mean_i (r_c,i − r_r,i) over the pairs of a file."""
+    return {"mean_margin": float(np.mean([rewards[g[0]] - rewards[g[1]] for g in eval_set.groups]))}
+
+
+def _read_best_worst(rows, spec, out):
+    for number, row in rows:
+        out.add(row["question"], [row["best"], row["worst"]], str(number))
+
+
+def test_an_evaluation_kind_and_a_metric_through_rmguard_eval(registered, tiny_llama, tmp_path):
+    # a pairs file by another layout: the pairs kind's metrics, and one more
+    metrics = [*EVAL_KINDS["pairs"].metrics, _mean_margin]
+    kind = EvalKind(lambda row: "best" in row, _read_best_worst, metrics, "accuracy")
+    registered(EVAL_KINDS, "best_worst", kind)
+    torch.manual_seed(0)
+    save_reward_model(*build_reward_model(str(tiny_llama)), tmp_path / "rm")
+    rows = [
+        {"question": "Say hi.", "best": "Hello there!", "worst": "No."},
+        {"question": "2+2?", "best": "4", "worst": "5"},
+    ]
+    data = write_jsonl(tmp_path / "bw.jsonl", rows)
+    output = tmp_path / "results.json"
+    assert main(["eval", "--model", str(tmp_path / "rm"), "--data", str(data), "--output", str(output)]) == 0
+    summary = json.loads(output.read_text())["results"]["rm"]["bw"]
+    rewards = RewardScorer(tmp_path / "rm").score(
+        [r["question"] for r in rows for _ in "bw"], [r[k] for r in rows for k in ("best", "worst")]
+    )
+    by_hand = ((rewards[0] - rewards[1]) + (rewards[2] - rewards[3])) / 2
+    assert summary["kind"] == "best_worst" and summary["pairs"] == 2
+    assert summary["mean_margin"] == pytest.approx(by_hand, abs=1e-5)
+    assert summary["accuracy"] == ((rewards[0] > rewards[1]) + (rewards[2] > rewards[3])) / 2
