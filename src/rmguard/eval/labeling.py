@@ -21,7 +21,7 @@ from rmguard.data.formats import PAIR_STRATEGIES, select_pairs
 from rmguard.data.response_sets import Completion, ResponseSet, read_response_sets
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, check_outputs
-from rmguard.overopt.gold import GoldScorer
+from rmguard.gold import GoldScorer
 
 
 def companion_path(output: str | Path, kind: str) -> Path:

@@ -154,7 +154,7 @@ def run_rloo(
     from trl import RLOOConfig, RLOOTrainer
 
     from rmguard.overopt.bon import read_prompts
-    from rmguard.overopt.gold import GoldScorer
+    from rmguard.gold import GoldScorer
     from rmguard.scoring import RewardScorer
 
     out = Path(config.output_dir)

@@ -101,3 +101,22 @@ def bsr_factor(config: TrainConfig) -> int | None:
     if config.max_tokens_per_batch is None and config.bsr_scope == "device":
         return config.per_device_train_batch_size
     return None
+
+
+def pair_metrics(chosen: Tensor, rejected: Tensor, hidden_norms: Tensor | None = None) -> dict[str, float]:
+    """What training reports of a held-out set's rewards, as tensors (``rmguard eval``'s metrics, over plain
+    numbers, are :mod:`rmguard.eval.metrics`): accuracy (strict r_c > r_r: ties count as wrong, and are
+    counted), reward mean and std over all 2B rewards, mean margin r_c − r_r, and the mean ‖h‖ of the final
+    hidden state at the reward token."""
+    rewards = torch.cat([chosen, rejected]).float()
+    metrics = {
+        "accuracy": (chosen > rejected).float().mean().item(),
+        "ties": int((chosen == rejected).sum().item()),
+        "reward_mean": rewards.mean().item(),
+        "reward_std": rewards.std(unbiased=False).item(),
+        "margin_mean": (chosen - rejected).float().mean().item(),
+        "pairs": int(chosen.numel()),
+    }
+    if hidden_norms is not None:
+        metrics["hidden_norm_mean"] = hidden_norms.float().mean().item()
+    return metrics

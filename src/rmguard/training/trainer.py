@@ -29,7 +29,6 @@ from transformers import get_scheduler
 from rmguard import __version__
 from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
-from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
@@ -38,7 +37,7 @@ from rmguard.training.checkpoints import checkpoint_step, resume_path, save_chec
 from rmguard.training.collate import MODEL_INPUT_KEYS, PaddedPairCollator, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
-from rmguard.training.loss import RewardLoss
+from rmguard.training.loss import RewardLoss, pair_metrics
 from rmguard.training.modeling import (
     RewardModel,
     add_lora,
