@@ -51,7 +51,6 @@ def tempered_bt(chosen, rejected, temperature):
 
 TEMPERED = Objective(
     lambda b, s: tempered_bt(b.chosen, b.rejected, s.bt_temperature),
-    "BT on τ·Δ (bt_temperature)",
     takes_margin=False,
     hyperparameters={
         "bt_temperature": Hyperparameter(1.0, "τ of tempered_bt.", lambda n, v: checks.at_least(n, v, 0))
@@ -116,7 +115,7 @@ def test_an_objective_with_its_own_hyperparameter_from_the_command_line(
 
 def test_a_grm_regularizer_from_the_command_line(registered, tiny_llama, synthetic_data, tmp_path):
     # L_reg ≡ 1 (through S(y_c), so the LM head is in the graph): with α = 1 the loss is exactly 1.
-    one = Objective(lambda b, s: b.chosen_logps.mean() * 0 + 1.0, "constant 1", chosen_only=True)
+    one = Objective(lambda b, s: b.chosen_logps.mean() * 0 + 1.0, chosen_only=True)
     registered(GRM_REGULARIZERS, "one", one)
     losses = _train(
         tiny_llama, synthetic_data["train"], tmp_path / "rm", "--grm_regularizer", "one", "--grm_alpha", "1"
@@ -147,7 +146,7 @@ def test_a_data_format_detected_and_named(registered, tiny_llama, tmp_path, caps
 def test_a_pair_strategy_in_training_and_labelling(registered):
     # best_vs_second: the top against the runner-up
     registered(
-        PAIR_STRATEGIES, "best_vs_second", PairStrategy(lambda ranked, s, rng: [(ranked[0], ranked[1])], "")
+        PAIR_STRATEGIES, "best_vs_second", PairStrategy(lambda ranked, s, rng: [(ranked[0], ranked[1])])
     )
     assert select_pairs([1.0, 3.0, 2.0], "best_vs_second", random.Random(0)) == [(1, 2)]
     config = load_config(None, {"train_file": "p", "pair_strategy": "best_vs_second"})

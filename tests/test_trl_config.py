@@ -66,7 +66,16 @@ def test_conflicting_names_are_one_line_errors(values, message):
 
 def test_cli_accepts_trl_names():
     args = build_parser().parse_args(
-        ["train", "--dataset_name", "d.jsonl", "--center_rewards_coefficient", "0.05", "--bf16", "--optim", "sgd"]
+        [
+            "train",
+            "--dataset_name",
+            "d.jsonl",
+            "--center_rewards_coefficient",
+            "0.05",
+            "--bf16",
+            "--optim",
+            "sgd",
+        ]
     )
     config = parse(args)
     assert (config.train_file, config.objective, config.center_coef) == ("d.jsonl", "center", 0.05)

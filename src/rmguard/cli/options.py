@@ -110,7 +110,7 @@ def given_settings(args: argparse.Namespace, names: list[str]) -> dict[str, Any]
 def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
     """The config dataclasses from parsed options; their own checks (``__post_init__``, then ``validate()``
     where a config has one) run here, and an out-of-range setting is reported under its option name
-    (``--top_p must lie in (0, 1], got 0``)."""
+    (``--top-p must lie in (0, 1], got 0``)."""
     configs = []
     for config_type in config_types:
         names = [f.name for f in dataclasses.fields(config_type) if f.init]
@@ -125,9 +125,9 @@ def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
 
 
 def option_error(error: ConfigError, names: list[str]) -> ConfigError:
-    """``error`` about setting NAME as one about option ``--NAME``; other errors unchanged."""
+    """``error`` about setting NAME as one about option ``--NAME`` (hyphenated); other errors unchanged."""
     name, space, rest = str(error).partition(" ")
-    return ConfigError(f"--{name}{space}{rest}") if name in names else error
+    return ConfigError(f"--{name.replace('_', '-')}{space}{rest}") if name in names else error
 
 
 def _flatten(value: Any) -> Any:

@@ -326,10 +326,13 @@ def select_pairs(scores: list[float], strategy: str, rng: random.Random) -> list
 @dataclass(frozen=True)
 class PairStrategy:
     """One entry of :data:`PAIR_STRATEGIES`: ``select(ranked, scores, rng)`` gives (chosen, rejected) index
-    pairs from the response indices ranked best first (at least two distinct scores)."""
+    pairs from the response indices ranked best first (at least two distinct scores).
+
+    best_vs_worst: the top against the bottom; best_vs_random: the top against one strictly lower response
+    drawn from ``rng``; all_pairs: every pair with different scores.
+    """
 
     select: Callable[[list[int], list[float], random.Random], list[tuple[int, int]]]
-    help: str
 
 
 def _best_vs_random(ranked: list[int], scores: list[float], rng: random.Random) -> list[tuple[int, int]]:
@@ -350,13 +353,9 @@ def _is_hh_row(row: dict[str, Any]) -> bool:
 PAIR_STRATEGIES: Registry[PairStrategy] = Registry(
     "pair_strategy",
     {
-        "best_vs_worst": PairStrategy(
-            lambda ranked, scores, rng: [(ranked[0], ranked[-1])], "the top against the bottom"
-        ),
-        "best_vs_random": PairStrategy(
-            _best_vs_random, "the top against one strictly lower response, drawn at random"
-        ),
-        "all_pairs": PairStrategy(_all_pairs, "every pair with different scores"),
+        "best_vs_worst": PairStrategy(lambda ranked, scores, rng: [(ranked[0], ranked[-1])]),
+        "best_vs_random": PairStrategy(_best_vs_random),
+        "all_pairs": PairStrategy(_all_pairs),
     },
     aliases={"all": "all_pairs"},
 )

@@ -404,8 +404,8 @@ def run_best_of_n(
 ) -> dict[str, Any]:
     """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``.
     ``sampling`` (default: ``SamplingConfig()``) applies when the policy is a model, not a pool file."""
-    from rmguard.overopt.generation import generate_pool, read_pool
     from rmguard.gold import GoldScorer
+    from rmguard.overopt.generation import generate_pool, read_pool
     from rmguard.overopt.plots import plot_bon
     from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer

@@ -153,8 +153,8 @@ def run_rloo(
     from transformers import PrinterCallback, TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
 
-    from rmguard.overopt.bon import read_prompts
     from rmguard.gold import GoldScorer
+    from rmguard.overopt.bon import read_prompts
     from rmguard.scoring import RewardScorer
 
     out = Path(config.output_dir)

@@ -196,14 +196,14 @@ class Hyperparameter:
 class Objective:
     """One entry of :data:`REWARD_OBJECTIVES` or :data:`GRM_REGULARIZERS`.
 
-    ``loss`` maps a batch and the run's settings to the loss; ``takes_margin``: whether a margin (the
+    ``loss`` maps a batch and the run's settings to the loss (the formula is its function's docstring);
+    ``takes_margin``: whether a margin (the
     pair's or ``margin``) enters it (validation refuses a margin otherwise); ``hyperparameters``: settings
     of its own beyond TrainConfig's fields; ``chosen_only``: a regularizer that reads S(y_c) only, so the
     rejected log-probs are never computed.
     """
 
     loss: Loss
-    help: str
     takes_margin: bool = True
     hyperparameters: Mapping[str, Hyperparameter] = field(default_factory=dict)
     chosen_only: bool = False
@@ -215,23 +215,14 @@ class Objective:
 REWARD_OBJECTIVES: Registry[Objective] = Registry(
     "objective",
     {
-        "bt": Objective(lambda b, s: bt(b.chosen, b.rejected, b.margin), "Bradley–Terry"),
-        "bsr": Objective(_bsr, "BT + BSR's batch-wise sum-to-zero penalty (bsr_lambda, bsr_scope)"),
-        "center": Objective(
-            lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin),
-            "BT + reward centering (center_coef)",
-        ),
-        "hinge": Objective(lambda b, s: hinge(b.chosen, b.rejected, b.margin), "hinge loss in place of BT"),
-        "bt_norm": Objective(
-            lambda b, s: bt_norm(b.chosen, b.rejected), "BT on the normalised difference", takes_margin=False
-        ),
-        "bt_dr": Objective(
-            lambda b, s: bt_dr(b.chosen, b.rejected, b.margin), "BT + direct reward terms (Eurus)"
-        ),
+        "bt": Objective(lambda b, s: bt(b.chosen, b.rejected, b.margin)),
+        "bsr": Objective(_bsr),
+        "center": Objective(lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin)),
+        "hinge": Objective(lambda b, s: hinge(b.chosen, b.rejected, b.margin)),
+        "bt_norm": Objective(lambda b, s: bt_norm(b.chosen, b.rejected), takes_margin=False),
+        "bt_dr": Objective(lambda b, s: bt_dr(b.chosen, b.rejected, b.margin)),
         "label_smoothing": Objective(
-            lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing),
-            "label-smoothed BT (label_smoothing)",
-            takes_margin=False,
+            lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing), takes_margin=False
         ),
     },
 )
@@ -240,19 +231,14 @@ REWARD_OBJECTIVES: Registry[Objective] = Registry(
 GRM_REGULARIZERS: Registry[Objective] = Registry(
     "grm_regularizer",
     {
-        "sft": Objective(
-            lambda b, s: grm_sft(b.chosen_logps, s.grm_beta), "−log σ(β·S(y_c))", chosen_only=True
-        ),
-        "sft_plain": Objective(lambda b, s: grm_sft_plain(b.chosen_logps), "−S(y_c)", chosen_only=True),
+        "sft": Objective(lambda b, s: grm_sft(b.chosen_logps, s.grm_beta), chosen_only=True),
+        "sft_plain": Objective(lambda b, s: grm_sft_plain(b.chosen_logps), chosen_only=True),
         "dpo": Objective(
             lambda b, s: grm_dpo(
                 b.chosen_logps, b.rejected_logps, b.ref_chosen_logps, b.ref_rejected_logps, s.grm_beta
-            ),
-            "DPO against the frozen starting model",
+            )
         ),
-        "dpo_noref": Objective(
-            lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta), "DPO without reference"
-        ),
+        "dpo_noref": Objective(lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta)),
     },
 )
 
