@@ -391,6 +391,9 @@ def load_config(
 def _settings(values: dict[str, Any], where: str) -> dict[str, Any]:
     """``values`` checked against the settings (fields and registered hyperparameters) and typed."""
     types = {f.name: field_types(TrainConfig)[f.name] for f in config_fields()}
+    shadowing = sorted(set(types) & set(hyperparameters()))
+    if shadowing:  # a registered objective's bug, not the user's
+        raise ValueError(f"objective hyperparameters {shadowing} are TrainConfig fields already")
     types.update({name: float for name in hyperparameters()})
     unknown = sorted(set(values) - set(types))
     if unknown:
