@@ -95,9 +95,43 @@ def test_ensembles_on_a_common_scale():
     b = np.array([[110.0, 100.0]])  # z: [1, -1]; its offset must not matter
     assert standardize(a).tolist() == [[-1.0, 1.0]]
     assert ensemble([a, b], "mean").tolist() == [[0.0, 0.0]]
-    assert ensemble([a, b], "min").tolist() == [[-1.0, -1.0]]
+    assert ensemble([a, b], "wco").tolist() == [[-1.0, -1.0]]
+    assert ensemble([a, b], "uwo", uwo_lambda=0.5).tolist() == [[-0.5, -0.5]]  # variance 1 each
     with pytest.raises(ValueError):
         ensemble([a], "median")
+
+
+def test_mean_wco_and_uwo_pick_what_coste_et_al_formulas_say():
+    """Three members, one prompt, four candidates; member 2 on another scale and offset."""
+    raw = [[6.0, 5.0, 2.0, 5.0], [120.0, 100.0, 170.0, 170.0], [2.0, 3.0, 9.0, 1.0]]
+
+    def z(row):  # standardize by hand: population standard deviation over the member's pool
+        mean = sum(row) / len(row)
+        std = math.sqrt(sum((x - mean) ** 2 for x in row) / len(row))
+        return [(x - mean) / std for x in row]
+
+    zs = [z(row) for row in raw]
+    columns = list(zip(*zs))  # candidate j → its three standardized scores
+    mean = [sum(c) / 3 for c in columns]
+    wco = [min(c) for c in columns]
+    uwo = [m - 0.5 * sum((x - m) ** 2 for x in c) / 3 for m, c in zip(mean, columns)]
+    members = [np.array([row]) for row in raw]
+    for how, expected, pick in (("mean", mean, 2), ("wco", wco, 0), ("uwo", uwo, 3)):
+        values = ensemble(members, how)  # UWO at the paper's best-of-n λ = 0.5
+        assert values[0].tolist() == pytest.approx(expected, rel=1e-12)
+        assert int(np.argmax(values[0])) == pick == expected.index(max(expected))
+    # λ = 0 is the mean: candidate 2 (members far apart) wins until disagreement costs something
+    assert ensemble(members, "uwo", uwo_lambda=0.0)[0].tolist() == pytest.approx(mean, rel=1e-12)
+
+
+def test_curves_draw_the_chosen_ensembles_with_their_lambda():
+    proxies, gold, length = _world(exploit_weight=1.0, prompts=40, n=16)
+    result = best_of_n_curves(proxies, gold, length, ensembles=("uwo",), uwo_lambda=2.0)
+    assert [name for name, what in result.kinds.items() if what == "ensemble"] == ["bt ensemble-uwo"]
+    selector = ensemble([p.scores for p in proxies], "uwo", uwo_lambda=2.0)
+    by_hand = pick_metrics(selector, gold, length, result.ns)["gold"].mean(axis=0)
+    got = [row["mean"] for row in result.curves["bt ensemble-uwo"]["gold"]]
+    assert got == pytest.approx(by_hand.tolist(), rel=1e-12)
 
 
 def test_intervals_by_hand():
@@ -159,7 +193,7 @@ def test_overoptimized_proxy_peaks_then_falls_and_the_oracle_keeps_rising():
         "p1",
         "bt (mean of 2 seeds)",
         "bt ensemble-mean",
-        "bt ensemble-min",
+        "bt ensemble-wco",
         "gold (oracle)",
     }
     assert result.kl == [kl_bon(n) for n in result.ns]
@@ -263,7 +297,7 @@ def test_bon_cli_end_to_end_and_resume(tmp_path, bon_setup):
         assert (out / name).is_file(), name
     data = json.loads((out / "curves.json").read_text())
     assert data["ns"] == [1, 2, 3, 4, 6, 8] or data["ns"][-1] == 8
-    assert {"bt (mean of 2 seeds)", "bsr ensemble-min", "gold (oracle)", "bt-0"} <= set(data["curves"])
+    assert {"bt (mean of 2 seeds)", "bsr ensemble-wco", "gold (oracle)", "bt-0"} <= set(data["curves"])
     scores = json.loads((out / "scores.json").read_text())
     assert all(len(v) == 24 for v in scores.values()) and len(scores) == 5
     rows = list(csv.DictReader((out / "curves.csv").open()))
@@ -319,6 +353,10 @@ def test_bon_from_a_pool_file_and_errors(tmp_path, bon_setup, capsys):
         == 2
     )
     assert "--prompts" in capsys.readouterr().err
+    assert main([*base, "--n", "4", "--ensemble", "median", "--output-dir", str(tmp_path / "o4")]) == 2
+    assert "ensemble 'median' is unknown; choose from mean, wco, uwo" in capsys.readouterr().err
+    assert main([*base, "--n", "4", "--uwo-lambda", "-1", "--output-dir", str(tmp_path / "o5")]) == 2
+    assert "--uwo-lambda" in capsys.readouterr().err
 
 
 def test_bon_and_rloo_options_come_from_the_config_fields_with_their_defaults(capsys):

@@ -114,21 +114,50 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     headline = report["headline"]
-    assert headline["seeds"] == 2 and headline["bon_max_n"] == 8 and headline["bon_prompts"] == 6
-    assert set(headline["objectives"]) == {"bt", "bsr", "grm", "bt_ensemble"}
+    assert headline["seeds"] == 3 and headline["bon_max_n"] == 4 and headline["bon_pool_samples"] == 16
+    rows = {"bt", "bsr", "grm", "odin", "warm", "bt_ensemble", "bt_ensemble_wco", "bt_ensemble_uwo"}
+    controls = {"gold (oracle)", "length only", "finished, then short"}
+    assert set(headline["objectives"]) == rows | controls
     for name, entry in headline["objectives"].items():
         low, high = entry["in_domain_accuracy_ci"]
         assert 0.0 <= low <= entry["in_domain_accuracy"] <= high <= 1.0, name
-        assert entry["gold_at_n1"] == pytest.approx(report["best_of_n"]["gold_pool_mean"])
-    assert set(report["paired_differences"]) == {"bsr − bt", "grm − bt"}  # the ensemble has no seeds to pair
+        assert entry["gold_at_n1"] == pytest.approx(float(np.mean(report_gold(out))))
+        assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
+        assert isinstance(entry["gold_drop_resolved"], bool)
+    assert set(report["paired_differences"]) == {f"{r} − bt" for r in rows - {"bt"}}
+    assert all(d["gold_at_max_n"]["mde"] >= 0 for d in report["paired_differences"].values())
+    # every seed is its own world: the held-out styles or training pairs differ between seeds
+    worlds = report["worlds"]["noise 0.25"]
+    assert len({json.dumps([w["heldout_models"], w["counts"]["train"]]) for w in worlds.values()}) > 1
+    assert set(report["sweep"]) == {"noise 0.25, 0.5 of the pairs", "noise 0.25, 1 of the pairs"}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Four distribution-shift scenarios" in html
-    assert report["splits"]["prompts"]["heldout"] == 6
-    # the proxies were fitted and scored in worker processes (one per core): their cached scores are the
-    # checkpoint's own, in order
-    in_domain = load_eval_set(str(out / "splits" / "val1_in_domain.jsonl"))
-    cached = np.load(out / "scores" / "bsr-seed1.npz")["rewards"][: len(in_domain.responses)]
-    scorer = RewardScorer(report["proxies"]["bsr-seed1"], batch_size=16)
+
+
+def report_gold(out: Path) -> list[float]:
+    """The Best-of-N pool's gold, scored again from the run's own files."""
+    pool = json.loads((out / "data" / "bon_pool.json").read_text())
+    return [gold(p, r) for p, rows in zip(pool["prompts"], pool["responses"]) for r in rows]
+
+
+def test_demo_full_path_trains_with_rmguard_train(tmp_path, tiny_llama):
+    """proxies: full trains each objective × seed with rmguard's trainer, on each seed's own world."""
+    from rmguard.overopt.demo.pipeline import run_study
+
+    config = StudyConfig.quick(str(tmp_path / "full"))
+    config.policy, config.proxies, config.objectives, config.seeds = (
+        str(tiny_llama),
+        "full",
+        ["bt", "bsr"],
+        [0, 1],
+    )
+    report = run_study(config)["summary"]
+    assert set(report["paired_differences"]) == {"bsr − bt"}
+    in_domain = load_eval_set(
+        str(tmp_path / "full" / "worlds" / "noise0.25" / "seed1" / "val1_in_domain.jsonl")
+    )
+    cached = np.load(tmp_path / "full" / "scores" / "bsr-seed1.npz")["rewards"][: len(in_domain.responses)]
+    scorer = RewardScorer(str(tmp_path / "full" / "proxies" / "bsr-seed1"), batch_size=16)
     assert np.allclose(cached, scorer.score(in_domain.prompts, in_domain.responses), atol=1e-5)
 
 

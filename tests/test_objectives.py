@@ -198,3 +198,39 @@ def test_the_dispatch_table_applies_each_objective_with_its_settings(name):
     }[name]()
     output = RewardOutput(rewards=torch.cat([c, r]), hidden=torch.zeros(6, 1))
     assert RewardLoss(config)(output, {})[0].item() == pytest.approx(direct.item(), rel=1e-12)
+
+
+def test_pearson_by_hand_and_constant_input():
+    x, y = tensors([1.0, 2.0, 4.0], [2.0, 1.0, 6.0])
+    # x̄ = 7/3, ȳ = 3; Σ dx·dy = (−4/3)(−1) + (−1/3)(−2) + (5/3)(3) = 7; Σ dx² = 42/9; Σ dy² = 14
+    assert objectives.pearson(x, y).item() == pytest.approx(7 / math.sqrt(42 / 9 * 14), rel=1e-12)
+    assert objectives.pearson(x, torch.full_like(x, 5.0)).item() == 0.0
+
+
+def test_odin_by_hand():
+    """Two pairs (four responses): BT on Q + L, 1 − ρ(L, ℓ), |ρ(Q, ℓ)|, |cos(w_Q, w_L)|."""
+    q_c, q_r, l_c, l_r = [0.5, -0.2], [0.1, 0.4], [1.0, 0.3], [0.2, 0.6]
+    len_c, len_r = [30.0, 10.0], [20.0, 40.0]
+    w_q, w_l = [0.6, 0.8], [1.0, 0.0]
+
+    def rho(x, y):
+        mx, my = sum(x) / len(x), sum(y) / len(y)
+        num = sum((a - mx) * (b - my) for a, b in zip(x, y))
+        return num / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+
+    lengths = len_c + len_r
+    bt = (-log_sigmoid((0.5 + 1.0) - (0.1 + 0.2)) - log_sigmoid((-0.2 + 0.3) - (0.4 + 0.6))) / 2
+    length_term = 1 - rho(l_c + l_r, lengths)
+    quality_term = abs(rho(q_c + q_r, lengths))
+    ortho_term = abs(0.6 * 1.0 + 0.8 * 0.0) / (1.0 * 1.0)  # both unit norm: cos = 0.6
+    args = tensors(q_c, q_r, l_c, l_r, len_c, len_r, w_q, w_l)
+    assert objectives.odin(*args).item() == pytest.approx(
+        bt + length_term + quality_term + ortho_term, rel=1e-12
+    )
+    weighted = objectives.odin(*args, length_coef=0.5, quality_coef=2.0, ortho_coef=0.1).item()
+    assert weighted == pytest.approx(
+        bt + 0.5 * length_term + 2.0 * quality_term + 0.1 * ortho_term, rel=1e-12
+    )
+    # the cosine ignores scale: a head that shrinks keeps its orthogonality term
+    shrunk = tensors(q_c, q_r, l_c, l_r, len_c, len_r, [0.06, 0.08], [3.0, 0.0])
+    assert objectives.odin(*shrunk).item() == pytest.approx(objectives.odin(*args).item(), rel=1e-12)

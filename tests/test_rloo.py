@@ -29,8 +29,10 @@ def test_completion_logps_by_hand(tiny_llama):
 def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
     from rmguard.training.modeling import build_reward_model, save_reward_model
 
-    model, tokenizer = build_reward_model(str(tiny_llama))
-    save_reward_model(model, tokenizer, tmp_path / "rm", {"objective": "bt"})
+    for seed, name in ((0, "rm"), (1, "rm2")):
+        torch.manual_seed(seed)
+        model, tokenizer = build_reward_model(str(tiny_llama))
+        save_reward_model(model, tokenizer, tmp_path / name, {"objective": "bt"})
     policy = save_tiny_model(tmp_path / "policy", seed=1)
     (tmp_path / "g.py").write_text(GOLD)
     write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"p{i} p{i + 2}"} for i in range(10)])
@@ -43,6 +45,10 @@ def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
         str(tmp_path / "prompts.jsonl"),
         "--proxy",
         str(tmp_path / "rm"),
+        "--proxy",
+        str(tmp_path / "rm2"),
+        "--ensemble",
+        "wco",
         "--output-dir",
         str(out),
     ]
@@ -68,8 +74,29 @@ def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):
     assert [row["step"] for row in summary["tracking"]] == [0, 1, 2]
     first = summary["tracking"][0]
     assert first["kl"] == 0.0  # the policy is still the reference
+    # members standardized on these very samples: each has mean 0 there, so their minimum has mean ≤ 0
+    assert first["proxy"] <= 1e-9
     assert all(math.isfinite(row["gold"]) and 1 <= row["length"] <= 6 for row in summary["tracking"])
     assert (out / "policy" / "config.json").is_file()
     for name in ("gold_vs_kl.png", "gold_vs_step.png", "proxy_vs_kl.png", "tracking.csv"):
         assert (out / name).is_file()
     assert main([*base, "--gold", "x:y", "--k", "1"]) == 2
+    second = base.index(str(tmp_path / "rm2"))
+    one_proxy = base[: second - 1] + base[second + 1 :]
+    assert main([*one_proxy, "--gold", "x:y"]) == 2
+    assert "ensemble wco needs at least two --proxy models" in capsys.readouterr().err
+
+
+def test_ensemble_reward_standardizes_with_the_first_batch_then_keeps_those_statistics():
+    from rmguard.overopt.rloo import EnsembleReward
+
+    batches = {"first": ([0.0, 2.0], [10.0, 30.0]), "later": ([4.0, 1.0], [20.0, 50.0])}
+
+    def member(index):
+        return lambda prompts, responses: batches[prompts[0]][index]
+
+    reward = EnsembleReward([member(0), member(1)], "uwo", uwo_lambda=0.5)
+    # first batch: member 0 has mean 1, std 1; member 1 mean 20, std 10 → z = [-1, 1] for both
+    assert reward.score(["first"], [None]) == pytest.approx([-1.0, 1.0])
+    # later: z0 = [3, 0], z1 = [0, 3]; mean 1.5 each, variance 2.25 each → 1.5 − 0.5·2.25
+    assert reward.score(["later"], [None]) == pytest.approx([0.375, 0.375])

@@ -56,6 +56,7 @@ OBJECTIVES = [
     {"objective": "bt", "grm_regularizer": "dpo", "grm_reference": "model"},
     {"objective": "bt", "grm_regularizer": "dpo_noref"},
     {"objective": "bsr", "grm_regularizer": "sft"},
+    {"objective": "odin"},
 ]
 
 
@@ -195,6 +196,78 @@ def test_lora_adapter_saves_head_and_merges(tiny_llama, synthetic_data, tmp_path
     ids = tokenizer.apply_chat_template(prompts[0] + responses[0], return_tensors="pt", return_dict=True)
     with torch.no_grad():
         assert plain(**ids).logits[0, 0].item() == pytest.approx(adapter_scores[0], abs=1e-4)
+
+
+def test_odin_saves_the_quality_head_as_score_and_the_length_head_beside_it(
+    tiny_llama, synthetic_data, tmp_path
+):
+    from rmguard.data import load_pairs
+    from rmguard.training.collate import PaddedPairCollator
+    from rmguard.training.features import tokenize_pairs
+    from rmguard.training.loss import RewardLoss
+    from rmguard.training.modeling import load_reward_model
+    from rmguard.training.objectives import odin
+
+    config = config_for(tiny_llama, synthetic_data, tmp_path, objective="odin", num_train_epochs=1)
+    train(config)
+    out = tmp_path / "out"
+    assert (out / "length_head.safetensors").is_file()
+    assert json.loads((out / "rmguard.json").read_text())["length_head"] is True
+    model, tokenizer = load_reward_model(out)
+    assert model.length_head is not None
+    # plain transformers reads score = the quality head: the same reward as rmguard's scorer
+    rng = __import__("random").Random(4)
+    rows = [synthetic_pair(rng) for _ in range(4)]
+    prompts, responses = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
+    scores = RewardScorer(out).score(prompts, responses)
+    plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert torch.equal(plain.score.weight, model.transformer.score.weight)
+    for prompt, response, score in zip(prompts, responses, scores):
+        ids = tokenizer.apply_chat_template(prompt + response, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            assert plain(**ids).logits[0, 0].item() == pytest.approx(score, abs=1e-5)
+    # the training loss of one batch is ODIN's formula on the two heads' rewards and the token counts
+    pairs, _ = load_pairs(str(synthetic_data["train"]), "auto", config.pair_strategy, "train", 0)
+    features, _ = tokenize_pairs(pairs[:6], tokenizer, 256, "drop")
+    batch = PaddedPairCollator(tokenizer.pad_token_id, with_lengths=True)(features)
+    with torch.no_grad():
+        output = model(
+            **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "reward_index")}
+        )
+        loss, _ = RewardLoss(config)(output, batch)
+        by_hand = odin(
+            output.rewards[:6],
+            output.rewards[6:],
+            output.length_rewards[:6],
+            output.length_rewards[6:],
+            torch.tensor([float(len(f.chosen_ids)) for f in features]),
+            torch.tensor([float(len(f.rejected_ids)) for f in features]),
+            model.transformer.score.weight,
+            model.length_head.weight,
+        )
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    with pytest.raises(ConfigError, match="has ODIN's length head, but the objective is bt"):
+        train(config_for(out, synthetic_data, tmp_path / "again", objective="bt", num_train_epochs=1))
+
+
+def test_odin_with_lora_keeps_its_length_head_through_the_merge(tiny_llama, synthetic_data, tmp_path):
+    lora = dict(use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"])
+    train(config_for(tiny_llama, synthetic_data, tmp_path, objective="odin", num_train_epochs=1, **lora))
+    adapter, merged = tmp_path / "out", tmp_path / "merged"
+    assert (adapter / "length_head.safetensors").is_file()
+    result = run_cli("merge", "--adapter", str(adapter), "--output", str(merged))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((merged / "rmguard.json").read_text())["length_head"] is True
+    assert torch.equal(
+        load_file(str(merged / "length_head.safetensors"))["weight"],
+        load_file(str(adapter / "length_head.safetensors"))["weight"],
+    )
+    rng = __import__("random").Random(3)
+    rows = [synthetic_pair(rng) for _ in range(4)]
+    prompts, responses = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
+    assert RewardScorer(merged).score(prompts, responses) == pytest.approx(
+        RewardScorer(adapter).score(prompts, responses), abs=1e-4
+    )
 
 
 def test_cli_train_with_yaml_and_overrides_then_score(tiny_llama, synthetic_data, tmp_path):

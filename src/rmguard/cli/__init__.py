@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "serve",
     "merge",
     "export",
+    "average",
     "label",
     "split",
     "eval",

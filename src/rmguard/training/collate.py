@@ -114,6 +114,7 @@ class PaddedPairCollator:
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
+    with_lengths: bool = False  # ODIN reads the responses' token counts
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
         responses = [ResponseFeatures(f.prompt_ids, f.chosen_ids) for f in features] + [
@@ -123,7 +124,7 @@ class PaddedPairCollator:
         batch = ResponseCollator(self.pad_token_id, self.padding_side, self.with_logps)(
             responses, chosen_rows
         )
-        return {**batch, **pair_targets(features, self.reference)}
+        return {**batch, **pair_targets(features, self.reference, self.with_lengths)}
 
 
 def pair_key(feature: PairFeatures) -> PairKey:
@@ -132,13 +133,18 @@ def pair_key(feature: PairFeatures) -> PairKey:
 
 
 def pair_targets(
-    features: list[PairFeatures], reference: ReferenceLogps | None = None
+    features: list[PairFeatures], reference: ReferenceLogps | None = None, with_lengths: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Per-pair loss inputs that do not go through the model: margins and reference log-probs.
+    """Per-pair loss inputs that do not go through the model: margins, reference log-probs and, with
+    ``with_lengths``, the responses' lengths in tokens (``chosen_length``, ``rejected_length``: ODIN's ℓ).
 
     ``margin`` is there when any pair has one, NaN for a pair without: the loss gives those the
     configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule)."""
     targets: dict[str, torch.Tensor] = {}
+    if with_lengths:
+        for side in ("chosen", "rejected"):
+            lengths = [len(getattr(f, f"{side}_ids")) for f in features]
+            targets[f"{side}_length"] = torch.tensor(lengths, dtype=torch.float32)
     if any(f.margin is not None for f in features):
         targets["margin"] = torch.tensor(
             [math.nan if f.margin is None else f.margin for f in features], dtype=torch.float32

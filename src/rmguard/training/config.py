@@ -114,6 +114,9 @@ class TrainConfig:
         None, "Constant margin m for bt/bsr/center/bt_dr/hinge; a per-pair 'margin' column overrides it."
     )
     label_smoothing: float = option(0.1, "ε of the label_smoothing objective.")
+    odin_length_coef: float = option(1.0, "ODIN λ_L on 1 − ρ(length head, response length).")
+    odin_quality_coef: float = option(1.0, "ODIN λ_Q on |ρ(quality head, response length)|.")
+    odin_ortho_coef: float = option(1.0, "ODIN λ_O on |cos(quality head, length head)|.")
     grm_regularizer: str | None = option(
         None,
         "GRM hidden-state regularizer; default 'sft' for objective grm, else none.",
@@ -246,6 +249,11 @@ class TrainConfig:
         return self.regularizer != "none" or self.head_type == "mlp"
 
     @property
+    def is_odin(self) -> bool:
+        """ODIN models have a second, length head beside ``score`` (saved apart, used only in training)."""
+        return self.objective == "odin"
+
+    @property
     def resolved_head_type(self) -> str:
         return self.head_type or ("mlp" if self.regularizer != "none" else "linear")
 
@@ -254,6 +262,11 @@ class TrainConfig:
         self._validate_choices()
         if self.margin is not None and not objective.takes_margin:
             raise ConfigError(f"objective '{self.objective}' takes no margin")
+        if self.is_odin and self.is_grm:
+            raise ConfigError(
+                "objective odin trains a standard reward model (linear score head): no grm_regularizer, "
+                "no mlp head_type"
+            )
         for name in (
             "per_device_train_batch_size",
             "per_device_eval_batch_size",
@@ -321,6 +334,9 @@ class TrainConfig:
             "freeze_layers",
             "center_coef",
             "bsr_lambda",
+            "odin_length_coef",
+            "odin_quality_coef",
+            "odin_ortho_coef",
         ):
             checks.at_least(name, getattr(self, name), 0)
         for name in ("learning_rate", "adam_epsilon", "grm_beta"):

@@ -83,7 +83,21 @@ class RewardLoss:
             rejected_logps=None if logps is None else logps[half:],
             ref_chosen_logps=batch.get("ref_chosen_logps"),
             ref_rejected_logps=batch.get("ref_rejected_logps"),
+            **self.odin_terms(output, batch, half),
         )
+
+    def odin_terms(self, output: RewardOutput, batch: dict[str, Tensor], half: int) -> dict[str, Any]:
+        """The length head's rewards, the responses' lengths and both heads' weights (ODIN models only)."""
+        if output.length_rewards is None or output.head_weights is None:
+            return {}
+        return {
+            "chosen_length_rewards": output.length_rewards[:half],
+            "rejected_length_rewards": output.length_rewards[half:],
+            "chosen_lengths": batch.get("chosen_length"),
+            "rejected_lengths": batch.get("rejected_length"),
+            "head_weights": output.head_weights,
+            "gather": self.gather,
+        }
 
 
 def pair_margins(column: Tensor | None, configured: float | None) -> objectives.MarginLike:

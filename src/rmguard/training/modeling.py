@@ -6,12 +6,16 @@ Two kinds, one forward:
   * grm       a ``*ForCausalLM`` whose LM head is kept, plus a reward head on the same final hidden
               state (Yang et al. 2024), laid out as the GRM reference's ``ValueHead``; one forward gives
               rewards and response log-probs.
+A standard model trained with ODIN (Chen et al. 2024) also has a length head on the same hidden state,
+saved beside the checkpoint in ``length_head.safetensors``: ``score`` is the quality head, so plain
+transformers reads the quality reward, as rmguard's scorer does, and the length head only trains.
 The reward is read at the last real token from the final-layer hidden state after the final norm.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -44,6 +48,7 @@ from rmguard.training.pretrained import resolve_model_path
 
 METADATA_FILE = "rmguard.json"
 REWARD_HEAD_FILE = "reward_head.safetensors"
+LENGTH_HEAD_FILE = "length_head.safetensors"  # ODIN's length head, read by training only
 MLP_HIDDEN = 1024
 HEAD_DROPOUT = 0.1  # the GRM reference's summary_dropout_prob, before either head
 
@@ -59,6 +64,8 @@ class RewardOutput:
     rewards: Tensor  # [S] one reward per sequence
     hidden: Tensor  # [S, H] final hidden state at each reward token
     logps: Tensor | None = None  # [S] summed response log-probs (GRM), when asked for
+    length_rewards: Tensor | None = None  # [S] ODIN's length head (``rewards`` is the quality head)
+    head_weights: tuple[Tensor, Tensor] | None = None  # ODIN: (quality, length) head weights, for L_O
 
 
 def init_linear_head(head: nn.Linear) -> None:
@@ -106,11 +113,21 @@ class RewardModel(nn.Module):
     models, in which case ``reward_head`` holds the reward head.
     """
 
-    def __init__(self, hf_model: nn.Module, reward_head: nn.Module | None = None, head_type: str = "linear"):
+    def __init__(
+        self,
+        hf_model: nn.Module,
+        reward_head: nn.Module | None = None,
+        head_type: str = "linear",
+        length_head: nn.Linear | None = None,
+    ):
         super().__init__()
         self.hf_model = hf_model
         self.reward_head = reward_head
         self.head_type = head_type
+        self.length_head = length_head
+        # The pretrained weights this model was fine-tuned from (weights_fingerprint), when known: WARM
+        # averages only models that share it.
+        self.init_fingerprint: str | None = None
         self.last_layer_rows_only = True  # exact and cheaper (see last_layer.py); False runs every row
 
     @property
@@ -161,6 +178,10 @@ class RewardModel(nn.Module):
             ).last_hidden_state
         pooled = hidden_states[reward_index[:, 0], reward_index[:, 1]]
         rewards = self.head(pooled).squeeze(-1).float()
+        length_rewards, head_weights = None, None
+        if self.length_head is not None:
+            length_rewards = self.length_head(pooled).squeeze(-1).float()
+            head_weights = (self.head.weight, self.length_head.weight)
         logps = None
         if logp_index is not None:
             if self.reward_head is None:
@@ -172,10 +193,22 @@ class RewardModel(nn.Module):
             token_logps = -nn.functional.cross_entropy(logits, logp_target, reduction="none")
             logps = torch.zeros(len(reward_index), dtype=token_logps.dtype, device=token_logps.device)
             logps = logps.index_add(0, logp_seq, token_logps)
-        return RewardOutput(rewards=rewards, hidden=pooled, logps=logps)
+        return RewardOutput(rewards, pooled, logps, length_rewards, head_weights)
 
 
 # ----------------------------------------------------------------------------------------------- tokenizer
+
+
+def weights_fingerprint(module: nn.Module, samples: int = 1024) -> str:
+    """A short digest of a module's weights: every tensor's name, shape, dtype and ``samples`` values
+    spread over it. Cheap on any model size, and different for two pretrained models or two fine-tunes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        picked = flat[:: max(1, flat.numel() // samples)][:samples].to("cpu", torch.float64)
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()[:32]
 
 
 def ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -226,6 +259,12 @@ def _checked_config(path: str, num_hidden_layers: int | None) -> Any:
     return config
 
 
+def saved_dtype(path: str | Path) -> torch.dtype:
+    """The dtype a model folder's config records (float32 when it records none)."""
+    found = AutoConfig.from_pretrained(path).get_text_config().dtype
+    return getattr(torch, found) if isinstance(found, str) else (found or torch.float32)
+
+
 def build_reward_model(
     model_name_or_path: str,
     kind: str = "standard",
@@ -256,10 +295,14 @@ def build_reward_model(
     else:
         hf_model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype)
         reward_head = make_reward_head(head_type, config.get_text_config().hidden_size).to(dtype)
+    # before the embeddings grow a random pad row: seeds of one base model share this fingerprint
+    fingerprint = weights_fingerprint(getattr(hf_model, hf_model.base_model_prefix))
     if added:
         hf_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     hf_model.config.pad_token_id = tokenizer.pad_token_id
-    return RewardModel(hf_model, reward_head, head_type), tokenizer
+    model = RewardModel(hf_model, reward_head, head_type)
+    model.init_fingerprint = fingerprint
+    return model, tokenizer
 
 
 @contextlib.contextmanager
@@ -272,6 +315,22 @@ def _expected_missing_head() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+
+
+def add_length_head(model: RewardModel) -> None:
+    """ODIN's length head: a second Linear(H, 1) without bias on the hidden state the quality head
+    (``score``) reads, initialised as that head is."""
+    if model.kind != "standard":
+        raise ConfigError("ODIN's length head goes on a standard reward model (a linear score head)")
+    head = _length_head(model)
+    init_linear_head(head)
+    model.length_head = head
+
+
+def _length_head(model: RewardModel) -> nn.Linear:
+    hidden_size = model.config.get_text_config().hidden_size
+    weight = model.transformer.get_input_embeddings().weight
+    return nn.Linear(hidden_size, 1, bias=False, dtype=weight.dtype, device=weight.device)
 
 
 def freeze_bottom_layers(model: RewardModel, count: int) -> None:
@@ -330,7 +389,10 @@ def save_reward_model(
         "head_type": model.head_type,
         "peft": model.hf_model is not model.transformer,
         **(metadata or {}),
+        "length_head": model.length_head is not None,
     }
+    if model.init_fingerprint is not None:
+        meta["init_fingerprint"] = model.init_fingerprint
     with atomic_directory(output_dir) as tmp:
         model.hf_model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -339,6 +401,8 @@ def save_reward_model(
                 {k: v.contiguous() for k, v in model.reward_head.state_dict().items()},
                 str(Path(tmp) / REWARD_HEAD_FILE),
             )
+        if model.length_head is not None:
+            save_file({"weight": model.length_head.weight.contiguous()}, str(Path(tmp) / LENGTH_HEAD_FILE))
         write_legacy_layout(tmp)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -392,6 +456,10 @@ def _legacy_rope(section: dict[str, Any]) -> None:
         section["rope_scaling"] = scaling
 
 
+# Metadata keys save_reward_model writes from the model itself (a re-save must not carry stale ones over).
+SAVED_BY_LAYOUT = ("kind", "head_type", "peft", "length_head", "init_fingerprint")
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     meta_file = Path(path) / METADATA_FILE
     if meta_file.is_file():
@@ -431,8 +499,24 @@ def load_reward_model(
         model = RewardModel(
             hf_model, _load_head(path, meta, hf_model.config.get_text_config().hidden_size), meta["head_type"]
         )
+    if meta.get("length_head"):
+        model.length_head = _load_length_head(path, _length_head(model))
+    model.init_fingerprint = meta.get("init_fingerprint")
     model.eval()
     return model, tokenizer
+
+
+def _load_length_head(path: Path, head: nn.Linear) -> nn.Linear:
+    head_file = path / LENGTH_HEAD_FILE
+    if not head_file.is_file():
+        raise ConfigError(f"{path}: ODIN checkpoint without {LENGTH_HEAD_FILE}")
+    state = load_file(str(head_file))
+    if set(state) != {"weight"} or state["weight"].shape != head.weight.shape:
+        raise ConfigError(
+            f"{path}: {LENGTH_HEAD_FILE} does not hold one weight of shape {tuple(head.weight.shape)}"
+        )
+    head.load_state_dict(state, strict=True)
+    return head
 
 
 def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtype) -> PreTrainedModel:
@@ -497,8 +581,10 @@ def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> None:
     if not read_metadata(adapter_dir).get("peft"):
         raise ConfigError(f"{adapter_dir}: not a LoRA checkpoint")
     merged = model.hf_model.merge_and_unload()
-    meta = {k: v for k, v in read_metadata(adapter_dir).items() if k not in ("kind", "head_type", "peft")}
-    save_reward_model(RewardModel(merged, model.reward_head, model.head_type), tokenizer, output_dir, meta)
+    meta = {k: v for k, v in read_metadata(adapter_dir).items() if k not in SAVED_BY_LAYOUT}
+    merged_model = RewardModel(merged, model.reward_head, model.head_type, model.length_head)
+    merged_model.init_fingerprint = model.init_fingerprint
+    save_reward_model(merged_model, tokenizer, output_dir, meta)
 
 
 def export_standard(grm_dir: str | Path, output_dir: str | Path) -> float:
@@ -525,6 +611,8 @@ def export_standard(grm_dir: str | Path, output_dir: str | Path) -> float:
     seq_cls.score.weight.data.copy_(model.reward_head.weight.data)
     seq_cls.config.pad_token_id = tokenizer.pad_token_id
     bias = float(model.reward_head.bias.detach().float().item())
-    meta = {k: v for k, v in read_metadata(grm_dir).items() if k not in ("kind", "head_type", "peft")}
-    save_reward_model(RewardModel(seq_cls), tokenizer, output_dir, {**meta, "dropped_head_bias": bias})
+    meta = {k: v for k, v in read_metadata(grm_dir).items() if k not in SAVED_BY_LAYOUT}
+    exported = RewardModel(seq_cls)
+    exported.init_fingerprint = model.init_fingerprint
+    save_reward_model(exported, tokenizer, output_dir, {**meta, "dropped_head_bias": bias})
     return bias

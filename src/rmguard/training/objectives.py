@@ -6,6 +6,7 @@ Training, evaluation and tests all call these functions, so the formulas live he
 
 Reward objectives (Hong et al. 2025 and the baselines they compare):
     bt, bsr, center, hinge, bt_norm, bt_dr, label_smoothing
+ODIN's disentangled quality and length heads (Chen et al. 2024): odin (with pearson)
 GRM hidden-state regularizers (Yang et al. 2024), over S(y) = Σ_t log π(y_t | x, y_<t):
     grm_sft, grm_sft_plain, grm_dpo, grm_dpo_noref
 and ``grm_combine`` for the GRM total (1 − α)·reward_loss + α·regularizer.
@@ -109,6 +110,56 @@ def label_smoothing(chosen: Tensor, rejected: Tensor, label_smoothing: float = 0
     return (-(1 - eps) * F.logsigmoid(delta) - eps * F.logsigmoid(-delta)).mean()
 
 
+def pearson(x: Tensor, y: Tensor) -> Tensor:
+    """Pearson correlation ρ(x, y) = Σ (x − x̄)(y − ȳ) / √(Σ (x − x̄)² · Σ (y − ȳ)²) of two 1-D tensors.
+
+    0 where either is constant (a batch whose responses share one length says nothing about length).
+    """
+    dx, dy = x - x.mean(), y - y.mean()
+    return (dx * dy).sum() / torch.sqrt((dx**2).sum() * (dy**2).sum()).clamp_min(1e-12)
+
+
+def odin(
+    chosen_quality: Tensor,
+    rejected_quality: Tensor,
+    chosen_length_reward: Tensor,
+    rejected_length_reward: Tensor,
+    chosen_lengths: Tensor,
+    rejected_lengths: Tensor,
+    quality_weight: Tensor,
+    length_weight: Tensor,
+    length_coef: float = 1.0,
+    quality_coef: float = 1.0,
+    ortho_coef: float = 1.0,
+    margin: MarginLike = None,
+) -> Tensor:
+    """ODIN (Chen et al. 2024): two linear heads on the shared hidden state, quality Q and length L.
+
+        L = BT(Q_c + L_c, Q_r + L_r) + λ_L · (1 − ρ(L, ℓ)) + λ_Q · |ρ(Q, ℓ)| + λ_O · |cos(w_Q, w_L)|
+
+    over the batch's 2B responses (chosen and rejected together), ℓ their response lengths and ρ the
+    Pearson correlation (:func:`pearson`). The ranking loss is BT on the summed reward; the length head is
+    pulled towards length, the quality head away from it, and the heads' weights kept orthogonal. The
+    length term is the paper's −ρ plus a constant (the reference code's 1 − ρ, so it stays ≥ 0). The
+    orthogonality term is the paper's |w_Q · w_L| between unit-norm weights: the reference scores with
+    centred, unit-norm head weights (``normalized_proj``) and penalises their dot product; here each head
+    scores with its own weights, so the same quantity is their cosine, and shrinking a head cannot lower it. λ_L = λ_Q = λ_O = 1 is the reference training script's setting
+    (``correlation_with_length`` and ``rm_ortho_reg``). At scoring time only Q is kept.
+    """
+    total_chosen = chosen_quality + chosen_length_reward
+    total_rejected = rejected_quality + rejected_length_reward
+    lengths = torch.cat([chosen_lengths, rejected_lengths]).to(chosen_quality.dtype)
+    length_term = 1 - pearson(torch.cat([chosen_length_reward, rejected_length_reward]), lengths)
+    quality_term = pearson(torch.cat([chosen_quality, rejected_quality]), lengths).abs()
+    ortho_term = F.cosine_similarity(quality_weight.reshape(1, -1), length_weight.reshape(1, -1)).abs().sum()
+    return (
+        bt(total_chosen, total_rejected, margin)
+        + length_coef * length_term
+        + quality_coef * quality_term
+        + ortho_coef * ortho_term
+    )
+
+
 def grm_sft(chosen_logps: Tensor, beta: float = 0.1) -> Tensor:
     """GRM's SFT regularizer (its best): L_reg = −mean_i log σ(β · S(y_c,i)), β defaults to 0.1."""
     return -F.logsigmoid(beta * chosen_logps).mean()
@@ -155,6 +206,9 @@ class Settings(Protocol):
     center_coef: float
     label_smoothing: float
     grm_beta: float
+    odin_length_coef: float
+    odin_quality_coef: float
+    odin_ortho_coef: float
 
 
 @dataclass
@@ -172,11 +226,37 @@ class BatchTerms:
     rejected_logps: Tensor | None = None
     ref_chosen_logps: Tensor | None = None
     ref_rejected_logps: Tensor | None = None
+    # ODIN: the length head's rewards, the responses' token counts and the two heads' weights
+    chosen_length_rewards: Tensor | None = None
+    rejected_length_rewards: Tensor | None = None
+    chosen_lengths: Tensor | None = None
+    rejected_lengths: Tensor | None = None
+    head_weights: tuple[Tensor, Tensor] | None = None  # (quality, length)
+    # All ranks' values of a per-sequence tensor (identity in one process), gradients kept
+    gather: Callable[[Tensor], Tensor] = lambda tensor: tensor
 
 
 def _bsr(b: BatchTerms, s: Settings) -> Tensor:
     batch_rewards = b.gathered_rewards() if s.bsr_scope == "global" and b.gathered_rewards else None
     return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size)
+
+
+def _odin(b: BatchTerms, s: Settings) -> Tensor:
+    """ODIN over the global batch, as the reference gathers rewards and lengths from every rank: N ranks of
+    B pairs give the loss of one process over the N·B pairs once data-parallel gradients are averaged."""
+    if b.head_weights is None or b.chosen_length_rewards is None or b.chosen_lengths is None:
+        raise ValueError("objective odin needs a model with a length head and the responses' lengths")
+    margin = b.gather(b.margin) if isinstance(b.margin, Tensor) else b.margin
+    return odin(
+        *(b.gather(t) for t in (b.chosen, b.rejected, b.chosen_length_rewards, b.rejected_length_rewards)),
+        b.gather(b.chosen_lengths),
+        b.gather(b.rejected_lengths),
+        *b.head_weights,
+        length_coef=s.odin_length_coef,
+        quality_coef=s.odin_quality_coef,
+        ortho_coef=s.odin_ortho_coef,
+        margin=margin,
+    )
 
 
 Loss = Callable[[BatchTerms, Settings], Tensor]
@@ -224,6 +304,7 @@ REWARD_OBJECTIVES: Registry[Objective] = Registry(
         "label_smoothing": Objective(
             lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing), takes_margin=False
         ),
+        "odin": Objective(_odin),
     },
 )
 

@@ -96,6 +96,7 @@ class PackedPairCollator:
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
+    with_lengths: bool = False  # ODIN reads the responses' token counts
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
@@ -105,7 +106,7 @@ class PackedPairCollator:
             for i, f in enumerate(features)
         ]
         batch = pack_segments(segments, self.with_logps, logp_sequences)
-        return {**batch, **pair_targets(features, self.reference)}
+        return {**batch, **pair_targets(features, self.reference, self.with_lengths)}
 
 
 def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:

@@ -40,12 +40,14 @@ from rmguard.training.features import PairFeatures, TokenizationReport, tokenize
 from rmguard.training.loss import RewardLoss, pair_metrics
 from rmguard.training.modeling import (
     RewardModel,
+    add_length_head,
     add_lora,
     build_reward_model,
     freeze_bottom_layers,
     is_reward_checkpoint,
     load_reward_model,
     save_reward_model,
+    saved_dtype,
 )
 from rmguard.training.objectives import GRM_REGULARIZERS
 from rmguard.training.packing import PackedPairCollator
@@ -159,12 +161,7 @@ def _load_model(config: TrainConfig, log: Callable[[str], None]) -> tuple[Reward
 
 
 def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
-    if config.dtype != "auto":
-        return getattr(torch, config.dtype)
-    from transformers import AutoConfig
-
-    found = AutoConfig.from_pretrained(path).get_text_config().dtype
-    return getattr(torch, found) if isinstance(found, str) else (found or torch.float32)
+    return saved_dtype(path) if config.dtype == "auto" else getattr(torch, config.dtype)
 
 
 def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
@@ -178,6 +175,9 @@ def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
                 f"{path} is a {model.kind} reward model, but the config asks for "
                 f"{'a GRM' if config.is_grm else 'a standard'} one"
             )
+        if (model.length_head is not None) != config.is_odin:
+            has = "has" if model.length_head is not None else "has no"
+            raise ConfigError(f"{path} {has} ODIN's length head, but the objective is {config.objective}")
     else:
         model, tokenizer = _build_model(config, path, dtype)
     return model, tokenizer
@@ -189,6 +189,8 @@ def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[Re
     model, tokenizer = build_reward_model(
         path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template, dtype
     )
+    if config.is_odin:
+        add_length_head(model)
     if model.kind == "grm":
         needs_lm_head = config.regularizer != "none"
         model.transformer.get_output_embeddings().weight.requires_grad_(
@@ -225,12 +227,17 @@ PairCollator = PackedPairCollator | PaddedPairCollator
 
 
 def make_pair_collator(
-    packed: bool, pad_token_id: int, with_logps: bool, chosen_logps_only: bool = False
+    packed: bool,
+    pad_token_id: int,
+    with_logps: bool,
+    chosen_logps_only: bool = False,
+    with_lengths: bool = False,
 ) -> PairCollator:
     """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
+    options = dict(with_logps=with_logps, chosen_logps_only=chosen_logps_only, with_lengths=with_lengths)
     if packed:
-        return PackedPairCollator(with_logps=with_logps, chosen_logps_only=chosen_logps_only)
-    return PaddedPairCollator(pad_token_id, with_logps=with_logps, chosen_logps_only=chosen_logps_only)
+        return PackedPairCollator(**options)
+    return PaddedPairCollator(pad_token_id, **options)
 
 
 def pair_tokens(feature: PairFeatures, packed: bool) -> int:
@@ -369,6 +376,7 @@ def _build_run(
         tokenizer.pad_token_id,
         config.regularizer != "none",
         chosen_logps_only=config.regularizer != "none" and GRM_REGULARIZERS[config.regularizer].chosen_only,
+        with_lengths=config.is_odin,
     )
     add_reference = None
     if config.regularizer == "dpo":

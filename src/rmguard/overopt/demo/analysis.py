@@ -1,6 +1,11 @@
-"""From the proxies' scores to the demo's numbers: scenarios, norm dispersion, Best-of-N, Gao fits, paired
-differences and the headline. Pure functions of arrays; every interval is a percentile bootstrap (inside the
-statistic's range) and names what it resamples.
+"""From the proxies' scores to the study's numbers: scenarios, norm dispersion, Best-of-N, the cross-fitted
+drop, Gao fits, paired differences, power and the headline. Pure functions of arrays.
+
+The input is a list of *worlds* (one per seed; see ``worlds.py``): each has its own evaluation sets and,
+per row (an objective, an ensemble, WARM or a control), a *member*: ``{"files": {file: (rewards, norms)},
+"bon": [P, N] rewards}``. The Best-of-N prompts and pool are shared by all worlds. Every interval is the
+two-stage bootstrap of ``statistics.py`` (seeds, then units) and comes with its standard error, minimum
+detectable effect at 80 % power and whether it excludes 0.
 """
 
 from __future__ import annotations
@@ -11,214 +16,176 @@ from typing import Any
 import numpy as np
 
 from rmguard.eval.eval_sets import EvalSet, pair_correct, prompt_correlations
-from rmguard.eval.intervals import paired_difference, seeds_and_units_interval
 from rmguard.eval.splits import SHIFTED_SCENARIOS
-from rmguard.overopt.bon import Curves, Proxy, best_of_n_curves, ensemble, gao_fit
+from rmguard.overopt.bon import Curves, curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
+from rmguard.overopt.demo.design import CONTROLS, ORACLE
+from rmguard.overopt.demo.statistics import (
+    cross_fitted_drops,
+    describe,
+    gao_fit_intervals,
+    hierarchical_interval,
+)
 
-BASELINE = "bt"
-
-
-def _groups(config: Any, scores: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """objective or ensemble name → its members' scores, one entry per seed (an ensemble is one member)."""
-    from rmguard.overopt.demo.pipeline import ENSEMBLES, proxy_name
-
-    groups = {o: [scores[proxy_name(o, s)] for s in config.seeds] for o in config.objectives}
-    for name, objective in ENSEMBLES.items():
-        if objective in groups and len(groups[objective]) > 1:
-            groups[name] = [mean_ensemble(groups[objective])]
-    return groups
+World = dict[str, Any]  # {"seed", "sets": [EvalSet], "members": {row: member}, "backbone": {file: norms}}
 
 
-def mean_ensemble(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The mean of the members' standardized rewards (BT rewards are defined up to shift and scale, so each
-    member is first put in units of its own standard deviation over everything it scored)."""
+def combine(members: Sequence[dict[str, Any]], how: str) -> dict[str, Any]:
+    """One member from several: ``bon.ensemble`` of their standardized rewards over everything they scored
+    (BT rewards are defined up to shift and scale, so each member is first put in its own standard units)."""
     names = list(members[0]["files"])
     flat = [np.concatenate([m["files"][f][0] for f in names] + [m["bon"].ravel()]) for m in members]
-    mean = ensemble(flat, "mean")
-    out: dict[str, Any] = {"files": {}, "ensemble": True}
+    combined = ensemble(flat, how)
+    out: dict[str, Any] = {"files": {}}
     offset = 0
     for f in names:
         size = len(members[0]["files"][f][0])
-        out["files"][f] = (mean[offset : offset + size], None)
+        out["files"][f] = (combined[offset : offset + size], None)
         offset += size
-    out["bon"] = mean[offset:].reshape(members[0]["bon"].shape)
+    out["bon"] = combined[offset:].reshape(members[0]["bon"].shape)
     return out
 
 
-def _interval(matrix: np.ndarray) -> dict[str, Any]:
-    mean, low, high = seeds_and_units_interval(matrix, "both")
-    return {"mean": mean, "ci": [low, high]}
-
-
-def _per_seed(row: np.ndarray) -> dict[str, Any]:
-    """One proxy's mean with its bootstrap interval over units (pairs)."""
-    mean, low, high = seeds_and_units_interval(row[None, :], "units")
-    return {"mean": mean, "ci": [low, high]}
-
-
-def unit_values(sets: Sequence[EvalSet], members: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """file → [seeds, units]: per-pair correctness for the in-domain pairs, per-prompt τ elsewhere."""
+def unit_values(sets: Sequence[EvalSet], member: dict[str, Any]) -> dict[str, np.ndarray]:
+    """file → per-unit values of one member: pair correctness in-domain, per-prompt τ elsewhere; and
+    ``shifted``, the three shifted scenarios' prompts pooled."""
     values = {}
     for s in sets:
         per = pair_correct if s.kind == "pairs" else prompt_correlations
-        values[s.name] = np.stack([per(s, m["files"][s.name][0]) for m in members])
-    values["shifted"] = np.concatenate([values[f] for f in SHIFTED_SCENARIOS if f in values], axis=1)
+        values[s.name] = per(s, member["files"][s.name][0])
+    values["shifted"] = np.concatenate([values[f] for f in SHIFTED_SCENARIOS if f in values])
     return values
 
 
-def norm_dispersion(members: list[dict[str, Any]], files: Sequence[str]) -> dict[str, Any]:
-    """Std and IQR of ‖h‖ per file and over all files, averaged over seeds (with each seed's values)."""
-    if any(m.get("ensemble") for m in members):
-        return {}
+def flat(prefix: str, result: dict[str, Any]) -> dict[str, Any]:
+    """``prefix``, ``prefix_ci``, ``prefix_mde``, ``prefix_resolved`` from a :func:`describe` result."""
+    return {
+        prefix: result["mean"],
+        f"{prefix}_ci": result["ci"],
+        f"{prefix}_mde": result["mde"],
+        f"{prefix}_resolved": result["resolved"],
+    }
+
+
+def norm_dispersion(worlds: Sequence[World], norms_of: Any) -> dict[str, Any]:
+    """Per split: the std of ‖h‖ over the split's responses, one value per seed, with its interval over
+    seeds (``norms_of(world)`` → {file: norms}). Splits are never pooled: their responses differ."""
+    per_file: dict[str, list[float]] = {}
+    for world in worlds:
+        for file, norms in norms_of(world).items():
+            per_file.setdefault(file, []).append(float(np.std(norms)))
+    return {
+        file: {**hierarchical_interval([np.array([v]) for v in stds]), "per_seed": stds}
+        for file, stds in per_file.items()
+    }
+
+
+def _row_curves(worlds: Sequence[World], name: str, bon: dict[str, Any], ns: list[int]) -> list[dict]:
+    return [pick_metrics(w["members"][name]["bon"], bon["gold"], bon["tokens"], ns) for w in worlds]
+
+
+def _bon_entry(name: str, curves: Curves, per_prompt: np.ndarray, kl: list[float]) -> dict[str, Any]:
+    rows = curves.curves[name]["gold"]
+    gold = [r["mean"] for r in rows]
+    return {
+        "gold_at_n1": gold[0],
+        "gold_at_max_n": gold[-1],
+        "gold_at_max_n_ci": [rows[-1]["both_low"], rows[-1]["both_high"]],
+        "gold_peak_n": curves.ns[int(np.argmax(gold))],
+        "gao_fit": gao_fit_intervals(kl, per_prompt),
+    }
+
+
+def _differences(
+    worlds: Sequence[World],
+    rows: Sequence[str],
+    baseline: str,
+    units: dict[str, list[dict[str, np.ndarray]]],
+    gold_max: dict[str, np.ndarray],
+    drops: dict[str, dict[str, Any]],
+    norms: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """row − baseline, paired by seed and unit, for every row that is not a control."""
+    files = [s.name for s in worlds[0]["sets"]]
     out = {}
-    for name in [*files, "all"]:
-        norms = [
-            np.concatenate([m["files"][f][1] for f in files]) if name == "all" else m["files"][name][1]
-            for m in members
-        ]
-        std = [float(np.std(n)) for n in norms]
-        iqr = [float(np.subtract(*np.quantile(n, [0.75, 0.25]))) for n in norms]
-        box = np.quantile(np.concatenate(norms), [0.0, 0.25, 0.5, 0.75, 1.0]).tolist()
-        out[name] = {
-            "std": float(np.mean(std)),
-            "iqr": float(np.mean(iqr)),
-            "std_per_seed": std,
-            "iqr_per_seed": iqr,
-            "box": box,
+    for name in rows:
+        if name == baseline or name in CONTROLS:
+            continue
+        entry = {
+            "in_domain_accuracy": hierarchical_interval(
+                [a[files[0]] - b[files[0]] for a, b in zip(units[name], units[baseline])]
+            ),
+            "shifted_tau_mean": hierarchical_interval(
+                [a["shifted"] - b["shifted"] for a, b in zip(units[name], units[baseline])]
+            ),
+            "gold_at_max_n": hierarchical_interval(list(gold_max[name] - gold_max[baseline]), crossed=True),
+            "gold_drop": drops[name],
         }
+        if name in norms and baseline in norms:
+            entry["hidden_norm_std"] = {
+                f: hierarchical_interval(
+                    [
+                        np.array([a - b])
+                        for a, b in zip(norms[name][f]["per_seed"], norms[baseline][f]["per_seed"])
+                    ]
+                )
+                for f in norms[name]
+            }
+        out[f"{name} − {baseline}"] = entry
     return out
 
 
-def bon_curves(groups: dict[str, list[dict[str, Any]]], bon: dict[str, Any]) -> tuple[Curves, dict[str, str]]:
-    """Best-of-N curves of every objective (seed mean) and ensemble; returns (curves, name → curve name)."""
-    proxies = [  # a group of one (the ensemble) is its own curve, under its own name
-        Proxy(f"{name}-{k}" if len(members) > 1 else name, name, member["bon"])
-        for name, members in groups.items()
-        for k, member in enumerate(members)
-    ]
-    curves = best_of_n_curves(proxies, bon["gold"], bon["tokens"])
-    names = {
-        name: (f"{name} (mean of {len(members)} seeds)" if len(members) > 1 else name)
-        for name, members in groups.items()
-    }
-    return curves, names
-
-
-def bon_per_prompt(
-    curves_members: list[dict[str, Any]], gold: np.ndarray, tokens: np.ndarray, ns: list[int]
-) -> np.ndarray:
-    """[seeds, prompts] expected gold of the proxy's best at the largest n."""
-    from rmguard.overopt.bon import pick_metrics
-
-    return np.stack([pick_metrics(m["bon"], gold, tokens, ns[-1:])["gold"][:, 0] for m in curves_members])
-
-
-def _bon_summary(curves: Curves, name: str) -> dict[str, Any]:
-    rows = curves.curves[name]
-    gold = [r["mean"] for r in rows["gold"]]
-    peak = int(np.argmax(gold))
-    fit = gao_fit(curves.kl, gold)
-    return {
-        "proxy_at_n1": rows["proxy"][0]["mean"],
-        "proxy_at_max_n": rows["proxy"][-1]["mean"],
-        "proxy_z_at_max_n": rows["proxy_z"][-1]["mean"],
-        "gold_at_n1": gold[0],
-        "gold_peak": gold[peak],
-        "gold_peak_ci": [rows["gold"][peak]["both_low"], rows["gold"][peak]["both_high"]],
-        "gold_peak_n": curves.ns[peak],
-        "gold_peak_kl": curves.kl[peak],
-        "gold_at_max_n": gold[-1],
-        "gold_at_max_n_ci": [rows["gold"][-1]["both_low"], rows["gold"][-1]["both_high"]],
-        "proxy_rises": bool(
-            all(
-                b >= a
-                for a, b in zip([r["mean"] for r in rows["proxy"]], [r["mean"] for r in rows["proxy"]][1:])
-            )
-        ),
-        "gao_fit": fit,
-    }
-
-
-def coinciding(curves: Curves, names: Sequence[str], tolerance: float = 1e-9) -> list[list[str]]:
-    """Groups of selectors whose gold curves are identical at every n (they are drawn on top of each other)."""
-    groups: list[list[str]] = []
-    for name in names:
-        gold = np.array([r["mean"] for r in curves.curves[name]["gold"]])
-        for group in groups:
-            other = np.array([r["mean"] for r in curves.curves[group[0]]["gold"]])
-            if np.max(np.abs(gold - other)) <= tolerance:
-                group.append(name)
-                break
-        else:
-            groups.append([name])
-    return [g for g in groups if len(g) > 1]
-
-
 def analyse(
-    config: Any, sets: Sequence[EvalSet], scores: dict[str, dict[str, Any]], bon: dict[str, Any]
+    worlds: Sequence[World], bon: dict[str, Any], rows: Sequence[str], baseline: str | None, max_n: int
 ) -> dict[str, Any]:
-    """Every number of the report (see the module docstring); ``headline`` is the report's first sentence's data."""
-    groups = _groups(config, scores)
-    files = [s.name for s in sets]
-    curves, curve_names = bon_curves(groups, bon)
-    objectives: dict[str, Any] = {}
-    units: dict[str, dict[str, np.ndarray]] = {}
-    gold_max: dict[str, np.ndarray] = {}
-    for name, members in groups.items():
-        units[name] = unit_values(sets, members)
-        gold_max[name] = bon_per_prompt(members, bon["gold"], bon["tokens"], curves.ns)
-        scenario = {f: _interval(units[name][f]) for f in files}
-        norms = norm_dispersion(members, files)
-        objectives[name] = {
-            "seeds": len(members) if not members[0].get("ensemble") else f"mean of {len(config.seeds)} seeds",
-            "in_domain_accuracy": scenario[files[0]]["mean"],
-            "in_domain_accuracy_ci": scenario[files[0]]["ci"],
-            "in_domain_accuracy_per_seed": [_per_seed(row) for row in units[name][files[0]]],
-            "shifted_tau_mean": _interval(units[name]["shifted"])["mean"],
-            "shifted_tau_mean_ci": _interval(units[name]["shifted"])["ci"],
-            "hidden_norm_std": norms.get("all", {}).get("std"),
-            "hidden_norm_iqr": norms.get("all", {}).get("iqr"),
-            **_bon_summary(curves, curve_names[name]),
-            "scenarios": scenario,
-            "hidden_norms": norms,
-        }
-    differences = {}
-    if BASELINE in units:
-        for name in groups:
-            if name == BASELINE or units[name][files[0]].shape != units[BASELINE][files[0]].shape:
-                continue
-            differences[f"{name} − {BASELINE}"] = {
-                "in_domain_accuracy": paired_difference(units[name][files[0]], units[BASELINE][files[0]]),
-                "shifted_tau_mean": paired_difference(units[name]["shifted"], units[BASELINE]["shifted"]),
-                "gold_at_max_n": paired_difference(gold_max[name], gold_max[BASELINE]),
-            }
-    headline = {
-        "seeds": len(config.seeds),
-        "bon_max_n": curves.ns[-1],
-        "bon_max_kl": curves.kl[-1],
-        "bon_prompts": int(bon["gold"].shape[0]),
-        "in_domain_pairs": int(units[next(iter(units))][files[0]].shape[1]),
-        "objectives": {
-            k: {key: v for key, v in o.items() if key not in ("scenarios", "hidden_norms")}
-            for k, o in objectives.items()
-        },
-        "intervals": "95% percentile bootstrap over seeds and units (pairs or prompts) resampled together",
+    """Every number of one design cell (see the module docstring) for ``rows``, BoN up to ``max_n``."""
+    ns = log_spaced(max_n)
+    kl = [kl_bon(n) for n in ns]
+    files = [s.name for s in worlds[0]["sets"]]
+    per_seed = {name: _row_curves(worlds, name, bon, ns) for name in rows}
+    curves = Curves(
+        ns,
+        kl,
+        {name: curves_with_intervals(c) for name, c in per_seed.items()},
+        {name: "oracle" if name == ORACLE else "control" if name in CONTROLS else "proxy" for name in rows},
+        {name: len(worlds) for name in rows},
+    )
+    gold_curves = {name: np.stack([c["gold"] for c in per_seed[name]]) for name in rows}  # [S, P, K]
+    point, replicates = cross_fitted_drops([gold_curves[name] for name in rows])
+    drops = {name: describe(point[k], replicates[:, k]) for k, name in enumerate(rows)}
+    units = {name: [unit_values(w["sets"], w["members"][name]) for w in worlds] for name in rows}
+    gold_max = {name: gold_curves[name][:, :, -1] for name in rows}
+    norms = {
+        name: norm_dispersion(worlds, lambda w, n=name: {f: w["members"][n]["files"][f][1] for f in files})
+        for name in rows
+        if worlds[0]["members"][name]["files"][files[0]][1] is not None
     }
+    objectives = {}
+    for name in rows:
+        scenarios = {f: hierarchical_interval([u[f] for u in units[name]]) for f in files}
+        objectives[name] = {
+            "seeds": len(worlds),
+            "control": name in CONTROLS,
+            **flat("in_domain_accuracy", scenarios[files[0]]),
+            **flat("shifted_tau_mean", hierarchical_interval([u["shifted"] for u in units[name]])),
+            **flat("gold_drop", drops[name]),
+            **_bon_entry(name, curves, gold_curves[name], kl),
+            "scenarios": scenarios,
+            "hidden_norms": norms.get(name, {}),
+        }
+    if baseline in rows:
+        k = rows.index(baseline)
+        paired = {
+            name: describe(point[j] - point[k], replicates[:, j] - replicates[:, k])
+            for j, name in enumerate(rows)
+        }
+        differences = _differences(worlds, rows, baseline, units, gold_max, paired, norms)
+    else:
+        differences = {}
+    backbone = norm_dispersion(worlds, lambda w: w["backbone"]) if worlds[0].get("backbone") else {}
     return {
-        "headline": headline,
         "objectives": objectives,
         "paired_differences": differences,
-        "best_of_n": {
-            "ns": curves.ns,
-            "kl": curves.kl,
-            "prompts": int(bon["gold"].shape[0]),
-            "curve_names": curve_names,
-            "curves": curves.curves,
-            "what": curves.kinds,
-            "seeds": curves.seeds,
-            "coinciding": coinciding(curves, list(curve_names.values())),
-            "gold_pool_mean": float(bon["gold"].mean()),
-            "oracle": _bon_summary(curves, "gold (oracle)"),
-        },
+        "backbone_norms": backbone,
+        "best_of_n": {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves},
         "_curves": curves,
     }

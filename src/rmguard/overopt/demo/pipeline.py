@@ -6,11 +6,13 @@
    the gold and 25 % of the training pairs are flipped (label noise, REFERENCE §2).
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
-4. **proxies** — BT, BSR (λ = 1e-3 and 1e-2) and GRM reward models, several seeds each, on the same pairs;
-   each scores every scenario response and the Best-of-N pool once (rewards and ‖h‖). On a CPU they run
-   in worker processes, one per core (a script that calls ``run_study`` needs the usual
-   ``if __name__ == "__main__":`` guard of Python's multiprocessing).
-5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, Gao fits, paired differences.
+4. **worlds and proxies** — every seed is its own world (its own splits: held-out styles, training pairs,
+   flips; ``worlds.py``). ``proxies: cached`` (default) fits each objective on cached backbone features
+   (``features.py``, ``cached.py``), with BT members for WARM and the ensembles; ``proxies: full`` trains
+   each objective × seed with ``rmguard train``. On a CPU they run in worker processes, one per core (a
+   script that calls ``run_study`` needs the usual ``if __name__ == "__main__":`` guard).
+5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, cross-fitted drops, Gao fits,
+   paired differences, MDEs (``analysis.py``, ``statistics.py``), for the main cell and the data-size sweep.
 
 Everything lands under the output folder; a rerun reuses finished models and scores.
 """
@@ -18,6 +20,7 @@ Everything lands under the output folder; a rerun reuses finished models and sco
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import time
@@ -32,17 +35,20 @@ import numpy as np
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
+from rmguard.overopt.demo.analysis import combine
+from rmguard.overopt.demo.cached import FitSettings
+from rmguard.overopt.demo.design import (
+    BASELINE,
+    CONTROLS,
+    ENSEMBLES,
+    OBJECTIVES,
+    WARM,
+    proxy_name,
+    sized_name,
+)
 from rmguard.overopt.demo.world import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
 from rmguard.training.pretrained import resolve_model_path
-
-OBJECTIVES: dict[str, dict[str, Any]] = {  # name → training settings that differ from the defaults
-    "bt": {"objective": "bt"},
-    "bsr": {"objective": "bsr", "bsr_lambda": 1e-3},  # the paper's λ
-    "bsr_1e-2": {"objective": "bsr", "bsr_lambda": 1e-2},  # the stronger λ of the paper's RM-Bench table
-    "grm": {"objective": "grm"},  # GRM with the SFT regularizer, α = 0.01
-}
-ENSEMBLES = {"bt_ensemble": "bt"}  # name → the objective whose seeds are averaged (standardized scores)
 
 Progress = Callable[[str, int, int], None]
 
@@ -66,14 +72,23 @@ class StudyConfig:
     pool_file: str | None = None  # read this pool (write_pool's format) instead of the shipped one
     prompts: int | None = None  # use only the first prompts of the pool (None: all 170)
     bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all 40)
-    bon_n: int | None = 72  # the first samples per Best-of-N prompt (None: all 80); 72 gives KL_BoN 3.29 nats
+    bon_n: int | None = None  # the first samples per Best-of-N prompt (None: all of the pool's)
+    bon_max_n: int = (
+        20  # the largest n of Best-of-N, well below the pool's samples so its point is an average
+    )
     max_new_tokens: int = 64  # when sampling the pool
     heldout_styles: int = 2
     label_noise: float = 0.25
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: list(range(20)))  # each seed is one draw of the world
+    proxies: str = "cached"  # cached: adapter + head on cached backbone features; full: rmguard train
+    data_fractions: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])  # Gao's data sweep
+    sweep_objectives: list[str] = field(default_factory=lambda: ["bt"])  # trained at every data fraction
+    label_noises: list[float] | None = None  # more noise levels beside label_noise (None: label_noise only)
+    members: int = 3  # BT proxies per seed sharing one initialisation: WARM and the ensembles combine them
+    fit: FitSettings = field(default_factory=FitSettings)  # how a cached proxy is fitted
     rm_layers: int | None = 2  # the proxies keep the first layers of the backbone (None: all of them)
     freeze_embeddings: bool = True  # most of a small backbone's weights, little of what a proxy learns
     freeze_layers: int = (
@@ -94,8 +109,15 @@ class StudyConfig:
             raise ConfigError(f"unknown objective(s) {unknown}; choose from {', '.join(OBJECTIVES)}")
         if not self.seeds:
             raise ConfigError("the study needs at least one seed")
-        checks.fraction("label_noise", self.label_noise)
-        for name in ("prompts", "bon_prompts", "bon_n", "rm_layers", "workers"):
+        for noise in [self.label_noise, *(self.label_noises or [])]:
+            checks.fraction("label_noise", noise)
+        if self.proxies not in ("cached", "full"):
+            raise ConfigError(f"proxies must be cached or full, got {self.proxies!r}")
+        if isinstance(self.fit, dict):
+            self.fit = FitSettings(**self.fit)
+        if 1.0 not in self.data_fractions or any(not 0 < f <= 1 for f in self.data_fractions):
+            raise ConfigError(f"data_fractions must lie in (0, 1] and include 1, got {self.data_fractions}")
+        for name in ("prompts", "bon_prompts", "bon_n", "bon_max_n", "rm_layers", "workers", "members"):
             if getattr(self, name) is not None:
                 checks.at_least(name, getattr(self, name))
 
@@ -106,9 +128,11 @@ class StudyConfig:
             output_dir=output_dir,
             prompts=36,
             bon_prompts=6,
-            bon_n=8,
-            objectives=["bt", "bsr", "grm"],
-            seeds=[0, 1],
+            bon_n=16,
+            bon_max_n=4,
+            objectives=["bt", "bsr", "grm", "odin"],
+            seeds=[0, 1, 2],
+            data_fractions=[0.5, 1.0],
         )
 
     @classmethod
@@ -202,11 +226,6 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
 # ----------------------------------------------------------------------------------------------- proxies
 
 
-def proxy_name(objective: str, seed: int) -> str:
-    """The name of one proxy: its folder under proxies/, its scores file and its key in the analysis."""
-    return f"{objective}-seed{seed}"
-
-
 def _proxy_settings(
     config: StudyConfig, objective: str, seed: int, splits: Path, folder: Path
 ) -> dict[str, Any]:
@@ -279,12 +298,12 @@ def _worker_count(config: StudyConfig, runs: int) -> int:
 
 def _fit_proxies(
     config: StudyConfig,
-    splits: Path,
+    worlds: dict[int, tuple[Path, tuple[list[Any], list[Any]]]],
     out: Path,
-    texts: tuple[list[Any], list[Any]],
     progress: Progress | None,
 ) -> dict[str, str]:
-    """name → folder for every objective × seed, trained and scored by ``workers`` processes at once.
+    """name → folder for every objective × seed (seed s trains on its world's splits and scores its
+    world's texts: ``worlds[s]``), trained and scored by ``workers`` processes at once.
 
     With several workers each one runs single-threaded: on a small CPU, two one-thread trainings finish
     sooner than two two-thread trainings one after the other (small matrices parallelize poorly).
@@ -299,18 +318,20 @@ def _fit_proxies(
     if progress:
         progress("train and score proxies", 0, len(runs))
     folders: dict[str, str] = {}
+
+    def job(name: str) -> tuple[Any, ...]:
+        objective, seed = runs[name]
+        return (config, objective, seed, worlds[seed][0], out, worlds[seed][1])
+
     if workers == 1:
         for name in schedule:
-            folders[name] = fit_and_score_proxy(config, *runs[name], splits, out, texts)
+            folders[name] = fit_and_score_proxy(*job(name))
             if progress:
                 progress("train and score proxies", len(folders), len(runs))
         return {name: folders[name] for name in runs}
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {
-            pool.submit(fit_and_score_proxy, config, *runs[name], splits, out, texts, threads): name
-            for name in schedule
-        }
+        futures = {pool.submit(fit_and_score_proxy, *job(name), threads): name for name in schedule}
         for future in as_completed(futures):
             folders[futures[future]] = future.result()
             if progress:
@@ -318,24 +339,19 @@ def _fit_proxies(
     return {name: folders[name] for name in runs}
 
 
-def _proxy_scores(
-    proxies: dict[str, str], sets: list[Any], shape: tuple[int, int], out: Path
-) -> dict[str, dict[str, Any]]:
-    """name → {"files": {file: (rewards, hidden norms)}, "bon": [P, N] rewards}, read from scores/NAME.npz."""
-    sizes = [len(s.responses) for s in sets]
-    ends = np.cumsum(sizes)
-    results = {}
-    for name in proxies:
-        saved = np.load(out / "scores" / f"{name}.npz")
-        rewards, norms = saved["rewards"], saved["norms"]
-        results[name] = {
-            "files": {
-                s.name: (rewards[end - size : end], norms[end - size : end])
-                for s, size, end in zip(sets, sizes, ends)
-            },
-            "bon": rewards[sum(sizes) :].reshape(shape),
-        }
-    return results
+def _full_members(name: str, sets: list[Any], shape: tuple[int, int], out: Path) -> dict[str, Any]:
+    """One full-path proxy's member (rewards and ‖h‖ per evaluation file, Best-of-N rewards), from
+    scores/NAME.npz."""
+    saved = np.load(out / "scores" / f"{name}.npz")
+    rewards, norms = saved["rewards"], saved["norms"]
+    ends = np.cumsum([len(s.responses) for s in sets])
+    return {
+        "files": {
+            s.name: (rewards[e - len(s.responses) : e], norms[e - len(s.responses) : e])
+            for s, e in zip(sets, ends)
+        },
+        "bon": rewards[ends[-1] :].reshape(shape),
+    }
 
 
 def _scored_texts(sets: list[Any], bon: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -348,23 +364,202 @@ def _scored_texts(sets: list[Any], bon: dict[str, Any]) -> tuple[list[Any], list
     return prompts, responses
 
 
+# ----------------------------------------------------------------------------------------------- the worlds
+
+
+def _noises(config: StudyConfig) -> list[float]:
+    return list(dict.fromkeys([config.label_noise, *(config.label_noises or [])]))
+
+
+def _world_splits(
+    config: StudyConfig, records_file: Path, gold: Any, bon: dict[str, Any], out: Path
+) -> dict[float, dict[int, Path]]:
+    """noise → seed → the world's splits folder: labels at each noise level, then one make_splits per seed
+    (held-out styles, training responses, pairs and flips all drawn from the seed)."""
+    from rmguard.eval.labeling import label_file
+    from rmguard.eval.splits import make_splits
+
+    folders: dict[float, dict[int, Path]] = {}
+    for noise in _noises(config):
+        labelled = out / "data" / f"labelled-noise{noise:g}.jsonl"
+        label_file(str(records_file), gold, labelled, config.pair_strategy, noise, config.seed)
+        folders[noise] = {}
+        for seed in config.seeds:
+            folder = out / "worlds" / f"noise{noise:g}" / f"seed{seed}"
+            make_splits(
+                str(labelled), folder, bon["ids"], config.heldout_styles, seed, config.train_responses
+            )
+            folders[noise][seed] = folder
+    return folders
+
+
+def _eval_sets(folder: Path) -> list[Any]:
+    from rmguard.eval.eval_sets import load_eval_set
+    from rmguard.eval.splits import SCENARIOS
+
+    return [load_eval_set(str(folder / f"{name}.jsonl")) for name in SCENARIOS]
+
+
+def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
+    """The gold of every table row: the labelled records' scores, then the Best-of-N pool's."""
+    from rmguard.data.response_sets import read_response_sets
+    from rmguard.overopt.demo.worlds import text_key
+
+    gold = np.full(len(table.prompts), np.nan)
+    for item in read_response_sets(str(labelled), require_gold=True):
+        for k, completion in enumerate(item.completions):
+            gold[table.keys[text_key(item.chat_prompt, item.chat_response(k))]] = completion.gold
+    gold[table.bon_index] = bon["gold"]
+    return gold
+
+
+def _table_and_controls(
+    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: dict[str, Any]
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """(every scored response once, the controls' scores of each: the gold itself and the feature rules)."""
+    from rmguard.overopt.demo.design import ORACLE
+    from rmguard.overopt.demo.world import control_scores
+    from rmguard.overopt.demo.worlds import response_table
+
+    table = response_table(records, bon)
+    gold = _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
+    rules = [control_scores(r) for r in table.responses]
+    return table, {ORACLE: gold, **{name: np.array([r[name] for r in rules]) for name in rules[0]}}
+
+
+def _cached_worlds(
+    config: StudyConfig,
+    out: Path,
+    records: list[dict[str, Any]],
+    bon: dict[str, Any],
+    splits: dict,
+    progress: Progress | None,
+) -> dict[float, list[dict[str, Any]]]:
+    """noise → the worlds (one per seed) with every row's member, fitted on cached features."""
+    from rmguard.overopt.demo.features import backbone_features
+    from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, world_members
+
+    table, controls = _table_and_controls(config, out, records, bon)
+    if progress:
+        progress("backbone features (once per response)", 0, 1)
+    features_file = out / "features" / "features.npz"
+    features = backbone_features(
+        resolve_model_path(config.proxy_model or config.policy),
+        config.rm_layers,
+        table.prompts,
+        table.responses,
+        table.token_rows,
+        features_file,
+        config.score_batch_size,
+    )
+    backbone = np.linalg.norm(features["reward_states"], axis=1)
+    jobs = {
+        (noise, seed): WorldJob(
+            seed,
+            noise,
+            str(folder),
+            str(folder / "proxies.npz"),
+            str(features_file),
+            table.keys,
+            config.objectives,
+            config.sweep_objectives,
+            config.data_fractions,
+            config.members,
+            config.fit,
+        )
+        for noise, seeds in splits.items()
+        for seed, folder in seeds.items()
+    }
+    arrays = fit_worlds(list(jobs.values()), _worker_count(config, len(jobs)), progress)
+    worlds: dict[float, list[dict[str, Any]]] = {}
+    for (noise, seed), job in jobs.items():
+        sets = _eval_sets(Path(job.splits))
+        members = world_members(arrays[job.output], sets, table, controls)
+        bt = [
+            members[n]
+            for n in [BASELINE, *(f"{BASELINE}-member{m}" for m in range(1, config.members))]
+            if n in members
+        ]
+        if len(bt) > 1:
+            members.update({name: combine(bt, how) for name, how in ENSEMBLES.items()})
+        backbone_norms = {s.name: backbone[table.rows(s)] for s in sets}
+        worlds.setdefault(noise, []).append(
+            {"seed": seed, "sets": sets, "members": members, "backbone": backbone_norms}
+        )
+    return worlds
+
+
+def _full_worlds(
+    config: StudyConfig,
+    out: Path,
+    records: list[dict[str, Any]],
+    bon: dict[str, Any],
+    splits: dict,
+    progress: Progress | None,
+) -> dict[float, list[dict[str, Any]]]:
+    """The main noise level's worlds with proxies trained by ``rmguard train`` (one per objective × seed)."""
+    from rmguard.overopt.demo.worlds import world_members
+
+    table, controls = _table_and_controls(config, out, records, bon)
+
+    folders = splits[config.label_noise]
+    sets = {seed: _eval_sets(folder) for seed, folder in folders.items()}
+    _fit_proxies(config, {s: (folders[s], _scored_texts(sets[s], bon)) for s in folders}, out, progress)
+    worlds = []
+    for seed in config.seeds:
+        members = world_members({}, sets[seed], table, controls)
+        members.update(
+            {
+                o: _full_members(proxy_name(o, seed), sets[seed], bon["tokens"].shape, out)
+                for o in config.objectives
+            }
+        )
+        worlds.append({"seed": seed, "sets": sets[seed], "members": members})
+    return {config.label_noise: worlds}
+
+
+def _cells(
+    config: StudyConfig, worlds: dict[float, list[dict[str, Any]]], bon: dict[str, Any]
+) -> dict[str, Any]:
+    """The analysis of every design cell: the main cell (label_noise, all pairs) with every row, and the
+    data-size sweep (every noise × fraction) with the sweep objectives."""
+    from rmguard.overopt.demo.analysis import analyse
+
+    main = worlds[config.label_noise]
+    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
+    cells = {"main": analyse(main, bon, rows, BASELINE if BASELINE in rows else None, config.bon_max_n)}
+    sweep: dict[str, Any] = {}
+    for noise, noise_worlds in worlds.items():
+        for fraction in config.data_fractions:
+            names = [sized_name(o, fraction) for o in config.sweep_objectives]
+            names = [n for n in names if n in noise_worlds[0]["members"]]
+            if not names:
+                continue
+            base = sized_name(BASELINE, fraction)
+            result = analyse(noise_worlds, bon, names, base if base in names else None, config.bon_max_n)
+            sweep[f"noise {noise:g}, {fraction:g} of the pairs"] = {
+                "noise": noise,
+                "fraction": fraction,
+                **result,
+            }
+    cells["sweep"] = sweep
+    return cells
+
+
 # ----------------------------------------------------------------------------------------------- the run
 
 
 def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run the study and write ``report.html`` and ``report.json`` under ``config.output_dir``."""
-    from rmguard.eval.eval_sets import load_eval_set
-    from rmguard.eval.labeling import label_file
-    from rmguard.eval.splits import SCENARIOS, make_splits
     from rmguard.overopt.bon import finite_json
-    from rmguard.overopt.demo.analysis import analyse
-    from rmguard.overopt.demo.report import write_report
+    from rmguard.overopt.demo.report import headline, write_report
     from rmguard.overopt.gold import GoldScorer
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = clock = time.perf_counter()
+    cpu_start = time.process_time()
 
     def lap(name: str) -> None:
         nonlocal clock
@@ -378,39 +573,40 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
     lap("pool")
     responses = out / "data" / "responses.jsonl"
     atomic_write_jsonl(responses, records)
-    labelled = out / "data" / "labelled.jsonl"
-    label_meta = label_file(
-        str(responses), gold, labelled, config.pair_strategy, config.label_noise, config.seed
-    )
-    splits = out / "splits"
-    manifest = make_splits(
-        str(labelled), splits, bon["ids"], config.heldout_styles, config.seed, config.train_responses
-    )
+    splits = _world_splits(config, responses, gold, bon, out)
     bon_prompts = [p for p, rows in zip(bon["prompts"], bon["responses"]) for _ in rows]
     bon_responses = [r for rows in bon["responses"] for r in rows]
     bon["gold"] = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon["tokens"].shape)
     lap("label and split")
-    sets = [load_eval_set(str(splits / f"{name}.jsonl")) for name in SCENARIOS]
-    proxies = _fit_proxies(config, splits, out, _scored_texts(sets, bon), progress)
-    scores = _proxy_scores(proxies, sets, bon["tokens"].shape, out)
-    lap("train and score proxies")
-    analysis = analyse(config, sets, scores, bon)
-    curves = analysis.pop("_curves")
+    if config.proxies == "cached":
+        worlds = _cached_worlds(config, out, records, bon, splits, progress)
+    else:
+        worlds = _full_worlds(config, out, records, bon, splits, progress)
+    lap("proxies")
+    cells = _cells(config, worlds, bon)
+    curves = cells["main"].pop("_curves")
+    sweep_curves = {k: v.pop("_curves") for k, v in cells["sweep"].items()}
     lap("analyse")
     timings["total"] = round(time.perf_counter() - start, 1)
+    timings["process_cpu_total"] = round(time.process_time() - cpu_start, 1)  # this process only, not workers
+    manifests = {
+        f"noise {noise:g}": {
+            seed: json.loads((folder / "manifest.json").read_text()) for seed, folder in seeds.items()
+        }
+        for noise, seeds in splits.items()
+    }
     summary = finite_json(
         {
-            "headline": analysis.pop("headline"),
+            "headline": headline(config, cells["main"], bon, manifests),
             "config": asdict(config),
             "timings_s": timings,
             "gold": config.gold,
-            "labels": label_meta,
-            "splits": manifest,
-            "proxies": proxies,
-            **analysis,
+            "worlds": manifests,
+            **cells["main"],
+            "sweep": cells["sweep"],
         }
     )
-    html = write_report(summary, curves, out)
+    html = write_report(summary, curves, sweep_curves, out)
     atomic_write_json(out / "report.json", summary)
     atomic_write_json(out / "data" / "bon_pool.json", {k: bon[k] for k in ("ids", "prompts", "responses")})
     return {"report": str(html), "json": str(out / "report.json"), "timings_s": timings, "summary": summary}

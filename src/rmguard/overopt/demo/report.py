@@ -1,4 +1,5 @@
-"""The demo's self-contained HTML report: a measured headline, then every figure and table, plots inline."""
+"""The study's self-contained HTML report: a headline that states only what the intervals establish, then
+every figure and table (controls on each), plots inline."""
 
 from __future__ import annotations
 
@@ -10,36 +11,59 @@ from typing import Any
 from rmguard.eval.evaluation import SCENARIO_COLUMNS
 from rmguard.fileio import atomic_write_text
 from rmguard.overopt.bon import Curves
-from rmguard.overopt.plots import box_plot, data_uri, plot_bon, save_png
+from rmguard.overopt.demo.design import BACKBONE, BASELINE
+from rmguard.overopt.plots import data_uri, plot_bon
 
 LABELS = {
     "bt": "BT",
     "bsr": "BSR λ=1e-3",
     "bsr_1e-2": "BSR λ=1e-2",
     "grm": "GRM (SFT reg.)",
+    "odin": "ODIN (quality head)",
+    "warm": "WARM (weight average of BT members)",
     "bt_ensemble": "BT ensemble (mean)",
+    "bt_ensemble_wco": "BT ensemble (WCO)",
+    "bt_ensemble_uwo": "BT ensemble (UWO)",
 }
-OVER = "95% bootstrap interval over seeds and pairs/prompts resampled together"
-STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+OVER = "95% two-stage bootstrap interval (seeds, then pairs/prompts within each seed)"
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:8px}
-.grid img{width:48%}.lead{font-size:1.1em;line-height:1.5}.note{color:#555;font-size:0.9em}"""
+.grid img{width:48%}.lead{font-size:1.05em;line-height:1.5}.note{color:#555;font-size:0.9em}"""
+HEADLINE_KEYS = (
+    "in_domain_accuracy",
+    "shifted_tau_mean",
+    "gold_drop",
+    "gold_at_n1",
+    "gold_at_max_n",
+    "gold_peak_n",
+    "control",
+    "seeds",
+)
 
 
 def label(name: str) -> str:
-    return LABELS.get(name, name)
+    base, _, fraction = name.partition("@")
+    return LABELS.get(base, base) + (f" ({fraction} of the pairs)" if fraction else "")
 
 
 def num(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.{digits}f}"
+    return f"{value:+.{digits}f}" if digits < 0 else f"{value:.{digits}f}"
 
 
 def with_ci(mean: Any, ci: Any, digits: int = 3) -> str:
     if not ci or ci[0] is None or (isinstance(ci[0], float) and math.isnan(ci[0])):
         return num(mean, digits)
     return f"{num(mean, digits)} [{num(ci[0], digits)}, {num(ci[1], digits)}]"
+
+
+def stat(d: dict[str, Any] | None, digits: int = 3) -> str:
+    """mean [CI], and whether it is resolved: a describe() result as one cell."""
+    if not d:
+        return "–"
+    return f"{with_ci(d['mean'], d['ci'], digits)} {'resolved' if d['resolved'] else 'not resolved'}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -52,138 +76,174 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{data_uri(png)}">'
 
 
-def headline_sentence(headline: dict[str, Any]) -> str:
-    """The report's first sentence: what Best-of-N did to each objective's gold, with intervals."""
-    objectives = headline["objectives"]
-    bt = objectives.get("bt")
-    parts = []
-    if bt:
-        parts.append(
-            f"Best-of-N against the BT proxy ({headline['seeds']} seeds, {headline['bon_prompts']} held-out prompts, "
-            f"n up to {headline['bon_max_n']}, KL {headline['bon_max_kl']:.2f} nats) raised its own score from "
-            f"{num(bt['proxy_at_n1'], 2)} to {num(bt['proxy_at_max_n'], 2)} while the gold score of its pick went "
-            f"from {num(bt['gold_at_n1'])} to a peak of {with_ci(bt['gold_peak'], bt['gold_peak_ci'])} at "
-            f"n = {bt['gold_peak_n']} and back to {with_ci(bt['gold_at_max_n'], bt['gold_at_max_n_ci'])} at "
-            f"n = {headline['bon_max_n']}"
-        )
-    others = [
-        f"{label(name)} {with_ci(o['gold_at_max_n'], o['gold_at_max_n_ci'])}"
-        for name, o in objectives.items()
-        if name != "bt"
-    ]
-    if others:
-        parts.append("gold at the largest n for " + ", ".join(others))
-    accuracy = ", ".join(
-        f"{label(name)} {with_ci(o['in_domain_accuracy'], o['in_domain_accuracy_ci'])}"
-        for name, o in objectives.items()
+# ----------------------------------------------------------------------------------------------- headline
+
+
+def headline(
+    config: Any, main: dict[str, Any], bon: dict[str, Any], worlds: dict[str, Any]
+) -> dict[str, Any]:
+    """report.json["headline"]: the design, each row's key statistics (with ``gold_drop``/``gold_drop_ci``),
+    the paired differences and the established findings."""
+    objectives = {
+        name: {
+            **{k: v for k, v in o.items() if k.startswith(HEADLINE_KEYS)},
+            "gao_turns": o["gao_fit"]["turns"],
+        }
+        for name, o in main["objectives"].items()
+    }
+    first = next(iter(next(iter(worlds.values())).values()))
+    return {
+        "seeds": len(config.seeds),
+        "bon_max_n": main["best_of_n"]["ns"][-1],
+        "bon_max_kl": main["best_of_n"]["kl"][-1],
+        "bon_pool_samples": int(bon["gold"].shape[1]),
+        "bon_prompts": int(bon["gold"].shape[0]),
+        "training_pairs_seed0": first["counts"]["train"]["pairs"],
+        "proxies": config.proxies,
+        "objectives": objectives,
+        "paired_differences": {
+            pair: {
+                k: {kk: d[kk] for kk in ("mean", "ci", "mde", "resolved")}
+                for k, d in m.items()
+                if "mean" in d
+            }
+            for pair, m in main["paired_differences"].items()
+        },
+        "established": established(main),
+        "intervals": OVER,
+    }
+
+
+def established(main: dict[str, Any]) -> list[str]:
+    """The findings whose 95 % interval excludes 0, in words (drops and paired differences); nothing else
+    is stated as a finding."""
+    out = []
+    for name, o in main["objectives"].items():
+        if o.get("gold_drop_resolved"):
+            sign = "falls" if o["gold_drop"] > 0 else "rises"
+            out.append(f"{label(name)}: gold {sign} after its cross-fitted peak by {abs(o['gold_drop']):.3f}")
+    for pair, metrics in main["paired_differences"].items():
+        for metric, d in metrics.items():
+            if metric == "hidden_norm_std":
+                for file, dd in d.items():
+                    if dd["resolved"]:
+                        out.append(f"{_pair(pair)} ‖h‖ std on {file}: {dd['mean']:+.3f}")
+            elif d.get("resolved"):
+                out.append(f"{_pair(pair)} {metric.replace('_', ' ')}: {d['mean']:+.3f}")
+    return out
+
+
+def _pair(pair: str) -> str:
+    a, _, b = pair.partition(" − ")
+    return f"{label(a)} − {label(b)}"
+
+
+def headline_sentence(h: dict[str, Any]) -> str:
+    found = h["established"]
+    design = (
+        f"{h['seeds']} seeds (each its own draw of training pairs, label flips and held-out styles), "
+        f"{h['bon_prompts']} held-out Best-of-N prompts with {h['bon_pool_samples']} samples each, n up to "
+        f"{h['bon_max_n']} (KL {h['bon_max_kl']:.2f} nats)"
     )
-    parts.append(f"in-domain accuracy on {headline['in_domain_pairs']} pairs: {accuracy}")
-    return "; ".join(parts) + f" ({OVER})."
+    if not found:
+        return f"{design}: no over-optimization drop and no difference to BT is resolved at 95 %."
+    return (
+        f"{design}. Resolved at 95 %: "
+        + "; ".join(found)
+        + ". Every other drop and difference is not resolved."
+    )
+
+
+# ----------------------------------------------------------------------------------------------- sections
 
 
 def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str]:
     bon = summary["best_of_n"]
-    selectors = list(bon["curve_names"].values())
     (out / "bon").mkdir(parents=True, exist_ok=True)
-    pngs = plot_bon(curves, out / "bon", "tokens", selectors)
-    oracle = bon["oracle"]
-    notes = [
-        "At n = 1 every selector's expected pick is the pool's mean gold, so all curves start at the same point "
-        f"({num(bon['gold_pool_mean'])}) by construction (unbiased best-of-n estimator over all "
-        f"{bon['ns'][-1]} samples per prompt).",
-        f"For comparison, picking by the gold itself reaches {num(oracle['gold_at_max_n'])} at n = {bon['ns'][-1]}.",
-    ]
-    for group in bon["coinciding"]:
-        notes.append(
-            "These curves coincide at every n and are drawn on top of each other: " + ", ".join(group) + "."
-        )
+    pngs = plot_bon(curves, out / "bon", "tokens", list(curves.curves))
     rows = []
-    for name, obj in summary["objectives"].items():
-        fit = obj["gao_fit"]
+    for name, o in summary["objectives"].items():
+        fit = o["gao_fit"]
+        peak = (
+            f"KL {with_ci(fit['peak_kl']['mean'], fit['peak_kl']['ci'], 2)}"
+            if fit["turns"]
+            else "no peak (does not turn)"
+        )
         rows.append(
             [
                 label(name),
-                num(obj["proxy_at_n1"], 2),
-                num(obj["proxy_at_max_n"], 2),
-                num(obj["gold_at_n1"]),
-                f"{with_ci(obj['gold_peak'], obj['gold_peak_ci'])} at n={obj['gold_peak_n']} (KL {obj['gold_peak_kl']:.2f})",
-                with_ci(obj["gold_at_max_n"], obj["gold_at_max_n_ci"]),
-                f"α={num(fit['alpha'])}, β={num(fit['beta'])}, R²={num(fit['r2'], 2)}",
-                f"KL {num(fit['peak_kl'], 2)}, gold {num(fit['peak_gold'])}",
+                num(o["gold_at_n1"]),
+                with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
+                f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
+                num(o["gold_drop_mde"]),
+                with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
+                with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
+                peak,
             ]
         )
     return [
+        "<h2>Best-of-N</h2>",
         _img(pngs["gold_vs_kl"], "gold reward of the pick vs KL"),
-        "<p class=note>" + " ".join(html.escape(n) for n in notes) + "</p>",
-        "<h3>Best-of-N per objective</h3>",
+        f"<p class=note>Unbiased best-of-n estimator over each prompt's {summary['headline']['bon_pool_samples']} "
+        f"samples; n stops at {bon['ns'][-1]}, well below the pool, so every point averages many subsets. At n = 1 "
+        "every selector's pick is the pool's mean gold by construction. The proxy's own score of its pick rises "
+        "with n by construction and is not a finding.</p>",
         _table(
             [
-                "objective",
-                "proxy n=1",
-                f"proxy n={bon['ns'][-1]}",
+                "row",
                 "gold n=1",
-                "gold peak",
                 f"gold n={bon['ns'][-1]}",
-                "Gao fit gold(d)−gold(0)=d(α−βd)",
+                "cross-fitted drop (peak − end)",
+                "drop MDE (80 % power)",
+                "Gao α",
+                "Gao β",
                 "fitted peak",
             ],
             rows,
         ),
-        f"<p class=note>Proxy columns: the proxy's own raw score of its pick (seed mean). Gold cells: {OVER}.</p>",
+        "<p class=note>Drop: the peak n is chosen on one half of the prompts and peak − end measured on the "
+        f"other half, then swapped and averaged; {OVER}. Gao fit gold(d) − gold(0) = d(α − βd), d = √KL, with "
+        "the same bootstrap; a peak is reported only when β's interval is above 0 and the vertex lies inside "
+        "the measured KL.</p>",
         "<div class=grid>" + "".join(_img(pngs[k], k) for k in ("proxy_vs_kl", "length_vs_kl")) + "</div>",
     ]
 
 
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
     rows = []
-    for name, obj in summary["objectives"].items():
-        cells = [with_ci(obj["scenarios"][f]["mean"], obj["scenarios"][f]["ci"]) for f in SCENARIO_COLUMNS]
-        rows.append(
-            [
-                label(name),
-                str(obj["seeds"]),
-                *cells,
-                with_ci(obj["shifted_tau_mean"], obj["shifted_tau_mean_ci"]),
-            ]
-        )
+    for name, o in summary["objectives"].items():
+        cells = [with_ci(o["scenarios"][f]["mean"], o["scenarios"][f]["ci"]) for f in SCENARIO_COLUMNS]
+        rows.append([label(name), *cells, with_ci(o["shifted_tau_mean"], o["shifted_tau_mean_ci"])])
     return [
         "<h2>Four distribution-shift scenarios (Hong et al. 2025)</h2>",
         "<p class=note>In-domain: pairwise accuracy on training prompts and styles (pairs not trained on). "
-        "Shifted: Kendall τ between proxy and gold over each prompt's responses, averaged over prompts; the last "
-        f"column pools the three shifted scenarios' prompts. Cells: seed mean [{OVER}].</p>",
-        _table(["objective", "seeds", *SCENARIO_COLUMNS.values(), "shifted τ (pooled)"], rows),
+        "Shifted: Kendall τ between proxy and gold per prompt, averaged; the last column pools the three shifted "
+        f"scenarios. Each seed has its own splits. Cells: mean [{OVER}]. The oracle is the gold itself.</p>",
+        _table(["row", *SCENARIO_COLUMNS.values(), "shifted τ (pooled)"], rows),
     ]
 
 
-def _norm_section(summary: dict[str, Any], out: Path) -> list[str]:
-    boxes, rows = {}, []
-    for name, obj in summary["objectives"].items():
-        for file, d in obj["hidden_norms"].items():
-            if file != "all":
-                boxes[f"{label(name)} · {SCENARIO_COLUMNS[file].split()[0]}"] = d["box"]
-            rows.append(
-                [
-                    label(name),
-                    "all scenarios" if file == "all" else SCENARIO_COLUMNS[file].split()[0],
-                    num(d["std"], 2),
-                    num(d["iqr"], 2),
-                ]
-            )
-    if not boxes:
+def _norm_section(summary: dict[str, Any]) -> list[str]:
+    rows = []
+    entries = {BACKBONE: summary.get("backbone_norms") or {}} | {
+        n: o["hidden_norms"] for n, o in summary["objectives"].items() if o["hidden_norms"]
+    }
+    for name, files in entries.items():
+        rows.append(
+            [
+                label(name),
+                *(with_ci(files[f]["mean"], files[f]["ci"]) for f in SCENARIO_COLUMNS if f in files),
+            ]
+        )
+    if len(entries) < 2:
         return []
-    png = save_png(
-        box_plot(
-            boxes, "‖h‖ at the reward token", "Hidden-state norm ‖h‖ per objective and scenario (all seeds)"
-        ),
-        out / "hidden_norms.png",
-    )
     return [
         "<h2>Hidden-state norm dispersion</h2>",
-        "<p class=note>The BSR paper's mechanism: BT lets ‖h‖ spread (its loss is unbounded in the reward scale); "
-        "BSR's sum-to-zero penalty keeps rewards, and so hidden norms, together. Std and IQR of ‖h‖ over each "
-        "scenario's responses, mean over seeds (the BT ensemble has no single hidden state).</p>",
-        _img(png, "hidden norms"),
-        _table(["objective", "responses", "‖h‖ std", "‖h‖ IQR"], rows),
+        "<p class=note>The BSR paper's mechanism: the std of ‖h‖ at the reward token over each split's "
+        "responses, one value per seed, mean [95% bootstrap over seeds]. Splits are not pooled. The first row "
+        "is the untrained backbone (the proxy's h at its start): the backbone's final norm holds its ‖h‖ in a "
+        "narrow band, and the cached proxy's adapter is where ‖h‖ can spread.</p>",
+        _table(["row", *(SCENARIO_COLUMNS[f].split()[0] for f in SCENARIO_COLUMNS)], rows),
     ]
 
 
@@ -191,67 +251,91 @@ def _difference_section(summary: dict[str, Any]) -> list[str]:
     rows = []
     for pair, metrics in summary["paired_differences"].items():
         for metric, d in metrics.items():
-            rows.append(
-                [
-                    pair.replace("bt", "BT"),
-                    metric,
-                    with_ci(d["mean"], [d["low"], d["high"]]),
-                    ", ".join(num(v) for v in d["per_seed"]),
-                ]
-            )
+            items = d.items() if metric == "hidden_norm_std" else [("", d)]
+            for file, dd in items:
+                rows.append([_pair(pair), f"{metric} {file}".strip(), stat(dd), num(dd["mde"])])
     return [
-        "<h2>Paired differences against BT</h2>",
-        "<p class=note>Seed s of each objective against seed s of BT on the same pairs or prompts; interval: "
-        "paired bootstrap over seeds and units. An interval containing 0 means no difference was resolved.</p>",
-        _table(["comparison", "metric", "difference [95% CI]", "per seed"], rows),
+        f"<h2>Paired differences against {label(BASELINE)}</h2>",
+        "<p class=note>Seed s of each row against seed s of BT (the same world) on the same pairs or prompts; "
+        f"{OVER}. MDE: the smallest true difference this design detects with 80 % power at 95 %. 'not "
+        "resolved' means the interval contains 0.</p>",
+        _table(["comparison", "metric", "difference [95% CI]", "MDE"], rows),
     ]
 
 
+def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out: Path) -> list[str]:
+    if not summary.get("sweep"):
+        return []
+    parts = [
+        "<h2>Proxy data size (Gao et al. 2023)</h2>",
+        "<p class=note>The sweep objectives trained on nested fractions of each seed's training pairs, at each "
+        f"label-noise level; Gao's α and β per size, with the drop; {OVER}.</p>",
+    ]
+    rows = []
+    for cell, result in summary["sweep"].items():
+        for name, o in result["objectives"].items():
+            fit = o["gao_fit"]
+            rows.append(
+                [
+                    cell,
+                    label(name),
+                    with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
+                    with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
+                    "yes" if fit["turns"] else "no",
+                    f"{with_ci(o['gold_drop'], o['gold_drop_ci'])}",
+                    with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
+                ]
+            )
+    parts.append(_table(["cell", "row", "α", "β", "turns", "drop", "gold at max n"], rows))
+    merged = Curves(
+        next(iter(sweep_curves.values())).ns,
+        next(iter(sweep_curves.values())).kl,
+        {f"{n} · {c}": v for c, cv in sweep_curves.items() for n, v in cv.curves.items()},
+        {f"{n} · {c}": "proxy" for c, cv in sweep_curves.items() for n in cv.curves},
+        {f"{n} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
+    )
+    (out / "sweep").mkdir(parents=True, exist_ok=True)
+    parts.append(_img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size"))
+    return parts
+
+
 def _setup_section(summary: dict[str, Any]) -> list[str]:
-    config, splits, labels = summary["config"], summary["splits"], summary["labels"]
-    counts = splits["counts"]
+    config = summary["config"]
     rows = [
-        [
-            "policy",
-            f"{config['policy']} (SmolLM2-135M-Instruct); pool {'sampled in this run' if config['generate'] else 'shipped (rmguard demo --generate regenerates it)'}",
-        ],
-        ["gold", f"{summary['gold']} (programmatic rubric, docs/demo.md)"],
-        [
-            "training pairs",
-            f"{counts['train']['pairs']} ({config['pair_strategy']}), {counts['train'].get('flipped', 0)} labels flipped ({config['label_noise']:.0%} noise)",
-        ],
+        ["policy", f"{config['policy']}; pool {'sampled in this run' if config['generate'] else 'shipped'}"],
+        ["gold", str(summary["gold"])],
         [
             "proxies",
-            f"{', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}; "
-            f"{config['proxy_model'] or config['policy']}, "
-            f"{f'first {layers} layer(s)' if (layers := config['rm_layers']) else 'all layers'}"
-            f"{', token embeddings frozen' if config.get('freeze_embeddings') else ''}; "
-            f"{config['epochs']} epochs, lr {config['learning_rate']}, batch {config['batch_size']}",
+            f"{config['proxies']}: {', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}",
         ],
         [
-            "styles (models)",
-            f"train: {', '.join(splits['train_models'])}; held out: {', '.join(splits['heldout_models'])}",
+            "backbone",
+            f"{config['proxy_model'] or config['policy']}, first {config['rm_layers'] or 'all'} layer(s)",
         ],
-        ["labelled responses", f"{labels['responses']} responses, {labels['pairs']} pairs"],
+        [
+            "label noise",
+            ", ".join(f"{n:g}" for n in [config["label_noise"], *(config["label_noises"] or [])]),
+        ],
         ["timings (s)", ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items())],
     ]
     return ["<h2>Setup</h2>", _table(["", "value"], rows)]
 
 
-def write_report(summary: dict[str, Any], curves: Curves, out: Path) -> Path:
+def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str, Curves], out: Path) -> Path:
     """report.html beside report.json; plots are also written as PNG files."""
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>rmguard demo</title><style>{STYLE}</style></head><body>",
-        "<h1>rmguard demo: which reward models hold up under Best-of-N?</h1>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>rmguard study</title><style>{STYLE}</style></head><body>",
+        "<h1>rmguard study: which reward models hold up under Best-of-N?</h1>",
         f"<p class=lead>{html.escape(headline_sentence(summary['headline']))}</p>",
-        f"<p class=note>Measured in {summary['timings_s']['total']:.0f} s on this machine; every number is in "
-        "report.json. They are what this run measured, whichever way they came out.</p>",
+        f"<p class=note>Measured in {summary['timings_s']['total']:.0f} s wall on this machine; every number is in "
+        "report.json, whichever way it came out.</p>",
         *_bon_section(summary, curves, out),
         *_scenario_section(summary),
-        *_norm_section(summary, out),
+        *_norm_section(summary),
         *_difference_section(summary),
+        *_sweep_section(summary, sweep_curves, out),
         *_setup_section(summary),
-        "<p class=note>All artefacts (pool, labels, splits, proxies, scores, curves) are beside this file.</p></body></html>",
+        "</body></html>",
     ]
     path = out / "report.html"
     atomic_write_text(path, "\n".join(parts))

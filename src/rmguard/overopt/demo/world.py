@@ -115,3 +115,18 @@ def gold(prompt: Text, response: Text) -> float:
         return 0.0
     satisfied = sum(float(check(c, text)) for c in constraints) / len(constraints)
     return satisfied - 0.5 * repeated_trigram_share(text)
+
+
+def control_scores(response: Text) -> dict[str, float]:
+    """The training-free selectors reported beside every proxy (their names are ``design.CONTROLS``):
+
+    * ``length only``: fewer words is better (−words);
+    * ``finished, then short``: a finished answer (``check`` of ``finished``) before an unfinished one, then
+      fewer words (1000 · finished − words).
+    """
+    text = response_text(response).strip()
+    words = len(_WORD.findall(text))
+    return {
+        "length only": -float(words),
+        "finished, then short": 1000.0 * check({"type": "finished"}, text) - words,
+    }
