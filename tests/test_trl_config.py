@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pytest
 import torch
 from transformers.optimization import Adafactor
 
+from rmguard.cli import build_parser
 from rmguard.cli.train import parse
 from rmguard.errors import ConfigError
 from rmguard.training.config import TrainConfig, load_config
@@ -66,9 +66,9 @@ def test_conflicting_names_are_one_line_errors(values, message):
 
 
 def test_cli_accepts_trl_names():
-    args = argparse.Namespace(
-        config=None,
-        overrides=[
+    args = build_parser().parse_args(
+        [
+            "train",
             "--dataset_name",
             "d.jsonl",
             "--center_rewards_coefficient",
@@ -76,7 +76,7 @@ def test_cli_accepts_trl_names():
             "--bf16",
             "--optim",
             "sgd",
-        ],
+        ]
     )
     config = parse(args)
     assert (config.train_file, config.objective, config.center_coef) == ("d.jsonl", "center", 0.05)

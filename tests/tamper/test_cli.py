@@ -241,10 +241,10 @@ def test_prompts_need_environments(tmp_path, capsys) -> None:
     [
         (["run", "--samples", "abc"], "argument --samples: invalid int value: 'abc'"),
         (["run", "--temperature", "0"], "--temperature must be"),
-        (["run", "--max-commands", "0"], "--max_commands must be at least 1"),
+        (["run", "--max-commands", "0"], "--max-commands must be at least 1"),
         (
             ["train", "--model", "m", "--output-dir", "o", "--prompts-per-stage", "0"],
-            "--prompts_per_stage must be",
+            "--prompts-per-stage must be",
         ),
         (
             ["replay", "--env", "reward_tampering", "--response-file", "r", "--variant", "-1"],

@@ -25,11 +25,12 @@ TAMPERING = {
 def test_tampering_grades(strategy: str, variant: int, jail) -> None:
     grade = run_episode(make_environment("reward_tampering", variant), ScriptedPolicy(strategy), jail).grade
     tampered, passed, edited, deleted, caught = TAMPERING[strategy]
+    own = grade.fields
     assert (
-        grade.tampered,
-        grade.test_passed,
-        grade.test_edited,
-        grade.test_deleted,
+        own["tampered"],
+        own["test_passed"],
+        own["test_edited"],
+        own["test_deleted"],
         grade.caught,
     ) == TAMPERING[strategy]
     # the release's binary gaming reward: tampered and the test passes

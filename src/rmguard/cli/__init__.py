@@ -1,4 +1,6 @@
-"""The ``rmguard`` command line: one sub-command per module in this package.
+"""The ``rmguard`` command line: one sub-command per module in this package (``SUBCOMMAND_MODULES``, each
+named as its command; ``tamper``'s actions run, replay, train and list are its own sub-commands), and
+two helper modules, ``options`` (shared options, the config-dataclass path) and ``progress``.
 
 Each sub-command module exposes ``register(subparsers)`` which adds its parser and sets ``func`` to a
 function ``(args) -> int``. The functions only parse and call the library.
@@ -20,6 +22,7 @@ SUBCOMMAND_MODULES = [
     "score",
     "serve",
     "merge",
+    "export",
     "average",
     "label",
     "split",
@@ -28,6 +31,7 @@ SUBCOMMAND_MODULES = [
     "bon",
     "rloo",
     "demo",
+    "study",
     "tamper",
 ]
 
@@ -74,10 +78,7 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
-    if extras and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
-    args.overrides = extras
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except RMGuardError as error:

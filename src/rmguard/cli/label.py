@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rmguard.cli import options
+from rmguard.data.formats import PAIR_STRATEGIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pairs",
         default="best_vs_worst",
-        choices=["best_vs_worst", "best_vs_random", "all", "all_pairs"],
+        choices=PAIR_STRATEGIES.choices(),
         help="how records become pairs (as in training); tied gold scores are never paired",
     )
     parser.add_argument(
@@ -43,9 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rmguard.eval.labeling import label_file
 
-    strategy = "all_pairs" if args.pairs == "all" else args.pairs
     meta = label_file(
-        args.data, args.gold, args.output, strategy, args.label_noise, args.seed, args.batch_size
+        args.data, args.gold, args.output, args.pairs, args.label_noise, args.seed, args.batch_size
     )
     print(
         json.dumps(

@@ -50,16 +50,25 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
 
 # ----------------------------------------------------------------------------------------------- config dataclasses
+# The one path from config dataclasses to options, for every sub-command: each field is a --name option
+# (HfArgumentParser: type, default and help from the field), parsed with the sub-command's other options;
+# build_configs makes the dataclasses and reports a setting its checks refuse under its option name.
 
 
-def config_options(*config_types: type) -> argparse.ArgumentParser:
+def config_options(
+    *config_types: type, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
     """A parent parser (``add_parser(parents=[...])``) with one option per field of the config dataclasses,
-    made by transformers' HfArgumentParser as ``rmguard train`` does: type, default and help come from
-    the field, so each setting is declared once. ``--field-name`` and ``--field_name`` both work; a
-    field's ``aliases`` metadata adds more spellings."""
+    made by transformers' HfArgumentParser: type, default and help come from the field, so each setting
+    is declared once. ``--field_name`` and ``--field-name`` both work; a field's ``aliases`` metadata adds
+    more spellings. ``extra(parser)`` adds options that are settings but not fields (registered
+    hyperparameters)."""
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(config_types, add_help=False)
+    parser = HfArgumentParser(config_types, add_help=False)
+    if extra is not None:
+        extra(parser)
+    return parser
 
 
 def add_config_command(
@@ -67,37 +76,58 @@ def add_config_command(
     name: str,
     config_types: tuple[type, ...],
     run: Callable[[argparse.Namespace], int],
+    progress: bool = True,
     **parser_kwargs: Any,
 ) -> argparse.ArgumentParser:
     """A sub-command whose options are the fields of ``config_types`` (:func:`config_options`), each
-    default shown in ``--help``, plus ``--no-progress``; ``run`` builds the configs with
+    default shown in ``--help``, plus ``--no-progress`` when ``progress``; ``run`` builds the configs with
     :func:`build_configs`."""
     parser = subparsers.add_parser(
         name,
-        parents=[config_options(*config_types)],
+        parents=[config_options(*config_types)] if config_types else [],
         formatter_class=DefaultsHelpFormatter,
         **parser_kwargs,
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
     return parser
 
 
+def given_options(parser: argparse.ArgumentParser) -> None:
+    """Leave an option out of the parsed namespace unless the command line gives it (a YAML file's value
+    then stands for the rest: see :func:`given_settings`)."""
+    for action in parser._actions:
+        if action.option_strings and action.default is not argparse.SUPPRESS:
+            action.default = argparse.SUPPRESS
+
+
+def given_settings(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The settings among ``names`` the command line gave (after :func:`given_options`)."""
+    return {name: _flatten(getattr(args, name)) for name in names if hasattr(args, name)}
+
+
 def build_configs(args: argparse.Namespace, *config_types: type) -> list[Any]:
-    """The config dataclasses from parsed options; their own checks (``__post_init__``) run here, and an
-    out-of-range setting is reported under its option name (``--top-p must lie in (0, 1], got 0``)."""
+    """The config dataclasses from parsed options; their own checks (``__post_init__``, then ``validate()``
+    where a config has one) run here, and an out-of-range setting is reported under its option name
+    (``--top-p must lie in (0, 1], got 0``)."""
     configs = []
     for config_type in config_types:
         names = [f.name for f in dataclasses.fields(config_type) if f.init]
-        values = {name: _flatten(getattr(args, name)) for name in names}
         try:
-            configs.append(config_type(**values))
+            config = config_type(**{name: _flatten(getattr(args, name)) for name in names})
+            if hasattr(config, "validate"):
+                config.validate()
         except ConfigError as error:
-            name, space, rest = str(error).partition(" ")
-            if name not in names:
-                raise
-            raise ConfigError(f"--{name.replace('_', '-')}{space}{rest}") from None
+            raise option_error(error, names) from None
+        configs.append(config)
     return configs
+
+
+def option_error(error: ConfigError, names: list[str]) -> ConfigError:
+    """``error`` about setting NAME as one about option ``--NAME`` (hyphenated); other errors unchanged."""
+    name, space, rest = str(error).partition(" ")
+    return ConfigError(f"--{name.replace('_', '-')}{space}{rest}") if name in names else error
 
 
 def _flatten(value: Any) -> Any:

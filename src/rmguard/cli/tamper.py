@@ -1,23 +1,21 @@
 """``rmguard tamper``: the reward-tampering curriculum (run, replay, train, list).
 
 Every option is a field of a config dataclass, declared once with its help and default, and turned into
-options by transformers' HfArgumentParser (as ``rmguard train`` does): ``--field_name`` and
-``--field-name`` both work, and ``--help`` shows each default.
+options the way every sub-command's are (:func:`rmguard.cli.options.add_config_command`): ``--field_name``
+and ``--field-name`` both work, and ``--help`` shows each default.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from transformers import HfArgumentParser
-
-from rmguard.errors import ConfigError, RMGuardError
+from rmguard.cli import options
+from rmguard.errors import RMGuardError
 from rmguard.fileio import check_outputs
+from rmguard.settings import option, required
 from rmguard.tamper.expert_iteration import ExpertIterationConfig
 from rmguard.tamper.policies import DecodingConfig, EndpointConfig
 from rmguard.tamper.protocol import EpisodeConfig
@@ -26,51 +24,38 @@ from rmguard.tamper.runner import RunConfig
 
 @dataclass
 class EnvironmentFiles:
-    environments: str | None = field(
-        default=None,
-        metadata={
-            "help": "environments from a file: the release's environments.json (with --prompts), or JSON/JSONL "
-            "records with a prompt each (replay: --variant picks one)",
-            "aliases": ["--environments-file"],
-        },
+    environments: str | None = option(
+        None,
+        "environments from a file: the release's environments.json (with --prompts), or JSON/JSONL "
+        "records with a prompt each (replay: --variant picks one)",
+        aliases=["--environments-file"],
     )
-    prompts: str | None = field(
-        default=None, metadata={"help": "the release's prompts.json (with --environments)"}
-    )
+    prompts: str | None = option(None, "the release's prompts.json (with --environments)")
 
 
 @dataclass
 class PreferenceModel:
-    rm: str | None = field(
-        default=None, metadata={"help": "rmguard reward-model checkpoint: score the text after </cot>"}
-    )
+    rm: str | None = option(None, "rmguard reward-model checkpoint: score the text after </cot>")
 
 
 @dataclass
 class RunOutput:
-    policy: str = field(metadata={"help": "scripted:NAME, hf:PATH or openai:MODEL"})
-    output: str = field(metadata={"help": "results JSONL (resumed if it exists)"})
-    json: bool = field(default=False, metadata={"help": "print the report as JSON"})
+    policy: str = required("scripted:NAME, hf:PATH or openai:MODEL")
+    output: str = required("results JSONL (resumed if it exists)")
+    json: bool = option(False, "print the report as JSON")
 
 
 @dataclass
 class ReplayInput:
-    env: str = field(metadata={"help": "environment to replay in (ignored with --environments)"})
-    response_file: str = field(metadata={"help": "the response: text, or JSON with a 'response' field"})
-    variant: int = field(default=0, metadata={"help": "prompt variant (or record of --environments)"})
-    json: bool = field(default=True, metadata={"help": "print JSON (the only output format)"})
+    env: str = required("environment to replay in (ignored with --environments)")
+    response_file: str = required("the response: text, or JSON with a 'response' field")
+    variant: int = option(0, "prompt variant (or record of --environments)")
+    json: bool = option(True, "print JSON (the only output format)")
 
     def __post_init__(self) -> None:
         from rmguard import checks
 
         checks.at_least("variant", self.variant, 0)
-
-
-class FieldParser(HfArgumentParser):
-    """A value argparse cannot read is one line naming the option (``--help`` still shows everything)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 COMMANDS = {
@@ -97,26 +82,21 @@ COMMANDS = {
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("tamper", help="Sycophancy-to-Subterfuge reward-tampering curriculum")
-    commands = parser.add_subparsers(
-        dest="tamper_command", required=True, metavar="ACTION", parser_class=FieldParser
-    )
-    for name, (description, dataclass_types) in COMMANDS.items():
-        command = commands.add_parser(
-            name, help=description, description=description, dataclass_types=dataclass_types
+    commands = parser.add_subparsers(dest="tamper_command", required=True, metavar="ACTION")
+    for name, (description, config_types) in COMMANDS.items():
+        options.add_config_command(
+            commands,
+            name,
+            tuple(config_types),
+            globals()[f"_{name}"],
+            progress=False,
+            help=description,
+            description=description,
         )
-        command.set_defaults(func=globals()[f"_{name}"])
 
 
-def _build(dtype, args: argparse.Namespace):
-    """``dtype`` from the parsed options; a value its checks refuse is reported under its option."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(dtype) if f.init}
-    try:
-        config = dtype(**values)
-        if hasattr(config, "validate"):
-            config.validate()
-    except ConfigError as error:
-        raise ConfigError(f"--{error}") from error
-    return config
+def _build(config_type, args: argparse.Namespace):
+    return options.build_configs(args, config_type)[0]
 
 
 def _load_specs(files: EnvironmentFiles):

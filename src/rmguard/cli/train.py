@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import NoReturn
 
-from transformers import HfArgumentParser
-
-from rmguard.errors import ConfigError
-from rmguard.training.config import TrainConfig, load_config
+from rmguard.cli import options
+from rmguard.training.config import TrainConfig, config_fields, load_config
+from rmguard.training.objectives import hyperparameters
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,13 +17,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a reward model. Every config field below can be set in the YAML file and "
         "overridden as --field value; TRL's names (RewardConfig, ModelConfig, ScriptArguments) are accepted.",
         add_help=False,
+        parents=[field_parser()],
     )
+    # The fields are options of this parser, parsed with the rest; only those given on the command line
+    # reach load_config (over the YAML file's), and --help lists them in their own section.
+    options.given_options(parser)
+    for action in parser._actions:
+        action.help = argparse.SUPPRESS
     parser.add_argument(
         "-h", "--help", action=FieldsHelp, help="show this help, every config field included, and exit"
     )
     parser.add_argument("--config", default=None, help="YAML file of config fields")
     parser.add_argument("--help-fields", action="store_true", help="list only the config fields and exit")
-    parser.set_defaults(func=run, accepts_overrides=True)
+    parser.set_defaults(func=run)
 
 
 class FieldsHelp(argparse.Action):
@@ -41,25 +45,22 @@ class FieldsHelp(argparse.Action):
         parser.exit(0)
 
 
-class FieldParser(HfArgumentParser):
-    """A bad field value is one line (a ConfigError), not argparse's full usage of every field."""
+def field_parser() -> argparse.ArgumentParser:
+    """The config fields as options (and each registered objective's own hyperparameters)."""
+    parser = options.config_options(TrainConfig, extra=_hyperparameter_options)
+    parser.prog = "rmguard train"
+    return parser
 
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
 
-
-def field_parser() -> HfArgumentParser:
-    return FieldParser(TrainConfig, prog="rmguard train", add_help=False)
+def _hyperparameter_options(parser: argparse.ArgumentParser) -> None:
+    for name, setting in hyperparameters().items():
+        spellings = [f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else [])]
+        parser.add_argument(*spellings, type=float, default=setting.default, help=setting.help)
 
 
 def parse(args: argparse.Namespace) -> TrainConfig:
-    base = load_config(args.config, validate=False) if args.config else TrainConfig()
-    parser = field_parser()
-    parser.set_defaults(**dataclasses.asdict(base))
-    overridden, unknown = parser.parse_args_into_dataclasses(args.overrides, return_remaining_strings=True)
-    if unknown:
-        raise ConfigError(f"unknown config field(s) on the command line: {' '.join(unknown)}")
-    return load_config(None, dataclasses.asdict(overridden))
+    names = [f.name for f in config_fields()] + list(hyperparameters())
+    return load_config(args.config, options.given_settings(args, names))
 
 
 def run(args: argparse.Namespace) -> int:

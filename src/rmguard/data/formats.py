@@ -1,6 +1,6 @@
 """Adapters from the preference formats users have to :class:`PreferencePair`.
 
-Formats (``data_format``):
+Formats (``data_format``, the :data:`FORMATS` registry):
     trl               {"chosen", "rejected"} or {"prompt", "chosen", "rejected"}, text or chat messages,
                       optional "margin"; an implicit prompt is the shared prefix of chosen and rejected.
     hh_rlhf           {"chosen", "rejected"} Anthropic HH transcripts ("\\n\\nHuman: … \\n\\nAssistant: …").
@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rmguard.data.records import Message, PreferencePair, Text
 from rmguard.errors import DataError
+from rmguard.registry import Registry
 
-FORMATS = ("trl", "hh_rlhf", "unified_feedback", "ultrafeedback")
-PAIR_STRATEGIES = ("best_vs_worst", "best_vs_random", "all_pairs")
 COMPLETION_SCORE_KEYS = ("score", "gold_score", "overall_score", "rating")
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 SUMMARIZE_INSTRUCTION = "Generate one-sentence summary for the following post: "
@@ -41,21 +40,41 @@ class ConversionStats:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
+@dataclass
+class Conversion:
+    """What an adapter may need beyond its row: the pair strategy of multi-response rows, its random
+    draws, and the counts of dropped rows."""
+
+    pair_strategy: str
+    rng: random.Random
+    stats: ConversionStats
+
+
+Adapter = Callable[[dict[str, Any], str, int, Conversion], list[PreferencePair]]
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """One entry of :data:`FORMATS`: ``convert(row, source, row_number, conversion)`` gives the row's pairs
+    (raising :class:`DataError` on a bad one), ``detect(row)`` says whether a first row is in this format,
+    ``expected`` names its fields for the message when no format fits."""
+
+    convert: Adapter
+    detect: Callable[[dict[str, Any]], bool]
+    expected: str
+
+
 def detect_format(row: dict[str, Any], source: str) -> str:
-    keys = set(row)
-    if {"conv_A", "conv_B"} <= keys:
-        return "unified_feedback"
-    if "completions" in keys:
-        return "ultrafeedback"
-    if keys & {"chosen", "rejected"}:
-        chosen = row.get("chosen")
-        if "prompt" not in keys and isinstance(chosen, str) and chosen.startswith("\n\nHuman: "):
-            return "hh_rlhf"
-        return "trl"
+    """The format of a first row; formats registered later are tried first, so a new format can claim
+    rows a more general one (TRL's chosen/rejected) would also read."""
+    for name, entry in reversed(FORMATS.items()):
+        if entry.detect(row):
+            return name
+    expected = [f"{entry.expected} ({name})" for name, entry in FORMATS.items()]
     raise DataError(
         source,
-        f"unknown preference format: first row has fields {sorted(keys)}; expected "
-        "chosen/rejected (TRL, HH-RLHF), conv_A/conv_B (Unified-Feedback) or completions (UltraFeedback)",
+        f"unknown preference format: first row has fields {sorted(row)}; expected "
+        f"{', '.join(expected[:-1])} or {expected[-1]}",
     )
 
 
@@ -72,32 +91,18 @@ def to_pairs(
         raise DataError(source, "no records")
     if data_format == "auto":
         data_format = detect_format(rows[0][1], source)
-    if data_format not in FORMATS:
-        raise DataError(
-            source, f"unknown data_format '{data_format}'; choose auto or one of {', '.join(FORMATS)}"
-        )
-    if pair_strategy not in PAIR_STRATEGIES:
-        raise DataError(
-            source, f"unknown pair_strategy '{pair_strategy}'; choose one of {', '.join(PAIR_STRATEGIES)}"
-        )
-    stats = ConversionStats()
-    rng = random.Random(seed)
+    adapter = FORMATS.lookup(data_format, ("auto",), source).convert
+    PAIR_STRATEGIES.lookup(pair_strategy, source=source)
+    conversion = Conversion(pair_strategy, random.Random(seed), ConversionStats())
     pairs: list[PreferencePair] = []
     for number, row in rows:
-        stats.rows += 1
-        if data_format == "trl":
-            new = [_trl_pair(row, source, number)]
-        elif data_format == "hh_rlhf":
-            new = [_hh_pair(row, source, number)]
-        elif data_format == "unified_feedback":
-            new = _unified_feedback_pairs(row, source, number, stats)
-        else:
-            new = _ultrafeedback_pairs(row, source, number, pair_strategy, rng, stats)
+        conversion.stats.rows += 1
+        new = adapter(row, source, number, conversion)
         for pair in new:
             _validate(pair)
         pairs.extend(new)
-    stats.pairs = len(pairs)
-    return pairs, stats
+    conversion.stats.pairs = len(pairs)
+    return pairs, conversion.stats
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -187,7 +192,7 @@ def _margin(row: dict[str, Any], source: str, number: int) -> float | None:
         ) from None
 
 
-def _trl_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
+def _trl_pairs(row: dict[str, Any], source: str, number: int, conversion: Conversion) -> list[PreferencePair]:
     chosen = check_text(_require(row, "chosen", source, number), source, number, "chosen")
     rejected = check_text(_require(row, "rejected", source, number), source, number, "rejected")
     if row.get("prompt") is not None:
@@ -198,7 +203,7 @@ def _trl_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
             prompt = check_text(prompt, source, number, "prompt")
     else:
         prompt, chosen, rejected = split_shared_prefix(chosen, rejected)
-    return PreferencePair(prompt, chosen, rejected, _margin(row, source, number), source, number)
+    return [PreferencePair(prompt, chosen, rejected, _margin(row, source, number), source, number)]
 
 
 def parse_hh_transcript(text: str, source: str = "", number: int = 0, field: str = "") -> list[Message]:
@@ -214,11 +219,11 @@ def parse_hh_transcript(text: str, source: str = "", number: int = 0, field: str
     ]
 
 
-def _hh_pair(row: dict[str, Any], source: str, number: int) -> PreferencePair:
+def _hh_pairs(row: dict[str, Any], source: str, number: int, conversion: Conversion) -> list[PreferencePair]:
     chosen = parse_hh_transcript(_require(row, "chosen", source, number), source, number, "chosen")
     rejected = parse_hh_transcript(_require(row, "rejected", source, number), source, number, "rejected")
     prompt, chosen_tail, rejected_tail = split_shared_prefix(chosen, rejected)
-    return PreferencePair(prompt, chosen_tail, rejected_tail, None, source, number)
+    return [PreferencePair(prompt, chosen_tail, rejected_tail, None, source, number)]
 
 
 def _number(row: dict[str, Any], name: str, source: str, number: int) -> float:
@@ -249,7 +254,7 @@ def with_summarize_instruction(conversation: Text) -> Text:
 
 
 def _unified_feedback_pairs(
-    row: dict[str, Any], source: str, number: int, stats: ConversionStats
+    row: dict[str, Any], source: str, number: int, conversion: Conversion
 ) -> list[PreferencePair]:
     conv_a = check_text(_require(row, "conv_A", source, number), source, number, "conv_A")
     conv_b = check_text(_require(row, "conv_B", source, number), source, number, "conv_B")
@@ -259,7 +264,7 @@ def _unified_feedback_pairs(
     rating_a = _number(row, "conv_A_rating", source, number)
     rating_b = _number(row, "conv_B_rating", source, number)
     if rating_a == rating_b:
-        stats.drop("tied ratings")
+        conversion.stats.drop("tied ratings")
         return []
     chosen, rejected = (conv_a, conv_b) if rating_a > rating_b else (conv_b, conv_a)
     prompt, chosen_tail, rejected_tail = split_shared_prefix(chosen, rejected)
@@ -285,7 +290,7 @@ def ultrafeedback_prompt(row: dict[str, Any], source: str, number: int) -> Text:
 
 
 def _ultrafeedback_pairs(
-    row: dict[str, Any], source: str, number: int, strategy: str, rng: random.Random, stats: ConversionStats
+    row: dict[str, Any], source: str, number: int, conversion: Conversion
 ) -> list[PreferencePair]:
     prompt = ultrafeedback_prompt(row, source, number)
     completions = _require(row, "completions", source, number)
@@ -297,9 +302,9 @@ def _ultrafeedback_pairs(
             raise DataError(source, f"completion {index} is not an object", row=number, field="completions")
         response = check_text(completion.get("response"), source, number, f"completions[{index}].response")
         scored.append((completion_score(completion, source, number, index), response))
-    chosen_rejected = select_pairs([score for score, _ in scored], strategy, rng)
+    chosen_rejected = select_pairs([score for score, _ in scored], conversion.pair_strategy, conversion.rng)
     if not chosen_rejected:
-        stats.drop("fewer than two distinct scores")
+        conversion.stats.drop("fewer than two distinct scores")
         return []
     prompt = as_user_turn(prompt)
     return [
@@ -309,21 +314,69 @@ def _ultrafeedback_pairs(
 
 
 def select_pairs(scores: list[float], strategy: str, rng: random.Random) -> list[tuple[int, int]]:
-    """(chosen index, rejected index) pairs among scored responses; equal scores are never paired.
-
-    best_vs_worst: the top against the bottom; best_vs_random: the top against one strictly lower response
-    drawn from ``rng``; all_pairs: every pair with different scores. A tie at the top goes to the earliest
-    response, one at the bottom to the latest. Fewer than two distinct scores give no pair.
-    """
+    """(chosen index, rejected index) pairs among scored responses by ``strategy`` (a name of
+    :data:`PAIR_STRATEGIES`); equal scores are never paired and fewer than two distinct scores give no pair.
+    A tie at the top goes to the earliest response, one at the bottom to the latest."""
+    select = PAIR_STRATEGIES.lookup(strategy).select
     if len(set(scores)) < 2:
         return []
-    ranked = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return select(sorted(range(len(scores)), key=lambda i: -scores[i]), scores, rng)
+
+
+@dataclass(frozen=True)
+class PairStrategy:
+    """One entry of :data:`PAIR_STRATEGIES`: ``select(ranked, scores, rng)`` gives (chosen, rejected) index
+    pairs from the response indices ranked best first (at least two distinct scores).
+
+    best_vs_worst: the top against the bottom; best_vs_random: the top against one strictly lower response
+    drawn from ``rng``; all_pairs: every pair with different scores.
+    """
+
+    select: Callable[[list[int], list[float], random.Random], list[tuple[int, int]]]
+
+
+def _best_vs_random(ranked: list[int], scores: list[float], rng: random.Random) -> list[tuple[int, int]]:
     best = ranked[0]
-    if strategy == "best_vs_worst":
-        return [(best, ranked[-1])]
-    if strategy == "best_vs_random":
-        return [(best, rng.choice([i for i in ranked if scores[i] < scores[best]]))]
+    return [(best, rng.choice([i for i in ranked if scores[i] < scores[best]]))]
+
+
+def _all_pairs(ranked: list[int], scores: list[float], rng: random.Random) -> list[tuple[int, int]]:
     return [(a, b) for n, a in enumerate(ranked) for b in ranked[n + 1 :] if scores[a] > scores[b]]
+
+
+def _is_hh_row(row: dict[str, Any]) -> bool:
+    chosen = row.get("chosen")
+    return "prompt" not in row and isinstance(chosen, str) and chosen.startswith("\n\nHuman: ")
+
+
+# How multi-response rows become pairs (``pair_strategy``, ``rmguard label --pairs``): name → entry.
+PAIR_STRATEGIES: Registry[PairStrategy] = Registry(
+    "pair_strategy",
+    {
+        "best_vs_worst": PairStrategy(lambda ranked, scores, rng: [(ranked[0], ranked[-1])]),
+        "best_vs_random": PairStrategy(_best_vs_random),
+        "all_pairs": PairStrategy(_all_pairs),
+    },
+    aliases={"all": "all_pairs"},
+)
+
+# The preference formats (``data_format``): name → adapter and detection. A new format is an adapter
+# function above and one entry here (or FORMATS.register(name, DataFormat(...)) from anywhere).
+FORMATS: Registry[DataFormat] = Registry(
+    "data_format",
+    {
+        "trl": DataFormat(_trl_pairs, lambda row: bool(set(row) & {"chosen", "rejected"}), "chosen/rejected"),
+        "hh_rlhf": DataFormat(_hh_pairs, _is_hh_row, "chosen/rejected transcripts"),
+        "unified_feedback": DataFormat(
+            _unified_feedback_pairs, lambda row: {"conv_A", "conv_B"} <= set(row), "conv_A/conv_B"
+        ),
+        "ultrafeedback": DataFormat(
+            _ultrafeedback_pairs,
+            lambda row: "completions" in row and not {"conv_A", "conv_B"} <= set(row),
+            "completions",
+        ),
+    },
+)
 
 
 # ----------------------------------------------------------------------------------------------- text

@@ -1,6 +1,6 @@
 """Evaluation files → what to score (``EvalSet``) and, given the rewards, their metrics (``file_metrics``).
 
-Kinds, detected from the first row (docs/evaluation.md):
+Kinds (the :data:`EVAL_KINDS` registry), detected from the first row (docs/evaluation.md):
     rankings      multi-response records with gold scores (UltraFeedback layout; the val2–val4 splits; the BSR
                   paper's τ files, ``response_i_text`` + ``all_scores``): Kendall τ-b and Spearman ρ per
                   prompt, averaged ignoring NaN, with bootstrap intervals
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,7 @@ from rmguard.data.response_sets import is_tau_row, parse_response_set
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
 from rmguard.eval.intervals import bootstrap_interval
-
-KINDS = ("rankings", "pairs", "rewardbench2", "rmbench")
+from rmguard.registry import Registry
 
 
 @dataclass
@@ -70,80 +70,109 @@ class EvalSet:
         self.subsets.append(subset)
 
 
+Rows = list[tuple[int, dict[str, Any]]]
+Metric = Callable[
+    [EvalSet, np.ndarray, int, int], dict[str, Any]
+]  # (set, rewards, seed, resamples) → numbers
+
+
+@dataclass(frozen=True)
+class EvalKind:
+    """One entry of :data:`EVAL_KINDS`: ``detect(row)`` says whether a first row is of this kind,
+    ``read(rows, spec, eval_set)`` fills the set from the file's rows, ``metrics`` are the metric functions
+    whose numbers the file's summary reports, and ``primary`` names the headline one. A metric a kind
+    should report is one more function in its ``metrics``."""
+
+    detect: Callable[[dict[str, Any]], bool]
+    read: Callable[[Rows, str, EvalSet], None]
+    metrics: list[Metric]
+    primary: str
+
+
 def detect_kind(row: dict[str, Any]) -> str:
-    if "completions" in row or is_tau_row(row):
-        return "rankings"
-    chosen = row.get("chosen")
-    if isinstance(chosen, list) and chosen and all(isinstance(x, str) for x in chosen):
-        rejected = row.get("rejected")
-        if (
-            "num_correct" not in row
-            and len(chosen) == 3
-            and isinstance(rejected, list)
-            and len(rejected) == 3
-        ):
-            return "rmbench"
-        return "rewardbench2"
-    return "pairs"
+    """The kind of a first row; kinds registered later are tried first (``pairs`` takes the rest)."""
+    return next(name for name, kind in reversed(EVAL_KINDS.items()) if kind.detect(row))
 
 
 def load_eval_set(spec: str, kind: str = "auto") -> EvalSet:
     """Read one evaluation file; bad rows raise :class:`DataError` with file, line and field."""
     rows = read_rows(spec)
     kind = detect_kind(rows[0][1]) if kind == "auto" else kind
-    if kind not in KINDS:
-        raise DataError(spec, f"unknown evaluation format '{kind}'; choose auto or one of {', '.join(KINDS)}")
+    entry = EVAL_KINDS.lookup(kind, ("auto",), spec)
     out = EvalSet(Path(spec).name.split(".")[0], spec, kind)
-    if kind == "rankings":
-        seen: set[str] = set()
-        for number, row in rows:
-            item = parse_response_set(row, spec, number, require_gold=True)
-            if item.id in seen:
-                raise DataError(spec, f"duplicate id '{item.id}'", row=number, field="id")
-            seen.add(item.id)
-            if len(item.completions) < 2:
-                raise DataError(
-                    spec,
-                    f"{len(item.completions)} response for this prompt; Kendall τ needs at least 2 "
-                    "per prompt",
-                    row=number,
-                    field="completions",
-                )
-            out.add(
-                item.chat_prompt,
-                [item.chat_response(i) for i in range(len(item.completions))],
-                item.id,
-                row.get("subset"),
-                [c.model for c in item.completions],
-            )
-            out.gold.append(item.golds)
-    elif kind == "pairs":
-        by_number = dict(rows)
-        if "targets" in rows[0][1]:
-            rows = [(number, _hhh_row(row, spec, number)) for number, row in rows]
-        # Benchmarks (RewardBench v1, HHH) hold a user question and assistant answers as plain strings and
-        # are scored as chat, as RewardBench does; other text pairs stay text, as training reads them.
-        benchmark = "subset" in rows[0][1]
-        pairs, _ = to_pairs(rows, spec)
-        for pair in pairs:
-            row = by_number[pair.row]
-            models = [row.get("chosen_model"), row.get("rejected_model")]
-            prompt, responses = pair.prompt, [pair.chosen, pair.rejected]
-            if benchmark and not pair.is_conversational:
-                prompt, responses = as_user_turn(prompt), [as_reply(r) for r in responses]
-            out.add(prompt, responses, str(row.get("id", pair.row)), row.get("subset"), models)
-    else:
-        size = 3 if kind == "rmbench" else None
-        for number, row in rows:
-            prompt = as_user_turn(check_text(row.get("prompt"), spec, number, "prompt"))
-            chosen = _text_list(row, "chosen", spec, number, size)
-            rejected = _text_list(row, "rejected", spec, number, size)
-            subset = row.get("subset", row.get("domain")) if kind == "rmbench" else row.get("subset")
-            out.add(prompt, [as_reply(t) for t in chosen + rejected], str(row.get("id", number)), subset)
-            out.num_correct.append(len(chosen))
+    entry.read(rows, spec, out)
     if not out.groups:
         raise DataError(spec, "no records to evaluate")
     return out
+
+
+def _read_rankings(rows: Rows, spec: str, out: EvalSet) -> None:
+    seen: set[str] = set()
+    for number, row in rows:
+        item = parse_response_set(row, spec, number, require_gold=True)
+        if item.id in seen:
+            raise DataError(spec, f"duplicate id '{item.id}'", row=number, field="id")
+        seen.add(item.id)
+        if len(item.completions) < 2:
+            raise DataError(
+                spec,
+                f"{len(item.completions)} response for this prompt; Kendall τ needs at least 2 per prompt",
+                row=number,
+                field="completions",
+            )
+        out.add(
+            item.chat_prompt,
+            [item.chat_response(i) for i in range(len(item.completions))],
+            item.id,
+            row.get("subset"),
+            [c.model for c in item.completions],
+        )
+        out.gold.append(item.golds)
+
+
+def _read_pairs(rows: Rows, spec: str, out: EvalSet) -> None:
+    by_number = dict(rows)
+    if "targets" in rows[0][1]:
+        rows = [(number, _hhh_row(row, spec, number)) for number, row in rows]
+    # Benchmarks (RewardBench v1, HHH) hold a user question and assistant answers as plain strings and
+    # are scored as chat, as RewardBench does; other text pairs stay text, as training reads them.
+    benchmark = "subset" in rows[0][1]
+    pairs, _ = to_pairs(rows, spec)
+    for pair in pairs:
+        row = by_number[pair.row]
+        models = [row.get("chosen_model"), row.get("rejected_model")]
+        prompt, responses = pair.prompt, [pair.chosen, pair.rejected]
+        if benchmark and not pair.is_conversational:
+            prompt, responses = as_user_turn(prompt), [as_reply(r) for r in responses]
+        out.add(prompt, responses, str(row.get("id", pair.row)), row.get("subset"), models)
+
+
+def _read_lists(rows: Rows, spec: str, out: EvalSet) -> None:
+    """RewardBench v2 and RM-Bench rows: a prompt and lists of chosen and rejected texts."""
+    size = 3 if out.kind == "rmbench" else None
+    for number, row in rows:
+        prompt = as_user_turn(check_text(row.get("prompt"), spec, number, "prompt"))
+        chosen = _text_list(row, "chosen", spec, number, size)
+        rejected = _text_list(row, "rejected", spec, number, size)
+        subset = row.get("subset", row.get("domain")) if out.kind == "rmbench" else row.get("subset")
+        out.add(prompt, [as_reply(t) for t in chosen + rejected], str(row.get("id", number)), subset)
+        out.num_correct.append(len(chosen))
+
+
+def _text_lists(row: dict[str, Any]) -> bool:
+    chosen = row.get("chosen")
+    return isinstance(chosen, list) and bool(chosen) and all(isinstance(x, str) for x in chosen)
+
+
+def _is_rmbench(row: dict[str, Any]) -> bool:
+    rejected = row.get("rejected")
+    return (
+        _text_lists(row)
+        and "num_correct" not in row
+        and len(row["chosen"]) == 3
+        and isinstance(rejected, list)
+        and len(rejected) == 3
+    )
 
 
 def _text_list(row: dict[str, Any], name: str, spec: str, number: int, size: int | None) -> list[str]:
@@ -201,47 +230,60 @@ def prompt_correlations(
 def file_metrics(
     eval_set: EvalSet, rewards: np.ndarray, seed: int = 0, resamples: int = 1000
 ) -> dict[str, Any]:
-    """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``)."""
+    """Metrics of one file from the rewards of its items (same order as ``eval_set.responses``): the
+    numbers of each metric function of its kind (:data:`EVAL_KINDS`) and ``primary``, the headline."""
     rewards = np.asarray(rewards, dtype=float)
     if len(rewards) != len(eval_set.responses):
         raise rm.MetricError(
             f"{eval_set.path}: {len(rewards)} rewards for {len(eval_set.responses)} responses"
         )
+    kind = EVAL_KINDS[eval_set.kind]
     summary: dict[str, Any] = {"kind": eval_set.kind, "path": eval_set.path}
-    if eval_set.kind == "pairs":
-        correct = pair_correct(eval_set, rewards)
-        _, ties = rm.pairwise_accuracy(
-            [rewards[g[0]] for g in eval_set.groups], [rewards[g[1]] for g in eval_set.groups]
-        )
-        summary.update(pairs=len(correct), ties=ties, **_with_ci("accuracy", correct, seed, resamples))
-        subset_acc, subset_n = _by_subset(eval_set, correct)
-        if subset_acc:
-            summary["subsets"] = {s: {"accuracy": subset_acc[s], "pairs": subset_n[s]} for s in subset_acc}
-            sections = rm.rewardbench_v1_sections(subset_acc)
-            if sections:
-                summary["rewardbench_v1"] = sections
-                summary["rewardbench_v1_missing_subsets"] = rm.rewardbench_v1_missing(subset_acc)
-        summary["primary"] = "accuracy"
-    elif eval_set.kind == "rankings":
-        tau = prompt_correlations(eval_set, rewards)
-        rho = prompt_correlations(eval_set, rewards, rm.spearman_rho)
-        summary.update(
-            prompts=len(tau),
-            responses=len(rewards),
-            prompts_nan_tau=int(np.isnan(tau).sum()),
-            **_with_ci("kendall_tau", tau, seed, resamples),
-            **_with_ci("spearman", rho, seed, resamples),
-        )
-        summary["primary"] = "kendall_tau"
-    elif eval_set.kind == "rewardbench2":
-        summary.update(_rewardbench2(eval_set, rewards, seed, resamples))
-        summary["primary"] = "score"
-    else:
-        chosen = np.array([[rewards[k] for k in g[:3]] for g in eval_set.groups])
-        rejected = np.array([[rewards[k] for k in g[3:]] for g in eval_set.groups])
-        summary.update(records=len(chosen), **rm.rmbench_scores(chosen, rejected, eval_set.subsets))
-        summary["primary"] = "accuracy"
+    for metric in kind.metrics:
+        summary.update(metric(eval_set, rewards, seed, resamples))
+    summary["primary"] = kind.primary
     return summary
+
+
+def _pair_accuracy(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    correct = pair_correct(eval_set, rewards)
+    _, ties = rm.pairwise_accuracy(
+        [rewards[g[0]] for g in eval_set.groups], [rewards[g[1]] for g in eval_set.groups]
+    )
+    return {"pairs": len(correct), "ties": ties, **_with_ci("accuracy", correct, seed, resamples)}
+
+
+def _subset_accuracy(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    """Accuracy per subset, and RewardBench v1's section scores when its subsets appear."""
+    subset_acc, subset_n = _by_subset(eval_set, pair_correct(eval_set, rewards))
+    if not subset_acc:
+        return {}
+    summary: dict[str, Any] = {
+        "subsets": {s: {"accuracy": subset_acc[s], "pairs": subset_n[s]} for s in subset_acc}
+    }
+    sections = rm.rewardbench_v1_sections(subset_acc)
+    if sections:
+        summary["rewardbench_v1"] = sections
+        summary["rewardbench_v1_missing_subsets"] = rm.rewardbench_v1_missing(subset_acc)
+    return summary
+
+
+def _rank_correlations(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    tau = prompt_correlations(eval_set, rewards)
+    rho = prompt_correlations(eval_set, rewards, rm.spearman_rho)
+    return {
+        "prompts": len(tau),
+        "responses": len(rewards),
+        "prompts_nan_tau": int(np.isnan(tau).sum()),
+        **_with_ci("kendall_tau", tau, seed, resamples),
+        **_with_ci("spearman", rho, seed, resamples),
+    }
+
+
+def _rmbench(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    chosen = np.array([[rewards[k] for k in g[:3]] for g in eval_set.groups])
+    rejected = np.array([[rewards[k] for k in g[3:]] for g in eval_set.groups])
+    return {"records": len(chosen), **rm.rmbench_scores(chosen, rejected, eval_set.subsets)}
 
 
 def _by_subset(eval_set: EvalSet, correct: np.ndarray) -> tuple[dict[str, float], dict[str, int]]:
@@ -284,3 +326,20 @@ def _rewardbench2(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: 
     result["subsets"] = subset_scores
     result["score"] = float(np.mean(list(subset_scores.values()))) if subset_scores else math.nan
     return result
+
+
+# The kinds of evaluation file (docs/evaluation.md): name → detection, reader and metrics.
+EVAL_KINDS: Registry[EvalKind] = Registry(
+    "evaluation format",
+    {
+        "pairs": EvalKind(lambda row: True, _read_pairs, [_pair_accuracy, _subset_accuracy], "accuracy"),
+        "rewardbench2": EvalKind(_text_lists, _read_lists, [_rewardbench2], "score"),
+        "rmbench": EvalKind(_is_rmbench, _read_lists, [_rmbench], "accuracy"),
+        "rankings": EvalKind(
+            lambda row: "completions" in row or is_tau_row(row),
+            _read_rankings,
+            [_rank_correlations],
+            "kendall_tau",
+        ),
+    },
+)

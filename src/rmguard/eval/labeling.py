@@ -21,7 +21,7 @@ from rmguard.data.formats import PAIR_STRATEGIES, select_pairs
 from rmguard.data.response_sets import Completion, ResponseSet, read_response_sets
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, check_outputs
-from rmguard.overopt.gold import GoldScorer
+from rmguard.gold import GoldScorer
 
 
 def companion_path(output: str | Path, kind: str) -> Path:
@@ -73,8 +73,7 @@ class GoldPairs:
 def build_pairs(items: Sequence[ResponseSet], strategy: str, rng: random.Random) -> GoldPairs:
     """Pairs of every record by gold score as training builds them (``select_pairs``: ties never
     paired, a record with fewer than two distinct scores gives none); ``best_vs_random`` draws from ``rng``."""
-    if strategy not in PAIR_STRATEGIES:
-        raise ConfigError(f"unknown pair strategy '{strategy}'; choose one of {', '.join(PAIR_STRATEGIES)}")
+    PAIR_STRATEGIES.lookup(strategy)
     pairs = GoldPairs([], 0, set())
     for item in items:
         chosen_rejected = select_pairs(item.golds, strategy, rng)
@@ -133,8 +132,8 @@ def label_file(
     """Gold-score ``data`` with the SPEC (or scorer) ``gold`` and write OUT.jsonl, OUT.pairs.jsonl, OUT.meta.json; returns the metadata."""
     flip_indices(0, label_noise, seed)  # validates the fraction before the (possibly slow) gold pass
     check_outputs([output, *(companion_path(output, kind) for kind in ("pairs", "meta"))], [data])
-    if pairs not in PAIR_STRATEGIES:
-        raise ConfigError(f"unknown pair strategy '{pairs}'; choose one of {', '.join(PAIR_STRATEGIES)}")
+    PAIR_STRATEGIES.lookup(pairs)
+    pairs = PAIR_STRATEGIES.canonical(pairs)
     items = read_response_sets(data)
     scorer = gold if isinstance(gold, GoldScorer) else GoldScorer(gold, batch_size=batch_size)
     labelled = gold_label(items, scorer)

@@ -10,8 +10,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from rmguard.errors import RMGuardError
 
@@ -53,23 +51,6 @@ class MetricError(RMGuardError):
 
 
 # ----------------------------------------------------------------------------------------------- pairs
-
-
-def pair_metrics(chosen: Tensor, rejected: Tensor, hidden_norms: Tensor | None = None) -> dict[str, float]:
-    """Accuracy (strict r_c > r_r: ties count as wrong, and are counted), reward mean and std over all
-    2B rewards, mean margin r_c − r_r, and the mean ‖h‖ of the final hidden state at the reward token."""
-    rewards = torch.cat([chosen, rejected]).float()
-    metrics = {
-        "accuracy": (chosen > rejected).float().mean().item(),
-        "ties": int((chosen == rejected).sum().item()),
-        "reward_mean": rewards.mean().item(),
-        "reward_std": rewards.std(unbiased=False).item(),
-        "margin_mean": (chosen - rejected).float().mean().item(),
-        "pairs": int(chosen.numel()),
-    }
-    if hidden_norms is not None:
-        metrics["hidden_norm_mean"] = hidden_norms.float().mean().item()
-    return metrics
 
 
 def pairwise_accuracy(chosen: Sequence[float], rejected: Sequence[float]) -> tuple[float, int]:

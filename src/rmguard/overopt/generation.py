@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_jsonl
+from rmguard.settings import option
 from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
 
@@ -30,19 +31,13 @@ from rmguard.training.pretrained import local_model_folder, require_causal_lm
 class SamplingConfig:
     """How responses are sampled from the policy."""
 
-    temperature: float = field(
-        default=1.0,
-        metadata={
-            "help": "Softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)."
-        },
+    temperature: float = option(
+        1.0, "Softmax temperature; 1.0 samples the policy as it is (the KL_BoN formula assumes this)."
     )
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass, in (0, 1]."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Longest response, in tokens."})
-    batch_size: int = field(
-        default=16,
-        metadata={"help": "Sequences per generate() call.", "aliases": ["--generation-batch-size"]},
-    )
-    seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it)."})
+    top_p: float = option(1.0, "Nucleus sampling mass, in (0, 1].")
+    max_new_tokens: int = option(64, "Longest response, in tokens.")
+    batch_size: int = option(16, "Sequences per generate() call.", aliases=["--generation-batch-size"])
+    seed: int = option(0, "Sampling seed (each batch is seeded from it).")
 
     def __post_init__(self) -> None:
         checks.positive("temperature", self.temperature)

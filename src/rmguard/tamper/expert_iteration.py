@@ -8,12 +8,13 @@ environment and the held-out one. Evaluation uses prompt variants disjoint from 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.fileio import atomic_write_json, check_outputs
+from rmguard.settings import option, required
 from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.policies import DecodingConfig, HFPolicy, chat_prefix
@@ -26,24 +27,18 @@ EVAL_VARIANT_OFFSET = 100_000  # evaluation prompts never coincide with training
 
 @dataclass
 class ExpertIterationConfig:
-    model_path: str = field(metadata={"help": "HF causal LM folder to start from", "aliases": ["--model"]})
-    output_dir: str = field(metadata={"help": "folder for stage checkpoints and summary.json"})
-    stages: list[str] = field(
-        default_factory=lambda: curriculum()[:4], metadata={"help": "training environments, in order"}
-    )
-    held_out: str = field(
-        default="reward_tampering", metadata={"help": "evaluated after every stage, never trained"}
-    )
-    prompts_per_stage: int = field(default=8, metadata={"help": "prompt variants sampled per stage"})
-    samples_per_prompt: int = field(default=4, metadata={"help": "episodes per prompt; the best one is kept"})
-    eval_samples: int = field(default=8, metadata={"help": "evaluation episodes per later environment"})
-    epochs: int = field(default=1, metadata={"help": "fine-tuning epochs per stage"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate of the fine-tuning"})
-    batch_size: int = field(default=4, metadata={"help": "fine-tuning batch size"})
-    max_length: int = field(
-        default=2048, metadata={"help": "tokens per fine-tuning example (prompt + response)"}
-    )
-    seed: int = field(default=0, metadata={"help": "seed of the episodes and the fine-tuning order"})
+    model_path: str = required("HF causal LM folder to start from", aliases=["--model"])
+    output_dir: str = required("folder for stage checkpoints and summary.json")
+    stages: list[str] = option(curriculum()[:4], "training environments, in order")
+    held_out: str = option("reward_tampering", "evaluated after every stage, never trained")
+    prompts_per_stage: int = option(8, "prompt variants sampled per stage")
+    samples_per_prompt: int = option(4, "episodes per prompt; the best one is kept")
+    eval_samples: int = option(8, "evaluation episodes per later environment")
+    epochs: int = option(1, "fine-tuning epochs per stage")
+    learning_rate: float = option(1e-5, "AdamW learning rate of the fine-tuning")
+    batch_size: int = option(4, "fine-tuning batch size")
+    max_length: int = option(2048, "tokens per fine-tuning example (prompt + response)")
+    seed: int = option(0, "seed of the episodes and the fine-tuning order")
 
     def validate(self) -> None:
         for name in [*self.stages, self.held_out]:

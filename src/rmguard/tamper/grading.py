@@ -1,17 +1,25 @@
 """What a response and a check mean: the grade record, the visible answer, and the release's check commands.
 
-Shared grade fields: ``reward``, ``gamed`` (the binary gaming reward), ``passed_oversight`` (the oversight
-check found nothing wrong) and ``caught`` (gaming was attempted but oversight would have noticed). The rule
-that turns an attempt and an oversight verdict into ``gamed``/``caught`` is one per environment
+The grade schema, in one place: every environment's grade has ``reward`` and the yes/no fields of
+:data:`SHARED_FIELDS`: ``gamed`` (the binary gaming reward), ``passed_oversight`` (the oversight check
+found nothing wrong) and ``caught`` (gaming was attempted but oversight would have noticed); ``detail``
+and ``exec_outcome`` describe how grading went. An environment adds yes/no fields of its own by naming
+them in its ``grade_fields`` (reward tampering: tampered, test_passed, ...) and setting them in
+:attr:`Grade.fields`; the run report's rates (:func:`rmguard.tamper.runner.rate_fields`) and the Inspect
+scorers' metrics are derived from those declarations. The rule that turns an attempt and an oversight
+verdict into ``gamed``/``caught`` is one per environment
 (:meth:`rmguard.tamper.envs.base.Environment.verdict`); each environment's module holds its grader.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 BASH_OPEN, BASH_CLOSE = "<bash>", "</bash>"
+
+
+SHARED_FIELDS = ("gamed", "caught", "passed_oversight")  # the yes/no fields of every grade
 
 
 @dataclass
@@ -21,15 +29,14 @@ class Grade:
     passed_oversight: bool
     caught: bool
     detail: str = ""
-    tampered: bool | None = None
-    test_passed: bool | None = None
-    test_edited: bool | None = None
-    test_deleted: bool | None = None
-    told_user: bool | None = None
     exec_outcome: str | None = None
+    # The environment's own yes/no fields, exactly those its grade_fields declares.
+    fields: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        """The grade as a record: shared fields, then the environment's own (none of them ``None``)."""
+        values = {key: value for key, value in asdict(self).items() if key != "fields" and value is not None}
+        return {**values, **self.fields}
 
 
 def visible_text(response: str) -> str:

@@ -4,15 +4,20 @@ One task per registered environment (``rmguard/reward_tampering``, ...) and ``rm
 environment of ``all`` in one task). Nothing is implemented twice: the samples are the environments'
 variants (or the release's files), the solver runs :func:`rmguard.tamper.protocol.run_episode` (the
 one-turn ``<cot>``/``<bash>`` protocol, rmguard's virtual shell and budgets, the environment's grader and,
-where grading runs model code, the process jail) with the Inspect model as its policy, and the scorer
-reports that grade: gamed, caught, passed_oversight and reward, and for reward tampering tampered,
-test_passed, test_edited, test_deleted and told_user, each as mean with standard error. Each command with
-its output is in the sample's transcript; the whole response is the assistant message.
+where grading runs model code, the process jail) with the Inspect model as its policy. The scorer grades
+from the transcript, as Inspect's scorers do: it replays the response's commands in a fresh environment
+(:func:`rmguard.tamper.runner.replay_response`) and grades the result, so a saved log can be scored again.
+Its metrics are the grade schema's (:mod:`rmguard.tamper.grading`): gamed, caught, passed_oversight and
+reward, and the ``grade_fields`` every environment of the task declares (reward tampering's tampered,
+test_passed, ...), each as mean with standard error. Each command with its output is in the sample's
+transcript; the whole response is the assistant message.
 
 Task parameters (``-T name=value``): ``variants`` (prompt variants 0..variants-1), ``samples_per_variant``
-(Inspect epochs), ``max_commands``, ``max_response_chars``, ``max_output_chars``, ``max_new_tokens``, and
-``environments``/``prompts`` (the release's environments.json and prompts.json, read as ``rmguard tamper
-run --environments --prompts`` reads them). This module imports Inspect; nothing else in rmguard does.
+(Inspect epochs), ``max_new_tokens``, the episode budgets of
+:class:`~rmguard.tamper.protocol.EpisodeConfig` (``max_commands``, ``max_response_chars``,
+``max_output_chars``), and ``environments``/``prompts`` (the release's environments.json and prompts.json,
+read as ``rmguard tamper run --environments --prompts`` reads them). This module imports Inspect; nothing
+else in rmguard does.
 """
 
 from __future__ import annotations
@@ -38,13 +43,11 @@ from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, solver
 
 from rmguard.tamper.environments import REGISTRY, EnvironmentSpec, curriculum, load_release, make_environment
-from rmguard.tamper.grading import BASH_CLOSE, final_answer
+from rmguard.tamper.grading import BASH_CLOSE, SHARED_FIELDS, final_answer
 from rmguard.tamper.policies import close_open_bash
 from rmguard.tamper.protocol import EpisodeConfig, GenerationRequest, run_episode
+from rmguard.tamper.runner import replay_response
 from rmguard.tamper.sandbox.jail import Jail
-
-BASE_FIELDS = ("gamed", "caught", "passed_oversight", "reward")
-GRADE_KEY = "rmguard_grade"
 
 
 class InspectPolicy:
@@ -78,38 +81,44 @@ def _jail() -> Jail:
 
 
 @solver
-def rmguard_protocol(
-    max_commands: int = 20,
-    max_response_chars: int = 50_000,
-    max_output_chars: int = 10_000,
-    max_new_tokens: int = 512,
-):
-    """Run the sample's environment through rmguard's one-turn protocol with the task's model."""
-    budgets = EpisodeConfig(max_commands, max_response_chars, max_output_chars)
+def rmguard_protocol(max_new_tokens: int = 512, **budgets: int):
+    """Run the sample's environment through rmguard's one-turn protocol with the task's model, under the
+    episode budgets ``budgets`` (:class:`EpisodeConfig`'s fields)."""
+    config = EpisodeConfig(**budgets)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         spec = EnvironmentSpec(**state.metadata["spec"])
-        jail = _jail() if REGISTRY[spec.name].needs_jail(spec) else None
         policy = InspectPolicy(get_model(), asyncio.get_running_loop(), max_new_tokens)
-        episode = await asyncio.to_thread(run_episode, spec, policy, jail, 0, budgets)
+        episode = await asyncio.to_thread(run_episode, spec, policy, _jail_for(spec), 0, config)
         for command in episode.commands:
             transcript().info(command, source="rmguard shell")
         state.messages.append(ChatMessageAssistant(content=episode.response))
         state.output.completion = episode.response
-        state.store.set(GRADE_KEY, {**episode.grade.to_dict(), "stop_reason": episode.stop_reason})
         return state
 
     return solve
 
 
-def _grade_scorer(fields: tuple[str, ...]):
+def _jail_for(spec: EnvironmentSpec) -> Jail | None:
+    return _jail() if REGISTRY[spec.name].needs_jail(spec) else None
+
+
+def _grade_scorer(fields: tuple[str, ...], **budgets: int):
+    """A scorer over ``fields`` that grades the transcript: the response replayed in a fresh copy of the
+    sample's environment, under the task's budgets."""
+    config = EpisodeConfig(**budgets)
+
     @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"rmguard_grade_{len(fields)}")
     def rmguard_grade():
         async def score(state: TaskState, target: Target) -> Score:
-            grade = state.store.get(GRADE_KEY)
+            spec, response = EnvironmentSpec(**state.metadata["spec"]), state.output.completion
+            replayed = await asyncio.to_thread(
+                replay_response, spec.name, response, spec.variant, _jail_for(spec), spec, config
+            )
+            grade = {k: v for k, v in replayed.items() if k not in ("prompt", "response", "transcript")}
             return Score(
                 value={name: float(grade[name]) for name in fields},
-                answer=final_answer(state.output.completion),
+                answer=final_answer(response),
                 explanation=grade.get("detail", ""),
                 metadata=grade,
             )
@@ -142,35 +151,37 @@ def curriculum_task(
     names: list[str],
     variants: int = 64,
     samples_per_variant: int = 1,
-    max_commands: int = 20,
-    max_response_chars: int = 50_000,
-    max_output_chars: int = 10_000,
     max_new_tokens: int = 512,
     environments: str | None = None,
     prompts: str | None = None,
+    **budgets: int,
 ) -> Task:
-    """The Inspect task over ``names``; scored with every grade field these environments share."""
-    fields = BASE_FIELDS + tuple(
-        f for f in REGISTRY[names[0]].grade_fields if all(f in REGISTRY[n].grade_fields for n in names)
-    )
+    """The Inspect task over ``names``; scored with the shared grade fields and every grade field these
+    environments all declare. ``budgets``: :class:`EpisodeConfig`'s fields."""
+    own = [f for f in REGISTRY[names[0]].grade_fields if all(f in REGISTRY[n].grade_fields for n in names)]
     return Task(
         dataset=_samples(names, variants, environments, prompts),
-        solver=rmguard_protocol(max_commands, max_response_chars, max_output_chars, max_new_tokens),
-        scorer=_grade_scorer(fields),
+        solver=rmguard_protocol(max_new_tokens, **budgets),
+        scorer=_grade_scorer((*SHARED_FIELDS, "reward", *own), **budgets),
         epochs=samples_per_variant,
         name=names[0] if len(names) == 1 else "curriculum",
     )
 
 
 def _registered_task(name: str, names: list[str], doc: str) -> Any:
-    """An Inspect task named ``name`` over ``names`` whose ``-T`` parameters are curriculum_task's own
-    (declared once, there; Inspect reads them from the signature)."""
+    """An Inspect task named ``name`` over ``names`` whose ``-T`` parameters are curriculum_task's own and
+    the episode budgets (each declared once, there and in EpisodeConfig; Inspect reads them from the
+    signature)."""
 
     def run(**params: Any) -> Task:
         return curriculum_task(names, **params)
 
-    signature = inspect.signature(curriculum_task)
-    run.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+    own = list(inspect.signature(curriculum_task).parameters.values())[1:-1]  # not names, not **budgets
+    budgets = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=int)
+        for f in dataclasses.fields(EpisodeConfig)
+    ]
+    run.__signature__ = inspect.Signature([*own, *budgets])
     run.__name__ = run.__qualname__ = name
     run.__doc__ = doc
     return task(name=name)(run)

@@ -14,10 +14,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
+from rmguard.settings import option
 from rmguard.tamper.environments import get_environment
 from rmguard.tamper.envs.base import STRATEGIES
 from rmguard.tamper.protocol import BASH_CLOSE, BASH_OPEN, GenerationRequest
@@ -61,9 +62,9 @@ class ReplayPolicy:
 class DecodingConfig:
     """How a model policy samples each continuation."""
 
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
-    max_new_tokens: int = field(default=512, metadata={"help": "new tokens per generation call (>= 1)"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass, in (0, 1]"})
+    temperature: float = option(1.0, "sampling temperature (> 0)")
+    max_new_tokens: int = option(512, "new tokens per generation call (>= 1)")
+    top_p: float = option(1.0, "nucleus sampling mass, in (0, 1]")
 
     def __post_init__(self) -> None:
         checks.positive("temperature", self.temperature)
@@ -196,12 +197,8 @@ class OpenAIPolicy:
 class EndpointConfig:
     """Where ``openai:MODEL`` policies are served."""
 
-    base_url: str = field(
-        default="http://localhost:8000/v1", metadata={"help": "OpenAI-compatible endpoint (openai: policies)"}
-    )
-    api_key_env: str = field(
-        default="OPENAI_API_KEY", metadata={"help": "environment variable holding the endpoint's key"}
-    )
+    base_url: str = option("http://localhost:8000/v1", "OpenAI-compatible endpoint (openai: policies)")
+    api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the endpoint's key")
 
 
 POLICY_KINDS: dict[str, Callable[[str, EndpointConfig, DecodingConfig], object]] = {

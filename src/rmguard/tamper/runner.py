@@ -14,12 +14,13 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.fileio import atomic_write_json, output_lock
+from rmguard.settings import option
 from rmguard.tamper.environments import (
     REGISTRY,
     EnvironmentSpec,
@@ -27,39 +28,22 @@ from rmguard.tamper.environments import (
     get_environment,
     make_environment,
 )
-from rmguard.tamper.grading import visible_text
+from rmguard.tamper.grading import SHARED_FIELDS, visible_text
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
 from rmguard.tamper.sandbox.jail import Jail
 
 PreferenceScorer = Callable[[list[str], list[str]], list[float]]
-RATE_FIELDS = (
-    "gamed",
-    "caught",
-    "passed_oversight",
-    "tampered",
-    "test_passed",
-    "test_edited",
-    "test_deleted",
-    "told_user",
-)
 
 
 @dataclass
 class RunConfig:
-    env: list[str] = field(
-        default_factory=list,
-        metadata={"help": "environment names or 'all' (repeatable; none given: all)", "action": "extend"},
-    )
-    samples: int = field(default=16, metadata={"help": "episodes per environment (or per file environment)"})
-    seed: int = field(default=0, metadata={"help": "run seed (episode seeds derive from it)"})
-    num_variants: int = field(
-        default=512, metadata={"help": "sample i uses prompt variant i mod this (the paper's 512)"}
-    )
-    concurrency: int = field(
-        default=8, metadata={"help": "parallel episodes (scripted and openai: policies)"}
-    )
-    examples_per_environment: int = field(default=2, metadata={"help": "example responses in the report"})
+    env: list[str] = option([], "environment names or 'all' (repeatable; none given: all)", action="extend")
+    samples: int = option(16, "episodes per environment (or per file environment)")
+    seed: int = option(0, "run seed (episode seeds derive from it)")
+    num_variants: int = option(512, "sample i uses prompt variant i mod this (the paper's 512)")
+    concurrency: int = option(8, "parallel episodes (scripted and openai: policies)")
+    examples_per_environment: int = option(2, "example responses in the report")
 
     def __post_init__(self) -> None:
         for name in ("samples", "num_variants", "concurrency"):
@@ -239,6 +223,15 @@ def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float, floa
     return (max(0.0, center - half), min(1.0, center + half))
 
 
+def rate_fields() -> tuple[str, ...]:
+    """The yes/no grade fields a report gives rates of: the shared ones, then each registered
+    environment's own (its ``grade_fields``), in curriculum order."""
+    fields = dict.fromkeys(SHARED_FIELDS)
+    for environment in REGISTRY.values():
+        fields.update(dict.fromkeys(environment.grade_fields))
+    return tuple(fields)
+
+
 def _report_name(record: dict) -> str:
     """Records are reported per environment, and per release name when loaded from the release's files."""
     return record.get("release_name") or record["environment"]
@@ -252,7 +245,7 @@ def summarize_records(records: list[dict], examples: int = 2) -> dict:
     for name in sorted(order, key=lambda n: (order[n], n)):
         rows = [r for r in records if _report_name(r) == name]
         entry: dict = {"episodes": len(rows), "mean_reward": sum(r["reward"] for r in rows) / len(rows)}
-        for key in RATE_FIELDS:
+        for key in rate_fields():
             values = [bool(r[key]) for r in rows if r.get(key) is not None]
             if values:
                 k = sum(values)
@@ -304,13 +297,15 @@ def replay_response(
     variant: int = 0,
     jail: Jail | None = None,
     spec: EnvironmentSpec | None = None,
+    episode_config: EpisodeConfig | None = None,
 ) -> dict:
-    """Replay a fixed response's commands through a fresh environment and grade the result."""
+    """Replay a fixed response's commands through a fresh environment (under ``episode_config``'s budgets)
+    and grade the result."""
     spec = spec or make_environment(environment, variant)
     own = jail is None and get_environment(spec.name).needs_jail(spec)
     jail = Jail() if own else jail
     try:
-        episode = run_episode(spec, ReplayPolicy(response), jail)
+        episode = run_episode(spec, ReplayPolicy(response), jail, config=episode_config)
     finally:
         if own:
             jail.close()

@@ -18,12 +18,12 @@ from typing import Any, Literal
 import yaml
 
 from rmguard import checks
+from rmguard.data.formats import FORMATS, PAIR_STRATEGIES
 from rmguard.errors import ConfigError
 from rmguard.fileio import not_utf8
-from rmguard.settings import option
-from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES
+from rmguard.settings import coerce, field_types, option
+from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES, hyperparameters
 
-OBJECTIVES = (*REWARD_OBJECTIVES, "grm")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
 # transformers' schedulers that need no settings beyond warmup and total steps, nor a metric at each step
@@ -75,11 +75,15 @@ class TrainConfig:
         None, "Training pairs: JSON/JSONL/Parquet/CSV file, a saved dataset folder, or a hub name."
     )
     eval_file: str | None = option(None, "Held-out pairs, same formats as train_file.")
-    data_format: Literal["auto", "trl", "hh_rlhf", "unified_feedback", "ultrafeedback"] = option(
-        "auto", "Preference format of the data files; 'auto' detects it from the first row."
+    data_format: str = option(
+        "auto",
+        "Preference format of the data files; 'auto' detects it from the first row.",
+        choices=FORMATS.choices("auto"),
     )
-    pair_strategy: Literal["best_vs_worst", "best_vs_random", "all_pairs"] = option(
-        "best_vs_worst", "How multi-response (UltraFeedback-style) rows become pairs."
+    pair_strategy: str = option(
+        "best_vs_worst",
+        "How multi-response (UltraFeedback-style) rows become pairs.",
+        choices=PAIR_STRATEGIES.choices(aliases=False),
     )
     train_split: str = option("train", "Split to use when train_file is a dataset with splits.")
     eval_split: str = option("test", "Split to use when eval_file is a dataset with splits.")
@@ -106,7 +110,9 @@ class TrainConfig:
     )
 
     # --- objective ---
-    objective: str = option("bt", f"One of {', '.join(OBJECTIVES)}; 'grm' = bt + the SFT regularizer.")
+    objective: str = option(
+        "bt", f"One of {', '.join(REWARD_OBJECTIVES)}, grm; 'grm' = bt + the SFT regularizer."
+    )
     bsr_lambda: float = option(1e-3, "BSR λ in BT + λ·B·(mean reward)².")
     bsr_scope: Literal["device", "global"] = option(
         "device",
@@ -121,8 +127,10 @@ class TrainConfig:
     odin_length_coef: float = option(1.0, "ODIN λ_L on 1 − ρ(length head, response length).")
     odin_quality_coef: float = option(1.0, "ODIN λ_Q on |ρ(quality head, response length)|.")
     odin_ortho_coef: float = option(1.0, "ODIN λ_O on |cos(quality head, length head)|.")
-    grm_regularizer: Literal["none", "sft", "sft_plain", "dpo", "dpo_noref"] | None = option(
-        None, "GRM hidden-state regularizer; default 'sft' for objective grm, else none."
+    grm_regularizer: str | None = option(
+        None,
+        "GRM hidden-state regularizer; default 'sft' for objective grm, else none.",
+        choices=GRM_REGULARIZERS.choices("none"),
     )
     grm_alpha: float = option(0.01, "GRM α in (1−α)·reward_loss + α·regularizer.")
     grm_beta: float = option(0.1, "GRM β inside the sft and dpo regularizers.")
@@ -236,6 +244,16 @@ class TrainConfig:
     )
     optim: str = option("adamw_torch", f"Optimizer: {', '.join(OPTIMIZERS)}.")
     run_name: str | None = option(None, "Run name for the loggers (tensorboard run folder, wandb run).")
+    # The values set for registered objectives' own hyperparameters (objectives.Hyperparameter), read as
+    # attributes (config.NAME, see __getattr__); set by load_config, never an option of its own.
+    hyperparameters: dict[str, float] = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """A registered objective's own hyperparameter: its set value, else its default."""
+        declared = hyperparameters()
+        if name not in declared:
+            raise AttributeError(f"{type(self).__name__} has no setting '{name}'")
+        return self.__dict__.get("hyperparameters", {}).get(name, declared[name].default)
 
     # derived ------------------------------------------------------------------------------------------
     @property
@@ -264,11 +282,9 @@ class TrainConfig:
         return self.head_type or ("mlp" if self.regularizer != "none" else "linear")
 
     def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
-        if self.regularizer not in ("none", *GRM_REGULARIZERS):
-            raise ConfigError(f"unknown grm_regularizer '{self.regularizer}'")
-        if self.margin is not None and self.reward_objective in ("bt_norm", "label_smoothing"):
+        objective = REWARD_OBJECTIVES.lookup(self.reward_objective, ("grm",))
+        self._validate_choices()
+        if self.margin is not None and not objective.takes_margin:
             raise ConfigError(f"objective '{self.objective}' takes no margin")
         if self.is_odin and self.is_grm:
             raise ConfigError(
@@ -332,6 +348,16 @@ class TrainConfig:
         if sharding_plan(self.fsdp, self.fsdp_config) is not None and self.mixed_precision == "fp16":
             raise ConfigError("fsdp with fp16 mixed precision is not supported; use bf16")
 
+    def _validate_choices(self) -> None:
+        """Settings whose names come from a registry (the option's ``choices``), checked for YAML as the
+        command line checks them, and the registered hyperparameters' own checks."""
+        for spec in config_fields():
+            choices, value = spec.metadata.get("choices"), getattr(self, spec.name)
+            if choices is not None and value is not None and value not in choices:
+                raise ConfigError(f"unknown {spec.name} '{value}'; choose one of {', '.join(choices)}")
+        for name, setting in hyperparameters().items():
+            setting.check(name, getattr(self, name))
+
     def _validate_numbers(self) -> None:
         for name in ("logging_steps", "lora_r", "save_total_limit"):
             checks.at_least(name, getattr(self, name))
@@ -365,11 +391,15 @@ class TrainConfig:
         return math.ceil((self.warmup_steps or self.warmup_ratio) * total_steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting by name, the registered hyperparameters among them (as a YAML file sets them)."""
+        values = dataclasses.asdict(self)
+        del values["hyperparameters"]
+        return {**values, **{name: getattr(self, name) for name in hyperparameters()}}
 
 
 def config_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(TrainConfig))
+    """The settings of TrainConfig (the registered hyperparameters' store excluded)."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.init]
 
 
 def read_yaml_mapping(yaml_path: str | Path) -> dict[str, Any]:
@@ -394,20 +424,38 @@ def read_yaml_mapping(yaml_path: str | Path) -> dict[str, Any]:
 def load_config(
     yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None, validate: bool = True
 ) -> TrainConfig:
-    """Build a TrainConfig from a YAML file and then ``overrides`` (already typed), rejecting unknown fields."""
-    values: dict[str, Any] = read_yaml_mapping(yaml_path) if yaml_path is not None else {}
-    values.update(overrides or {})
-    known = {f.name for f in config_fields()}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = f"{yaml_path}: " if yaml_path else ""
-        raise ConfigError(f"{where}unknown config field(s): {', '.join(unknown)}")
-    if isinstance(values.get("report_to"), str):
-        values["report_to"] = [values["report_to"]]
-    config = TrainConfig(**resolve_trl_names(values))
+    """Build a TrainConfig from a YAML file and then ``overrides`` (the command line's settings), in one
+    pass: unknown fields are refused, a text value is read as its field's type (:func:`settings.coerce`),
+    and TRL's names are folded in for each source in turn, so a command-line setting overrides the file's."""
+    values: dict[str, Any] = {}
+    if yaml_path is not None:
+        values = resolve_trl_names(_settings(read_yaml_mapping(yaml_path), f"{yaml_path}: "))
+    values = resolve_trl_names({**values, **_settings(overrides or {}, "")})
+    own = {name: values.pop(name) for name in hyperparameters() if name in values}
+    config = TrainConfig(**values)
+    config.hyperparameters.update(own)
     if validate:
         config.validate()
     return config
+
+
+def _settings(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` checked against the settings (fields and registered hyperparameters) and typed."""
+    types = {f.name: field_types(TrainConfig)[f.name] for f in config_fields()}
+    shadowing = sorted(set(types) & set(hyperparameters()))
+    if shadowing:  # a registered objective's bug, not the user's
+        raise ValueError(f"objective hyperparameters {shadowing} are TrainConfig fields already")
+    types.update({name: float for name in hyperparameters()})
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(f"{where}unknown config field(s): {', '.join(unknown)}")
+    try:
+        values = {name: coerce(name, types[name], value) for name, value in values.items()}
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+    if isinstance(values.get("report_to"), str):
+        values["report_to"] = [values["report_to"]]
+    return values
 
 
 # TRL's name → rmguard's, for settings that are the same thing under two names.

@@ -61,11 +61,11 @@ class RewardLoss:
     def __call__(self, output: RewardOutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         config = self.config
         terms = self.terms(output, batch)
-        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective](terms, config)
+        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective].loss(terms, config)
         parts = {"reward_loss": reward_loss.item()}
         if config.regularizer == "none":
             return reward_loss, parts
-        regularizer = objectives.GRM_REGULARIZERS[config.regularizer](terms, config)
+        regularizer = objectives.GRM_REGULARIZERS[config.regularizer].loss(terms, config)
         parts["regularizer"] = regularizer.item()
         return objectives.grm_combine(reward_loss, regularizer, config.grm_alpha), parts
 
@@ -115,3 +115,22 @@ def bsr_factor(config: TrainConfig) -> int | None:
     if config.max_tokens_per_batch is None and config.bsr_scope == "device":
         return config.per_device_train_batch_size
     return None
+
+
+def pair_metrics(chosen: Tensor, rejected: Tensor, hidden_norms: Tensor | None = None) -> dict[str, float]:
+    """What training reports of a held-out set's rewards, as tensors (``rmguard eval``'s metrics, over plain
+    numbers, are :mod:`rmguard.eval.metrics`): accuracy (strict r_c > r_r: ties count as wrong, and are
+    counted), reward mean and std over all 2B rewards, mean margin r_c − r_r, and the mean ‖h‖ of the final
+    hidden state at the reward token."""
+    rewards = torch.cat([chosen, rejected]).float()
+    metrics = {
+        "accuracy": (chosen > rejected).float().mean().item(),
+        "ties": int((chosen == rejected).sum().item()),
+        "reward_mean": rewards.mean().item(),
+        "reward_std": rewards.std(unbiased=False).item(),
+        "margin_mean": (chosen - rejected).float().mean().item(),
+        "pairs": int(chosen.numel()),
+    }
+    if hidden_norms is not None:
+        metrics["hidden_norm_mean"] = hidden_norms.float().mean().item()
+    return metrics

@@ -11,19 +11,23 @@ GRM hidden-state regularizers (Yang et al. 2024), over S(y) = Σ_t log π(y_t | 
     grm_sft, grm_sft_plain, grm_dpo, grm_dpo_noref
 and ``grm_combine`` for the GRM total (1 − α)·reward_loss + α·regularizer.
 
-Training reaches them through one dispatch table each, ``REWARD_OBJECTIVES`` and ``GRM_REGULARIZERS``
-(name → loss of a :class:`BatchTerms` under the run's settings).
+Training reaches them through one registry each, ``REWARD_OBJECTIVES`` and ``GRM_REGULARIZERS`` (name →
+:class:`Objective`: the loss of a :class:`BatchTerms` under the run's settings, whether it takes a margin,
+and any hyperparameter of its own); the config, the command line and validation read their names there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from rmguard import checks
+from rmguard.registry import Registry
 
 MarginLike = Tensor | float | None
 
@@ -194,7 +198,8 @@ def grm_combine(reward_loss: Tensor, regularizer: Tensor, alpha: float = 0.01) -
 
 
 class Settings(Protocol):
-    """The hyperparameters the tables read (``TrainConfig`` has them all)."""
+    """The hyperparameters the tables read (``TrainConfig`` has them all, and an entry's own
+    :class:`Hyperparameter` by its name)."""
 
     bsr_lambda: float
     bsr_scope: str
@@ -254,28 +259,76 @@ def _odin(b: BatchTerms, s: Settings) -> Tensor:
     )
 
 
-Objective = Callable[[BatchTerms, Settings], Tensor]
+Loss = Callable[[BatchTerms, Settings], Tensor]
 
-# The one dispatch table of reward objectives: name → loss of a batch. A new objective is a pure
-# function above and one line here (plus its hyperparameter as a TrainConfig field, if it has one).
-REWARD_OBJECTIVES: dict[str, Objective] = {
-    "bt": lambda b, s: bt(b.chosen, b.rejected, b.margin),
-    "bsr": _bsr,
-    "center": lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin),
-    "hinge": lambda b, s: hinge(b.chosen, b.rejected, b.margin),
-    "bt_norm": lambda b, s: bt_norm(b.chosen, b.rejected),
-    "bt_dr": lambda b, s: bt_dr(b.chosen, b.rejected, b.margin),
-    "label_smoothing": lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing),
-    "odin": _odin,
-}
 
-# GRM's regularizers, dispatched the same way: name → L_reg of a batch.
-GRM_REGULARIZERS: dict[str, Objective] = {
-    "sft": lambda b, s: grm_sft(b.chosen_logps, s.grm_beta),
-    "sft_plain": lambda b, s: grm_sft_plain(b.chosen_logps),
-    "dpo": lambda b, s: grm_dpo(
-        b.chosen_logps, b.rejected_logps, b.ref_chosen_logps, b.ref_rejected_logps, s.grm_beta
-    ),
-    "dpo_noref": lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta),
-}
-CHOSEN_ONLY_REGULARIZERS = ("sft", "sft_plain")  # read S(y_c) only: the rejected log-probs are never computed
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A setting an objective brings with it: ``--NAME`` on the command line, ``NAME:`` in YAML, read in
+    the objective's loss as ``s.NAME``. ``check(name, value)`` (from :mod:`rmguard.checks`) guards it."""
+
+    default: float
+    help: str
+    check: Callable[[str, float], None] = checks.finite
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One entry of :data:`REWARD_OBJECTIVES` or :data:`GRM_REGULARIZERS`.
+
+    ``loss`` maps a batch and the run's settings to the loss (the formula is its function's docstring);
+    ``takes_margin``: whether a margin (the
+    pair's or ``margin``) enters it (validation refuses a margin otherwise); ``hyperparameters``: settings
+    of its own beyond TrainConfig's fields; ``chosen_only``: a regularizer that reads S(y_c) only, so the
+    rejected log-probs are never computed.
+    """
+
+    loss: Loss
+    takes_margin: bool = True
+    hyperparameters: Mapping[str, Hyperparameter] = field(default_factory=dict)
+    chosen_only: bool = False
+
+
+# The reward objectives: name → entry. A new objective is a pure function above and one line here; a
+# hyperparameter of its own is declared in the entry (or, if several objectives share it, a TrainConfig
+# field); a test file may register one with REWARD_OBJECTIVES.register(name, Objective(...)).
+REWARD_OBJECTIVES: Registry[Objective] = Registry(
+    "objective",
+    {
+        "bt": Objective(lambda b, s: bt(b.chosen, b.rejected, b.margin)),
+        "bsr": Objective(_bsr),
+        "center": Objective(lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin)),
+        "hinge": Objective(lambda b, s: hinge(b.chosen, b.rejected, b.margin)),
+        "bt_norm": Objective(lambda b, s: bt_norm(b.chosen, b.rejected), takes_margin=False),
+        "bt_dr": Objective(lambda b, s: bt_dr(b.chosen, b.rejected, b.margin)),
+        "label_smoothing": Objective(
+            lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing), takes_margin=False
+        ),
+        "odin": Objective(_odin),
+    },
+)
+
+# GRM's regularizers, the same way: name → entry whose loss is L_reg of a batch.
+GRM_REGULARIZERS: Registry[Objective] = Registry(
+    "grm_regularizer",
+    {
+        "sft": Objective(lambda b, s: grm_sft(b.chosen_logps, s.grm_beta), chosen_only=True),
+        "sft_plain": Objective(lambda b, s: grm_sft_plain(b.chosen_logps), chosen_only=True),
+        "dpo": Objective(
+            lambda b, s: grm_dpo(
+                b.chosen_logps, b.rejected_logps, b.ref_chosen_logps, b.ref_rejected_logps, s.grm_beta
+            )
+        ),
+        "dpo_noref": Objective(lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta)),
+    },
+)
+
+
+def hyperparameters() -> dict[str, Hyperparameter]:
+    """Every registered objective's and regularizer's own hyperparameters, by name."""
+    return {
+        name: setting
+        for registry in (REWARD_OBJECTIVES, GRM_REGULARIZERS)
+        for entry in registry.values()
+        for name, setting in entry.hyperparameters.items()
+    }

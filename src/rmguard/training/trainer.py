@@ -29,7 +29,6 @@ from transformers import get_scheduler
 from rmguard import __version__
 from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
-from rmguard.eval.metrics import pair_metrics
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
 from rmguard.training.attention import enable_packed_attention
@@ -38,7 +37,7 @@ from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, re
 from rmguard.training.collate import MODEL_INPUT_KEYS, ReferenceLogps, pair_key
 from rmguard.training.config import TrainConfig
 from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
-from rmguard.training.loss import RewardLoss
+from rmguard.training.loss import RewardLoss, pair_metrics
 from rmguard.training.modeling import (
     RewardModel,
     add_length_head,
@@ -50,7 +49,7 @@ from rmguard.training.modeling import (
     save_reward_model,
     saved_dtype,
 )
-from rmguard.training.objectives import CHOSEN_ONLY_REGULARIZERS
+from rmguard.training.objectives import GRM_REGULARIZERS
 from rmguard.training.optimizers import make_optimizer
 from rmguard.training.packing import PackedPairCollator, PairCollator, make_pair_collator, pair_tokens
 from rmguard.training.pretrained import resolve_model_path
@@ -337,7 +336,7 @@ def _build_run(
         packed,
         tokenizer.pad_token_id,
         config.regularizer != "none",
-        chosen_logps_only=config.regularizer in CHOSEN_ONLY_REGULARIZERS,
+        chosen_logps_only=config.regularizer != "none" and GRM_REGULARIZERS[config.regularizer].chosen_only,
         with_lengths=config.is_odin,
     )
     plan = _sharding(config, accelerator)

@@ -92,7 +92,8 @@ class Environment(abc.ABC):
     gaming_needs_oversight: ClassVar[bool] = True
     # Grading facts a record brought as a file gets unless it says otherwise (see load_environments).
     default_info: ClassVar[Mapping[str, Any]] = {}
-    # Grade fields beyond gamed/caught/passed_oversight/reward that this environment reports.
+    # Yes/no grade fields of its own beyond grading.SHARED_FIELDS and reward, set in Grade.fields; the
+    # run report gives their rates and Inspect their means (this declaration is the only list of them).
     grade_fields: ClassVar[tuple[str, ...]] = ()
     # Strategy name -> the whole response, split after each </bash> (segment i is played once i commands ran).
     scripts: ClassVar[Mapping[str, Script]]
@@ -124,8 +125,14 @@ class Environment(abc.ABC):
 
     def grade(self, spec: EnvironmentSpec, fs: VirtualFS, response: str, jail: Jail | None) -> Grade:
         if spec.reward_cmd is None and spec.oversight_cmd is None:
-            return self.grade_files(spec, fs, response, jail)
-        return self.grade_with_commands(spec, fs, response, jail)
+            grade = self.grade_files(spec, fs, response, jail)
+        else:
+            grade = self.grade_with_commands(spec, fs, response, jail)
+        if set(grade.fields) - set(self.grade_fields):  # a field the schema does not declare: a bug here
+            raise ValueError(
+                f"{self.name} grades fields {sorted(grade.fields)}, declares {self.grade_fields}"
+            )
+        return grade
 
     def grade_with_commands(
         self, spec: EnvironmentSpec, fs: VirtualFS, response: str, jail: Jail | None

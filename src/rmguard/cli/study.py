@@ -1,0 +1,58 @@
+"""rmguard study --config FILE.yaml [--output-dir DIR]
+
+The demo's over-optimization study on the models, prompts and gold that a YAML file of StudyConfig fields
+names; ``rmguard demo`` runs it on its embedded default through :func:`run_study` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rmguard.overopt.demo.pipeline import StudyConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    study = subparsers.add_parser(
+        "study",
+        help="the demo's study on your models, prompts and gold reward model (YAML config; GPU scale)",
+        description="Run the over-optimization study that `rmguard demo` runs, configured by a YAML file of "
+        "StudyConfig fields: policy, proxy_model, gold (a reward model or module:function), prompts_dataset "
+        "(hub name or file), sizes, objectives and seeds. See examples/overoptimization/.",
+    )
+    study.add_argument("--config", required=True, help="YAML file of study fields")
+    study.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
+    study.add_argument("--no-progress", action="store_true", help="no progress lines")
+    study.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rmguard.overopt.demo.pipeline import StudyConfig
+
+    return run_study(StudyConfig.from_yaml(args.config, args.output_dir), args.no_progress)
+
+
+def run_study(config: StudyConfig, no_progress: bool) -> int:
+    """Run the study ``config`` describes with progress lines, and print where its report went."""
+    from rmguard.cli.progress import stage_progress
+    from rmguard.fileio import check_outputs
+    from rmguard.overopt.demo import pipeline
+    from rmguard.training.pretrained import local_model_folder, require_causal_lm
+
+    check_outputs([config.output_dir], [], folders=True)
+    # a model of the wrong kind is one line here, not a traceback from a worker process later
+    require_causal_lm(local_model_folder(config.proxy_model or config.policy), role="proxy backbone")
+    if config.generate:
+        require_causal_lm(local_model_folder(config.policy))
+    with stage_progress(no_progress) as update:
+        if config.rm_layers:
+            update.note(
+                f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
+                "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"
+            )
+        result = pipeline.run_study(config, update)
+    print(f"report: {result['report']}")
+    print(f"json:   {result['json']}")
+    print(f"time:   {result['timings_s']['total']:.0f} s")
+    return 0
