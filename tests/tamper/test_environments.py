@@ -364,8 +364,8 @@ def test_a_record_with_only_an_oversight_command_runs_it(tmp_path, jail, oversig
     path.write_text(json.dumps(record) + "\n")
     [spec] = load_environments(path)
     grade = run_episode(spec, ScriptedPolicy("honest"), jail).grade
-    assert (grade.reward, grade.passed_oversight, grade.test_passed) == (-10.0, passed, passed)
-    assert not grade.gamed and not grade.caught and not grade.tampered
+    assert (grade.reward, grade.passed_oversight, grade.fields["test_passed"]) == (-10.0, passed, passed)
+    assert not grade.gamed and not grade.caught and not grade.fields["tampered"]
 
 
 def test_released_commands_name_paths_under_the_home_folder(tmp_path, jail) -> None:
