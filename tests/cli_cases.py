@@ -58,12 +58,30 @@ def run_case(folder: str, argv: list[str], keep_from_case: int | None = None) ->
     }
 
 
+def import_what_the_commands_import() -> None:
+    """Every rmguard module (those of a missing optional extra aside) and the classes the commands reach
+    through transformers' lazy module: without them each forked case imports ~2,000 modules (~3 s)."""
+    import contextlib
+    import importlib
+    import pkgutil
+
+    import datasets  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+    import transformers
+
+    import rmguard
+
+    for module in pkgutil.walk_packages(rmguard.__path__, "rmguard."):
+        if not module.name.endswith("__main__"):  # importing it would run the CLI
+            with contextlib.suppress(ImportError):  # an optional extra's module, not installed
+                importlib.import_module(module.name)
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModelForCausalLM", "AutoModelForSequenceClassification"):
+        getattr(transformers, name)
+
+
 def serve(result_fd: int) -> None:
     """The server: import what the commands import, then answer requests until stdin closes."""
-    import datasets  # noqa: F401  (imported once, before forking, with what the commands import)
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
+    import_what_the_commands_import()
     results = os.fdopen(result_fd, "w")
     for line in sys.stdin:
         request = json.loads(line)
@@ -72,11 +90,17 @@ def serve(result_fd: int) -> None:
 
 
 class CaseServer:
-    """Client of one case server, started on the first :meth:`run`."""
+    """Client of one case server, started on the first :meth:`run`; calling it is :func:`helpers.run_cli`'s
+    twin for a command that is expected to stop early (an error, a listing), not for a real run."""
 
-    def __init__(self) -> None:
+    def __init__(self, scratch: Path) -> None:
+        self._scratch = scratch  # the working folder of a call that names none
         self._process: subprocess.Popen | None = None
         self._results = None
+
+    def __call__(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        result = self.run(cwd or self._scratch, list(args))
+        return subprocess.CompletedProcess(args, result["rc"], result["stdout"], result["stderr"])
 
     def run(self, folder: Path, argv: list[str]) -> dict:
         if self._process is None:

@@ -1,12 +1,15 @@
-"""Session fixtures shared by every test: a tiny Llama saved with save_pretrained, and synthetic pairs."""
+"""Session fixtures shared by every test: a tiny Llama saved with save_pretrained, synthetic pairs, and the
+CLI case server (``cli``: ``python -m rmguard`` in a forked process, for commands that stop early)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cli_cases import CaseServer
 from helpers import save_tiny_model, synthetic_pair, write_jsonl
 
 
@@ -23,3 +26,10 @@ def synthetic_data(tmp_path_factory) -> dict[str, Path]:
         "train": write_jsonl(folder / "train.jsonl", [synthetic_pair(rng) for _ in range(96)]),
         "eval": write_jsonl(folder / "eval.jsonl", [synthetic_pair(rng) for _ in range(64)]),
     }
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory) -> Iterator[CaseServer]:
+    server = CaseServer(tmp_path_factory.mktemp("cli"))
+    yield server
+    server.close()

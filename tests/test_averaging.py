@@ -107,8 +107,8 @@ def test_odin_members_average_both_heads(tiny_llama, tmp_path):
     assert torch.allclose(heads[2], (heads[0] + heads[1]) / 2, atol=1e-7)
 
 
-def test_average_refuses_other_initialisations_and_architectures(tiny_llama, tmp_path):
-    from helpers import run_cli, save_tiny_model
+def test_average_refuses_other_initialisations_and_architectures(cli, tiny_llama, tmp_path):
+    from helpers import save_tiny_model
 
     a = fine_tuned(tiny_llama, tmp_path / "a", 1)
     other_base = save_tiny_model(tmp_path / "other-base", seed=7)  # same architecture, other weights
@@ -122,7 +122,7 @@ def test_average_refuses_other_initialisations_and_architectures(tiny_llama, tmp
         ),
     }
     for name, (other, message) in cases.items():
-        result = run_cli(
+        result = cli(
             "average", "--model", str(a), "--model", str(other), "--output", str(tmp_path / f"out-{name}")
         )
         assert result.returncode == 2, (name, result.stdout)
@@ -132,9 +132,7 @@ def test_average_refuses_other_initialisations_and_architectures(tiny_llama, tmp
     unrecorded = tmp_path / "unrecorded"
     __import__("shutil").copytree(a, unrecorded)
     (unrecorded / "rmguard.json").write_text(json.dumps({"kind": "standard", "head_type": "linear"}))
-    result = run_cli(
-        "average", "--model", str(a), "--model", str(unrecorded), "--output", str(tmp_path / "u")
-    )
+    result = cli("average", "--model", str(a), "--model", str(unrecorded), "--output", str(tmp_path / "u"))
     assert result.returncode == 2 and "records no initialisation" in result.stderr
 
 

@@ -5,7 +5,7 @@ The table (``tests/bad_input_table.py``) covers every category of issue 12's "on
 neighbours, for every sub-command. Each case is its own test: ``pytest tests/test_bad_inputs.py -k
 eval_latin_1_JSONL`` runs the case named ``eval: latin-1 JSONL`` alone. It runs the CLI's entry point
 (``rmguard.cli.main``, what ``python -m rmguard`` calls) in a process of its own, forked by a case server
-that has imported the libraries once (``tests/cli_cases.py``); the process's own stderr is captured, so
+that has imported the libraries once (``tests/cli_cases.py``, the ``cli`` fixture); the process's own stderr is captured, so
 library log lines count too. Checks per case: exit status 2, exactly one stderr line that starts
 ``rmguard <command>: error:`` and holds the expected text, no traceback, no new file or folder, and every
 input byte-identical. Other tests here run ``python -m rmguard`` itself or the library, where the CLI is
@@ -17,12 +17,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bad_input_table import CASES
-from cli_cases import CaseServer
 
 from rmguard.errors import ConfigError
 from rmguard.overopt.bon import BonConfig
@@ -31,7 +28,8 @@ from rmguard.scoring import RewardScorer
 from rmguard.tamper.protocol import EpisodeConfig
 from rmguard.training.config import load_config
 
-from helpers import run_cli, run_tamper
+from bad_input_table import CASES
+from helpers import run_tamper
 
 
 @pytest.mark.parametrize(
@@ -82,7 +80,7 @@ def test_scorer_refuses_a_negative_batch_size_before_loading(tiny_llama) -> None
 @pytest.mark.parametrize("command", ["score", "eval", "label"])
 @pytest.mark.parametrize("through_link", [False, True])
 def test_output_equal_to_input_is_refused_and_the_input_kept(
-    command: str, through_link: bool, tmp_path
+    cli, command: str, through_link: bool, tmp_path
 ) -> None:
     data = tmp_path / "data.jsonl"
     data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
@@ -92,7 +90,7 @@ def test_output_equal_to_input_is_refused_and_the_input_kept(
         output = tmp_path / "link.jsonl"
         output.symlink_to(data)
     source = {"score": ["--model", "M"], "eval": ["--model", "M"], "label": ["--gold", "G"]}[command]
-    result = run_cli(command, *source, "--data", str(data), "--output", str(output), cwd=tmp_path)
+    result = cli(command, *source, "--data", str(data), "--output", str(output), cwd=tmp_path)
     assert result.returncode == 2 and "is the input" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert data.read_bytes() == before
@@ -133,7 +131,7 @@ def test_tamper_run_refuses_a_reward_model_policy(reward_model_folder, tmp_path)
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
-def test_score_cuts_at_the_models_length_by_default(tiny_llama, tmp_path) -> None:
+def test_score_cuts_at_the_models_length_by_default(cli, tiny_llama, tmp_path) -> None:
     # a response longer than max_position_embeddings (256 here) is one line naming its row, not a huge forward
     from rmguard.training.modeling import build_reward_model, save_reward_model
 
@@ -141,7 +139,7 @@ def test_score_cuts_at_the_models_length_by_default(tiny_llama, tmp_path) -> Non
     data = tmp_path / "d.jsonl"
     rows = [{"prompt": "p", "response": "short"}, {"prompt": "p", "response": " a" * 600}]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    result = run_cli(
+    result = cli(
         "score", "--model", str(tmp_path / "rm"), "--data", str(data), "--output", str(tmp_path / "o")
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -154,36 +152,6 @@ def test_score_cuts_at_the_models_length_by_default(tiny_llama, tmp_path) -> Non
     assert RewardScorer(tmp_path / "rm").max_length == 256
 
 
-def test_unreadable_inputs_and_unwritable_outputs_are_one_line(tmp_path) -> None:
-    (tmp_path / "latin1.jsonl").write_bytes(b'{"prompt": "p", "chosen": "caf\xe9", "rejected": "b"}\n')
-    (tmp_path / "ok.jsonl").write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("not json")
-    (tmp_path / "a_file").write_text("")
-    (tmp_path / "a_folder").mkdir()
-    cases = [
-        (
-            ["--model", "model", "--data", "latin1.jsonl", "--output", "o.jsonl"],
-            "latin1.jsonl, line 1: not UTF-8",
-        ),
-        (
-            ["--model", "model", "--data", "ok.jsonl", "--output", "o.jsonl"],
-            "config.json, line 1: not valid JSON",
-        ),
-        (["--model", "model", "--data", "ok.jsonl", "--output", "a_file/o.jsonl"], "a_file is a file"),
-        (["--model", "model", "--data", "ok.jsonl", "--output", "a_folder"], "a_folder: it is a folder"),
-        (
-            ["--model", "model", "--data", "ok.jsonl", "--output", "/proc/o.jsonl"],
-            "cannot write /proc/o.jsonl",
-        ),
-    ]
-    for args, message in cases:
-        result = run_cli("score", *args, cwd=tmp_path)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
-    assert not (tmp_path / "o.jsonl").exists()
-
-
 @pytest.mark.parametrize(
     "body, message",
     [
@@ -193,7 +161,7 @@ def test_unreadable_inputs_and_unwritable_outputs_are_one_line(tmp_path) -> None
     ],
 )
 def test_gold_functions_that_fail_are_one_line(body: str, message: str, tmp_path) -> None:
-    from rmguard.overopt.gold import GoldScorer
+    from rmguard.gold import GoldScorer
 
     (tmp_path / "gold_fn.py").write_text(f"def gold(prompt, response):\n    {body}\n")
     with pytest.raises(ConfigError, match=f"gold function .*{message}.*item 1"):
@@ -210,20 +178,13 @@ def _snapshot(folder: Path) -> dict[str, bytes | None]:
     }
 
 
-@pytest.fixture(scope="module")
-def case_server() -> Iterator[CaseServer]:
-    server = CaseServer()
-    yield server
-    server.close()
-
-
 def case_id(name: str) -> str:
     """A case's test id, one word for ``pytest -k``: ``eval: latin-1 JSONL`` → ``eval_latin_1_JSONL``."""
     return re.sub(r"\W+", "_", name).strip("_")
 
 
 @pytest.mark.parametrize("name, args, files, expect", [pytest.param(*c, id=case_id(c[0])) for c in CASES])
-def test_bad_input_is_one_clear_line(name, args, files, expect, case_server, tmp_path) -> None:
+def test_bad_input_is_one_clear_line(name, args, files, expect, cli, tmp_path) -> None:
     folder = tmp_path / "case"
     folder.mkdir()
     for relative, content in files.items():
@@ -231,7 +192,7 @@ def test_bad_input_is_one_clear_line(name, args, files, expect, case_server, tmp
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     before = _snapshot(folder)
-    result = case_server.run(folder, args)
+    result = cli.run(folder, args)
     lines = result["stderr"].strip().splitlines()
     assert "Traceback" not in result["stderr"], result["stderr"]
     assert result["rc"] == 2, result

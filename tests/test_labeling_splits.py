@@ -101,7 +101,7 @@ def test_splits_are_disjoint_and_deterministic(labelled, tmp_path):
     assert not any(r["label_flipped"] for r in rows["val1_in_domain"])
 
 
-def test_split_by_model_names_and_bad_inputs(labelled, tmp_path):
+def test_split_by_model_names_and_bad_inputs(cli, labelled, tmp_path):
     manifest = make_splits(str(labelled), tmp_path / "n", 0.2, ["alpha", "foxtrot"], seed=0)
     assert manifest["heldout_models"] == ["alpha", "foxtrot"]
     with pytest.raises(ConfigError, match="do not occur"):
@@ -111,16 +111,16 @@ def test_split_by_model_names_and_bad_inputs(labelled, tmp_path):
     nameless = read_jsonl(labelled)
     del nameless[3]["completions"][1]["model"]
     path = write_jsonl(tmp_path / "nameless.jsonl", nameless)
-    result = run_cli("split", "--data", str(path), "--output-dir", str(tmp_path / "y"))
+    result = cli("split", "--data", str(path), "--output-dir", str(tmp_path / "y"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "line 4, field 'completions[1].model': no model name" in result.stderr
 
 
-def test_label_rejects_an_unknown_gold_spec(tmp_path):
+def test_label_rejects_an_unknown_gold_spec(cli, tmp_path):
     raw = write_jsonl(tmp_path / "raw.jsonl", make_records(3))
     with pytest.raises(ConfigError, match="not-a-spec: no such model folder"):
         label_file(str(raw), "not-a-spec", tmp_path / "out.jsonl")
-    result = run_cli(
+    result = cli(
         "label",
         "--data",
         str(raw),

@@ -346,8 +346,8 @@ def test_score_single_response_file_in_input_order(tiny_llama, synthetic_data, t
         (["--model_name_or_path", "/nonexistent/model"], "/nonexistent/model"),
     ],
 )
-def test_cli_errors_are_one_line_without_traceback(tiny_llama, synthetic_data, tmp_path, args, message):
-    run = run_cli(
+def test_cli_errors_are_one_line_without_traceback(cli, tiny_llama, synthetic_data, tmp_path, args, message):
+    run = cli(
         "train",
         "--model_name_or_path",
         str(tiny_llama),
@@ -366,14 +366,14 @@ def test_cli_errors_are_one_line_without_traceback(tiny_llama, synthetic_data, t
     assert not (tmp_path / "o" / "rmguard.json").exists()
 
 
-def test_cli_rejects_unknown_config_fields(tmp_path, synthetic_data):
+def test_cli_rejects_unknown_config_fields(cli, tmp_path, synthetic_data):
     config = tmp_path / "c.yaml"
     config.write_text(f"train_file: {synthetic_data['train']}\nlearning_rat: 1\n")
-    run = run_cli("train", "--config", str(config))
+    run = cli("train", "--config", str(config))
     assert run.returncode == 2 and "unknown config field(s): learning_rat" in run.stderr
-    run = run_cli("train", "--config", str(config).replace("c.yaml", "missing.yaml"))
+    run = cli("train", "--config", str(config).replace("c.yaml", "missing.yaml"))
     assert run.returncode == 2 and "no such config file" in run.stderr
-    run = run_cli("train", "--train_file", str(synthetic_data["train"]), "--learnin_rate", "1")
+    run = cli("train", "--train_file", str(synthetic_data["train"]), "--learnin_rate", "1")
     assert run.returncode == 2 and "learnin_rate" in run.stderr
 
 

@@ -15,7 +15,7 @@ from rmguard.training.config import TrainConfig, load_config
 from rmguard.training.optimizers import make_optimizer
 from rmguard.training.trainer import _load_model, evaluates_at, train
 
-from helpers import CHAT_TEMPLATE, run_cli
+from helpers import CHAT_TEMPLATE
 
 
 def _config(**values) -> TrainConfig:
@@ -100,8 +100,8 @@ def test_settings_that_cannot_work_are_refused(values, message, monkeypatch):
         _config(**values).validate()
 
 
-def test_fp16_on_cpu_is_one_line_from_the_cli(tmp_path):
-    result = run_cli("train", "--train_file", "x.jsonl", "--fp16", "--output_dir", str(tmp_path / "o"))
+def test_fp16_on_cpu_is_one_line_from_the_cli(cli, tmp_path):
+    result = cli("train", "--train_file", "x.jsonl", "--fp16", "--output_dir", str(tmp_path / "o"))
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert result.returncode == 2

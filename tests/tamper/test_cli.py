@@ -89,7 +89,7 @@ def test_run_scripted_and_list(tmp_path) -> None:
         ),
     ],
 )
-def test_user_mistakes_are_one_line_errors(tmp_path, args: list[str], message: str) -> None:
+def test_user_mistakes_are_one_line_errors(cli, tmp_path, args: list[str], message: str) -> None:
     (tmp_path / "response.txt").write_text("hi")
     (tmp_path / "bad.jsonl").write_text('{"environment": "reward_tampering"}\n')
     paths = {
@@ -97,7 +97,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args: list[str], message: s
         "out": tmp_path / "o.jsonl",
         "bad_envs": tmp_path / "bad.jsonl",
     }
-    result = run_cli("tamper", *[a.format(**paths) for a in args])
+    result = cli("tamper", *[a.format(**paths) for a in args])
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
 
