@@ -581,4 +581,11 @@ case(
     "a reward model (LlamaForSequenceClassification), not a proxy backbone",
 )
 
+case(
+    "study: unknown shipped pool",
+    ["study", "--config", "study.yaml", "--output-dir", "out"],
+    {"study.yaml": "pool: huge\n"},
+    "pool must be one of demo, large, got 'huge'",
+)
+
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"

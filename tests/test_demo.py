@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from rmguard.cli import main
 from rmguard.errors import ConfigError
 from rmguard.eval.eval_sets import load_eval_set
 from rmguard.overopt.demo.pipeline import StudyConfig
-from rmguard.overopt.demo.pool import STYLES, PoolConfig, generate_world_pool, shipped_pool
+from rmguard.overopt.demo.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
 from rmguard.overopt.demo.prompts import build_prompts
 from rmguard.overopt.demo.world import check, gold, repeated_trigram_share
 from rmguard.scoring import RewardScorer
@@ -46,7 +47,7 @@ def test_rubric_checks_by_hand():
 
 def test_prompts_are_distinct_and_carry_their_instructions():
     rows = build_prompts()
-    assert len(rows) == 170 and len({r["prompt"] for r in rows}) == 170
+    assert len(rows) == 330 and len({r["prompt"] for r in rows}) == 330
     assert (
         rows[0]["prompt"]
         == 'Write a short note about the moon. Use the word "bright" and keep it under 15 words.'
@@ -75,17 +76,55 @@ def test_gold_by_hand():
         gold("some other prompt", "x")
 
 
-def test_shipped_pool_matches_its_config():
-    pool = shipped_pool()
-    config = PoolConfig()
-    assert pool["config"] == {**pool["config"], "bon_n": config.bon_n, "prompts": config.prompts}
+@pytest.mark.parametrize("name", sorted(SHIPPED_POOLS))
+def test_shipped_pool_matches_its_config(name):
+    pool = shipped_pool(name)
+    config = SHIPPED_POOLS[name][1]
+    assert asdict(config) == {"extends": None, **pool["config"]}  # the demo pool predates ``extends``
     assert set(pool["styles"]) == set(STYLES) and all(
         len(r) == config.prompts for r in pool["styles"].values()
     )
     assert len(pool["bon"]["prompts"]) == config.bon_prompts
     assert all(len(s) == config.bon_n for s in pool["bon"]["samples"])
     assert pool["bon"]["prompts"] == [p["id"] for p in pool["prompts"][-config.bon_prompts :]]
-    assert pool["prompts"] == [{"id": p["id"], "prompt": p["prompt"]} for p in build_prompts()]
+    assert pool["prompts"] == [
+        {"id": p["id"], "prompt": p["prompt"]} for p in build_prompts()[: config.prompts]
+    ]
+
+
+def test_the_large_pool_extends_the_demo_pool():
+    demo, large = shipped_pool("demo"), shipped_pool("large")
+    kept = len(demo["prompts"])
+    assert large["prompts"][:kept] == demo["prompts"]
+    assert all(large["styles"][s][:kept] == demo["styles"][s] for s in STYLES)
+    n = len(large["bon"]["samples"][0])
+    extra = dict(zip(large["bon"]["prompts"], large["bon"]["samples"]))
+    assert all(extra[i] == s[:n] for i, s in zip(demo["bon"]["prompts"], demo["bon"]["samples"]))
+    # the sampled part is new: no response of a further prompt repeats one of the demo pool's
+    new = {r["response"] for i, s in extra.items() if i not in demo["bon"]["prompts"] for r in s}
+    assert len(new) > 0.9 * sum(len(s) for i, s in extra.items() if i not in demo["bon"]["prompts"])
+
+
+def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_llama):
+    demo = shipped_pool("demo")
+    config = PoolConfig(
+        policy=str(tiny_llama),
+        styles=["plain"],
+        prompts=172,
+        bon_prompts=3,
+        bon_n=2,
+        max_new_tokens=4,
+        seed=1,
+        extends="demo",
+    )
+    pool = generate_world_pool(config, tmp_path / "work")
+    assert pool["styles"]["plain"][:170] == demo["styles"]["plain"]
+    assert pool["bon"]["prompts"] == ["d169", "d170", "d171"]
+    assert pool["bon"]["samples"][0] == demo["bon"]["samples"][-1][:2]  # d169: the demo pool's first two
+    sampled = pool["bon"]["samples"][1:] + [pool["styles"]["plain"][170:]]
+    assert all(len(s) == 2 and all(r["tokens"] <= 4 for r in s) for s in sampled)
+    assert len((tmp_path / "work" / "plain.jsonl").read_text().splitlines()) == 2  # only d170, d171 sampled
+    assert generate_world_pool(config, tmp_path / "work") == pool  # resumed from the files: same pool
 
 
 def test_pool_regeneration_path_on_a_few_prompts(tmp_path, tiny_llama):

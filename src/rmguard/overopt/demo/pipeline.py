@@ -46,6 +46,7 @@ from rmguard.overopt.demo.design import (
     proxy_name,
     sized_name,
 )
+from rmguard.overopt.demo.pool import SHIPPED_POOLS
 from rmguard.overopt.demo.world import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
 from rmguard.training.pretrained import resolve_model_path
@@ -69,9 +70,10 @@ class StudyConfig:
     prompts_split: str = "train"
     prompt_column: str = "prompt"
     generate: bool = False  # sample the pool with the policy instead of reading the shipped one
+    pool: str = "demo"  # which shipped pool (pool.SHIPPED_POOLS): demo (40 Best-of-N prompts), large (200)
     pool_file: str | None = None  # read this pool (write_pool's format) instead of the shipped one
-    prompts: int | None = None  # use only the first prompts of the pool (None: all 170)
-    bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all 40)
+    prompts: int | None = None  # use only the first prompts of the pool (None: all of them)
+    bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all of them)
     bon_n: int | None = None  # the first samples per Best-of-N prompt (None: all of the pool's)
     bon_max_n: int = (
         20  # the largest n of Best-of-N, well below the pool's samples so its point is an average
@@ -111,6 +113,8 @@ class StudyConfig:
             raise ConfigError("the study needs at least one seed")
         for noise in [self.label_noise, *(self.label_noises or [])]:
             checks.fraction("label_noise", noise)
+        if self.pool not in SHIPPED_POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(SHIPPED_POOLS)}, got {self.pool!r}")
         if self.proxies not in ("cached", "full"):
             raise ConfigError(f"proxies must be cached or full, got {self.proxies!r}")
         if isinstance(self.fit, dict):
@@ -165,7 +169,7 @@ def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str
     if config.pool_file:
         return read_pool_file(config.pool_file)
     if not config.generate:
-        return shipped_pool()
+        return shipped_pool(config.pool)
     prompts = _dataset_prompts(config) if config.prompts_dataset else None
     pool_config = PoolConfig(policy=config.policy, max_new_tokens=config.max_new_tokens)
     pool_config.prompts = config.prompts or (len(prompts) if prompts else pool_config.prompts)
@@ -427,7 +431,7 @@ def _table_and_controls(
     return table, {ORACLE: gold, **{name: np.array([r[name] for r in rules]) for name in rules[0]}}
 
 
-def _cached_worlds(
+def _worlds(
     config: StudyConfig,
     out: Path,
     records: list[dict[str, Any]],
@@ -435,11 +439,21 @@ def _cached_worlds(
     splits: dict,
     progress: Progress | None,
 ) -> dict[float, list[dict[str, Any]]]:
-    """noise → the worlds (one per seed) with every row's member, fitted on cached features."""
+    """noise → the worlds (one per seed), each with every row's member: the proxies and the controls."""
+    table, controls = _table_and_controls(config, out, records, bon)
+    if config.proxies == "cached":
+        return _cached_worlds(config, out, (table, controls), splits, progress)
+    return _full_worlds(config, out, (table, controls), bon, splits[config.label_noise], progress)
+
+
+def _cached_worlds(
+    config: StudyConfig, out: Path, scored: tuple[Any, dict], splits: dict, progress: Progress | None
+) -> dict[float, list[dict[str, Any]]]:
+    """Every noise level's worlds, proxies fitted on cached features (``scored``: the table and controls)."""
     from rmguard.overopt.demo.features import backbone_features
     from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, world_members
 
-    table, controls = _table_and_controls(config, out, records, bon)
+    table, controls = scored
     if progress:
         progress("backbone features (once per response)", 0, 1)
     features_file = out / "features" / "features.npz"
@@ -492,17 +506,16 @@ def _cached_worlds(
 def _full_worlds(
     config: StudyConfig,
     out: Path,
-    records: list[dict[str, Any]],
+    scored: tuple[Any, dict],
     bon: dict[str, Any],
-    splits: dict,
+    folders: dict[int, Path],
     progress: Progress | None,
 ) -> dict[float, list[dict[str, Any]]]:
-    """The main noise level's worlds with proxies trained by ``rmguard train`` (one per objective × seed)."""
+    """The main noise level's worlds (``folders``: seed → splits) with proxies trained by ``rmguard train``
+    (one per objective × seed)."""
     from rmguard.overopt.demo.worlds import world_members
 
-    table, controls = _table_and_controls(config, out, records, bon)
-
-    folders = splits[config.label_noise]
+    table, controls = scored
     sets = {seed: _eval_sets(folder) for seed, folder in folders.items()}
     _fit_proxies(config, {s: (folders[s], _scored_texts(sets[s], bon)) for s in folders}, out, progress)
     worlds = []
@@ -518,8 +531,23 @@ def _full_worlds(
     return {config.label_noise: worlds}
 
 
+def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]]) -> list[tuple]:
+    """(noise, fraction, row names) of every data-size sweep cell that has a row."""
+    cells = []
+    for noise, noise_worlds in worlds.items():
+        for fraction in config.data_fractions:
+            names = [sized_name(o, fraction) for o in config.sweep_objectives]
+            names = [n for n in names if n in noise_worlds[0]["members"]]
+            if names:
+                cells.append((noise, fraction, names))
+    return cells
+
+
 def _cells(
-    config: StudyConfig, worlds: dict[float, list[dict[str, Any]]], bon: dict[str, Any]
+    config: StudyConfig,
+    worlds: dict[float, list[dict[str, Any]]],
+    bon: dict[str, Any],
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The analysis of every design cell: the main cell (label_noise, all pairs) with every row, and the
     data-size sweep (every noise × fraction) with the sweep objectives."""
@@ -527,21 +555,24 @@ def _cells(
 
     main = worlds[config.label_noise]
     rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
+    sweep_cells = _sweep_cells(config, worlds)
+    stage, total = "analyse (bootstrap intervals, per design cell)", 1 + len(sweep_cells)
+    if progress:
+        progress(stage, 0, total)
     cells = {"main": analyse(main, bon, rows, BASELINE if BASELINE in rows else None, config.bon_max_n)}
     sweep: dict[str, Any] = {}
-    for noise, noise_worlds in worlds.items():
-        for fraction in config.data_fractions:
-            names = [sized_name(o, fraction) for o in config.sweep_objectives]
-            names = [n for n in names if n in noise_worlds[0]["members"]]
-            if not names:
-                continue
-            base = sized_name(BASELINE, fraction)
-            result = analyse(noise_worlds, bon, names, base if base in names else None, config.bon_max_n)
-            sweep[f"noise {noise:g}, {fraction:g} of the pairs"] = {
-                "noise": noise,
-                "fraction": fraction,
-                **result,
-            }
+    for k, (noise, fraction, names) in enumerate(sweep_cells, start=1):
+        if progress:
+            progress(stage, k, total)
+        base = sized_name(BASELINE, fraction)
+        result = analyse(worlds[noise], bon, names, base if base in names else None, config.bon_max_n)
+        sweep[f"noise {noise:g}, {fraction:g} of the pairs"] = {
+            "noise": noise,
+            "fraction": fraction,
+            **result,
+        }
+    if progress:
+        progress(stage, total, total)
     cells["sweep"] = sweep
     return cells
 
@@ -551,9 +582,9 @@ def _cells(
 
 def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Run the study and write ``report.html`` and ``report.json`` under ``config.output_dir``."""
+    from rmguard.gold import GoldScorer
     from rmguard.overopt.bon import finite_json
     from rmguard.overopt.demo.report import headline, write_report
-    from rmguard.overopt.gold import GoldScorer
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -578,12 +609,9 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
     bon_responses = [r for rows in bon["responses"] for r in rows]
     bon["gold"] = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon["tokens"].shape)
     lap("label and split")
-    if config.proxies == "cached":
-        worlds = _cached_worlds(config, out, records, bon, splits, progress)
-    else:
-        worlds = _full_worlds(config, out, records, bon, splits, progress)
+    worlds = _worlds(config, out, records, bon, splits, progress)
     lap("proxies")
-    cells = _cells(config, worlds, bon)
+    cells = _cells(config, worlds, bon, progress)
     curves = cells["main"].pop("_curves")
     sweep_curves = {k: v.pop("_curves") for k, v in cells["sweep"].items()}
     lap("analyse")

@@ -7,9 +7,16 @@ Two parts, both sampled with :func:`rmguard.overopt.generation.generate_pool`:
 * **best-of-n** — the held-out Best-of-N prompts answered ``bon_n`` times by the policy as it is (no system
   prompt, temperature 1, so that KL_BoN = log n − (n − 1)/n holds).
 
-The shipped ``resources/demo/pool.jsonl.gz`` is this module's output for :class:`PoolConfig`'s defaults
-(regenerate with ``rmguard demo --generate``, which runs the same code); a demo run reads it instead of
-sampling for half an hour on a CPU.
+Two pools are shipped (:data:`SHIPPED_POOLS`), so that a study reads them instead of sampling for an hour on
+a CPU:
+
+* ``demo`` (``resources/demo/pool.jsonl.gz``): :class:`PoolConfig`'s defaults, 170 prompts of which 40 are
+  Best-of-N prompts with 80 samples each (regenerate with ``rmguard demo --generate``, the same code);
+* ``large`` (``resources/demo/pool_large.jsonl.gz``): :data:`LARGE_POOL`, 330 prompts of which 200 are
+  Best-of-N prompts with 40 samples each, for the study sized to resolve small differences
+  (``examples/overoptimization/cpu_power.yaml``). It *extends* the demo pool: what the demo pool already holds
+  (every style answer of its 170 prompts, the first 40 samples of its 40 Best-of-N prompts) is taken from it,
+  the rest is sampled with seed 1. Regenerate with ``python scripts/make_pool.py large``.
 """
 
 from __future__ import annotations
@@ -50,6 +57,14 @@ class PoolConfig:
     max_new_tokens: int = 64
     batch_size: int = 40
     seed: int = 0
+    extends: str | None = None  # a shipped pool whose answers and samples this one keeps (SHIPPED_POOLS)
+
+
+LARGE_POOL = PoolConfig(prompts=330, bon_prompts=200, bon_n=40, seed=1, extends="demo")
+SHIPPED_POOLS = {
+    "demo": (POOL_RESOURCE, PoolConfig()),
+    "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL),
+}
 
 
 Progress = Callable[[str, int, int], None]
@@ -66,42 +81,69 @@ def generate_world_pool(
     prompts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Sample the pool (resumable under ``work_dir``) for ``prompts`` (``{"id", "prompt"}`` rows; default: the
-    demo's own) and return it as one JSON-able object."""
-    from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
+    demo's own) and return it as one JSON-able object. With ``config.extends``, the answers and Best-of-N
+    samples that shipped pool holds are kept and only the rest is sampled."""
+    from rmguard.overopt.generation import SamplingConfig
 
     prompts = (prompts or build_prompts())[: config.prompts]
-    policy = load_policy(config.policy)
+    base = shipped_pool(config.extends) if config.extends else _empty_pool()
+    policy: Any = config.policy
     styles: dict[str, list[dict[str, Any]]] = {}
     for index, style in enumerate(config.styles):
         system, temperature = STYLES[style]
+        kept = dict(zip((p["id"] for p in base["prompts"]), base["styles"].get(style, [])))
+        todo = [p for p in prompts if p["id"] not in kept]
         sampling = SamplingConfig(
             temperature, 1.0, config.max_new_tokens, config.batch_size, config.seed + index
         )
         report = (lambda d, t, s=style: progress(f"pool: {s}", d, t)) if progress else None
-        rows = generate_pool(
+        policy, rows = _sample(
             policy,
-            [_chat(system, p["prompt"]) for p in prompts],
+            [_chat(system, p["prompt"]) for p in todo],
             1,
             sampling,
             work_dir / f"{style}.jsonl",
             report,
         )
-        styles[style] = [{"response": r["response"], "tokens": r["tokens"]} for r in rows]
+        kept.update({p["id"]: {"response": r["response"], "tokens": r["tokens"]} for p, r in zip(todo, rows)})
+        styles[style] = [kept[p["id"]] for p in prompts]
     bon = prompts[len(prompts) - config.bon_prompts :]
+    kept_bon = {
+        i: samples[: config.bon_n]
+        for i, samples in zip(base["bon"]["prompts"], base["bon"]["samples"])
+        if len(samples) >= config.bon_n
+    }
+    todo = [p for p in bon if p["id"] not in kept_bon]
     sampling = SamplingConfig(1.0, 1.0, config.max_new_tokens, config.batch_size, config.seed + 1000)
     report = (lambda d, t: progress("pool: best-of-n", d, t)) if progress else None
-    rows = generate_pool(
-        policy, [p["prompt"] for p in bon], config.bon_n, sampling, work_dir / "bon.jsonl", report
+    _, rows = _sample(
+        policy, [p["prompt"] for p in todo], config.bon_n, sampling, work_dir / "bon.jsonl", report
     )
-    samples: list[list[dict[str, Any]]] = [[] for _ in bon]
-    for r in rows:
-        samples[r["prompt_id"]].append({"response": r["response"], "tokens": r["tokens"]})
+    for k, p in enumerate(todo):
+        kept_bon[p["id"]] = [
+            {"response": r["response"], "tokens": r["tokens"]} for r in rows if r["prompt_id"] == k
+        ]
     return {
         "config": asdict(config),
         "prompts": [{"id": p["id"], "prompt": p["prompt"]} for p in prompts],
         "styles": styles,
-        "bon": {"prompts": [p["id"] for p in bon], "samples": samples},
+        "bon": {"prompts": [p["id"] for p in bon], "samples": [kept_bon[p["id"]] for p in bon]},
     }
+
+
+def _empty_pool() -> dict[str, Any]:
+    return {"prompts": [], "styles": {}, "bon": {"prompts": [], "samples": []}}
+
+
+def _sample(policy: Any, prompts: list, n: int, sampling: Any, path: Path, report: Any) -> tuple[Any, list]:
+    """(the policy, loaded on first use; ``n`` samples per prompt from the resumable pool file ``path``)."""
+    from rmguard.overopt.generation import generate_pool, load_policy
+
+    if not prompts:
+        return policy, []
+    if isinstance(policy, str):
+        policy = load_policy(policy)
+    return policy, generate_pool(policy, prompts, n, sampling, path, report)
 
 
 def write_pool(pool: dict[str, Any], path: Path) -> None:
@@ -110,9 +152,10 @@ def write_pool(pool: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, gzip.compress(text.encode(), compresslevel=9, mtime=0))
 
 
-def shipped_pool() -> dict[str, Any]:
-    """The packaged pool (generated once with PoolConfig's defaults)."""
-    with resources.files("rmguard").joinpath(POOL_RESOURCE).open("rb") as raw, gzip.open(raw, "rt") as handle:
+def shipped_pool(name: str = "demo") -> dict[str, Any]:
+    """A packaged pool by its name in :data:`SHIPPED_POOLS` (generated once with its config)."""
+    resource = SHIPPED_POOLS[name][0]
+    with resources.files("rmguard").joinpath(resource).open("rb") as raw, gzip.open(raw, "rt") as handle:
         return json.load(handle)
 
 
