@@ -532,6 +532,12 @@ for where, path, expect in [
     )
     case(f"bon: output folder {where}", [*BON[:-1], path], {**BON_FILES, "a_file": ""}, expect)
     case(f"demo: output folder {where}", ["demo", "--quick", "--output-dir", path], {"a_file": ""}, expect)
+    case(
+        f"study: output folder {where}",
+        ["study", "--config", "s.yaml", "--output-dir", path],
+        {"s.yaml": "seeds: [0]\n", "a_file": ""},
+        expect,
+    )
     case(f"tamper run: output {where}", [*TAMPER[:-1], f"{path}.jsonl"], {"a_file": ""}, expect)
     case(
         f"tamper train: output folder {where}",
@@ -550,6 +556,16 @@ NOT_A_MODEL = {"P/config.json": '{"architectures": ["LlamaForCausalLM"], "model_
 NO_MODEL_TYPE = {"P/config.json": '{"hidden_size": 8}'}
 FIVE_PROMPTS = {"D.jsonl": "".join(json.dumps({"prompt": f"p{i}"}) + "\n" for i in range(5))}
 RLOO = ["rloo", "--policy", "P", "--prompts", "D.jsonl", "--proxy", "X", "--gold", "gold.py:gold"]
+for where, path, expect in [
+    ("under a file", "a_file/out", "a_file is a file"),
+    ("in /proc", "/proc/out", "cannot write"),
+]:
+    case(
+        f"rloo: output folder {where}",
+        [*RLOO, "--output-dir", path],
+        {**BON_FILES, **FIVE_PROMPTS, "a_file": ""},
+        expect,
+    )
 for what, files, expect in [
     ("a folder without weights or tokenizer", NOT_A_MODEL, "not a model folder (no weights and no tokenizer"),
     ("a folder whose config names no model_type", NO_MODEL_TYPE, "names no model_type"),

@@ -77,30 +77,52 @@ def output_lock(target: str | Path) -> Iterator[None]:
 
     The lock is a kernel lock (``flock``) on a file that names its owner (pid, host, start time): it ends
     with the owning process however that process ends, so a lock file left by a killed run is stale by
-    construction and the next run takes it over.
+    construction and the next run takes it over. The owner removes the file when it is done (so a refused
+    or finished run leaves nothing beside its output), still holding the lock; a newcomer that opened the
+    file just before it went checks that it locked the file now at that path, and retries if not.
     """
     import fcntl
-    import socket
-    import time
 
     path = Path(f"{Path(target).resolve()}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
+    while True:
+        handle = path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
+            handle.close()
             raise ConfigError(
                 f"{target} is being written by {owner} (lock {path}); wait for it to finish"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(
-            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        )
-        handle.flush()
+        if _same_file(handle, path):
+            break
+        handle.close()  # its owner removed it after we opened it: lock the file now at the path
+    try:
+        _write_owner(handle)
         yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    try:
+        now, held = os.stat(path), os.fstat(handle.fileno())
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+    except FileNotFoundError:
+        return False
+
+
+def _write_owner(handle: Any) -> None:
+    import socket
+    import time
+
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
 
 
 # Written last into a folder, so its presence means every other file is complete.

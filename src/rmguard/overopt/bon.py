@@ -23,7 +23,7 @@ from scipy.special import gammaln
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.intervals import seeds_and_units_interval
-from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs
+from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock
 from rmguard.overopt.generation import SamplingConfig
 from rmguard.settings import option, required
 
@@ -451,16 +451,24 @@ def run_best_of_n(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Everything ``rmguard bon`` does; returns the summary also written to ``summary.json``.
-    ``sampling`` (default: ``SamplingConfig()``) applies when the policy is a model, not a pool file."""
+    ``sampling`` (default: ``SamplingConfig()``) applies when the policy is a model, not a pool file. The
+    output folder is locked against a second writer for the whole run."""
+    sampling = sampling or SamplingConfig()
+    out = Path(config.output_dir)  # created once the policy is known to be one (generate_pool checks it)
+    check_outputs([out], [path for path in (config.prompts, config.policy) if path], folders=True)
+    with output_lock(out):
+        return _best_of_n(config, sampling, out, progress)
+
+
+def _best_of_n(
+    config: BonConfig, sampling: SamplingConfig, out: Path, progress: Callable[[str, int, int], None] | None
+) -> dict[str, Any]:
     from rmguard.gold import GoldScorer
     from rmguard.overopt.generation import generate_pool, read_pool
     from rmguard.overopt.plots import plot_bon
     from rmguard.overopt.score_cache import scorer_key
     from rmguard.scoring import RewardScorer
 
-    sampling = sampling or SamplingConfig()
-    out = Path(config.output_dir)  # created once the policy is known to be one (generate_pool checks it)
-    check_outputs([out], [path for path in (config.prompts, config.policy) if path], folders=True)
     proxies = [parse_proxy(spec) for spec in config.proxies]
     if not proxies:
         raise ConfigError("give at least one --proxy")

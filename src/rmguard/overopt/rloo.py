@@ -29,7 +29,7 @@ from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
-from rmguard.fileio import atomic_write_json, atomic_write_text
+from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock
 from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
@@ -184,7 +184,18 @@ def run_rloo(
     sampling: SamplingConfig = RLOO_SAMPLING,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train with RLOO, tracking the gold; writes the policy, ``tracking.csv/json`` and plots."""
+    """Train with RLOO, tracking the gold; writes the policy, ``tracking.csv/json`` and plots. The output
+    folder is checked before any work and locked against a second writer for the whole run."""
+    out = Path(config.output_dir)
+    inputs = [config.prompts, config.eval_prompts, config.policy, *config.proxies]
+    check_outputs([out], [path for path in inputs if path], folders=True)
+    with output_lock(out):
+        return _rloo(config, sampling, out, progress)
+
+
+def _rloo(
+    config: RlooConfig, sampling: SamplingConfig, out: Path, progress: Callable[[str, int, int], None] | None
+) -> dict[str, Any]:
     import datasets
     from transformers import PrinterCallback, TrainerCallback
     from trl import RLOOConfig, RLOOTrainer
@@ -193,7 +204,6 @@ def run_rloo(
     from rmguard.overopt.bon import read_prompts
     from rmguard.scoring import RewardScorer
 
-    out = Path(config.output_dir)
     prompts = read_prompts(config.prompts)
     if config.eval_prompts:
         train_prompts, eval_prompts = prompts, read_prompts(config.eval_prompts)

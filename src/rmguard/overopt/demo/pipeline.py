@@ -34,7 +34,7 @@ import numpy as np
 
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
-from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl
+from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, output_lock
 from rmguard.overopt.demo.analysis import combine
 from rmguard.overopt.demo.cached import FitSettings
 from rmguard.overopt.demo.design import (
@@ -581,12 +581,18 @@ def _cells(
 
 
 def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the study and write ``report.html`` and ``report.json`` under ``config.output_dir``."""
+    """Run the study and write ``report.html`` and ``report.json`` under ``config.output_dir`` (locked
+    against a second writer for the whole run)."""
+    out = Path(config.output_dir)
+    with output_lock(out):
+        return _study(config, out, progress)
+
+
+def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
     from rmguard.gold import GoldScorer
     from rmguard.overopt.bon import finite_json
     from rmguard.overopt.demo.report import headline, write_report
 
-    out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = clock = time.perf_counter()
