@@ -25,7 +25,7 @@ def main() -> int:
     from rmguard.overopt.demo.pool import SHIPPED_POOLS, generate_world_pool, write_pool
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=sorted(SHIPPED_POOLS), help="which shipped pool to sample")
+    parser.add_argument("name", choices=SHIPPED_POOLS.choices(), help="which shipped pool to sample")
     parser.add_argument("--work-dir", default=None, help="resumable work folder (default runs/pool-NAME)")
     parser.add_argument("--output", default=None, help="where the pool goes (default: the packaged resource)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")

@@ -601,7 +601,7 @@ case(
     "study: unknown shipped pool",
     ["study", "--config", "study.yaml", "--output-dir", "out"],
     {"study.yaml": "pool: huge\n"},
-    "pool must be one of demo, large, got 'huge'",
+    "unknown shipped pool 'huge'; choose one of demo, large",
 )
 
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"

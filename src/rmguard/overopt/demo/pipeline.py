@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,7 @@ class StudyConfig:
             raise ConfigError("the study needs at least one seed")
         for noise in [self.label_noise, *(self.label_noises or [])]:
             checks.fraction("label_noise", noise)
-        if self.pool not in SHIPPED_POOLS:
-            raise ConfigError(f"pool must be one of {', '.join(SHIPPED_POOLS)}, got {self.pool!r}")
+        SHIPPED_POOLS.lookup(self.pool)
         if self.proxies not in ("cached", "full"):
             raise ConfigError(f"proxies must be cached or full, got {self.proxies!r}")
         if isinstance(self.fit, dict):
@@ -442,18 +442,22 @@ def _worlds(
     """noise → the worlds (one per seed), each with every row's member: the proxies and the controls."""
     table, controls = _table_and_controls(config, out, records, bon)
     if config.proxies == "cached":
-        return _cached_worlds(config, out, (table, controls), splits, progress)
-    return _full_worlds(config, out, (table, controls), bon, splits[config.label_noise], progress)
+        return _cached_worlds(config, out, table, controls, splits, progress)
+    return _full_worlds(config, out, table, controls, bon, splits[config.label_noise], progress)
 
 
 def _cached_worlds(
-    config: StudyConfig, out: Path, scored: tuple[Any, dict], splits: dict, progress: Progress | None
+    config: StudyConfig,
+    out: Path,
+    table: Any,
+    controls: dict[str, np.ndarray],
+    splits: dict,
+    progress: Progress | None,
 ) -> dict[float, list[dict[str, Any]]]:
-    """Every noise level's worlds, proxies fitted on cached features (``scored``: the table and controls)."""
+    """Every noise level's worlds, proxies fitted on cached features."""
     from rmguard.overopt.demo.features import backbone_features
     from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, world_members
 
-    table, controls = scored
     if progress:
         progress("backbone features (once per response)", 0, 1)
     features_file = out / "features" / "features.npz"
@@ -506,7 +510,8 @@ def _cached_worlds(
 def _full_worlds(
     config: StudyConfig,
     out: Path,
-    scored: tuple[Any, dict],
+    table: Any,
+    controls: dict[str, np.ndarray],
     bon: dict[str, Any],
     folders: dict[int, Path],
     progress: Progress | None,
@@ -515,7 +520,6 @@ def _full_worlds(
     (one per objective × seed)."""
     from rmguard.overopt.demo.worlds import world_members
 
-    table, controls = scored
     sets = {seed: _eval_sets(folder) for seed, folder in folders.items()}
     _fit_proxies(config, {s: (folders[s], _scored_texts(sets[s], bon)) for s in folders}, out, progress)
     worlds = []
@@ -556,14 +560,12 @@ def _cells(
     main = worlds[config.label_noise]
     rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
     sweep_cells = _sweep_cells(config, worlds)
-    stage, total = "analyse (bootstrap intervals, per design cell)", 1 + len(sweep_cells)
-    if progress:
-        progress(stage, 0, total)
+    report = partial(progress or (lambda *_: None), "analyse (bootstrap intervals, per design cell)")
+    report(0, 1 + len(sweep_cells))
     cells = {"main": analyse(main, bon, rows, BASELINE if BASELINE in rows else None, config.bon_max_n)}
     sweep: dict[str, Any] = {}
     for k, (noise, fraction, names) in enumerate(sweep_cells, start=1):
-        if progress:
-            progress(stage, k, total)
+        report(k, 1 + len(sweep_cells))
         base = sized_name(BASELINE, fraction)
         result = analyse(worlds[noise], bon, names, base if base in names else None, config.bon_max_n)
         sweep[f"noise {noise:g}, {fraction:g} of the pairs"] = {
@@ -571,8 +573,7 @@ def _cells(
             "fraction": fraction,
             **result,
         }
-    if progress:
-        progress(stage, total, total)
+    report(1 + len(sweep_cells), 1 + len(sweep_cells))
     cells["sweep"] = sweep
     return cells
 

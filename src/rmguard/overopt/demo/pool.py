@@ -21,6 +21,7 @@ a CPU:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from typing import Any
 
 from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.demo.prompts import build_prompts
+from rmguard.registry import Registry
 
 STYLES = {  # name → (system prompt or None, temperature)
     "plain": (None, 1.0),
@@ -61,10 +63,11 @@ class PoolConfig:
 
 
 LARGE_POOL = PoolConfig(prompts=330, bon_prompts=200, bon_n=40, seed=1, extends="demo")
-SHIPPED_POOLS = {
-    "demo": (POOL_RESOURCE, PoolConfig()),
-    "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL),
-}
+# name → (packaged resource, the config it was sampled with)
+SHIPPED_POOLS: Registry[tuple[str, PoolConfig]] = Registry(
+    "shipped pool",
+    {"demo": (POOL_RESOURCE, PoolConfig()), "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL)},
+)
 
 
 Progress = Callable[[str, int, int], None]
@@ -83,11 +86,16 @@ def generate_world_pool(
     """Sample the pool (resumable under ``work_dir``) for ``prompts`` (``{"id", "prompt"}`` rows; default: the
     demo's own) and return it as one JSON-able object. With ``config.extends``, the answers and Best-of-N
     samples that shipped pool holds are kept and only the rest is sampled."""
-    from rmguard.overopt.generation import SamplingConfig
+    from rmguard.overopt.generation import SamplingConfig, generate_pool, load_policy
 
     prompts = (prompts or build_prompts())[: config.prompts]
     base = shipped_pool(config.extends) if config.extends else _empty_pool()
-    policy: Any = config.policy
+    policy = functools.cache(lambda: load_policy(config.policy))  # loaded only if something is sampled
+
+    def sample(texts: list, n: int, sampling: SamplingConfig, name: str, stage: str) -> list[dict[str, Any]]:
+        report = (lambda d, t: progress(stage, d, t)) if progress else None
+        return generate_pool(policy(), texts, n, sampling, work_dir / name, report) if texts else []
+
     styles: dict[str, list[dict[str, Any]]] = {}
     for index, style in enumerate(config.styles):
         system, temperature = STYLES[style]
@@ -96,16 +104,10 @@ def generate_world_pool(
         sampling = SamplingConfig(
             temperature, 1.0, config.max_new_tokens, config.batch_size, config.seed + index
         )
-        report = (lambda d, t, s=style: progress(f"pool: {s}", d, t)) if progress else None
-        policy, rows = _sample(
-            policy,
-            [_chat(system, p["prompt"]) for p in todo],
-            1,
-            sampling,
-            work_dir / f"{style}.jsonl",
-            report,
+        rows = sample(
+            [_chat(system, p["prompt"]) for p in todo], 1, sampling, f"{style}.jsonl", f"pool: {style}"
         )
-        kept.update({p["id"]: {"response": r["response"], "tokens": r["tokens"]} for p, r in zip(todo, rows)})
+        kept.update({p["id"]: _answer(r) for p, r in zip(todo, rows)})
         styles[style] = [kept[p["id"]] for p in prompts]
     bon = prompts[len(prompts) - config.bon_prompts :]
     kept_bon = {
@@ -115,14 +117,10 @@ def generate_world_pool(
     }
     todo = [p for p in bon if p["id"] not in kept_bon]
     sampling = SamplingConfig(1.0, 1.0, config.max_new_tokens, config.batch_size, config.seed + 1000)
-    report = (lambda d, t: progress("pool: best-of-n", d, t)) if progress else None
-    _, rows = _sample(
-        policy, [p["prompt"] for p in todo], config.bon_n, sampling, work_dir / "bon.jsonl", report
-    )
-    for k, p in enumerate(todo):
-        kept_bon[p["id"]] = [
-            {"response": r["response"], "tokens": r["tokens"]} for r in rows if r["prompt_id"] == k
-        ]
+    samples: list[list[dict[str, Any]]] = [[] for _ in todo]
+    for r in sample([p["prompt"] for p in todo], config.bon_n, sampling, "bon.jsonl", "pool: best-of-n"):
+        samples[r["prompt_id"]].append(_answer(r))
+    kept_bon.update({p["id"]: s for p, s in zip(todo, samples)})
     return {
         "config": asdict(config),
         "prompts": [{"id": p["id"], "prompt": p["prompt"]} for p in prompts],
@@ -131,19 +129,12 @@ def generate_world_pool(
     }
 
 
+def _answer(row: dict[str, Any]) -> dict[str, Any]:
+    return {"response": row["response"], "tokens": row["tokens"]}
+
+
 def _empty_pool() -> dict[str, Any]:
     return {"prompts": [], "styles": {}, "bon": {"prompts": [], "samples": []}}
-
-
-def _sample(policy: Any, prompts: list, n: int, sampling: Any, path: Path, report: Any) -> tuple[Any, list]:
-    """(the policy, loaded on first use; ``n`` samples per prompt from the resumable pool file ``path``)."""
-    from rmguard.overopt.generation import generate_pool, load_policy
-
-    if not prompts:
-        return policy, []
-    if isinstance(policy, str):
-        policy = load_policy(policy)
-    return policy, generate_pool(policy, prompts, n, sampling, path, report)
 
 
 def write_pool(pool: dict[str, Any], path: Path) -> None:
@@ -154,7 +145,7 @@ def write_pool(pool: dict[str, Any], path: Path) -> None:
 
 def shipped_pool(name: str = "demo") -> dict[str, Any]:
     """A packaged pool by its name in :data:`SHIPPED_POOLS` (generated once with its config)."""
-    resource = SHIPPED_POOLS[name][0]
+    resource, _ = SHIPPED_POOLS.lookup(name)
     with resources.files("rmguard").joinpath(resource).open("rb") as raw, gzip.open(raw, "rt") as handle:
         return json.load(handle)
 
