@@ -1,7 +1,7 @@
 """The bad-input table: each case is a command line, the files it finds, and what its one error line says.
 
 ``case(name, argv, files, expect)`` adds one; ``data_case`` gives one bad data file to several commands.
-``tests/test_bad_inputs.py`` runs each case as its own test (``pytest tests/test_bad_inputs.py -k NAME``).
+``tests/cli/test_bad_inputs.py`` runs each case as its own test (``pytest tests/cli/test_bad_inputs.py -k NAME``).
 """
 
 from __future__ import annotations
