@@ -17,9 +17,8 @@ from rmguard.eval.intervals import (
     seeds_and_units_interval,
     t_interval,
 )
-from rmguard.overopt.bon import (
-    Proxy,
-    best_of_n_curves,
+from rmguard.overopt.bon import Proxy, best_of_n_curves
+from rmguard.overopt.bon_math import (
     best_of_n_expectation,
     bon_weights,
     curves_with_intervals,
