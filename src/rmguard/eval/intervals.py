@@ -85,26 +85,3 @@ def seeds_and_units_interval(
         means = np.nanmean(x[rows[:, :, None], units[:, None, :]], axis=(1, 2))  # [resamples]
     low, high = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2])
     return mean, float(low), float(high)
-
-
-def paired_difference(
-    a: np.ndarray, b: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> dict[str, object]:
-    """A − B for two methods measured on the same seeds and units ([seeds, units] each).
-
-    Seed s of A is paired with seed s of B and unit u with unit u (the same pair or prompt), so shared
-    difficulty cancels. Returns the mean difference, its bootstrap interval over seeds and units together
-    (:func:`seeds_and_units_interval` with ``over="both"``) and each seed's own mean difference.
-    """
-    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
-    if a.shape != b.shape:
-        raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
-    diff = a - b
-    mean, low, high = seeds_and_units_interval(diff, "both", level, resamples, seed)
-    return {
-        "mean": mean,
-        "low": low,
-        "high": high,
-        "over": "seeds and units (paired bootstrap)",
-        "per_seed": [float(np.nanmean(row)) for row in diff],
-    }
