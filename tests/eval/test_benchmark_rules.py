@@ -52,10 +52,21 @@ def test_judgebench_rejects_a_label_it_does_not_know():
 
 def test_judgebench_micro_and_macro_by_hand():
     votes = [1, 1, -1, 0, 1, -1]
-    sources = ["mmlu-pro-law", "mmlu-pro-math", "mmlu-pro-law", "livebench-math", "livecodebench", "livecodebench"]
+    sources = [
+        "mmlu-pro-law",
+        "mmlu-pro-math",
+        "mmlu-pro-law",
+        "livebench-math",
+        "livecodebench",
+        "livecodebench",
+    ]
     scores = rm.judgebench_scores(votes, sources)
     assert scores["accuracy"] == pytest.approx(3 / 6)  # the tie is not correct
-    assert scores["categories"] == {"mmlu-pro": pytest.approx(2 / 3), "livebench-math": 0.0, "livecodebench": 0.5}
+    assert scores["categories"] == {
+        "mmlu-pro": pytest.approx(2 / 3),
+        "livebench-math": 0.0,
+        "livecodebench": 0.5,
+    }
     assert scores["macro_accuracy"] == pytest.approx((2 / 3 + 0 + 0.5) / 3)
     assert scores["ties"] == 1
 
@@ -77,10 +88,19 @@ def test_judgebench_reproduces_the_official_skywork_number_from_its_rewards():
     votes = [rm.judgebench_vote(p["scores"][0], p["scores"][1], p["label"]) for p in pairs]
     scores = rm.judgebench_scores(votes, [p["source"] for p in pairs])
     # the official script prints Overall 62.29 % for this judge (218 of 350 pairs)
-    assert 100 * scores["accuracy"] == pytest.approx(_official_judgebench(pairs, "")) == pytest.approx(100 * 218 / 350)
+    assert (
+        100 * scores["accuracy"]
+        == pytest.approx(_official_judgebench(pairs, ""))
+        == pytest.approx(100 * 218 / 350)
+    )
     for category in rm.JUDGEBENCH_CATEGORIES:
         assert 100 * scores["categories"][category] == pytest.approx(_official_judgebench(pairs, category))
-    assert [round(100 * scores["categories"][c], 2) for c in rm.JUDGEBENCH_CATEGORIES] == [59.09, 64.29, 76.79, 50.0]
+    assert [round(100 * scores["categories"][c], 2) for c in rm.JUDGEBENCH_CATEGORIES] == [
+        59.09,
+        64.29,
+        76.79,
+        50.0,
+    ]
     assert scores["macro_accuracy"] == pytest.approx((13 / 22 + 63 / 98 + 43 / 56 + 21 / 42) / 4)
     # the one pair with equal rewards (20.75, a livecodebench pair labelled A>B) is the one tie
     assert scores["ties"] == 1

@@ -294,7 +294,7 @@ def discover(data_dir: Path, suite: str = "standard", rewordbench_rules: bool = 
             present[key] = parts
         else:
             absent[key] = [p for patterns in benchmark.parts.values() for p in patterns]
-    _complete_rewordbench(present, absent, rewordbench_rules)
+    _complete_rewordbench(present, absent, rewordbench_rules, data_dir)
     if not present:
         raise DataError(
             str(data_dir), "no benchmark set found under its official name (docs/evaluation.md lists them)"
@@ -302,7 +302,7 @@ def discover(data_dir: Path, suite: str = "standard", rewordbench_rules: bool = 
     return present, absent
 
 
-def _complete_rewordbench(present: dict, absent: dict, rules: bool) -> None:
+def _complete_rewordbench(present: dict, absent: dict, rules: bool, data_dir: Path) -> None:
     """reWordBench's original pairs are RewardBench v1's unless its folder has ``original``; without its
     folder, ``rules`` builds the rule-based transformations of RewardBench v1."""
     rewardbench = present.get("rewardbench", {}).get("filtered")
@@ -313,7 +313,7 @@ def _complete_rewordbench(present: dict, absent: dict, rules: bool) -> None:
     if parts is not None and "original" not in parts:
         if rewardbench is None:
             raise DataError(
-                "reWordBench",
+                str(data_dir / "reWordBench"),
                 "the original pairs are missing: put original.jsonl in reWordBench/ or the reward-bench set beside it",
             )
         parts["original"] = rewardbench
