@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-import benchmark_rows as rows
 from rmguard.errors import DataError
 from rmguard.eval.eval_sets import file_metrics, load_eval_set
 from rmguard.eval.rewordbench import transform_set
 from rmguard.eval.suite import merge_sets
+
+import benchmark_rows as rows
 
 
 def _write(path, data, array: bool = False):

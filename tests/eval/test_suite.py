@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark_rows as rows
 from rmguard.cli import main
 from rmguard.data.formats import as_reply, as_user_turn
 from rmguard.eval.suite import SUITES
 from rmguard.scoring import RewardScorer
 from rmguard.training.modeling import build_reward_model, save_reward_model
+
+import benchmark_rows as rows
 
 
 @pytest.fixture(scope="module")
