@@ -604,4 +604,33 @@ case(
     "unknown shipped pool 'huge'; choose one of demo, large",
 )
 
+
+# The 2025–26 benchmarks' published rows (tests/eval/benchmark_rows.py builds whole ones).
+JUDGEBENCH = {
+    "pair_id": "1",
+    "source": "livecodebench",
+    "question": "q",
+    "response_A": "a",
+    "response_B": "b",
+}
+data_case(
+    "JudgeBench label A=B", "eval", "jsonl", _jsonl({**JUDGEBENCH, "label": "A=B"}), "line 1, field 'label'"
+)
+data_case(
+    "RMB answer missing",
+    "eval",
+    "json",
+    json.dumps([{"conversation_input": [{"role": "user", "content": "q"}], "chosen": {"answer": "a"},
+                 "reject": {"llm_name": "m"}, "category_path": "Pairwise_set/Harmlessness/S1"}]),
+    "line 1, field 'reject.answer'",
+)  # fmt: skip
+data_case(
+    "PPE conflict pair out of range",
+    "eval",
+    "jsonl",
+    _jsonl({"prompt": "q", "response_1": "a", "response_2": "b", "scores": [True, False],
+            "sampled_conflict_pairs": [[0, 5]]}),
+    "line 1, field 'sampled_conflict_pairs'",
+)  # fmt: skip
+
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -50,6 +50,36 @@ def bootstrap_interval(
     means = means[~np.isnan(means)]
     if not len(means):
         return mean, math.nan, math.nan
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return mean, float(low), float(high)
+
+
+def stratified_interval(
+    values: Sequence[float],
+    strata: Sequence[str],
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    weights: Mapping[str, float] | None = None,
+) -> tuple[float, float, float]:
+    """(mean, low, high): Σ_s w_s·mean_s / Σ_s w_s over strata s (w_s = 1 unless ``weights`` gives each
+    stratum's), with a percentile bootstrap that resamples units with replacement within each stratum
+    (each keeps its size).
+
+    For headlines that average subsets (JudgeBench's macro average, PPE's mean over source benchmarks,
+    RMB's four parts, RewardBench v1's sections): resampling all units together would let a stratum's
+    weight drift. A stratum of one unit contributes its value to every resample.
+    """
+    x, labels = np.asarray(values, dtype=float), np.asarray(strata, dtype=object)
+    if not len(x):
+        return math.nan, math.nan, math.nan
+    names = list(dict.fromkeys(labels))
+    groups = [x[labels == name] for name in names]
+    w = np.array([1.0 if weights is None else weights[name] for name in names])
+    w = w / w.sum()
+    mean = float(np.dot(w, [g.mean() for g in groups]))
+    rng = np.random.default_rng(seed)
+    means = np.dot(w, [g[rng.integers(0, len(g), size=(resamples, len(g)))].mean(axis=1) for g in groups])
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return mean, float(low), float(high)
 
