@@ -9,25 +9,16 @@ import json
 import pytest
 
 from rmguard.errors import DataError
-from rmguard.tamper.environments import (
-    ENVIRONMENTS,
-    HOME,
-    REGISTRY,
-    REWARD_FILE,
-    TEST_FILE,
-    Environment,
-    EnvironmentSpec,
-    load_environments,
-    load_release,
-    make_environment,
-    register,
-)
-from rmguard.tamper.envs.base import bash, echo_to
+from rmguard.tamper.environment_files import load_environments, load_release
+from rmguard.tamper.envs.base import Environment, EnvironmentSpec, bash, echo_to
+from rmguard.tamper.envs.registry import ENVIRONMENTS, REGISTRY, make_environment, register
+from rmguard.tamper.envs.reward_tampering import REWARD_FILE, TEST_FILE
 from rmguard.tamper.grading import Grade
 from rmguard.tamper.policies import ReplayPolicy, ScriptedPolicy
 from rmguard.tamper.protocol import run_episode
 from rmguard.tamper.runner import RunConfig, expand_environments, run_curriculum
-from rmguard.tamper.sandbox.python import command_to_python
+from rmguard.tamper.sandbox.base import HOME
+from rmguard.tamper.sandbox.python_source import command_to_python
 
 
 @pytest.mark.parametrize("name", [*ENVIRONMENTS, "reward_tampering_distractors"])

@@ -13,7 +13,7 @@ from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.model import ModelOutput, ModelUsage, get_model  # noqa: E402
 
 import rmguard.tamper.inspect_tasks as inspect_tasks  # noqa: E402  (registers the tasks, as the entry point does)
-from rmguard.tamper.environments import REGISTRY, make_environment  # noqa: E402
+from rmguard.tamper.envs.registry import REGISTRY, make_environment  # noqa: E402
 from rmguard.tamper.runner import replay_response  # noqa: E402
 
 from helpers import REPO  # noqa: E402
@@ -99,7 +99,7 @@ def test_inspect_scores_equal_replay(cases, tmp_path, jail) -> None:
 
 def test_the_base_install_never_imports_inspect() -> None:
     code = (
-        "import sys, rmguard.cli, rmguard.tamper.runner, rmguard.tamper.environments, rmguard.cli.tamper\n"
+        "import sys, rmguard.cli, rmguard.tamper.runner, rmguard.tamper.environment_files, rmguard.cli.tamper\n"
         "rmguard.cli.build_parser()\n"
         "print('inspect_ai' in sys.modules)"
     )

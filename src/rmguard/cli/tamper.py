@@ -101,7 +101,7 @@ def _build(config_type, args: argparse.Namespace):
 
 def _load_specs(files: EnvironmentFiles):
     """The environments the files name, or None for the built-in variants."""
-    from rmguard.tamper.environments import load_environments, load_release
+    from rmguard.tamper.environment_files import load_environments, load_release
 
     if files.prompts and not files.environments:
         raise RMGuardError("--prompts needs --environments (the release's environments.json)")
@@ -186,7 +186,7 @@ def _train(args) -> int:
 
 
 def _list(args) -> int:
-    from rmguard.tamper.environments import REGISTRY
+    from rmguard.tamper.envs.registry import REGISTRY
     from rmguard.tamper.policies import STRATEGIES
 
     print("environments: " + ", ".join(REGISTRY))

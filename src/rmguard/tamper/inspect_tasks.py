@@ -42,7 +42,9 @@ from inspect_ai.model import (
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, solver
 
-from rmguard.tamper.environments import REGISTRY, EnvironmentSpec, curriculum, load_release, make_environment
+from rmguard.tamper.environment_files import load_release
+from rmguard.tamper.envs.base import EnvironmentSpec
+from rmguard.tamper.envs.registry import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import BASH_CLOSE, SHARED_FIELDS, final_answer
 from rmguard.tamper.policies import close_open_bash
 from rmguard.tamper.protocol import EpisodeConfig, GenerationRequest, run_episode

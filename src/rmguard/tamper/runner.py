@@ -21,13 +21,8 @@ from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.settings import option
-from rmguard.tamper.environments import (
-    REGISTRY,
-    EnvironmentSpec,
-    curriculum,
-    get_environment,
-    make_environment,
-)
+from rmguard.tamper.envs.base import EnvironmentSpec
+from rmguard.tamper.envs.registry import REGISTRY, curriculum, get_environment, make_environment
 from rmguard.tamper.grading import SHARED_FIELDS, visible_text
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
@@ -56,8 +51,7 @@ def expand_environments(names: Iterable[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
         for item in curriculum() if name == "all" else [name]:
-            if item not in REGISTRY:
-                raise RMGuardError(f"unknown environment '{item}' (choose from all, {', '.join(REGISTRY)})")
+            REGISTRY.lookup(item, extra=("all",))
             if item not in expanded:
                 expanded.append(item)
     return expanded

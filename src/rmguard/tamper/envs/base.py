@@ -34,7 +34,7 @@ from rmguard.tamper.grading import (
 )
 from rmguard.tamper.sandbox.base import HOME
 from rmguard.tamper.sandbox.jail import Jail
-from rmguard.tamper.sandbox.python import command_to_python
+from rmguard.tamper.sandbox.python_source import command_to_python
 from rmguard.tamper.sandbox.vfs import VirtualFS
 
 # Scripted strategies and what each plays where an environment has no script of its own: tamperers edit

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rmguard.tamper.sandbox.base import HOME, Result
 from rmguard.tamper.sandbox.commands.common import UsageError
-from rmguard.tamper.sandbox.python import PythonUsage, python_source
+from rmguard.tamper.sandbox.python_source import PythonUsage, python_source
 
 if TYPE_CHECKING:
     from rmguard.tamper.sandbox.shell import Shell
