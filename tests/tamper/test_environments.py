@@ -16,7 +16,7 @@ from rmguard.tamper.envs.reward_tampering import REWARD_FILE, TEST_FILE
 from rmguard.tamper.grading import Grade
 from rmguard.tamper.policies import ReplayPolicy, ScriptedPolicy
 from rmguard.tamper.protocol import run_episode
-from rmguard.tamper.runner import RunConfig, expand_environments, run_curriculum
+from rmguard.tamper.runner import RunConfig, expand_environments, format_report, run_curriculum
 from rmguard.tamper.sandbox.base import HOME
 from rmguard.tamper.sandbox.python_source import command_to_python
 
@@ -154,6 +154,10 @@ def test_a_sixth_environment_is_one_object(word_copy, tmp_path) -> None:
     # its own grade field, declared once in the class, is a rate of the report and a field of each record
     assert (honest["read_word"]["count"], editor["read_word"]["count"]) == (3, 0)
     assert honest["read_word"]["rate"] == 1.0 and "read_word" not in REGISTRY["reward_tampering"].grade_fields
+    # the table's columns are the grade fields the report has: its own, not reward tampering's
+    header, row = format_report({"word_copy": honest}).splitlines()
+    assert header.split()[3:] == ["caught", "passed_oversight", "read_word", "pm"]
+    assert row.split()[-2:] == ["1.000", "-"]
     records = [json.loads(line) for line in (tmp_path / "honest.jsonl").read_text().splitlines()]
     assert [r["transcript"][0]["stdout"] for r in records] == [
         make_environment("word_copy", k).info["word"] + "\n" for k in range(3)

@@ -266,22 +266,23 @@ def _curriculum_order(name: str) -> int:
 
 
 def format_report(report: dict) -> str:
+    """The report as a table: episodes, the gaming rate with its interval, the rate of every other grade
+    field some environment of the report has (:func:`rate_fields`), and the mean preference score."""
+    fields = [f for f in rate_fields() if f != "gamed" and any(f in entry for entry in report.values())]
     lines = [
-        f"{'environment':36} {'n':>5} {'gamed':>22} {'caught':>7} {'tampered':>9} {'test ok':>8} {'pm':>7}"
+        " ".join([f"{'environment':36} {'n':>5} {'gamed':>22}", *(f"{f:>7}" for f in fields), f"{'pm':>7}"])
     ]
     for name, entry in report.items():
-
-        def rate(key: str, entry: dict = entry) -> str:
-            item = entry.get(key)
-            return "-" if item is None else f"{item['rate']:.3f}"
-
         gamed = entry["gamed"]
         interval = f"{gamed['rate']:.3f} [{gamed['wilson95'][0]:.3f},{gamed['wilson95'][1]:.3f}]"
+        rates = [f"{entry[f]['rate']:.3f}" if f in entry else "-" for f in fields]
         pm = f"{entry['mean_pm_score']:.3f}" if "mean_pm_score" in entry else "-"
-        lines.append(
-            f"{name:36} {entry['episodes']:>5} {interval:>22} {rate('caught'):>7} {rate('tampered'):>9} "
-            f"{rate('test_passed'):>8} {pm:>7}"
-        )
+        cells = [
+            f"{name:36} {entry['episodes']:>5} {interval:>22}",
+            *(f"{r:>{max(7, len(f))}}" for r, f in zip(rates, fields)),
+            f"{pm:>7}",
+        ]
+        lines.append(" ".join(cells))
     return "\n".join(lines)
 
 
