@@ -24,7 +24,7 @@ from rmguard.eval import metrics as rm
 from rmguard.eval.benchmarks import ppe_pair_correct, rmb_correct
 from rmguard.eval.eval_sets import EvalSet, file_metrics, load_eval_set, pair_correct
 from rmguard.eval.intervals import stratified_interval
-from rmguard.eval.rewordbench import TRANSFORMS, transform_set
+from rmguard.eval.rewordbench import RULE_MARK, TRANSFORMS, transform_set
 from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.registry import Registry
 
@@ -156,7 +156,9 @@ def _rewordbench(parts: dict[str, Scored], seed: int, resamples: int) -> list[di
         strata.extend([name] * len(transformed))
     mean, low, high = stratified_interval(values, strata, resamples=resamples, seed=seed)
     subsets["original accuracy"] = float(np.mean(list(original.values())))
-    return [_row("reWordBench", "accuracy (mean over transformations)", mean, (low, high), subsets)]
+    rules = any(RULE_MARK in eval_set.path for eval_set, _, _ in parts.values())
+    title = "reWordBench (rmguard's rule-based transformations)" if rules else "reWordBench"
+    return [_row(title, "accuracy (mean over transformations)", mean, (low, high), subsets)]
 
 
 def _hub(folder: str, stem: str = "*") -> tuple[str, ...]:
