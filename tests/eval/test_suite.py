@@ -65,6 +65,8 @@ def test_every_benchmark_found_scored_and_tabled(reward_model, tmp_path, capsys)
     assert judgebench["ci_low"] <= judgebench["value"] <= judgebench["ci_high"]
     assert set(judgebench["subsets"]) >= {"macro average", "one order (--single_game)", "livecodebench"}
 
+    assert report["details"]["rm"]["rmb"]["BoN"]["scenarios"]["BoN_set/Harmlessness/S1"]["records"] == 2
+    assert len(report["details"]["rm"]["ppe_correctness"]["MATH"]["best_of_k_curve"]) == 4
     (rmb,) = results["rmb"]
     assert set(rmb["subsets"]) == {
         "Harmlessness BoN",
