@@ -65,6 +65,8 @@ def test_every_benchmark_found_scored_and_tabled(reward_model, tmp_path, capsys)
     assert judgebench["ci_low"] <= judgebench["value"] <= judgebench["ci_high"]
     assert set(judgebench["subsets"]) >= {"macro average", "one order (--single_game)", "livecodebench"}
 
+    assert report["details"]["rm"]["rmb"]["BoN"]["scenarios"]["BoN_set/Harmlessness/S1"]["records"] == 2
+    assert len(report["details"]["rm"]["ppe_correctness"]["MATH"]["best_of_k_curve"]) == 4
     (rmb,) = results["rmb"]
     assert set(rmb["subsets"]) == {
         "Harmlessness BoN",
@@ -76,6 +78,7 @@ def test_every_benchmark_found_scored_and_tabled(reward_model, tmp_path, capsys)
     (ppe,) = results["ppe_correctness"]
     assert set(ppe["subsets"]) == {"MATH accuracy", "MATH best-of-4", "GPQA accuracy", "GPQA best-of-4"}
     (reword,) = results["rewordbench"]
+    assert reword["label"] == "reWordBench"
     assert reword["subsets"]["add_quotes drop"] == pytest.approx(
         reword["subsets"]["original accuracy"] - reword["subsets"]["add_quotes accuracy"]
     )
@@ -90,6 +93,7 @@ def test_absent_sets_are_noted_and_rules_stand_in_for_rewordbench(reward_model, 
     assert set(report["absent"]) == {"RMB", "PPE correctness", "RM-Bench"}
     assert "| RMB | absent (looked for **/RMB_dataset/Pairwise_set/**/*.json) |" in capsys.readouterr().out
     (reword,) = report["results"]["rm"]["rewordbench"]
+    assert reword["label"] == "reWordBench (rmguard's rule-based transformations)"
     assert {"add_quotes drop", "punct_spaces drop", "stress_test drop", "answer_header drop"} <= set(
         reword["subsets"]
     )

@@ -329,7 +329,7 @@ def judgebench_scores(votes: Sequence[int], sources: Sequence[str]) -> dict[str,
 
 
 def strictly_best(best: float, others: Sequence[float]) -> bool:
-    """RMB's Best-of-N rule (Zhou et al. 2024, §3): a record is correct only when the best response's
+    """RMB's Best-of-N rule (Zhou et al. 2024): a record is correct only when the best response's
     reward is strictly above every loser's (a tie with any loser is wrong, as its pairwise ``chosen >
     rejected`` in eval/scripts/my_run_rm.py)."""
     return bool(best > max(others))
@@ -344,8 +344,8 @@ def rmb_goal(category_path: str) -> str:
 
 def best_of_k_curve(rewards: Sequence[float], scores: Sequence[float]) -> np.ndarray:
     """Expected score of the response a reward model picks from K drawn uniformly without replacement, for
-    K = 1..n (PPE's best-of-K on its correctness sets, Frick et al. 2024, computed exactly instead of
-    by sampling subsets).
+    K = 1..n: PPE's best-of-K on its correctness sets (Frick et al. 2024), exactly, as the mean over all
+    K-subsets.
 
     Group the responses by reward value v_1 < … < v_m (group j: c_j responses, mean score s̄_j, L_j
     responses below it). The pick lies in group j when the subset's maximum is v_j, with probability
@@ -356,7 +356,7 @@ def best_of_k_curve(rewards: Sequence[float], scores: Sequence[float]) -> np.nda
     if r.shape != s.shape or r.ndim != 1 or len(r) < 1:
         raise MetricError(f"best-of-K needs one score per reward, got {r.shape} and {s.shape}")
     n = len(r)
-    values, inverse = np.unique(r, return_inverse=True)
+    _, inverse = np.unique(r, return_inverse=True)
     counts = np.bincount(inverse)
     means = np.bincount(inverse, weights=s) / counts
     below = np.concatenate([[0], np.cumsum(counts)[:-1]])

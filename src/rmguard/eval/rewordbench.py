@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from rmguard.eval.eval_sets import EvalSet
 from rmguard.registry import Registry
 
+RULE_MARK = "rmguard's rule"
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -85,8 +87,10 @@ def _rewrite(text, transform: Transform):
 
 def transform_set(eval_set: EvalSet, name: str) -> EvalSet:
     """A copy of a pairs set with every prompt (``user`` rules) or every response (``assistant`` rules)
-    rewritten by transformation ``name``; ids, subsets and groups are kept, so pairs match by id."""
+    rewritten by transformation ``name``; ids, subsets and groups are kept, so pairs match by id. Its path
+    says that rmguard's rule made it."""
     transform = TRANSFORMS.lookup(name)
     side = "prompts" if transform.role == "user" else "responses"
     rewritten = [_rewrite(text, transform) for text in getattr(eval_set, side)]
-    return dataclasses.replace(eval_set, name=name, **{side: rewritten})
+    path = f"{eval_set.path} ({RULE_MARK} {name})"
+    return dataclasses.replace(eval_set, name=name, path=path, **{side: rewritten})

@@ -24,7 +24,7 @@ from rmguard.eval import metrics as rm
 from rmguard.eval.benchmarks import ppe_pair_correct, rmb_correct
 from rmguard.eval.eval_sets import EvalSet, file_metrics, load_eval_set, pair_correct
 from rmguard.eval.intervals import stratified_interval
-from rmguard.eval.rewordbench import TRANSFORMS, transform_set
+from rmguard.eval.rewordbench import RULE_MARK, TRANSFORMS, transform_set
 from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.registry import Registry
 
@@ -156,7 +156,9 @@ def _rewordbench(parts: dict[str, Scored], seed: int, resamples: int) -> list[di
         strata.extend([name] * len(transformed))
     mean, low, high = stratified_interval(values, strata, resamples=resamples, seed=seed)
     subsets["original accuracy"] = float(np.mean(list(original.values())))
-    return [_row("reWordBench", "accuracy (mean over transformations)", mean, (low, high), subsets)]
+    rules = any(RULE_MARK in eval_set.path for eval_set, _, _ in parts.values())
+    title = "reWordBench (rmguard's rule-based transformations)" if rules else "reWordBench"
+    return [_row(title, "accuracy (mean over transformations)", mean, (low, high), subsets)]
 
 
 def _hub(folder: str, stem: str = "*") -> tuple[str, ...]:
@@ -321,12 +323,13 @@ def _complete_rewordbench(present: dict, absent: dict, rules: bool, data_dir: Pa
 
 def score_suite(
     scorer: Any, present: dict, seed: int, resamples: int, suite: str = "standard"
-) -> dict[str, list[dict[str, Any]]]:
-    """Each present benchmark's table rows for one model (each distinct set scored once)."""
+) -> tuple[dict, dict]:
+    """(rows, parts) for one model: each present benchmark's table rows, and the full metrics of each of
+    its parts (per-subset and per-scenario numbers, the best-of-K curve). Each distinct set is scored once."""
     from rmguard.eval.evaluation import score_eval_set
 
     rewards: dict[int, np.ndarray] = {}
-    results = {}
+    rows, details = {}, {}
     for key, parts in present.items():
         scored = {}
         for part, eval_set in parts.items():
@@ -334,8 +337,9 @@ def score_suite(
                 rewards[id(eval_set)] = score_eval_set(scorer, eval_set)[0]
             values = rewards[id(eval_set)]
             scored[part] = (eval_set, values, file_metrics(eval_set, values, seed, resamples))
-        results[key] = SUITES.lookup(suite)[key].summarize(scored, seed, resamples)
-    return results
+        rows[key] = SUITES.lookup(suite)[key].summarize(scored, seed, resamples)
+        details[key] = {part: summary for part, (_, _, summary) in scored.items()}
+    return rows, details
 
 
 def evaluate_suite(
@@ -350,7 +354,8 @@ def evaluate_suite(
     rewordbench_rules: bool = False,
 ) -> dict[str, Any]:
     """Every benchmark of ``suite`` found in ``data_dir``, for every model: ``{"results": {model: {benchmark:
-    rows}}, "present", "absent", "table"}``, written to ``output`` as JSON when given."""
+    rows}}, "details": {model: {benchmark: {part: metrics}}}, "present", "absent", "table"}``, written to
+    ``output`` as JSON when given."""
     from rmguard.eval.evaluation import unique_labels
     from rmguard.scoring import RewardScorer
 
@@ -358,10 +363,10 @@ def evaluate_suite(
         check_outputs([output], [data_dir])
     present, absent = discover(Path(data_dir), suite, rewordbench_rules)
     labels = unique_labels([Path(m).name for m in models], models)
-    results = {}
+    results, details = {}, {}
     for label, model in zip(labels, models):
         scorer = RewardScorer(model, batch_size=batch_size, max_length=max_length)
-        results[label] = score_suite(scorer, present, seed, resamples, suite)
+        results[label], details[label] = score_suite(scorer, present, seed, resamples, suite)
         del scorer
     benchmarks = SUITES.lookup(suite)
     report = {
@@ -373,6 +378,7 @@ def evaluate_suite(
         "present": {k: {part: s.path for part, s in parts.items()} for k, parts in present.items()},
         "absent": {benchmarks[k].title: patterns for k, patterns in absent.items()},
         "results": results,
+        "details": details,
         "table": suite_table(results, {benchmarks[k].title: p for k, p in absent.items()}),
     }
     if output is not None:
