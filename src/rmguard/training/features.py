@@ -23,6 +23,7 @@ class PairFeatures:
     chosen_ids: list[int]
     rejected_ids: list[int]
     margin: float | None = None
+    tie: bool = False
 
 
 @dataclass
@@ -125,7 +126,7 @@ def tokenize_pairs(
                     continue
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - longest) :]
                 report.prompt_truncated += 1
-            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin))
+            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin, pair.tie))
     report.pairs = len(features)
     return features, report
 
