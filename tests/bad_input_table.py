@@ -26,6 +26,7 @@ OPTION_CASES = [
     (["tamper", "run", "--policy", "scripted:honest", "--output", "OUT", "--samples", "-3"], "--samples"),
     (["train", "--objective", "nonsense"], "objective"),
     (["train", "--data_format", "bogus"], "--data_format"),
+    (["train", "--pair_augmentation", "bogus"], "--pair_augmentation"),
     (["train", "--learning_rate", "-1", "--train_file", "D"], "learning_rate"),
 ]
 
@@ -437,6 +438,12 @@ case(
 )
 case("label: --pairs bogus", [*LABEL, "--pairs", "bogus"], {"D.jsonl": _jsonl(RECORD)}, "--pairs")
 case("train: --head_type bogus", ["train", "--head_type", "bogus"], {}, "head_type")
+case(
+    "train: rrm's ties with an objective that takes none",
+    ["train", "--pair_augmentation", "rrm", "--objective", "hinge", "--train_file", "D.jsonl"],
+    {"D.jsonl": PAIR},
+    "pair_augmentation 'rrm' makes tie pairs, which objective 'hinge' does not take; use bt, bsr",
+)
 
 
 # Policies, environments files and train configs (the tamper, bon and train areas).
