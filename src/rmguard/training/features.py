@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
+from rmguard.calibration import response_length
 from rmguard.data.records import PreferencePair, ScoredResponse, Text
 from rmguard.errors import DataError
 
@@ -30,6 +31,7 @@ class PairFeatures:
 class ResponseFeatures:
     prompt_ids: list[int]
     response_ids: list[int]
+    response_chars: int | None = None  # ℓ of a length calibration (rmguard.calibration.response_length)
 
 
 @dataclass
@@ -155,5 +157,5 @@ def tokenize_responses(
                         field="response",
                     )
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
-            out[i] = ResponseFeatures(prompt_ids, response_ids)
+            out[i] = ResponseFeatures(prompt_ids, response_ids, response_length(items[i].response))
     return out  # type: ignore[return-value]
