@@ -3,8 +3,10 @@ out-of-sample rule, and ``rmguard calibrate`` → score / the scorer's paths on 
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -19,7 +21,9 @@ from rmguard.calibration import (
 from rmguard.data.records import ScoredResponse
 from rmguard.errors import DataError
 
-from helpers import GOOD_WORDS, PROMPT_WORDS, run_cli, write_jsonl
+from helpers import GOOD_WORDS, PROMPT_WORDS, REPO, run_cli, write_jsonl
+
+DOC = REPO / "docs" / "checkpoints.md"
 
 X = [120, 45, 300, 45, 80, 210, 150, 600, 95, 410, 260, 35]
 Y = [0.4, -0.3, 1.1, -0.1, 0.2, 0.9, 9.0, 2.2, 0.1, 1.6, 1.0, -0.5]
@@ -159,6 +163,18 @@ def test_calibrate_then_score_reports_r_minus_f(reward_model, tmp_path):
     assert RewardScorer(calibrated, calibrated=False).score(prompts, responses) == pytest.approx(
         raw, abs=1e-6
     )
+
+    code = re.search(r"<!-- length-calibration[^>]*-->\s*```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    for response, reward, want in zip(responses, raw, expected):
+        scope = {
+            "bisect": bisect,
+            "json": json,
+            "ckpt": str(calibrated),
+            "response": response,
+            "reward": reward,
+        }
+        exec(code, scope)  # docs/checkpoints.md's lines, as written
+        assert scope["calibrated"] == pytest.approx(want, abs=1e-5)
 
 
 @pytest.mark.parametrize(
