@@ -24,8 +24,11 @@ OPTION_CASES = [
     (["diagnose", "--model", "M", "--data", "D", "--output-dir", "OUT", "--max-pairs", "0"], "--max-pairs"),
     (["split", "--data", "D", "--output-dir", "OUT", "--heldout-prompts", "-0.1"], "--heldout-prompts"),
     (["tamper", "run", "--policy", "scripted:honest", "--output", "OUT", "--samples", "-3"], "--samples"),
+    (["calibrate", "--model", "M", "--data", "D", "--output", "OUT", "--frac", "0"], "--frac"),
+    (["calibrate", "--model", "M", "--data", "D", "--output", "OUT", "--iterations", "-1"], "--iterations"),
     (["train", "--objective", "nonsense"], "objective"),
     (["train", "--data_format", "bogus"], "--data_format"),
+    (["train", "--pair_augmentation", "bogus"], "--pair_augmentation"),
     (["train", "--learning_rate", "-1", "--train_file", "D"], "learning_rate"),
 ]
 
@@ -159,6 +162,23 @@ data_case("JSON array of numbers", "eval", "json", "[1, 2]", "D.json: record 1 i
 data_case("empty JSON array", "eval split", "json", "[]", "D.json: no records")
 data_case("unknown extension", "eval split", "txt", PAIR, "D.txt: unknown file type '.txt'")
 case("eval: missing data file", _data_commands("jsonl")["eval"], {}, "D.jsonl: no such file")
+case(
+    "score: a malformed length calibration beside the model",
+    _data_commands("jsonl")["score"],
+    {"D.jsonl": PAIR, "M/length_calibration.json": '{"lengths": [2, 1], "bias": [0, 0]}'},
+    "M/length_calibration.json, field 'lengths': lengths must increase",
+)
+CALIBRATE = ["calibrate", "--model", "M", "--data", "D.jsonl", "--output", "O"]
+case(
+    "calibrate: model is not a folder", CALIBRATE, {"D.jsonl": PAIR}, "--model M is not a reward-model folder"
+)
+case("calibrate: missing data file", CALIBRATE, {"M/config.json": "{}"}, "D.jsonl: no such file")
+case(
+    "calibrate: output folder not empty",
+    CALIBRATE,
+    {"M/config.json": "{}", "D.jsonl": PAIR, "O/x.txt": "keep"},
+    "output O exists and is not empty",
+)
 case(
     "split: data is an empty folder",
     ["split", "--data", "dir", "--output-dir", "out"],
@@ -437,6 +457,12 @@ case(
 )
 case("label: --pairs bogus", [*LABEL, "--pairs", "bogus"], {"D.jsonl": _jsonl(RECORD)}, "--pairs")
 case("train: --head_type bogus", ["train", "--head_type", "bogus"], {}, "head_type")
+case(
+    "train: rrm's ties with an objective that takes none",
+    ["train", "--pair_augmentation", "rrm", "--objective", "hinge", "--train_file", "D.jsonl"],
+    {"D.jsonl": PAIR},
+    "pair_augmentation 'rrm' makes tie pairs, which objective 'hinge' does not take; use bt, bsr",
+)
 
 
 # Policies, environments files and train configs (the tamper, bon and train areas).
