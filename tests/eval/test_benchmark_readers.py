@@ -127,3 +127,40 @@ def test_a_malformed_row_is_one_error_naming_file_row_and_field(tmp_path, name, 
         load_eval_set(path)
     message = str(error.value)
     assert message.startswith(path) and expect in message and "\n" not in message
+
+
+def _rmbench_reference(records: list[dict]) -> float:
+    """``compute_accuracy`` of THU-KEG/RM-Bench scripts/utils.py, its total: split by ``domain`` (chat, math,
+    code, safety by prefix) when the records have one, else one pool; per pool the 3×3 matrix of
+    1[chosen_i > rejected_j]; a domain's number is the mean of its hard, normal and easy; total = their mean."""
+
+    def levels(pool):
+        m = np.mean([[[c > r for r in x["score_rejected"]] for c in x["score_chosen"]] for x in pool], axis=0)
+        return [m[np.triu_indices(3, 1)].mean(), np.diag(m).mean(), m[np.tril_indices(3, -1)].mean()]
+
+    if "domain" not in records[0]:
+        return float(np.mean(levels(records)))
+    pools = [[x for x in records if x["domain"].startswith(d)] for d in ("chat", "math", "code", "safety")]
+    return float(np.mean([np.mean(levels(pool)) for pool in pools if pool]))
+
+
+@pytest.mark.parametrize("layout", ["total_dataset", "per-domain file"])
+def test_rmbench_domains_come_from_the_domain_field_as_the_reference(tmp_path, layout):
+    sources = ["xstest-should-refuse", "refusals-dangerous", "refusals-offensive", "xstest-should-respond"]
+    domains = ["safety-refuse", "safety-refuse", "chat", "safety-response"]
+    data = rows.rmbench(4)
+    for row, source, domain in zip(data, sources, domains):
+        row.pop("domain")
+        row["subset"] = source
+        if layout == "total_dataset":
+            row["domain"] = domain
+    eval_set = load_eval_set(_write(tmp_path / "rm.json", data, array=True))
+    rewards = np.random.default_rng(3).normal(size=len(eval_set.responses)).round(1)  # ties included
+    summary = file_metrics(eval_set, rewards)
+    scored = [
+        {**row, "score_chosen": rewards[g[:3]].tolist(), "score_rejected": rewards[g[3:]].tolist()}
+        for row, g in zip(data, eval_set.groups)
+    ]
+    assert summary["accuracy"] == pytest.approx(_rmbench_reference(scored))
+    expected = {"chat", "safety"} if layout == "total_dataset" else {"all"}
+    assert set(summary["domains"]) == expected

@@ -131,3 +131,28 @@ def test_suite_options_refused_in_one_line(argv, expect, tmp_path, capsys, monke
 def test_an_empty_folder_says_what_it_looked_for(tmp_path, capsys):
     assert main(["eval", "--model", "M", "--suite", "standard", "--data-dir", str(tmp_path)]) != 0
     assert "no benchmark set found under its official name" in capsys.readouterr().err
+
+
+def test_a_file_of_another_benchmark_in_a_set_folder_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "PPE-Human-Preference-V1" / "data"
+    folder.mkdir(parents=True)
+    wrong = folder / "test.jsonl"
+    wrong.write_text("".join(json.dumps(r) + "\n" for r in rows.judgebench(2)))
+    assert main(["eval", "--model", "M", "--suite", "standard", "--data-dir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert f"{wrong}: read as a judgebench file, but PPE human preference files are ppe_preference" in err
+
+
+def test_two_models_share_one_table(reward_model, tiny_llama, tmp_path):
+    torch.manual_seed(1)
+    other = tmp_path / "other"
+    save_reward_model(*build_reward_model(str(tiny_llama)), other)
+    data = rows.standard_folder(tmp_path / "data", skip=tuple(set(SUITES["standard"]) - {"judgebench"}))
+    output = tmp_path / "suite.json"
+    argv = ["eval", "--suite", "standard", "--model", str(reward_model), "--model", str(other)]
+    assert main([*argv, "--data-dir", str(data), "--output", str(output), "--bootstrap", "20"]) == 0
+    report = json.loads(output.read_text())
+    assert list(report["results"]) == ["rm", "other"]
+    assert report["table"].splitlines()[0] == "| benchmark | number | rm | other |"
+    judgebench = report["table"].splitlines()[2]
+    assert judgebench.startswith("| JudgeBench (gpt-4o-2024-05-13) | official average (micro) | ")

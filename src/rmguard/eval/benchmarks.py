@@ -159,7 +159,7 @@ def _judgebench(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: in
     sources = [str(s) for s in eval_set.subsets]
     scores = rm.judgebench_scores(votes, sources)
     correct = (np.array(votes) > 0).astype(float)
-    macro, low, high = stratified_interval(
+    _, low, high = stratified_interval(
         correct, [rm.judgebench_category(s) for s in sources], resamples=resamples, seed=seed
     )
     return {

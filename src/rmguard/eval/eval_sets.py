@@ -156,7 +156,9 @@ def _read_lists(rows: Rows, spec: str, out: EvalSet) -> None:
         prompt = as_user_turn(check_text(row.get("prompt"), spec, number, "prompt"))
         chosen = _text_list(row, "chosen", spec, number, size)
         rejected = _text_list(row, "rejected", spec, number, size)
-        subset = row.get("subset", row.get("domain")) if out.kind == "rmbench" else row.get("subset")
+        # RM-Bench's domain is its `domain` field (total_dataset.json); its per-domain files have none and
+        # their `subset` names a source (alpacaeval, xstest-…), so such a file is one pool, as the reference.
+        subset = row.get("domain") if out.kind == "rmbench" else row.get("subset")
         out.add(prompt, [as_reply(t) for t in chosen + rejected], str(row.get("id", number)), subset)
         out.num_correct.append(len(chosen))
 

@@ -247,9 +247,10 @@ def rmbench_domain(subset: str) -> str:
 def rmbench_scores(
     chosen: np.ndarray, rejected: np.ndarray, subsets: Sequence[str | None]
 ) -> dict[str, object]:
-    """RM-Bench levels per domain and their unweighted mean over domains (THU-KEG/RM-Bench scripts/utils.py:
-    the domain comes from ``subset``; hard, normal, easy and the total average the domains, not the records).
-    Records without a subset form one domain."""
+    """RM-Bench levels per domain and their unweighted mean over domains (THU-KEG/RM-Bench scripts/utils.py,
+    ``compute_accuracy``: the domain is each record's ``domain`` field; hard, normal, easy and the total
+    average the domains, not the records). Records without a domain form one pool, as the reference scores
+    a file whose records carry none."""
     domains = np.array([rmbench_domain(s) if s is not None else "all" for s in subsets], dtype=object)
     per_domain = {
         d: {
