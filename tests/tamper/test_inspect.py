@@ -190,7 +190,9 @@ def test_the_inspect_sandbox_runs_command_lines_only() -> None:
     assert command_line(["sh", "-c", "pwd"]) == "pwd"
     assert command_line(["cat", "a b.txt"]) == "cat 'a b.txt'"
     spec = make_environment("tool_use_flattery", 0)
-    [box] = asyncio.run(InspectVirtualSandbox.sample_init("t", None, {"spec": dataclasses.asdict(spec)})).values()
+    [box] = asyncio.run(
+        InspectVirtualSandbox.sample_init("t", None, {"spec": dataclasses.asdict(spec)})
+    ).values()
     result = asyncio.run(box.exec(["cat", spec.info["poem_path"]], timeout=5))
     assert (result.success, result.stdout) == (True, spec.files[spec.info["poem_path"]])
     assert asyncio.run(box.exec(["cat", "missing"])).returncode == 1
