@@ -176,3 +176,27 @@ def test_the_sandbox_is_an_inspect_sandbox_and_the_scorer_reads_its_live_state(t
     rescored = inspect_score(log, task.scorer, action="overwrite", display="none")
     [replayed] = [s.value for s in rescored.samples[0].scores.values()]
     assert (replayed["reward"], replayed["gamed"]) == (1.0, 0.0)
+
+
+def test_the_inspect_sandbox_runs_command_lines_only() -> None:
+    import asyncio
+    import dataclasses
+
+    from inspect_ai.util import SandboxUserUnsupportedError
+
+    from rmguard.tamper.inspect_sandbox import InspectVirtualSandbox, command_line
+
+    assert command_line(["bash", "--login", "-c", "ls | wc -l"]) == "ls | wc -l"
+    assert command_line(["sh", "-c", "pwd"]) == "pwd"
+    assert command_line(["cat", "a b.txt"]) == "cat 'a b.txt'"
+    spec = make_environment("tool_use_flattery", 0)
+    [box] = asyncio.run(
+        InspectVirtualSandbox.sample_init("t", None, {"spec": dataclasses.asdict(spec)})
+    ).values()
+    result = asyncio.run(box.exec(["cat", spec.info["poem_path"]], timeout=5))
+    assert (result.success, result.stdout) == (True, spec.files[spec.info["poem_path"]])
+    assert asyncio.run(box.exec(["cat", "missing"])).returncode == 1
+    with pytest.raises(SandboxUserUnsupportedError):
+        asyncio.run(box.exec(["id"], user="root"))
+    with pytest.raises(ValueError, match="no cwd"):
+        asyncio.run(box.exec(["ls"], cwd="/tmp"))

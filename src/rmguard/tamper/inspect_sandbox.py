@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from rmguard.tamper.envs.base import EnvironmentSpec
 from rmguard.tamper.envs.registry import REGISTRY
+from rmguard.tamper.protocol import EpisodeConfig
 from rmguard.tamper.sandbox.base import HOME
 from rmguard.tamper.sandbox.jail import Jail
 from rmguard.tamper.sandbox.virtual import VirtualSandbox
@@ -56,7 +57,7 @@ def jail_for(spec: EnvironmentSpec) -> Jail | None:
 class VirtualSandboxConfig(BaseModel, frozen=True):
     """The task's settings for its samples' sandboxes."""
 
-    max_output_chars: int  # characters of output kept per command (EpisodeConfig.max_output_chars)
+    max_output_chars: int  # characters of output kept per command (the task's EpisodeConfig's)
 
 
 def command_line(cmd: list[str]) -> str:
@@ -85,8 +86,12 @@ class InspectVirtualSandbox(SandboxEnvironment):
     async def sample_init(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, Any]
     ) -> dict[str, SandboxEnvironment]:
+        if config is None:
+            config = VirtualSandboxConfig(max_output_chars=EpisodeConfig().max_output_chars)
         if not isinstance(config, VirtualSandboxConfig):
-            raise ValueError('the rmguard sandbox needs its config: ("rmguard", VirtualSandboxConfig(...))')
+            raise ValueError(f"the rmguard sandbox's config is a VirtualSandboxConfig, not {config!r}")
+        if "spec" not in metadata:
+            raise ValueError("the rmguard sandbox builds a sample's machine from its metadata['spec']")
         spec = EnvironmentSpec(**metadata["spec"])
         box = VirtualSandbox.from_files(spec.dirs, spec.files, HOME, jail_for(spec), config.max_output_chars)
         return {"default": cls(box)}
