@@ -153,6 +153,71 @@ def test_best_of_k_with_all_rewards_tied_stays_at_the_mean():
     assert rm.best_of_k_curve([1, 1, 1, 1], [1, 0, 0, 0]).tolist() == [0.25] * 4
 
 
+def test_ppe_max_and_end_scores_of_an_over_optimizing_curve():
+    assert rm.ppe_max_and_end([0.5, 0.8, 0.8, 0.7]) == {"max_score": 0.8, "max_score_k": 2, "end_score": 0.7}
+    assert rm.ppe_max_and_end([0.5, 0.75, 0.875, 1.0])["max_score_k"] == 4  # a rising curve peaks at its end
+
+
+# ----------------------------------------------------------------------------------------------- Bradley–Terry
+
+
+def test_bradley_terry_two_models_by_hand():
+    # A beats B 3 times of 4: exp(θ_A − θ_B) = 3; a tie counts half a win each, as Arena's fit does
+    fit = rm.bradley_terry(["A", "A", "A", "B"], ["B", "B", "B", "A"], [1, 1, 1, 1])
+    assert fit["A"] == pytest.approx(math.log(3) / 2) and fit["B"] == pytest.approx(-math.log(3) / 2)
+    tied = rm.bradley_terry(["A", "A"], ["B", "B"], [1, 0.5])  # wins 1.5 against 0.5
+    assert tied["A"] - tied["B"] == pytest.approx(math.log(3))
+    # Arena's scale 400·θ/ln 10: a 3-to-1 record is 190.8 points
+    assert 400 * (fit["A"] - fit["B"]) / math.log(10) == pytest.approx(190.85, abs=0.01)
+
+
+def test_bradley_terry_is_the_maximum_likelihood_fit():
+    # a cycle A > B > C > A, once each: all equal
+    cycle = rm.bradley_terry(["A", "B", "C"], ["B", "C", "A"], [1, 1, 1])
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in cycle.values())
+    # an uneven schedule: the score equations W_i = Σ_battles σ(θ_i − θ_opponent) hold at the fit
+    a = ["A", "A", "B", "B", "C", "A", "C", "B"]
+    b = ["B", "C", "C", "A", "A", "B", "B", "C"]
+    o = [1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0, 0.0]
+    fit = rm.bradley_terry(a, b, o)
+    for model in "ABC":
+        won = sum(x if m == model else 1 - x for m, n, x in zip(a, b, o) if model in (m, n))
+        expected = sum(
+            1 / (1 + math.exp(fit[n if m == model else m] - fit[model]))
+            for m, n in zip(a, b)
+            if model in (m, n)
+        )
+        assert won == pytest.approx(expected, abs=1e-8)
+    assert sum(fit.values()) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bradley_terry_edges_and_bad_input():
+    # C never wins: −inf, ranked last; A never loses: no finite maximum, still first
+    fit = rm.bradley_terry(["A", "B", "A"], ["B", "C", "C"], [1, 1, 1], iterations=200)
+    assert fit["C"] == -math.inf and fit["A"] > fit["B"]
+    with pytest.raises(rm.MetricError, match="one outcome per battle"):
+        rm.bradley_terry(["A"], ["B"], [1, 0])
+    with pytest.raises(rm.MetricError, match="two different models"):
+        rm.bradley_terry(["A"], ["A"], [1])
+    with pytest.raises(rm.MetricError, match="in \\[0, 1\\]"):
+        rm.bradley_terry(["A"], ["B"], [2])
+
+
+def test_model_ranking_correlation_by_hand():
+    # a round robin, each pair three times: the human record gives A 4 wins, B 3, C 2 (A > B > C);
+    # the judge's gives A 4, C 3, B 2 (A > C > B). One of three model pairs swapped:
+    # τ = (2 − 1)/3, ρ = 1 − 6·(0 + 1 + 1)/(3·8) = 1/2
+    a = ["A"] * 3 + ["B"] * 3 + ["A"] * 3
+    b = ["B"] * 3 + ["C"] * 3 + ["C"] * 3
+    human = [1, 1, 0] + [1, 1, 0] + [1, 1, 0]
+    judged = [1, 1, 0] + [0, 0, 1] + [1, 1, 0]
+    result = rm.model_ranking_correlation(a, b, human, judged)
+    assert result["models"] == 3
+    assert result["kendall"] == pytest.approx(1 / 3) and result["spearman"] == pytest.approx(0.5)
+    same = rm.model_ranking_correlation(a, b, human, human)
+    assert same["kendall"] == pytest.approx(1.0) and same["spearman"] == pytest.approx(1.0)
+
+
 # ----------------------------------------------------------------------------------------------- reWordBench
 
 

@@ -368,6 +368,83 @@ def best_of_k_curve(rewards: Sequence[float], scores: Sequence[float]) -> np.nda
     return curve
 
 
+def ppe_max_and_end(curve: Sequence[float]) -> dict[str, float]:
+    """PPE's two summaries of a best-of-K curve (Frick et al. 2024, the "Max score" and "End score" of its
+    correctness metrics): ``max_score`` = max_K curve(K), the best expected correctness any K reaches
+    (``max_score_k`` the smallest such K), and ``end_score`` = curve(K_max), the value at the largest K
+    (32 in the released sets). A reward model that over-optimizes peaks before K_max, so max > end."""
+    c = np.asarray(curve, dtype=float)
+    if c.ndim != 1 or not len(c):
+        raise MetricError(f"a best-of-K curve needs at least one point, got shape {c.shape}")
+    return {"max_score": float(c.max()), "max_score_k": int(np.argmax(c)) + 1, "end_score": float(c[-1])}
+
+
+# ----------------------------------------------------------------------------------------------- model rankings
+
+
+def bradley_terry(
+    model_a: Sequence[str], model_b: Sequence[str], outcome: Sequence[float], iterations: int = 10_000
+) -> dict[str, float]:
+    """Bradley–Terry strengths θ of the models in battles (a, b, o): the maximum of
+    Σ o·log σ(θ_a − θ_b) + (1 − o)·log σ(θ_b − θ_a), with o = 1 when a won, 0 when b won, ½ for a tie.
+
+    The Chatbot Arena leaderboard's fit (Chiang et al. 2024; ``preprocess_battles_to_arrays``,
+    ``bt_loss_and_grad`` and ``fit_bt`` in lm-sys/FastChat fastchat/serve/monitor/elo_analysis.py, where
+    "a draw [counts] as half a win and half a loss"); an Arena score is 1000 + 400·θ/ln 10. Solved by
+    Hunter's (2004) MM iteration θ_i ← log W_i − log Σ_j n_ij / (e^θ_i + e^θ_j) (W_i: wins of i, ties
+    counting ½; n_ij: battles between i and j) in log space, centred to mean 0 over the finite θ. A model
+    that never wins gets −inf; one that never loses has no finite maximum and keeps rising until
+    ``iterations`` run out. Either way its place in the order, which is all a ranking reads, is right.
+    """
+    o = np.asarray(outcome, dtype=float)
+    if not len(model_a) == len(model_b) == len(o) or not len(o):
+        raise MetricError(
+            f"Bradley–Terry needs one outcome per battle, got {len(model_a)}, {len(model_b)}, {len(o)}"
+        )
+    if np.any((o < 0) | (o > 1)) or any(a == b for a, b in zip(model_a, model_b)):
+        raise MetricError("Bradley–Terry needs outcomes in [0, 1] and two different models per battle")
+    models = sorted(set(model_a) | set(model_b))
+    index = {m: i for i, m in enumerate(models)}
+    ia, ib = np.array([index[m] for m in model_a]), np.array([index[m] for m in model_b])
+    games, wins = np.zeros((len(models), len(models))), np.zeros(len(models))
+    np.add.at(games, (ia, ib), 1.0)
+    np.add.at(wins, ia, o)
+    np.add.at(wins, ib, 1.0 - o)
+    games += games.T
+    played = games > 0
+    with np.errstate(divide="ignore"):
+        log_games, log_wins = np.log(games), np.log(wins)
+    theta = np.zeros(len(models))
+    for _ in range(iterations):
+        # log n_ij − log(e^θ_i + e^θ_j) where i and j met; never −inf − (−inf) where they did not
+        terms = np.subtract(
+            log_games, np.logaddexp.outer(theta, theta), out=np.full_like(games, -np.inf), where=played
+        )
+        update = log_wins - np.logaddexp.reduce(terms, axis=1)
+        finite = np.isfinite(update)
+        update[finite] -= update[finite].mean()
+        converged = np.max(np.abs(np.where(finite, update - np.where(finite, theta, 0.0), 0.0))) < 1e-12
+        theta = update
+        if converged:
+            break
+    return dict(zip(models, theta.tolist()))
+
+
+def model_ranking_correlation(
+    model_a: Sequence[str], model_b: Sequence[str], truth: Sequence[float], predicted: Sequence[float]
+) -> dict[str, float]:
+    """How well the model ranking a judge implies matches the true one: Kendall τ-b and Spearman ρ between
+    the Bradley–Terry strengths (:func:`bradley_terry`) fitted to the same battles twice, once with the
+    true outcomes and once with the judge's (each 1, 0 or ½), over every model in the battles. Both
+    correlations read only the order, so each side is ranked first (a −inf strength ranks last)."""
+    true_strength = bradley_terry(model_a, model_b, truth)
+    judged = bradley_terry(model_a, model_b, predicted)
+    models = sorted(true_strength)
+    x = average_ranks([true_strength[m] for m in models])
+    y = average_ranks([judged[m] for m in models])
+    return {"models": len(models), "kendall": kendall_tau_b(x, y), "spearman": spearman_rho(x, y)}
+
+
 def rewordbench_drop(original: Mapping[str, float], transformed: Mapping[str, float]) -> dict[str, float]:
     """reWordBench's robustness numbers for one transformation (Wu et al. 2025): accuracy on the original
     pairs and on their transformed versions, over the ids both have, and the drop = original − transformed."""
