@@ -86,6 +86,9 @@ def test_every_benchmark_found_scored_and_tabled(reward_model, tmp_path, capsys)
         "ties left out",
         "model ranking Kendall τ (3 models)",
         "model ranking Spearman ρ (3 models)",
+        "separability (95 % intervals)",
+        "confidence agreement with the human ranking",
+        "Brier score (lower is better)",
     }
     (reword,) = results["rewordbench"]
     assert reword["label"] == "reWordBench"

@@ -27,6 +27,7 @@ import numpy as np
 from rmguard.data.formats import as_reply, as_user_turn, check_text
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
+from rmguard.eval.arena import model_ranking
 from rmguard.eval.eval_sets import EVAL_KINDS, EvalKind, EvalSet, Rows, with_ci
 from rmguard.eval.intervals import stratified_interval
 
@@ -206,9 +207,9 @@ def _rmb(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> d
 
 
 def _ppe_preference(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
-    """Accuracy on the rows a human decided, and the correlation of the model ranking the reward model
-    implies with the human one over every row: each a battle of ``model_a`` and ``model_b`` decided 1, 0
-    or ½ (a tie) by the human vote and by the rewards (½ when they are equal)."""
+    """Accuracy on the rows a human decided, and how the model ranking the rewards imply matches the
+    human one (:func:`rmguard.eval.arena.model_ranking`) over every row: each a battle of ``model_a`` and
+    ``model_b`` decided 1, 0 or ½ (a tie) by the human vote and by the rewards (½ when they are equal)."""
     groups = _rewards(eval_set, rewards)
     correct = [
         float(r[0] > r[1]) if m["winner"] == "model_a" else float(r[1] > r[0])
@@ -220,14 +221,13 @@ def _ppe_preference(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples
     human = [{"model_a": 1.0, "model_b": 0.0}.get(m["winner"], 0.5) for m in eval_set.meta]
     judged = [0.5 * (1.0 + np.sign(r[0] - r[1])) for r in groups]
     a, b = zip(*(m["models"] for m in eval_set.meta))
-    ranking = rm.model_ranking_correlation(a, b, human, judged)
+    ranking = model_ranking(a, b, human, judged, resamples=resamples, seed=seed)
     return {
         "pairs": len(correct),
         "ties_left_out": len(eval_set.meta) - len(correct),
         **with_ci("accuracy", np.array(correct), seed, resamples),
-        "models": ranking["models"],
-        "model_kendall": ranking["kendall"],
-        "model_spearman": ranking["spearman"],
+        "models": ranking.pop("models"),
+        **{f"model_{name}": value for name, value in ranking.items()},
     }
 
 
