@@ -658,5 +658,13 @@ data_case(
             "sampled_conflict_pairs": [[0, 5]]}),
     "line 1, field 'sampled_conflict_pairs'",
 )  # fmt: skip
+data_case(
+    "PPE battle of a model with itself",
+    "eval",
+    "jsonl",
+    _jsonl({"question_id": "q", "prompt": "q", "response_1": "a", "response_2": "b", "winner": "model_a",
+            "model_a": "gpt", "model_b": "gpt"}),
+    "line 1, field 'model_b'",
+)  # fmt: skip
 
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"

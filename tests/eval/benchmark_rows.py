@@ -62,6 +62,9 @@ def rmb_bon(path: str, n: int = 2) -> list[dict]:
     ]
 
 
+PPE_MODELS = ("gpt", "claude", "llama")  # battles gpt–claude, claude–llama, llama–gpt, …
+
+
 def ppe_preference(n: int = 5) -> list[dict]:
     winners = ["model_a", "model_b", "tie", "model_a", "tie (bothbad)"]
     return [
@@ -71,8 +74,8 @@ def ppe_preference(n: int = 5) -> list[dict]:
             "response_1": _words(GOOD_WORDS, i),
             "response_2": _words(BAD_WORDS, i),
             "winner": winners[i % len(winners)],
-            "model_a": "a",
-            "model_b": "b",
+            "model_a": PPE_MODELS[i % 3],
+            "model_b": PPE_MODELS[(i + 1) % 3],
             "language": "English",
         }
         for i in range(n)

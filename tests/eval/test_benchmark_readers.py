@@ -62,6 +62,19 @@ def test_ppe_preference_leaves_ties_out(tmp_path):
     assert summary["accuracy"] == 0.5 and summary["pairs"] == 2 and summary["ties_left_out"] == 1
 
 
+def test_ppe_preference_model_ranking_from_winners_models_and_rewards(tmp_path):
+    # battles gpt–claude (gpt won), claude–llama (llama won), llama–gpt (tie): gpt = llama > claude
+    eval_set = load_eval_set(_write(tmp_path / "ppe.jsonl", rows.ppe_preference(3)))
+    agree = file_metrics(eval_set, np.array([2.0, 1.0, 1.0, 2.0, 3.0, 3.0]), resamples=50)  # the same votes
+    assert agree["accuracy"] == 1.0 and agree["models"] == 3
+    assert agree["model_kendall"] == pytest.approx(1.0) and agree["model_spearman"] == pytest.approx(1.0)
+    # the rewards vote claude twice and tie llama–gpt: claude > gpt = llama, the human order reversed
+    reverse = file_metrics(eval_set, np.array([1.0, 2.0, 2.0, 1.0, 3.0, 3.0]), resamples=50)
+    assert reverse["accuracy"] == 0.0
+    assert reverse["model_kendall"] == pytest.approx(-1.0)
+    assert reverse["model_spearman"] == pytest.approx(-1.0)
+
+
 def test_ppe_correctness_pairs_and_best_of_k(tmp_path):
     eval_set = load_eval_set(_write(tmp_path / "ppe_math.jsonl", rows.ppe_correctness(1)))
     assert eval_set.kind == "ppe_correctness" and eval_set.groups == [[0, 1, 2, 3]]
@@ -69,7 +82,9 @@ def test_ppe_correctness_pairs_and_best_of_k(tmp_path):
     summary = file_metrics(eval_set, np.array([3.0, 1.0, 2.0, 2.0]), resamples=50)
     assert summary["accuracy"] == pytest.approx(2 / 3) and summary["pairs"] == 3
     assert summary["best_of_k_curve"] == [0.5, 0.75, 0.875, 1.0]
-    assert summary["best_of_k"] == 1.0 and summary["best_of_k_k"] == 4
+    assert summary["end_score"] == 1.0 and summary["best_of_k_k"] == 4
+    assert summary["max_score"] == 1.0 and summary["max_score_k"] == 4
+    assert summary["end_score_ci_low"] <= 1.0 <= summary["end_score_ci_high"]
 
 
 def test_rule_based_transform_keeps_ids_and_rewrites_one_side(tmp_path):
@@ -99,6 +114,18 @@ def test_rule_based_transform_keeps_ids_and_rewrites_one_side(tmp_path):
         ),
         ("rmb losers", {**rows.rmb_bon("H/S1", 1)[0], "loser_list": []}, True, "line 2, field 'loser_list'"),
         ("ppe winner", {**rows.ppe_preference(1)[0], "winner": "model_c"}, False, "line 2, field 'winner'"),
+        (
+            "ppe winner model",
+            {**rows.ppe_preference(1)[0], "model_a": None},
+            False,
+            "line 2, field 'model_a'",
+        ),
+        (
+            "ppe winner self",
+            {**rows.ppe_preference(1)[0], "model_b": "gpt"},
+            False,
+            "line 2, field 'model_b'",
+        ),
         (
             "ppe pair",
             {**rows.ppe_correctness(1)[0], "sampled_conflict_pairs": [[0, 9]]},

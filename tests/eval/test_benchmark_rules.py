@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rmguard.eval import arena
 from rmguard.eval import metrics as rm
 from rmguard.eval.intervals import stratified_interval
 from rmguard.eval.rewordbench import add_quotes, answer_header, punctuation_spaces, stress_test
@@ -151,6 +152,113 @@ def test_best_of_k_curve_by_hand_and_by_enumeration():
 
 def test_best_of_k_with_all_rewards_tied_stays_at_the_mean():
     assert rm.best_of_k_curve([1, 1, 1, 1], [1, 0, 0, 0]).tolist() == [0.25] * 4
+
+
+def test_ppe_max_and_end_scores_of_an_over_optimizing_curve():
+    assert rm.ppe_max_and_end([0.5, 0.8, 0.8, 0.7]) == {"max_score": 0.8, "max_score_k": 2, "end_score": 0.7}
+    assert rm.ppe_max_and_end([0.5, 0.75, 0.875, 1.0])["max_score_k"] == 4  # a rising curve peaks at its end
+
+
+# ----------------------------------------------------------------------------------------------- Arena rankings
+
+
+def test_bradley_terry_two_models_by_hand():
+    # A beats B 3 times of 4: exp(θ_A − θ_B) = 3; a tie counts half a win each, as Arena's fit does
+    fit = arena.bradley_terry(["A", "A", "A", "B"], ["B", "B", "B", "A"], [1, 1, 1, 1])
+    assert fit["A"] == pytest.approx(math.log(3) / 2) and fit["B"] == pytest.approx(-math.log(3) / 2)
+    tied = arena.bradley_terry(["A", "A"], ["B", "B"], [1, 0.5])  # wins 1.5 against 0.5
+    assert tied["A"] - tied["B"] == pytest.approx(math.log(3))
+    # Arena's scale 400·θ/ln 10: a 3-to-1 record is 190.8 points
+    assert 400 * (fit["A"] - fit["B"]) / math.log(10) == pytest.approx(190.85, abs=0.01)
+
+
+def test_bradley_terry_is_the_maximum_likelihood_fit():
+    # a cycle A > B > C > A, once each: all equal
+    cycle = arena.bradley_terry(["A", "B", "C"], ["B", "C", "A"], [1, 1, 1])
+    assert all(v == pytest.approx(0.0, abs=1e-9) for v in cycle.values())
+    # an uneven schedule: the score equations W_i = Σ_battles σ(θ_i − θ_opponent) hold at the fit
+    a = ["A", "A", "B", "B", "C", "A", "C", "B"]
+    b = ["B", "C", "C", "A", "A", "B", "B", "C"]
+    o = [1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0, 0.0]
+    fit = arena.bradley_terry(a, b, o)
+    for model in "ABC":
+        won = sum(x if m == model else 1 - x for m, n, x in zip(a, b, o) if model in (m, n))
+        expected = sum(
+            1 / (1 + math.exp(fit[n if m == model else m] - fit[model]))
+            for m, n in zip(a, b)
+            if model in (m, n)
+        )
+        assert won == pytest.approx(expected, abs=1e-8)
+    assert sum(fit.values()) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bradley_terry_edges_and_bad_input():
+    # C never wins: −inf, ranked last; A never loses: no finite maximum, still first
+    fit = arena.bradley_terry(["A", "B", "A"], ["B", "C", "C"], [1, 1, 1], iterations=200)
+    assert fit["C"] == -math.inf and fit["A"] > fit["B"]
+    with pytest.raises(rm.MetricError, match="one outcome per battle"):
+        arena.bradley_terry(["A"], ["B"], [1, 0])
+    with pytest.raises(rm.MetricError, match="two different models"):
+        arena.bradley_terry(["A"], ["A"], [1])
+    with pytest.raises(rm.MetricError, match="in \\[0, 1\\]"):
+        arena.bradley_terry(["A"], ["B"], [2])
+
+
+def test_separability_agreement_and_brier_by_hand():
+    # intervals A [2, 3], B [0, 1], C [0.5, 2.5]: only A–B do not overlap
+    assert arena.separability([2, 0, 0.5], [3, 1, 2.5]) == pytest.approx(1 / 3)
+    # the reference separates all three pairs: A > B, C > A, C > B
+    ref_low, ref_high = [2, 0, 4], [3, 1, 5]
+    # a judge with A > B, A ~ C (overlap: 0), C > B: (1 + 0 + 1) / 3
+    assert arena.confidence_agreement(ref_low, ref_high, [2, 0, 2.5], [3, 1, 3.5]) == pytest.approx(2 / 3)
+    # B moved to [5, 6]: B > A and B > C, both confidently wrong: (−1 + 0 − 1) / 3
+    assert arena.confidence_agreement(ref_low, ref_high, [2, 5, 2.5], [3, 6, 3.5]) == pytest.approx(-2 / 3)
+    assert math.isnan(arena.confidence_agreement([0, 0], [1, 1], [0, 2], [1, 3]))  # nothing to agree on
+    # reference A above B; the judge's Gaussians μ = (1, 0), σ = (0.6, 0.8): forecast Φ(1/1) = 0.841345
+    assert arena.brier_score([1, 0], [1, 0], [0.6, 0.8]) == pytest.approx((1 - 0.8413447) ** 2)
+    assert arena.brier_score([1, 0], [0, 0], [0, 0]) == 0.25  # no gap, no spread: ½
+    assert arena.brier_score([1, 0], [0, 1], [0, 0]) == 1.0  # certain and wrong
+
+
+def test_bootstrap_counts_resamples_without_a_maximum():
+    # one battle each way: a resample holding one battle twice leaves a model without a win
+    models, (fits,), undefined = arena.bootstrap_strengths(["A", "B"], ["B", "A"], [[1, 1]], resamples=40)
+    assert models == ["A", "B"] and fits.shape == (40, 2)
+    assert 0 < undefined < 40 and np.isnan(fits).all(axis=1).sum() == undefined
+    again = arena.bootstrap_strengths(["A", "B"], ["B", "A"], [[1, 1]], resamples=40)
+    assert again[2] == undefined  # seeded
+
+
+def _round_robin(records: dict[tuple[str, str], tuple[int, int]]):
+    """Battles from {(a, b): (a's wins, b's wins)}."""
+    a, b, o = [], [], []
+    for (x, y), (wins, losses) in records.items():
+        a += [x] * (wins + losses)
+        b += [y] * (wins + losses)
+        o += [1] * wins + [0] * losses
+    return a, b, o
+
+
+def test_model_ranking_by_hand():
+    # each pair three times: the human record gives A 4 wins, B 3, C 2 (A > B > C); the judge's gives
+    # A 4, C 3, B 2 (A > C > B). One of three pairs swapped: τ = (2 − 1)/3, ρ = 1 − 6·(0 + 1 + 1)/(3·8)
+    a, b, human = _round_robin({("A", "B"): (2, 1), ("B", "C"): (2, 1), ("A", "C"): (2, 1)})
+    _, _, judged = _round_robin({("A", "B"): (2, 1), ("B", "C"): (1, 2), ("A", "C"): (2, 1)})
+    result = arena.model_ranking(a, b, human, judged, resamples=20)
+    assert result["models"] == 3
+    assert result["kendall"] == pytest.approx(1 / 3) and result["spearman"] == pytest.approx(0.5)
+    # nine battles: some resample leaves a model without a loss, so no interval-based numbers
+    assert result["bootstrap_undefined"] > 0 and math.isnan(result["separability"])
+
+
+def test_model_ranking_confident_judges():
+    a, b, human = _round_robin({("A", "B"): (150, 50), ("B", "C"): (150, 50), ("A", "C"): (180, 20)})
+    same = arena.model_ranking(a, b, human, human, resamples=200)
+    assert same["bootstrap_undefined"] == 0 and same["kendall"] == pytest.approx(1.0)
+    assert same["separability"] == 1.0 and same["confidence_agreement"] == 1.0 and same["brier"] < 0.01
+    reverse = arena.model_ranking(a, b, human, [1 - x for x in human], resamples=200)
+    assert reverse["kendall"] == pytest.approx(-1.0) and reverse["spearman"] == pytest.approx(-1.0)
+    assert reverse["confidence_agreement"] == -1.0 and reverse["brier"] > 0.99
 
 
 # ----------------------------------------------------------------------------------------------- reWordBench

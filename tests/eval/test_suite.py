@@ -76,7 +76,20 @@ def test_every_benchmark_found_scored_and_tabled(reward_model, tmp_path, capsys)
     }
     assert rmb["value"] == pytest.approx(np.mean(list(rmb["subsets"].values())))
     (ppe,) = results["ppe_correctness"]
-    assert set(ppe["subsets"]) == {"MATH accuracy", "MATH best-of-4", "GPQA accuracy", "GPQA best-of-4"}
+    assert set(ppe["subsets"]) == {
+        f"{source} {number}"
+        for source in ("MATH", "GPQA")
+        for number in ("accuracy", "end score (best-of-4)", "max score")
+    }
+    (preference,) = results["ppe_preference"]
+    assert set(preference["subsets"]) == {
+        "ties left out",
+        "model ranking Kendall τ (3 models)",
+        "model ranking Spearman ρ (3 models)",
+        "separability (95 % intervals)",
+        "confidence agreement with the human ranking",
+        "Brier score (lower is better)",
+    }
     (reword,) = results["rewordbench"]
     assert reword["label"] == "reWordBench"
     assert reword["subsets"]["add_quotes drop"] == pytest.approx(

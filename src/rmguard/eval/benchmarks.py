@@ -7,10 +7,12 @@ Each kind reads one file in its benchmark's published format (docs/evaluation.md
                      Pairwise_set/**.json): chosen > rejected
     rmb_bon          ``bon_uid, conversation_input, bon_best.answer, loser_list[].answer, category_path``
                      (RMB_dataset/BoN_set/**.json): the best strictly above every loser
-    ppe_preference   ``question_id, prompt, response_1, response_2, winner`` (PPE-Human-Preference-V1):
-                     accuracy on the rows a human decided (ties left out, counted)
+    ppe_preference   ``question_id, prompt, response_1, response_2, winner, model_a, model_b``
+                     (PPE-Human-Preference-V1): accuracy on the rows a human decided (ties left out,
+                     counted); Kendall τ and Spearman ρ of the model ranking the rewards imply
     ppe_correctness  ``question_id, prompt, response_1..response_K, scores, sampled_conflict_pairs``
-                     (PPE-*-Best-of-K): accuracy on the conflict pairs, the best-of-K curve
+                     (PPE-*-Best-of-K): accuracy on the conflict pairs, the best-of-K curve, its max and
+                     end scores
 The rules are the pure functions of :mod:`rmguard.eval.metrics`; this module maps rows to items and
 rewards to those functions' inputs.
 """
@@ -25,6 +27,7 @@ import numpy as np
 from rmguard.data.formats import as_reply, as_user_turn, check_text
 from rmguard.errors import DataError
 from rmguard.eval import metrics as rm
+from rmguard.eval.arena import model_ranking
 from rmguard.eval.eval_sets import EVAL_KINDS, EvalKind, EvalSet, Rows, with_ci
 from rmguard.eval.intervals import stratified_interval
 
@@ -107,10 +110,16 @@ def _read_ppe_preference(rows: Rows, spec: str, out: EvalSet) -> None:
             raise DataError(
                 spec, f"expected one of {PPE_WINNERS + PPE_TIES}, got {winner!r}", row=number, field="winner"
             )
+        models = [_field(row, name, spec, number) for name in PPE_WINNERS]
+        for name, model in zip(PPE_WINNERS, models):
+            if not isinstance(model, str) or not model:
+                raise DataError(spec, f"expected a model name, got {model!r}", row=number, field=name)
+        if models[0] == models[1]:
+            raise DataError(spec, f"model_a and model_b are both {models[0]!r}", row=number, field="model_b")
         prompt = as_user_turn(_text(row, "prompt", spec, number))
         responses = [as_reply(_text(row, f"response_{i}", spec, number)) for i in (1, 2)]
         out.add(prompt, responses, str(row.get("question_id", number)), row.get("language"))
-        out.meta.append({"winner": winner})
+        out.meta.append({"winner": winner, "models": models})
 
 
 def _read_ppe_correctness(rows: Rows, spec: str, out: EvalSet) -> None:
@@ -198,17 +207,27 @@ def _rmb(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> d
 
 
 def _ppe_preference(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    """Accuracy on the rows a human decided, and how the model ranking the rewards imply matches the
+    human one (:func:`rmguard.eval.arena.model_ranking`) over every row: each a battle of ``model_a`` and
+    ``model_b`` decided 1, 0 or ½ (a tie) by the human vote and by the rewards (½ when they are equal)."""
+    groups = _rewards(eval_set, rewards)
     correct = [
         float(r[0] > r[1]) if m["winner"] == "model_a" else float(r[1] > r[0])
-        for r, m in zip(_rewards(eval_set, rewards), eval_set.meta)
+        for r, m in zip(groups, eval_set.meta)
         if m["winner"] in PPE_WINNERS
     ]
     if not correct:
         raise rm.MetricError(f"{eval_set.path}: no row has a winner (every row is a tie)")
+    human = [{"model_a": 1.0, "model_b": 0.0}.get(m["winner"], 0.5) for m in eval_set.meta]
+    judged = [0.5 * (1.0 + np.sign(r[0] - r[1])) for r in groups]
+    a, b = zip(*(m["models"] for m in eval_set.meta))
+    ranking = model_ranking(a, b, human, judged, resamples=resamples, seed=seed)
     return {
         "pairs": len(correct),
         "ties_left_out": len(eval_set.meta) - len(correct),
         **with_ci("accuracy", np.array(correct), seed, resamples),
+        "models": ranking.pop("models"),
+        **{f"model_{name}": value for name, value in ranking.items()},
     }
 
 
@@ -233,8 +252,8 @@ def _ppe_correctness(eval_set: EvalSet, rewards: np.ndarray, seed: int, resample
         "best_of_k_k": k,
         "best_of_k_curve": curve.tolist(),
     }
-    result.update(with_ci("best_of_k", np.array([c[k - 1] for c in curves]), seed, resamples))
-    result["best_of_k_max"] = float(curve.max())
+    result.update(rm.ppe_max_and_end(curve))
+    result.update(with_ci("end_score", np.array([c[k - 1] for c in curves]), seed, resamples))
     if len(correct):
         result.update(with_ci("accuracy", correct, seed, resamples))
     return result

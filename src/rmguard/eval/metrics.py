@@ -368,6 +368,17 @@ def best_of_k_curve(rewards: Sequence[float], scores: Sequence[float]) -> np.nda
     return curve
 
 
+def ppe_max_and_end(curve: Sequence[float]) -> dict[str, float]:
+    """PPE's two summaries of a best-of-K curve (Frick et al. 2024, the "Max score" and "End score" of its
+    correctness metrics): ``max_score`` = max_K curve(K), the best expected correctness any K reaches
+    (``max_score_k`` the smallest such K), and ``end_score`` = curve(K_max), the value at the largest K
+    (32 in the released sets). A reward model that over-optimizes peaks before K_max, so max > end."""
+    c = np.asarray(curve, dtype=float)
+    if c.ndim != 1 or not len(c):
+        raise MetricError(f"a best-of-K curve needs at least one point, got shape {c.shape}")
+    return {"max_score": float(c.max()), "max_score_k": int(np.argmax(c)) + 1, "end_score": float(c[-1])}
+
+
 def rewordbench_drop(original: Mapping[str, float], transformed: Mapping[str, float]) -> dict[str, float]:
     """reWordBench's robustness numbers for one transformation (Wu et al. 2025): accuracy on the original
     pairs and on their transformed versions, over the ids both have, and the drop = original − transformed."""

@@ -124,7 +124,8 @@ def _ppe_correctness(parts: dict[str, Scored], seed: int, resamples: int) -> lis
         values.extend(correct)
         strata.extend([source] * len(correct))
         subsets[f"{source} accuracy"] = summary.get("accuracy", math.nan)
-        subsets[f"{source} best-of-{summary['best_of_k_k']}"] = summary["best_of_k"]
+        subsets[f"{source} end score (best-of-{summary['best_of_k_k']})"] = summary["end_score"]
+        subsets[f"{source} max score"] = summary["max_score"]  # its K differs by model: in details
     mean, low, high = stratified_interval(values, strata, resamples=resamples, seed=seed)
     return [_row("PPE correctness", "accuracy (mean over sources)", mean, (low, high), subsets)]
 
@@ -212,7 +213,14 @@ SUITES: Registry[dict[str, Benchmark]] = Registry(
                     "PPE human preference",
                     "accuracy",
                     "accuracy",
-                    lambda s: {"ties left out": s["ties_left_out"]},
+                    lambda s: {
+                        "ties left out": s["ties_left_out"],
+                        f"model ranking Kendall τ ({s['models']} models)": s["model_kendall"],
+                        f"model ranking Spearman ρ ({s['models']} models)": s["model_spearman"],
+                        "separability (95 % intervals)": s["model_separability"],
+                        "confidence agreement with the human ranking": s["model_confidence_agreement"],
+                        "Brier score (lower is better)": s["model_brier"],
+                    },
                 ),
             ),
             "ppe_correctness": Benchmark(
