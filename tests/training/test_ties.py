@@ -75,6 +75,13 @@ def test_an_objective_without_ties_refuses_rrm(synthetic_data, tmp_path):
     )
 
 
+def test_a_grm_regularizer_refuses_rrm(synthetic_data):
+    with pytest.raises(ConfigError, match="a GRM regularizer would train the language-model head on"):
+        load_config(
+            None, {"train_file": str(synthetic_data["train"]), "objective": "grm", "pair_augmentation": "rrm"}
+        )
+
+
 def test_cli_trains_with_rrm_and_reports_what_it_made(tiny_llama, tmp_path):
     rng = random.Random(1)
     data = write_jsonl(tmp_path / "train.jsonl", [synthetic_pair(rng) for _ in range(12)])

@@ -18,9 +18,8 @@ Training sees the original pairs and the augmented ones (14 per original pair, 8
 from the script, both where it would give a wrong label: j and k are drawn so that their prompts differ
 from x_i (the script's shuffles can pick i itself, or a pair of the same prompt, whose responses are
 on-prompt) and k ≠ j; an augmented pair whose two responses are the same text is left out and counted.
-The paper also filters the augmented pairs with the reward model trained on the original data (keeping
-the ones it does not already get right); the released script does not, and neither does rmguard: the
-filter needs that trained model and a threshold the script does not fix.
+The paper describes a further filter of the augmented pairs by the reward model trained on the original
+data; the released script has none and fixes no rule for it, and rmguard does not filter.
 
 The paper trains a pairwise preference model whose third answer is "same"; a point-wise Bradley–Terry
 model takes a tie as BT with target ½ (:func:`rmguard.training.objectives.bt`, ``tie``).

@@ -299,6 +299,11 @@ class TrainConfig:
                 f"pair_augmentation '{self.pair_augmentation}' makes tie pairs, which objective "
                 f"'{self.objective}' does not take; use {takers}"
             )
+        if self.pair_augmentation != "none" and self.regularizer != "none":
+            raise ConfigError(
+                f"pair_augmentation '{self.pair_augmentation}' puts responses under other prompts, which a GRM "
+                "regularizer would train the language-model head on; use it without grm_regularizer"
+            )
         if self.is_odin and self.is_grm:
             raise ConfigError(
                 "objective odin trains a standard reward model (linear score head): no grm_regularizer, "
