@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from rmguard import checks
+from rmguard.data.augmentation import PAIR_AUGMENTATIONS
 from rmguard.data.formats import FORMATS, PAIR_STRATEGIES
 from rmguard.errors import ConfigError
 from rmguard.fileio import not_utf8
@@ -91,6 +92,12 @@ class TrainConfig:
         "best_vs_worst",
         "How multi-response (UltraFeedback-style) rows become pairs.",
         choices=PAIR_STRATEGIES.choices(aliases=False),
+    )
+    pair_augmentation: str = option(
+        "none",
+        "Training-pair augmentation: 'rrm' adds, per pair, 8 pairs where its responses beat responses "
+        "of two other prompts and 6 ties among those (Liu et al. 2024; objective bt or bsr).",
+        choices=PAIR_AUGMENTATIONS.choices(),
     )
     train_split: str = option("train", "Split to use when train_file is a dataset with splits.")
     eval_split: str = option("test", "Split to use when eval_file is a dataset with splits.")

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rmguard.data import load_pairs
+from rmguard.data.augmentation import augment
 from rmguard.errors import ConfigError
 from rmguard.training.batching import EpochShuffleSampler, TokenBudgetBatchSampler
 from rmguard.training.config import TrainConfig
@@ -17,12 +18,24 @@ from rmguard.training.tokenization import PairFeatures, TokenizationReport, toke
 
 
 def load_features(
-    config: TrainConfig, spec: str, split: str, tokenizer: Any, log: Callable[[str], None]
+    config: TrainConfig,
+    spec: str,
+    split: str,
+    tokenizer: Any,
+    log: Callable[[str], None],
+    augmentation: str = "none",
 ) -> tuple[list[PairFeatures], TokenizationReport]:
-    """The pairs of a data file (``spec``), tokenized; what was dropped or cut is logged."""
+    """The pairs of a data file (``spec``), augmented (``pair_augmentation``: training pairs only) and
+    tokenized; what was dropped, made or cut is logged."""
     pairs, stats = load_pairs(spec, config.data_format, config.pair_strategy, split, config.seed)
     for reason, count in stats.dropped.items():
         log(f"{spec}: {count} of {stats.rows} rows give no pair ({reason})")
+    if augmentation != "none":
+        pairs, made = augment(pairs, augmentation, config.seed)
+        log(
+            f"{spec}: pair_augmentation {augmentation}: "
+            + ", ".join(f"{n} {kind}" for kind, n in made.items())
+        )
     features, report = tokenize_pairs(pairs, tokenizer, config.max_length, config.truncation)
     log(f"{spec}: {report.summary()}")
     if report.dropped_rows:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal
 
+from rmguard.data.augmentation import PAIR_AUGMENTATIONS
 from rmguard.errors import ConfigError
 from rmguard.training import objectives
 from rmguard.training.objectives import (
@@ -90,6 +91,12 @@ def describe(config: TrainConfig) -> RunSpec:
         reads |= entry.reads or {CHOSEN_LOGPS, REJECTED_LOGPS}
     if config.margin is not None and not objective.takes_margin:
         raise ConfigError(f"objective '{config.objective}' takes no margin")
+    if PAIR_AUGMENTATIONS[config.pair_augmentation].ties and not objective.takes_ties:
+        takers = ", ".join(name for name, entry in REWARD_OBJECTIVES.items() if entry.takes_ties)
+        raise ConfigError(
+            f"pair_augmentation '{config.pair_augmentation}' makes tie pairs, which objective "
+            f"'{config.objective}' does not take; use {takers}"
+        )
     heads = [EXTRA_HEADS[read] for read in sorted(reads) if read in EXTRA_HEADS]
     head_type = config.head_type or ("mlp" if regularizer else "linear")
     kind = "grm" if regularizer is not None or head_type == "mlp" else "standard"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from rmguard.calibration import response_length
 from rmguard.data.records import PreferencePair, ScoredResponse, Text
 from rmguard.errors import DataError
 
@@ -30,12 +31,14 @@ class PairFeatures:
     chosen_ids: list[int]
     rejected_ids: list[int]
     margin: float | None = None
+    tie: bool = False
 
 
 @dataclass
 class ResponseFeatures:
     prompt_ids: list[int]
     response_ids: list[int]
+    response_chars: int | None = None  # ℓ of a length calibration (rmguard.calibration.response_length)
 
 
 @dataclass
@@ -132,7 +135,7 @@ def tokenize_pairs(
                     continue
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - longest) :]
                 report.prompt_truncated += 1
-            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin))
+            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin, pair.tie))
     report.pairs = len(features)
     return features, report
 
@@ -161,7 +164,7 @@ def tokenize_responses(
                         field="response",
                     )
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
-            out[i] = ResponseFeatures(prompt_ids, response_ids)
+            out[i] = ResponseFeatures(prompt_ids, response_ids, response_length(items[i].response))
     return out  # type: ignore[return-value]
 
 

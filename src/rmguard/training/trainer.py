@@ -236,7 +236,7 @@ def _build_run(
     """Features → loaders → optimizer and schedule, prepared by Accelerate."""
     log = accelerator.print
     train_features, train_report = loaders.load_features(
-        config, config.train_file, config.train_split, tokenizer, log
+        config, config.train_file, config.train_split, tokenizer, log, config.pair_augmentation
     )
     plan = _sharding(config, accelerator)
     collator = make_pair_collator(packed, tokenizer.pad_token_id, spec.batch)

@@ -21,7 +21,7 @@ from rmguard.training.tokenization import tokenize_responses
 
 from helpers import synthetic_pair
 
-EXAMPLES = Path(__file__).parents[1] / "examples" / "overoptimization"
+EXAMPLES = Path(__file__).parents[2] / "examples" / "overoptimization"
 
 
 @pytest.fixture(scope="module")
