@@ -245,18 +245,19 @@ LATENT = "latent"  # InfoRM's latent q(z|h): its mean and log-variance at each r
 
 @dataclass(frozen=True)
 class PairField:
-    """A per-pair value the collator computes from a pair's tokens, for the chosen and the rejected response:
-    ``value(prompt_ids, response_ids) -> float``. An objective that reads ``NAME`` (a registered field)
-    finds it in ``BatchTerms.fields[NAME]`` as (chosen values, rejected values)."""
+    """A per-pair value the collator computes for the chosen and for the rejected response:
+    ``value(pair, response_ids) -> float``, ``pair`` the tokenized pair (its prompt, both responses and any
+    per-pair attribute). An objective that reads ``NAME`` (a registered field) finds it in
+    ``BatchTerms.fields[NAME]`` as (chosen values, rejected values)."""
 
-    value: Callable[[Sequence[int], Sequence[int]], float]
+    value: Callable[[Any, Sequence[int]], float]
     help: str
 
 
 # The per-pair batch fields: name → entry. A test or an extension registers one with
 # PAIR_FIELDS.register(name, PairField(...)) and an objective that reads it.
 PAIR_FIELDS: Registry[PairField] = Registry(
-    "pair field", {"length": PairField(lambda prompt, response: len(response), "response tokens ℓ")}
+    "pair field", {"length": PairField(lambda pair, response: len(response), "response tokens ℓ")}
 )
 
 
