@@ -63,7 +63,9 @@ def prompt_tokens_objective():
 
     L = |mean_i[(T_c,i − T_r,i) − (ℓ_c,i − ℓ_r,i)]| + 1 + 0·Σ r: both responses of a pair share the prompt,
     so the first term is 0 exactly when each field holds its own response's value, and L = 1."""
-    PAIR_FIELDS.register("total_tokens", PairField(lambda prompt, response: len(prompt) + len(response), "T"))
+    PAIR_FIELDS.register(
+        "total_tokens", PairField(lambda pair, response: len(pair.prompt_ids) + len(response), "T")
+    )
 
     def loss(b, s):
         (t_c, t_r), (l_c, l_r) = b.fields["total_tokens"], b.fields["length"]

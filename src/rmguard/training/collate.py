@@ -152,7 +152,7 @@ def pair_targets(
     for name in fields:
         value = PAIR_FIELDS[name].value
         for side in ("chosen", "rejected"):
-            values = [value(f.prompt_ids, getattr(f, f"{side}_ids")) for f in features]
+            values = [value(f, getattr(f, f"{side}_ids")) for f in features]
             targets[f"{side}_{name}"] = torch.tensor(values, dtype=torch.float32)
     if any(f.margin is not None for f in features):
         targets["margin"] = torch.tensor(

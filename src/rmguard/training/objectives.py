@@ -22,18 +22,32 @@ combinations (``grm``). The config, the command line, validation and the run des
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from rmguard import checks
 from rmguard.registry import Registry
 
-MarginLike = Tensor | float | None
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    MarginLike = Tensor | float | None
+
+
+class _Deferred:
+    """A module imported at its first use: the config and the command line read this module's registries
+    (names, hyperparameters, what each objective reads) without loading torch; the losses load it."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self._module), name)
+
+
+torch, F = _Deferred("torch"), _Deferred("torch.nn.functional")
 
 
 def _delta(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:
@@ -268,18 +282,19 @@ LATENT = "latent"  # InfoRM's latent q(z|h): its mean and log-variance at each r
 
 @dataclass(frozen=True)
 class PairField:
-    """A per-pair value the collator computes from a pair's tokens, for the chosen and the rejected response:
-    ``value(prompt_ids, response_ids) -> float``. An objective that reads ``NAME`` (a registered field)
-    finds it in ``BatchTerms.fields[NAME]`` as (chosen values, rejected values)."""
+    """A per-pair value the collator computes for the chosen and for the rejected response:
+    ``value(pair, response_ids) -> float``, ``pair`` the tokenized pair (its prompt, both responses and any
+    per-pair attribute). An objective that reads ``NAME`` (a registered field) finds it in
+    ``BatchTerms.fields[NAME]`` as (chosen values, rejected values)."""
 
-    value: Callable[[Sequence[int], Sequence[int]], float]
+    value: Callable[[Any, Sequence[int]], float]
     help: str
 
 
 # The per-pair batch fields: name → entry. A test or an extension registers one with
 # PAIR_FIELDS.register(name, PairField(...)) and an objective that reads it.
 PAIR_FIELDS: Registry[PairField] = Registry(
-    "pair field", {"length": PairField(lambda prompt, response: len(response), "response tokens ℓ")}
+    "pair field", {"length": PairField(lambda pair, response: len(response), "response tokens ℓ")}
 )
 
 
@@ -324,7 +339,7 @@ def _odin(b: BatchTerms, s: Any) -> Tensor:
     B pairs give the loss of one process over the N·B pairs once data-parallel gradients are averaged."""
     if b.head_weights is None or b.chosen_length_rewards is None or "length" not in b.fields:
         raise ValueError("objective odin needs a model with a length head and the responses' lengths")
-    margin = b.gather(b.margin) if isinstance(b.margin, Tensor) else b.margin
+    margin = b.gather(b.margin) if isinstance(b.margin, torch.Tensor) else b.margin
     chosen_lengths, rejected_lengths = b.fields["length"]
     return odin(
         *(b.gather(t) for t in (b.chosen, b.rejected, b.chosen_length_rewards, b.rejected_length_rewards)),
@@ -346,7 +361,7 @@ def _inform(b: BatchTerms, s: Any) -> Tensor:
 
 # ``s`` is the run's settings by name: TrainConfig's fields and each entry's own hyperparameters
 # (run.RunSpec.settings).
-Loss = Callable[[BatchTerms, Any], Tensor]
+Loss = Callable[[BatchTerms, Any], "Tensor"]
 
 
 @dataclass(frozen=True)

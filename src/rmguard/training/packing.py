@@ -126,7 +126,7 @@ PairCollator = PackedPairCollator | PaddedPairCollator
 
 
 def make_pair_collator(packed: bool, pad_token_id: int, needs: BatchNeeds = REWARDS_ONLY) -> PairCollator:
-    """The packed collator for a model switched to packed attention (``_load_model``), else padded;
+    """The packed collator for a model switched to packed attention (``model_setup.load_model``), else padded;
     batches carry what ``needs`` (the run description's) says. Precomputed reference log-probs are added
     once computed (``dataclasses.replace(collator, reference=...)``)."""
     options = dict(
