@@ -18,9 +18,9 @@ from rmguard.errors import DataError
 from rmguard.fileio import atomic_write_jsonl, check_outputs
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.collate import ResponseCollator
-from rmguard.training.features import ResponseFeatures, tokenize_responses
 from rmguard.training.modeling import RewardModel, load_reward_model
 from rmguard.training.packing import Segment, pack_segments, prompt_groups
+from rmguard.training.tokenization import ResponseFeatures, tokenize_responses
 
 
 def model_max_length(model: RewardModel) -> int | None:
@@ -76,7 +76,7 @@ class RewardScorer:
         return self.rewards(self.features(items))
 
     def features(self, items: list[ScoredResponse]) -> list[ResponseFeatures]:
-        """Token ids of each item, by the one rule of :func:`rmguard.training.features.render`."""
+        """Token ids of each item, by the one rule of :func:`rmguard.training.tokenization.render`."""
         return tokenize_responses(items, self.tokenizer, self.max_length)
 
     def rewards(self, features: list[ResponseFeatures]) -> Tensor:

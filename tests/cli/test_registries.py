@@ -25,7 +25,13 @@ from rmguard.registry import Registry
 from rmguard.scoring import RewardScorer
 from rmguard.training.config import load_config
 from rmguard.training.modeling import build_reward_model, save_reward_model
-from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES, Hyperparameter, Objective
+from rmguard.training.objectives import (
+    CHOSEN_LOGPS,
+    GRM_REGULARIZERS,
+    REWARD_OBJECTIVES,
+    Hyperparameter,
+    Objective,
+)
 
 from helpers import synthetic_pair, write_jsonl
 
@@ -105,8 +111,12 @@ def test_an_objective_with_its_own_hyperparameter_from_the_command_line(
     assert saved["objective"] == "tempered_bt" and saved["bt_temperature"] == 0.0
     config = tmp_path / "c.yaml"
     config.write_text("train_file: p.jsonl\nobjective: tempered_bt\nbt_temperature: 2.5e-1\n")
-    assert load_config(config).bt_temperature == 0.25  # YAML sets it by name (text read as a float)
-    assert load_config(None, {"train_file": "p", "objective": "tempered_bt"}).bt_temperature == 1.0
+    assert (
+        load_config(config).to_dict()["bt_temperature"] == 0.25
+    )  # YAML sets it by name (text read as a float)
+    assert (
+        load_config(None, {"train_file": "p", "objective": "tempered_bt"}).to_dict()["bt_temperature"] == 1.0
+    )
     with pytest.raises(ConfigError, match="bt_temperature must be at least 0"):
         load_config(None, {"train_file": "p", "objective": "tempered_bt", "bt_temperature": -1})
     with pytest.raises(ConfigError, match="takes no margin"):
@@ -115,7 +125,7 @@ def test_an_objective_with_its_own_hyperparameter_from_the_command_line(
 
 def test_a_grm_regularizer_from_the_command_line(registered, tiny_llama, synthetic_data, tmp_path):
     # L_reg ≡ 1 (through S(y_c), so the LM head is in the graph): with α = 1 the loss is exactly 1.
-    one = Objective(lambda b, s: b.chosen_logps.mean() * 0 + 1.0, chosen_only=True)
+    one = Objective(lambda b, s: b.chosen_logps.mean() * 0 + 1.0, reads=frozenset({CHOSEN_LOGPS}))
     registered(GRM_REGULARIZERS, "one", one)
     losses = _train(
         tiny_llama, synthetic_data["train"], tmp_path / "rm", "--grm_regularizer", "one", "--grm_alpha", "1"

@@ -16,8 +16,8 @@ from rmguard.overopt.demo.features import backbone_features
 from rmguard.overopt.demo.pipeline import StudyConfig, run_study
 from rmguard.scoring import RewardScorer
 from rmguard.training.collate import pad_sequences
-from rmguard.training.features import tokenize_responses
 from rmguard.training.modeling import build_reward_model, save_reward_model
+from rmguard.training.tokenization import tokenize_responses
 
 from helpers import synthetic_pair
 

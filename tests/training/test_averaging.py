@@ -49,7 +49,8 @@ def test_mismatched_state_dicts_are_refused():
 def fine_tuned(base, out, seed, kind="standard", odin=False, lora=False):
     """A reward model on ``base`` whose every trainable weight moved by seeded noise (as fine-tuning moves
     them), saved as rmguard saves a trained model."""
-    from rmguard.training.modeling import add_length_head, add_lora, build_reward_model, save_reward_model
+    from rmguard.training.heads import add_length_head
+    from rmguard.training.modeling import add_lora, build_reward_model, save_reward_model
 
     torch.manual_seed(seed)
     model, tokenizer = build_reward_model(str(base), kind, "linear")

@@ -9,9 +9,9 @@ import pytest
 from rmguard.data import load_pairs
 from rmguard.training.batching import TokenBudgetBatchSampler
 from rmguard.training.config import TrainConfig
-from rmguard.training.features import tokenize_pairs
 from rmguard.training.modeling import build_reward_model
 from rmguard.training.packing import pair_tokens
+from rmguard.training.tokenization import tokenize_pairs
 from rmguard.training.trainer import train
 
 

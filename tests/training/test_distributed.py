@@ -21,7 +21,7 @@ LOSS_SCRIPT = textwrap.dedent("""
     from rmguard.training.collate import PaddedPairCollator
     from rmguard.training.config import load_config
     from rmguard.data import load_pairs
-    from rmguard.training.features import tokenize_pairs
+    from rmguard.training.tokenization import tokenize_pairs
     from rmguard.training.loss import RewardLoss
     from rmguard.training.modeling import build_reward_model
 

@@ -14,18 +14,16 @@ from rmguard.data.records import PreferencePair
 from rmguard.errors import ConfigError
 from rmguard.scoring import RewardScorer
 from rmguard.training.collate import PaddedPairCollator
-from rmguard.training.features import tokenize_pairs
+from rmguard.training.heads import LinearRewardHead, make_reward_head
 from rmguard.training.modeling import (
-    REWARD_HEAD_FILE,
-    LinearRewardHead,
     build_reward_model,
     ensure_distinct_pad_token,
     export_standard,
     load_reward_model,
-    make_reward_head,
     save_reward_model,
-    write_legacy_layout,
 )
+from rmguard.training.saved_layout import REWARD_HEAD_FILE, write_legacy_layout
+from rmguard.training.tokenization import tokenize_pairs
 
 from helpers import build_tokenizer, synthetic_pair
 

@@ -157,9 +157,9 @@ def test_a_partly_filled_margin_column_gets_the_configured_margin_where_empty():
     # Pair 0 has margin 1.0 in the data, pair 1 none: BT with margins (1.0, config's 0.5), by hand.
     from rmguard.training.collate import PaddedPairCollator
     from rmguard.training.config import load_config
-    from rmguard.training.features import PairFeatures
     from rmguard.training.loss import RewardLoss
     from rmguard.training.modeling import RewardOutput
+    from rmguard.training.tokenization import PairFeatures
 
     features = [PairFeatures([1], [2], [3], margin=1.0), PairFeatures([1], [4], [5])]
     batch = PaddedPairCollator(pad_token_id=0)(features)

@@ -18,10 +18,10 @@ from rmguard.scoring import RewardScorer
 from rmguard.training.attention import PACKED_SDPA, enable_packed_attention
 from rmguard.training.collate import PaddedPairCollator, ResponseCollator, pair_key
 from rmguard.training.config import TrainConfig
-from rmguard.training.features import PairFeatures, ResponseFeatures
 from rmguard.training.loss import RewardLoss
 from rmguard.training.modeling import build_reward_model
 from rmguard.training.packing import PackedPairCollator, Segment, pack_segments, prompt_groups
+from rmguard.training.tokenization import PairFeatures, ResponseFeatures
 
 from helpers import save_tiny_model
 

@@ -14,7 +14,7 @@ from rmguard.errors import ConfigError
 from rmguard.training import objectives
 from rmguard.training.collate import pair_targets
 from rmguard.training.config import load_config
-from rmguard.training.features import PairFeatures
+from rmguard.training.tokenization import PairFeatures
 from rmguard.training.loss import RewardLoss
 from rmguard.training.modeling import RewardOutput
 

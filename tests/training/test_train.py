@@ -210,10 +210,10 @@ def test_odin_saves_the_quality_head_as_score_and_the_length_head_beside_it(
 ):
     from rmguard.data import load_pairs
     from rmguard.training.collate import PaddedPairCollator
-    from rmguard.training.features import tokenize_pairs
     from rmguard.training.loss import RewardLoss
     from rmguard.training.modeling import load_reward_model
     from rmguard.training.objectives import odin
+    from rmguard.training.tokenization import tokenize_pairs
 
     config = config_for(tiny_llama, synthetic_data, tmp_path, objective="odin", num_train_epochs=1)
     train(config)
@@ -236,7 +236,7 @@ def test_odin_saves_the_quality_head_as_score_and_the_length_head_beside_it(
     # the training loss of one batch is ODIN's formula on the two heads' rewards and the token counts
     pairs, _ = load_pairs(str(synthetic_data["train"]), "auto", config.pair_strategy, "train", 0)
     features, _ = tokenize_pairs(pairs[:6], tokenizer, 256, "drop")
-    batch = PaddedPairCollator(tokenizer.pad_token_id, with_lengths=True)(features)
+    batch = PaddedPairCollator(tokenizer.pad_token_id, fields=("length",))(features)
     with torch.no_grad():
         output = model(
             **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "reward_index")}

@@ -12,8 +12,9 @@ from rmguard.cli import build_parser
 from rmguard.cli.train import parse
 from rmguard.errors import ConfigError
 from rmguard.training.config import TrainConfig, load_config
+from rmguard.training.model_setup import load_model as _load_model
 from rmguard.training.optimizers import make_optimizer
-from rmguard.training.trainer import _load_model, evaluates_at, train
+from rmguard.training.trainer import evaluates_at, train
 
 from helpers import CHAT_TEMPLATE
 

@@ -55,7 +55,7 @@ def field_parser() -> argparse.ArgumentParser:
 def _hyperparameter_options(parser: argparse.ArgumentParser) -> None:
     for name, setting in hyperparameters().items():
         spellings = [f"--{name}", *([f"--{name.replace('_', '-')}"] if "_" in name else [])]
-        parser.add_argument(*spellings, type=float, default=setting.default, help=setting.help)
+        parser.add_argument(*spellings, type=setting.kind, default=setting.default, help=setting.help)
 
 
 def parse(args: argparse.Namespace) -> TrainConfig:

@@ -141,8 +141,9 @@ def _check_same_initialisation(
 
 
 def _check_same_layout_and_tokenizer(names: list[str], models: list[tuple[RewardModel, Any]]) -> None:
-    def layout(model: RewardModel) -> tuple[str, str, bool, str]:
-        return model.kind, model.head_type, model.length_head is not None, model.config.model_type
+    def layout(model: RewardModel) -> tuple[str, str, bool, int | None, str]:
+        latent = None if model.latent_head is None else model.latent_head.latent_dim
+        return model.kind, model.head_type, model.length_head is not None, latent, model.config.model_type
 
     first, vocab = models[0][0], models[0][1].get_vocab()
     for name, (model, tokenizer) in zip(names[1:], models[1:]):
@@ -157,4 +158,5 @@ def _check_same_layout_and_tokenizer(names: list[str], models: list[tuple[Reward
 
 def _describe(model: RewardModel) -> str:
     odin = " ODIN" if model.length_head is not None else ""
-    return f"{model.config.model_type} {model.kind}{odin} ({model.head_type} head)"
+    inform = f" InfoRM (d = {model.latent_head.latent_dim})" if model.latent_head is not None else ""
+    return f"{model.config.model_type} {model.kind}{odin}{inform} ({model.head_type} head)"

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rmguard.training.features import PairFeatures, ResponseFeatures
+from rmguard.training.objectives import PAIR_FIELDS
+from rmguard.training.tokenization import PairFeatures, ResponseFeatures
 
 PairKey = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 # GRM-DPO's reference: pair tokens → summed log-probs (S_ref(y_c), S_ref(y_r)) of the starting model.
@@ -34,6 +35,11 @@ MODEL_INPUT_KEYS = (
     "logp_target",
     "logp_seq",
 )
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of a batch the model's forward takes (the rest feed the loss)."""
+    return {key: batch[key] for key in MODEL_INPUT_KEYS if key in batch}
 
 
 def pad_sequences(
@@ -114,7 +120,7 @@ class PaddedPairCollator:
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
-    with_lengths: bool = False  # ODIN reads the responses' token counts
+    fields: tuple[str, ...] = ()  # registered per-pair fields the objective reads (ODIN: 'length')
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, torch.Tensor]:
         responses = [ResponseFeatures(f.prompt_ids, f.chosen_ids) for f in features] + [
@@ -124,7 +130,7 @@ class PaddedPairCollator:
         batch = ResponseCollator(self.pad_token_id, self.padding_side, self.with_logps)(
             responses, chosen_rows
         )
-        return {**batch, **pair_targets(features, self.reference, self.with_lengths)}
+        return {**batch, **pair_targets(features, self.reference, self.fields)}
 
 
 def pair_key(feature: PairFeatures) -> PairKey:
@@ -133,19 +139,21 @@ def pair_key(feature: PairFeatures) -> PairKey:
 
 
 def pair_targets(
-    features: list[PairFeatures], reference: ReferenceLogps | None = None, with_lengths: bool = False
+    features: list[PairFeatures], reference: ReferenceLogps | None = None, fields: Sequence[str] = ()
 ) -> dict[str, torch.Tensor]:
-    """Per-pair loss inputs that do not go through the model: margins, reference log-probs and, with
-    ``with_lengths``, the responses' lengths in tokens (``chosen_length``, ``rejected_length``: ODIN's ℓ).
+    """Per-pair loss inputs that do not go through the model: margins, reference log-probs and each
+    registered pair field in ``fields`` (:data:`rmguard.training.objectives.PAIR_FIELDS`) as
+    ``chosen_NAME`` and ``rejected_NAME`` (``length``: the responses' lengths in tokens, ODIN's ℓ).
 
     ``margin`` is there when any pair has one, NaN for a pair without: the loss gives those the
     configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule). ``tie``
     is there when any pair is a tie (true for those)."""
     targets: dict[str, torch.Tensor] = {}
-    if with_lengths:
+    for name in fields:
+        value = PAIR_FIELDS[name].value
         for side in ("chosen", "rejected"):
-            lengths = [len(getattr(f, f"{side}_ids")) for f in features]
-            targets[f"{side}_length"] = torch.tensor(lengths, dtype=torch.float32)
+            values = [value(f, getattr(f, f"{side}_ids")) for f in features]
+            targets[f"{side}_{name}"] = torch.tensor(values, dtype=torch.float32)
     if any(f.margin is not None for f in features):
         targets["margin"] = torch.tensor(
             [math.nan if f.margin is None else f.margin for f in features], dtype=torch.float32

@@ -3,13 +3,13 @@
 Field names follow Hugging Face ``TrainingArguments`` where one exists (``learning_rate``,
 ``per_device_train_batch_size``, ``save_steps`` ...); the rest are rmguard's own. The names a ``trl reward``
 user types (TRL's ``RewardConfig``, ``ModelConfig`` and ``ScriptArguments``) are accepted too: where rmguard
-has its own name for the same setting, :func:`resolve_trl_names` folds TRL's into it.
+has its own name for the same setting, :func:`rmguard.training.trl_names.resolve_trl_names` folds TRL's
+into it. :meth:`TrainConfig.validate` returns the run's description (:mod:`rmguard.training.run`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,14 @@ from rmguard.data.formats import FORMATS, PAIR_STRATEGIES
 from rmguard.errors import ConfigError
 from rmguard.fileio import not_utf8
 from rmguard.settings import coerce, field_types, option
-from rmguard.training.objectives import GRM_REGULARIZERS, REWARD_OBJECTIVES, hyperparameters
+from rmguard.training.objectives import (
+    GRM_REGULARIZERS,
+    OBJECTIVE_PRESETS,
+    REWARD_OBJECTIVES,
+    hyperparameters,
+)
+from rmguard.training.run import RunSpec, describe
+from rmguard.training.trl_names import resolve_trl_names
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd")
@@ -118,7 +125,10 @@ class TrainConfig:
 
     # --- objective ---
     objective: str = option(
-        "bt", f"One of {', '.join(REWARD_OBJECTIVES)}, grm; 'grm' = bt + the SFT regularizer."
+        "bt",
+        f"One of {', '.join(REWARD_OBJECTIVES)}, or a preset: "
+        + "; ".join(f"'{name}' = {preset.help}" for name, preset in OBJECTIVE_PRESETS.items())
+        + ".",
     )
     bsr_lambda: float = option(1e-3, "BSR λ in BT + λ·B·(mean reward)².")
     bsr_scope: Literal["device", "global"] = option(
@@ -251,64 +261,14 @@ class TrainConfig:
     )
     optim: str = option("adamw_torch", f"Optimizer: {', '.join(OPTIMIZERS)}.")
     run_name: str | None = option(None, "Run name for the loggers (tensorboard run folder, wandb run).")
-    # The values set for registered objectives' own hyperparameters (objectives.Hyperparameter), read as
-    # attributes (config.NAME, see __getattr__); set by load_config, never an option of its own.
+    # The values set for registered objectives' own hyperparameters (objectives.Hyperparameter), by name;
+    # set by load_config (or by hand), never an option of its own. Unset ones take their defaults.
     hyperparameters: dict[str, float] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
-    def __getattr__(self, name: str) -> Any:
-        """A registered objective's own hyperparameter: its set value, else its default."""
-        declared = hyperparameters()
-        if name not in declared:
-            raise AttributeError(f"{type(self).__name__} has no setting '{name}'")
-        return self.__dict__.get("hyperparameters", {}).get(name, declared[name].default)
-
-    # derived ------------------------------------------------------------------------------------------
-    @property
-    def regularizer(self) -> str:
-        """The GRM regularizer in force ('none' for plain reward models)."""
-        if self.grm_regularizer is not None:
-            return self.grm_regularizer
-        return "sft" if self.objective == "grm" else "none"
-
-    @property
-    def reward_objective(self) -> str:
-        return "bt" if self.objective == "grm" else self.objective
-
-    @property
-    def is_grm(self) -> bool:
-        """GRM models keep the LM head; they are needed for any regularizer and for an MLP head."""
-        return self.regularizer != "none" or self.head_type == "mlp"
-
-    @property
-    def is_odin(self) -> bool:
-        """ODIN models have a second, length head beside ``score`` (saved apart, used only in training)."""
-        return self.objective == "odin"
-
-    @property
-    def resolved_head_type(self) -> str:
-        return self.head_type or ("mlp" if self.regularizer != "none" else "linear")
-
-    def validate(self) -> None:
-        objective = REWARD_OBJECTIVES.lookup(self.reward_objective, ("grm",))
+    def validate(self) -> RunSpec:
+        """Check every setting (one line naming the first wrong one) and return what the run trains."""
         self._validate_choices()
-        if self.margin is not None and not objective.takes_margin:
-            raise ConfigError(f"objective '{self.objective}' takes no margin")
-        if PAIR_AUGMENTATIONS[self.pair_augmentation].ties and not objective.takes_ties:
-            takers = ", ".join(name for name, entry in REWARD_OBJECTIVES.items() if entry.takes_ties)
-            raise ConfigError(
-                f"pair_augmentation '{self.pair_augmentation}' makes tie pairs, which objective "
-                f"'{self.objective}' does not take; use {takers}"
-            )
-        if self.pair_augmentation != "none" and self.regularizer != "none":
-            raise ConfigError(
-                f"pair_augmentation '{self.pair_augmentation}' puts responses under other prompts, which a GRM "
-                "regularizer would train the language-model head on; use it without grm_regularizer"
-            )
-        if self.is_odin and self.is_grm:
-            raise ConfigError(
-                "objective odin trains a standard reward model (linear score head): no grm_regularizer, "
-                "no mlp head_type"
-            )
+        run = describe(self)
         for name in (
             "per_device_train_batch_size",
             "per_device_eval_batch_size",
@@ -328,6 +288,7 @@ class TrainConfig:
                 f"unknown report_to {sorted(unknown)}; choose from csv, tensorboard, wandb, none"
             )
         self._validate_trl_fields()
+        return run
 
     def _validate_trl_fields(self) -> None:
         if self.mixed_precision == "fp16":
@@ -373,8 +334,9 @@ class TrainConfig:
             choices, value = spec.metadata.get("choices"), getattr(self, spec.name)
             if choices is not None and value is not None and value not in choices:
                 raise ConfigError(f"unknown {spec.name} '{value}'; choose one of {', '.join(choices)}")
+        values = self.hyperparameter_values()
         for name, setting in hyperparameters().items():
-            setting.check(name, getattr(self, name))
+            setting.check(name, values[name])
 
     def _validate_numbers(self) -> None:
         for name in ("logging_steps", "lora_r", "save_total_limit"):
@@ -408,16 +370,24 @@ class TrainConfig:
             return int(self.warmup_steps)
         return math.ceil((self.warmup_steps or self.warmup_ratio) * total_steps)
 
+    def hyperparameter_values(self) -> dict[str, float]:
+        """Each registered objective's own hyperparameter: its set value, else its default."""
+        return {name: self.hyperparameters.get(name, s.default) for name, s in hyperparameters().items()}
+
     def to_dict(self) -> dict[str, Any]:
         """Every setting by name, the registered hyperparameters among them (as a YAML file sets them)."""
         values = dataclasses.asdict(self)
         del values["hyperparameters"]
-        return {**values, **{name: getattr(self, name) for name in hyperparameters()}}
+        return {**values, **self.hyperparameter_values()}
 
 
 def config_fields() -> list[dataclasses.Field]:
     """The settings of TrainConfig (the registered hyperparameters' store excluded)."""
     return [f for f in dataclasses.fields(TrainConfig) if f.init]
+
+
+# The fields' defaults: a TRL name may set a field that still has its default, never one set otherwise.
+_DEFAULTS = {f.name: f.default for f in config_fields() if f.default is not dataclasses.MISSING}
 
 
 def read_yaml_mapping(yaml_path: str | Path) -> dict[str, Any]:
@@ -447,8 +417,8 @@ def load_config(
     and TRL's names are folded in for each source in turn, so a command-line setting overrides the file's."""
     values: dict[str, Any] = {}
     if yaml_path is not None:
-        values = resolve_trl_names(_settings(read_yaml_mapping(yaml_path), f"{yaml_path}: "))
-    values = resolve_trl_names({**values, **_settings(overrides or {}, "")})
+        values = resolve_trl_names(_settings(read_yaml_mapping(yaml_path), f"{yaml_path}: "), _DEFAULTS)
+    values = resolve_trl_names({**values, **_settings(overrides or {}, "")}, _DEFAULTS)
     own = {name: values.pop(name) for name in hyperparameters() if name in values}
     config = TrainConfig(**values)
     config.hyperparameters.update(own)
@@ -463,7 +433,7 @@ def _settings(values: dict[str, Any], where: str) -> dict[str, Any]:
     shadowing = sorted(set(types) & set(hyperparameters()))
     if shadowing:  # a registered objective's bug, not the user's
         raise ValueError(f"objective hyperparameters {shadowing} are TrainConfig fields already")
-    types.update({name: float for name in hyperparameters()})
+    types.update({name: setting.kind for name, setting in hyperparameters().items()})
     unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"{where}unknown config field(s): {', '.join(unknown)}")
@@ -474,82 +444,3 @@ def _settings(values: dict[str, Any], where: str) -> dict[str, Any]:
     if isinstance(values.get("report_to"), str):
         values["report_to"] = [values["report_to"]]
     return values
-
-
-# TRL's name → rmguard's, for settings that are the same thing under two names.
-TRL_RENAMES = {
-    "dataset_name": "train_file",
-    "dataset_train_split": "train_split",
-    "dataset_test_split": "eval_split",
-    "torch_dtype": "dtype",
-}
-
-
-def resolve_trl_names(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with TRL's names folded into rmguard's fields (the TRL name then unset).
-
-    center_rewards_coefficient c → objective 'center', center_coef c; label_smoothing_factor ε > 0 →
-    objective 'label_smoothing', label_smoothing ε; bf16 / fp16 → mixed_precision; chat_template_path →
-    chat_template (a tokenizer folder gives its template). A TRL name that disagrees with a value given
-    for rmguard's own name is an error, never a silent choice.
-    """
-    values = dict(values)
-    defaults = {f.name: f.default for f in config_fields() if f.default is not dataclasses.MISSING}
-
-    def put(name: str, value: Any, given_as: str) -> None:
-        current = values.get(name, defaults.get(name))
-        if current not in (defaults.get(name), value):
-            raise ConfigError(f"{given_as} disagrees with {name}={current!r}; set one of them")
-        values[name] = value
-
-    for trl_name, name in TRL_RENAMES.items():
-        if values.get(trl_name) is not None:
-            put(name, values[trl_name], f"{trl_name}={values[trl_name]!r}")
-        values[trl_name] = None
-    if values.get("chat_template_path") is not None:
-        path = values["chat_template_path"]
-        put("chat_template", chat_template_from_path(path), f"chat_template_path={path!r}")
-    coefficient = values.get("center_rewards_coefficient")
-    if coefficient is not None:
-        put("objective", "center", f"center_rewards_coefficient={coefficient!r}")
-        put("center_coef", coefficient, f"center_rewards_coefficient={coefficient!r}")
-    smoothing = values.get("label_smoothing_factor")
-    if smoothing:
-        put("objective", "label_smoothing", f"label_smoothing_factor={smoothing!r}")
-        put("label_smoothing", smoothing, f"label_smoothing_factor={smoothing!r}")
-    if values.get("bf16") and values.get("fp16"):
-        raise ConfigError("bf16 and fp16 are both true; choose one")
-    for precision in ("bf16", "fp16"):
-        if values.get(precision):
-            put("mixed_precision", precision, f"{precision}=true")
-    for trl_name in (
-        "chat_template_path",
-        "center_rewards_coefficient",
-        "label_smoothing_factor",
-        "bf16",
-        "fp16",
-    ):
-        values[trl_name] = None
-    return values
-
-
-def chat_template_from_path(path: str) -> str:
-    """A chat template from a Jinja file, or from a tokenizer folder (chat_template.jinja or the
-    ``chat_template`` of tokenizer_config.json), as TRL's chat_template_path takes either."""
-    folder = Path(path)
-    if folder.is_file():
-        return folder.read_text()
-    if folder.is_dir():
-        if (folder / "chat_template.jinja").is_file():
-            return (folder / "chat_template.jinja").read_text()
-        config_file = folder / "tokenizer_config.json"
-        if config_file.is_file():
-            try:
-                template = json.loads(config_file.read_text()).get("chat_template")
-            except (ValueError, AttributeError):
-                template = None
-            if isinstance(template, str):
-                return template
-    raise ConfigError(
-        f"chat_template_path {path}: neither a template file nor a tokenizer folder with a chat template"
-    )

@@ -12,6 +12,7 @@ from torch import Tensor
 from rmguard.training import objectives
 from rmguard.training.config import TrainConfig
 from rmguard.training.modeling import RewardOutput
+from rmguard.training.run import RunSpec, describe
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -47,32 +48,40 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
 
 
 class RewardLoss:
-    """Maps (model output, batch) to the scalar loss and its parts, as the config says.
+    """Maps (model output, batch) to the scalar loss and its parts, as the run's description says.
 
     With ``bsr_scope='global'`` the sum-to-zero penalty is taken over the rewards of every rank
     (gathered with gradient), so N ranks of B pairs give the loss of one process over the N·B pairs once
     data-parallel gradient averaging is applied.
     """
 
-    def __init__(self, config: TrainConfig, gather: Callable[[Tensor], Tensor] = gather_with_grad):
+    def __init__(
+        self,
+        config: TrainConfig,
+        gather: Callable[[Tensor], Tensor] = gather_with_grad,
+        spec: RunSpec | None = None,
+    ):
         self.config = config
+        self.run = spec or describe(config)
         self.gather = gather
 
     def __call__(self, output: RewardOutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        config = self.config
+        run = self.run
         terms = self.terms(output, batch)
-        reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective].loss(terms, config)
+        reward_loss = run.reward_objective.loss(terms, run.settings)
         parts = {"reward_loss": reward_loss.item()}
-        if config.regularizer == "none":
+        if run.regularizer_objective is None:
             return reward_loss, parts
-        regularizer = objectives.GRM_REGULARIZERS[config.regularizer].loss(terms, config)
+        regularizer = run.regularizer_objective.loss(terms, run.settings)
         parts["regularizer"] = regularizer.item()
-        return objectives.grm_combine(reward_loss, regularizer, config.grm_alpha), parts
+        return objectives.grm_combine(reward_loss, regularizer, self.config.grm_alpha), parts
 
     def terms(self, output: RewardOutput, batch: dict[str, Tensor]) -> objectives.BatchTerms:
-        """The batch's rewards, margins and log-probs, split into chosen (first half) and rejected."""
+        """The batch's rewards, margins and what the objective reads, split into chosen (first half) and
+        rejected."""
         half = len(output.rewards) // 2
-        logps = output.logps
+        logps, length_rewards = output.logps, output.length_rewards
+        latent = output.latent or (None, None)
         return objectives.BatchTerms(
             chosen=output.rewards[:half],
             rejected=output.rewards[half:],
@@ -84,21 +93,16 @@ class RewardLoss:
             rejected_logps=None if logps is None else logps[half:],
             ref_chosen_logps=batch.get("ref_chosen_logps"),
             ref_rejected_logps=batch.get("ref_rejected_logps"),
-            **self.odin_terms(output, batch, half),
+            chosen_length_rewards=None if length_rewards is None else length_rewards[:half],
+            rejected_length_rewards=None if length_rewards is None else length_rewards[half:],
+            head_weights=output.head_weights,
+            latent_mean=latent[0],
+            latent_logvar=latent[1],
+            fields={
+                name: (batch[f"chosen_{name}"], batch[f"rejected_{name}"]) for name in self.run.batch.fields
+            },
+            gather=self.gather,
         )
-
-    def odin_terms(self, output: RewardOutput, batch: dict[str, Tensor], half: int) -> dict[str, Any]:
-        """The length head's rewards, the responses' lengths and both heads' weights (ODIN models only)."""
-        if output.length_rewards is None or output.head_weights is None:
-            return {}
-        return {
-            "chosen_length_rewards": output.length_rewards[:half],
-            "rejected_length_rewards": output.length_rewards[half:],
-            "chosen_lengths": batch.get("chosen_length"),
-            "rejected_lengths": batch.get("rejected_length"),
-            "head_weights": output.head_weights,
-            "gather": self.gather,
-        }
 
 
 def pair_margins(column: Tensor | None, configured: float | None) -> objectives.MarginLike:

@@ -9,22 +9,23 @@ Two kinds, one forward:
 A standard model trained with ODIN (Chen et al. 2024) also has a length head on the same hidden state,
 saved beside the checkpoint in ``length_head.safetensors``: ``score`` is the quality head, so plain
 transformers reads the quality reward, as rmguard's scorer does, and the length head only trains.
+A standard model trained with InfoRM (Miao et al. 2024) computes its reward through a latent head
+(heads.LatentRewardHead) while ``score`` stays frozen; the saved ``score`` is the latent head's exact
+scoring-time weight, and the latent head goes beside it in ``latent_head.safetensors``.
 The reward is read at the last real token from the final-layer hidden state after the final norm.
+The heads are in :mod:`rmguard.training.heads`, the folder layout in :mod:`rmguard.training.saved_layout`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import (
     AutoConfig,
@@ -41,22 +42,32 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import logging as hf_logging
 
 from rmguard.errors import ConfigError
-from rmguard.fileio import atomic_directory, check_outputs, read_json
+from rmguard.fileio import atomic_directory, check_outputs
 from rmguard.training.attention import PackedAttention, backbone_attention
+from rmguard.training.heads import (
+    LatentRewardHead,
+    init_linear_head,
+    latent_head,
+    length_head,
+    make_reward_head,
+)
 from rmguard.training.last_layer import decoder_layers, read_rows_only
 from rmguard.training.pretrained import resolve_model_path
-
-METADATA_FILE = "rmguard.json"
-REWARD_HEAD_FILE = "reward_head.safetensors"
-LENGTH_HEAD_FILE = "length_head.safetensors"  # ODIN's length head, read by training only
-MLP_HIDDEN = 1024
-HEAD_DROPOUT = 0.1  # the GRM reference's summary_dropout_prob, before either head
-
-# End-of-turn tokens of common chat templates: a pad token must be neither one of these (when the chat
-# template uses it) nor EOS, or last-non-pad pooling skips the token that closes the response.
-_END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
-_PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|end_of_text|>", "<|endoftext|>", "<pad>", "[PAD]", "<unk>")
-ADDED_PAD_TOKEN = "<|pad|>"
+from rmguard.training.saved_layout import (
+    LATENT_HEAD_FILE,
+    LENGTH_HEAD_FILE,
+    METADATA_FILE,
+    REWARD_HEAD_FILE,
+    SAVED_BY_LAYOUT,
+    is_reward_checkpoint,
+    load_head,
+    read_metadata,
+    state_part,
+    weights_fingerprint,
+    write_head,
+    write_legacy_layout,
+)
+from rmguard.training.tokenization import ensure_distinct_pad_token, load_tokenizer
 
 
 @dataclass
@@ -66,40 +77,7 @@ class RewardOutput:
     logps: Tensor | None = None  # [S] summed response log-probs (GRM), when asked for
     length_rewards: Tensor | None = None  # [S] ODIN's length head (``rewards`` is the quality head)
     head_weights: tuple[Tensor, Tensor] | None = None  # ODIN: (quality, length) head weights, for L_O
-
-
-def init_linear_head(head: nn.Linear) -> None:
-    """N(0, 1/(H+1)) so that ‖W_p‖ ≈ 1 at the start (Hong et al. 2025)."""
-    nn.init.normal_(head.weight, mean=0.0, std=1.0 / math.sqrt(head.in_features + 1))
-
-
-class LinearRewardHead(nn.Linear):
-    """GRM's linear head: dropout(0.1) → Linear(H, 1) with bias, PyTorch's default initialisation.
-
-    The reference's ``ValueHead`` with ``vhead_layer_type='linear'`` (YangRui2015/Generalizable-Reward-
-    Model, reward_models/grm_utils.py): ``summary = nn.Linear(hidden_size, 1)`` after
-    ``nn.Dropout(0.1)``, no init strategy (kaiming-uniform weight, uniform bias in ±1/√H). An
-    ``nn.Linear`` itself, so ``weight`` is W_p and the saved keys are ``weight`` and ``bias``.
-    """
-
-    def __init__(self, hidden_size: int, dropout: float = HEAD_DROPOUT):
-        super().__init__(hidden_size, 1, bias=True)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return super().forward(self.dropout(hidden))
-
-
-def make_reward_head(head_type: str, hidden_size: int) -> nn.Module:
-    """GRM reward heads as the reference builds them: 'linear' = dropout → Linear(H, 1) with bias;
-    'mlp' = dropout → Linear(H, 1024) → ReLU → Linear(1024, 1)."""
-    if head_type == "linear":
-        return LinearRewardHead(hidden_size)
-    if head_type == "mlp":
-        return nn.Sequential(
-            nn.Dropout(HEAD_DROPOUT), nn.Linear(hidden_size, MLP_HIDDEN), nn.ReLU(), nn.Linear(MLP_HIDDEN, 1)
-        )
-    raise ConfigError(f"unknown head_type '{head_type}'; choose linear or mlp")
+    latent: tuple[Tensor, Tensor] | None = None  # InfoRM: μ and log σ² of q(z|h), [S, d] each
 
 
 def _unwrap(model: nn.Module) -> PreTrainedModel:
@@ -119,12 +97,14 @@ class RewardModel(nn.Module):
         reward_head: nn.Module | None = None,
         head_type: str = "linear",
         length_head: nn.Linear | None = None,
+        latent_head: LatentRewardHead | None = None,
     ):
         super().__init__()
         self.hf_model = hf_model
         self.reward_head = reward_head
         self.head_type = head_type
         self.length_head = length_head
+        self.latent_head = latent_head
         # The pretrained weights this model was fine-tuned from (weights_fingerprint), when known: WARM
         # averages only models that share it.
         self.init_fingerprint: str | None = None
@@ -177,7 +157,12 @@ class RewardModel(nn.Module):
                 **extra,
             ).last_hidden_state
         pooled = hidden_states[reward_index[:, 0], reward_index[:, 1]]
-        rewards = self.head(pooled).squeeze(-1).float()
+        latent = None
+        if self.latent_head is None:
+            rewards = self.head(pooled).squeeze(-1).float()
+        else:
+            rewards, mean, logvar = self.latent_head(pooled)
+            rewards, latent = rewards.float(), (mean.float(), logvar.float())
         length_rewards, head_weights = None, None
         if self.length_head is not None:
             length_rewards = self.length_head(pooled).squeeze(-1).float()
@@ -193,47 +178,7 @@ class RewardModel(nn.Module):
             token_logps = -nn.functional.cross_entropy(logits, logp_target, reduction="none")
             logps = torch.zeros(len(reward_index), dtype=token_logps.dtype, device=token_logps.device)
             logps = logps.index_add(0, logp_seq, token_logps)
-        return RewardOutput(rewards, pooled, logps, length_rewards, head_weights)
-
-
-# ----------------------------------------------------------------------------------------------- tokenizer
-
-
-def weights_fingerprint(module: nn.Module, samples: int = 1024) -> str:
-    """A short digest of a module's weights: every tensor's name, shape, dtype and ``samples`` values
-    spread over it. Cheap on any model size, and different for two pretrained models or two fine-tunes."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        flat = tensor.detach().reshape(-1)
-        picked = flat[:: max(1, flat.numel() // samples)][:samples].to("cpu", torch.float64)
-        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(picked.numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
-def ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Give the tokenizer a pad token that is not an end-of-turn/EOS token; True if one had to be added."""
-    vocab = tokenizer.get_vocab()
-    template = tokenizer.chat_template or ""
-    stop_ids = {vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab and t in template} | {
-        tokenizer.eos_token_id
-    }
-    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in stop_ids:
-        return False
-    for candidate in _PAD_CANDIDATES:
-        if candidate in vocab and vocab[candidate] not in stop_ids and candidate not in template:
-            tokenizer.pad_token = candidate
-            return False
-    tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
-    return True
-
-
-def load_tokenizer(path: str, chat_template: str | None = None) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if chat_template:
-        template_path = Path(chat_template)
-        tokenizer.chat_template = template_path.read_text() if template_path.is_file() else chat_template
-    return tokenizer
+        return RewardOutput(rewards, pooled, logps, length_rewards, head_weights, latent)
 
 
 # ----------------------------------------------------------------------------------------------- build
@@ -317,22 +262,6 @@ def _expected_missing_head() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-def add_length_head(model: RewardModel) -> None:
-    """ODIN's length head: a second Linear(H, 1) without bias on the hidden state the quality head
-    (``score``) reads, initialised as that head is."""
-    if model.kind != "standard":
-        raise ConfigError("ODIN's length head goes on a standard reward model (a linear score head)")
-    head = _length_head(model)
-    init_linear_head(head)
-    model.length_head = head
-
-
-def _length_head(model: RewardModel) -> nn.Linear:
-    hidden_size = model.config.get_text_config().hidden_size
-    weight = model.transformer.get_input_embeddings().weight
-    return nn.Linear(hidden_size, 1, bias=False, dtype=weight.dtype, device=weight.device)
-
-
 def freeze_bottom_layers(model: RewardModel, count: int) -> None:
     """Stop training the first ``count`` transformer layers (all but the last must stay trainable)."""
     layers = decoder_layers(model.backbone)
@@ -365,18 +294,6 @@ def add_lora(
 # ----------------------------------------------------------------------------------------------- save / load
 
 
-def is_reward_checkpoint(path: str | Path) -> bool:
-    path = Path(path)
-    if (path / METADATA_FILE).is_file():
-        return True
-    config_file = path / "config.json"
-    if config_file.is_file():
-        config = read_json(config_file)
-        architectures = (config.get("architectures") if isinstance(config, dict) else None) or []
-        return any(a.endswith("ForSequenceClassification") for a in architectures)
-    return False
-
-
 def save_reward_model(
     model: RewardModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -394,89 +311,39 @@ def save_reward_model(
         "peft": model.hf_model is not model.transformer,
         **(metadata or {}),
         "length_head": model.length_head is not None,
+        "latent_head": model.latent_head is not None,
     }
+    if model.latent_head is not None:
+        meta["latent_dim"] = model.latent_head.latent_dim
     if model.init_fingerprint is not None:
         meta["init_fingerprint"] = model.init_fingerprint
     state = model.state_dict() if state_dict is None else state_dict
+    hf_state = state_part(state, "hf_model.")
+    if model.latent_head is not None:
+        hf_state = _with_scoring_weight(hf_state, state_part(state, "latent_head."), model.latent_head)
     with atomic_directory(output_dir) as tmp:
-        model.hf_model.save_pretrained(tmp, safe_serialization=True, state_dict=_part(state, "hf_model."))
+        model.hf_model.save_pretrained(tmp, safe_serialization=True, state_dict=hf_state)
         tokenizer.save_pretrained(tmp)
-        if model.reward_head is not None:
-            head = _part(state, "reward_head.")
-            save_file({k: v.contiguous() for k, v in head.items()}, str(Path(tmp) / REWARD_HEAD_FILE))
-        if model.length_head is not None:
-            length = _part(state, "length_head.")["weight"]
-            save_file({"weight": length.contiguous()}, str(Path(tmp) / LENGTH_HEAD_FILE))
+        for name, file_name in (
+            ("reward_head", REWARD_HEAD_FILE),
+            ("length_head", LENGTH_HEAD_FILE),
+            ("latent_head", LATENT_HEAD_FILE),
+        ):
+            if getattr(model, name) is not None:
+                write_head(state_part(state, f"{name}."), tmp, file_name)
         write_legacy_layout(tmp)
         (Path(tmp) / METADATA_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def _part(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """The entries of a submodule's state dict, named as the submodule names them."""
-    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-
-
-# transformers 4.x knows none of these 5.x tokenizer classes; PreTrainedTokenizerFast reads the same
-# tokenizer.json in both.
-LEGACY_TOKENIZER_CLASS = {"TokenizersBackend": "PreTrainedTokenizerFast"}
-
-
-def write_legacy_layout(folder: str | Path) -> None:
-    """Make a saved checkpoint read the same in transformers 4.x (RewardBench 0.1.4 pins 4.51; vLLM's CPU
-    build pins < 5.20) as in 5.x, or refuse to write it.
-
-    4.x reads RoPE from top-level ``rope_theta`` / ``rope_scaling`` (5.x keeps them in ``rope_parameters``;
-    without the top-level copy 4.x silently falls back to θ = 10000), knows no ``TokenizersBackend``
-    tokenizer class (the stand-in must not add ``token_type_ids``), and reads extra special tokens from ``additional_special_tokens`` (a list under
-    ``extra_special_tokens`` makes it fail).
-    """
-    config_file = Path(folder) / "config.json"
-    if config_file.is_file():  # a LoRA adapter folder has adapter_config.json instead
-        config = json.loads(config_file.read_text())
-        for section in (config, config.get("text_config")):
-            if isinstance(section, dict) and "rope_parameters" in section:
-                _legacy_rope(section)
-        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tokenizer_file = Path(folder) / "tokenizer_config.json"
-    if tokenizer_file.is_file():
-        tokenizer = json.loads(tokenizer_file.read_text())
-        name = tokenizer.get("tokenizer_class")
-        if name in LEGACY_TOKENIZER_CLASS:
-            tokenizer["tokenizer_class"] = LEGACY_TOKENIZER_CLASS[name]
-            # PreTrainedTokenizerFast would add token_type_ids, which decoder models refuse as an input.
-            tokenizer.setdefault("model_input_names", ["input_ids", "attention_mask"])
-        if isinstance(tokenizer.get("extra_special_tokens"), list):
-            tokenizer["additional_special_tokens"] = tokenizer.pop("extra_special_tokens")
-        tokenizer_file.write_text(json.dumps(tokenizer, indent=2) + "\n")
-
-
-def _legacy_rope(section: dict[str, Any]) -> None:
-    rope = section["rope_parameters"]
-    if not isinstance(rope, dict) or not isinstance(rope.get("rope_theta"), (int, float)):
-        raise ConfigError(
-            f"cannot save a checkpoint that transformers 4.x reads correctly: rope_parameters {rope!r} "
-            "has no single rope_theta (per-layer-type RoPE)"
-        )
-    section["rope_theta"] = rope["rope_theta"]
-    if "partial_rotary_factor" in rope:
-        section["partial_rotary_factor"] = rope["partial_rotary_factor"]
-    scaling = {k: v for k, v in rope.items() if k not in ("rope_theta", "partial_rotary_factor")}
-    if scaling.get("rope_type", "default") != "default":
-        section["rope_scaling"] = scaling
-
-
-# Metadata keys save_reward_model writes from the model itself (a re-save must not carry stale ones over).
-SAVED_BY_LAYOUT = ("kind", "head_type", "peft", "length_head", "init_fingerprint")
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    meta_file = Path(path) / METADATA_FILE
-    if meta_file.is_file():
-        meta = read_json(meta_file)
-        if not isinstance(meta, dict):
-            raise ConfigError(f"{meta_file}: expected a JSON object")
-        return meta
-    return {"kind": "standard", "head_type": "linear", "peft": False}
+def _with_scoring_weight(
+    hf_state: dict[str, Tensor], latent_state: dict[str, Tensor], head: LatentRewardHead
+) -> dict[str, Tensor]:
+    """``hf_state`` with ``score.weight`` = InfoRM's scoring-time weight w_d W_μ (of the saved tensors, which
+    are the gathered ones under sharding), so plain transformers reads the reward rmguard scores."""
+    weight = latent_state["decoder.weight"] @ latent_state["encoder.weight"][: head.latent_dim]
+    if "score.weight" not in hf_state:
+        raise ConfigError("InfoRM's latent head is saved into a plain score head (LoRA is not supported)")
+    return {**hf_state, "score.weight": weight.to(hf_state["score.weight"].dtype)}
 
 
 def load_reward_model(
@@ -509,23 +376,14 @@ def load_reward_model(
             hf_model, _load_head(path, meta, hf_model.config.get_text_config().hidden_size), meta["head_type"]
         )
     if meta.get("length_head"):
-        model.length_head = _load_length_head(path, _length_head(model))
+        model.length_head = load_head(path, LENGTH_HEAD_FILE, length_head(model), "length head", "ODIN's")
+    if meta.get("latent_head"):
+        head = latent_head(model, int(meta.get("latent_dim", 0)))
+        model.latent_head = load_head(path, LATENT_HEAD_FILE, head, "latent head", "InfoRM's")
+        model.head.requires_grad_(False)
     model.init_fingerprint = meta.get("init_fingerprint")
     model.eval()
     return model, tokenizer
-
-
-def _load_length_head(path: Path, head: nn.Linear) -> nn.Linear:
-    head_file = path / LENGTH_HEAD_FILE
-    if not head_file.is_file():
-        raise ConfigError(f"{path}: ODIN checkpoint without {LENGTH_HEAD_FILE}")
-    state = load_file(str(head_file))
-    if set(state) != {"weight"} or state["weight"].shape != head.weight.shape:
-        raise ConfigError(
-            f"{path}: {LENGTH_HEAD_FILE} does not hold one weight of shape {tuple(head.weight.shape)}"
-        )
-    head.load_state_dict(state, strict=True)
-    return head
 
 
 def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtype) -> PreTrainedModel:
@@ -542,22 +400,8 @@ def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtyp
 
 
 def _load_head(path: Path, meta: dict[str, Any], hidden_size: int) -> nn.Module:
-    head_file = path / REWARD_HEAD_FILE
-    if not head_file.is_file():
-        raise ConfigError(f"{path}: GRM checkpoint without {REWARD_HEAD_FILE}")
     head = make_reward_head(meta["head_type"], hidden_size)
-    state = load_file(str(head_file))
-    expected = head.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        legacy = " (a bias-free linear head from an older rmguard: retrain it)" if missing == ["bias"] else ""
-        raise ConfigError(
-            f"{path}: reward head does not match a {meta['head_type']} head{legacy}: missing {missing}, "
-            f"unexpected {unexpected}, wrong shape {shapes}"
-        )
-    head.load_state_dict(state, strict=True)
-    return head
+    return load_head(path, REWARD_HEAD_FILE, head, "reward head", f"a {meta['head_type']} head")
 
 
 def _load_peft(
@@ -591,7 +435,9 @@ def merge_lora(adapter_dir: str | Path, output_dir: str | Path) -> None:
         raise ConfigError(f"{adapter_dir}: not a LoRA checkpoint")
     merged = model.hf_model.merge_and_unload()
     meta = {k: v for k, v in read_metadata(adapter_dir).items() if k not in SAVED_BY_LAYOUT}
-    merged_model = RewardModel(merged, model.reward_head, model.head_type, model.length_head)
+    merged_model = RewardModel(
+        merged, model.reward_head, model.head_type, model.length_head, model.latent_head
+    )
     merged_model.init_fingerprint = model.init_fingerprint
     save_reward_model(merged_model, tokenizer, output_dir, meta)
 

@@ -8,29 +8,46 @@ Reward objectives (Hong et al. 2025 and the baselines they compare):
     bt, bsr, center, hinge, bt_norm, bt_dr, label_smoothing
 Tied pairs (RRM's neutral pairs, Liu et al. 2024) in bt and bsr: bt_tie, BT with target ½
 ODIN's disentangled quality and length heads (Chen et al. 2024): odin (with pearson)
+InfoRM's variational information bottleneck (Miao et al. 2024): inform (with inform_kl)
 GRM hidden-state regularizers (Yang et al. 2024), over S(y) = Σ_t log π(y_t | x, y_<t):
     grm_sft, grm_sft_plain, grm_dpo, grm_dpo_noref
 and ``grm_combine`` for the GRM total (1 − α)·reward_loss + α·regularizer.
 
 Training reaches them through one registry each, ``REWARD_OBJECTIVES`` and ``GRM_REGULARIZERS`` (name →
 :class:`Objective`: the loss of a :class:`BatchTerms` under the run's settings, whether it takes a margin,
-and any hyperparameter of its own); the config, the command line and validation read their names there.
+any hyperparameter of its own, and what it reads beyond the rewards); ``OBJECTIVE_PRESETS`` names
+combinations (``grm``). The config, the command line, validation and the run description
+(training/run.py) read their names there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from rmguard import checks
 from rmguard.registry import Registry
 
-MarginLike = Tensor | float | None
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    MarginLike = Tensor | float | None
+
+
+class _Deferred:
+    """A module imported at its first use: the config and the command line read this module's registries
+    (names, hyperparameters, what each objective reads) without loading torch; the losses load it."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self._module), name)
+
+
+torch, F = _Deferred("torch"), _Deferred("torch.nn.functional")
 
 
 def _delta(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:
@@ -183,6 +200,41 @@ def odin(
     )
 
 
+def inform_kl(latent_mean: Tensor, latent_logvar: Tensor) -> Tensor:
+    """InfoRM's KL term as its reference code computes it, over the 2B responses' latents [2B, d]:
+
+        KL = mean_i −½ (1 + ḡ_i − μ̄_i² − exp(ḡ_i)),  μ̄_i = mean_k μ_ik,  ḡ_i = mean_k log σ²_ik
+
+    (miaoyuchun/InfoRM, openrlhf/models/model_inform.py: ``kl_divergence(mu_mean, logvar_mean)``). It is the
+    KL of a one-dimensional Gaussian with the latent's dimension-averaged mean and log-variance to N(0, 1),
+    averaged over responses, not the paper's KL(N(μ, diag σ²) ‖ N(0, I)) = Σ_k −½(1 + log σ²_k − μ_k² − σ²_k);
+    the reference code is followed.
+    """
+    mean, logvar = latent_mean.mean(dim=-1), latent_logvar.mean(dim=-1)
+    return (-0.5 * (1 + logvar - mean.pow(2) - logvar.exp())).mean()
+
+
+def inform(
+    chosen: Tensor,
+    rejected: Tensor,
+    latent_mean: Tensor,
+    latent_logvar: Tensor,
+    beta: float = 0.1,
+    margin: MarginLike = None,
+) -> Tensor:
+    """InfoRM (Miao et al., NeurIPS 2024): a variational information bottleneck between the final hidden
+    state h and the reward.
+
+        (μ, log σ²) = W_e h  (one Linear(H, 2d) without bias),  z = μ + σ ⊙ ε,  ε ~ N(0, I)  (training),
+        r = w_d · z  (Linear(d, 1) without bias),
+        L = BT(r_c, r_r) + β · KL  (:func:`inform_kl`, over the 2B responses' latents)
+
+    ``chosen`` and ``rejected`` are the rewards of the sampled z; at scoring z = μ, so r = (w_d W_μ) h is
+    linear in h. β defaults to the reference's ``kl_loss_coef`` 0.1, d to its ``latent_dim`` 128.
+    """
+    return bt(chosen, rejected, margin) + beta * inform_kl(latent_mean, latent_logvar)
+
+
 def grm_sft(chosen_logps: Tensor, beta: float = 0.1) -> Tensor:
     """GRM's SFT regularizer (its best): L_reg = −mean_i log σ(β · S(y_c,i)), β defaults to 0.1."""
     return -F.logsigmoid(beta * chosen_logps).mean()
@@ -219,25 +271,39 @@ def grm_combine(reward_loss: Tensor, regularizer: Tensor, alpha: float = 0.01) -
 
 # ----------------------------------------------------------------------------------------------- dispatch
 
+# What an objective may read beyond the rewards and margins (its entry's ``reads``). The run description
+# (training/run.py) turns these into what the model builds and the collator puts in each batch.
+CHOSEN_LOGPS = "chosen_logps"  # S(y_c): the model keeps its LM head (a GRM model)
+REJECTED_LOGPS = "rejected_logps"  # S(y_r)
+REFERENCE_LOGPS = "reference_logps"  # S_ref(y_c), S_ref(y_r) of the frozen starting model
+LENGTH_HEAD = "length_head"  # ODIN's second head: its rewards and both heads' weights
+LATENT = "latent"  # InfoRM's latent q(z|h): its mean and log-variance at each reward token
 
-class Settings(Protocol):
-    """The hyperparameters the tables read (``TrainConfig`` has them all, and an entry's own
-    :class:`Hyperparameter` by its name)."""
 
-    bsr_lambda: float
-    bsr_scope: str
-    center_coef: float
-    label_smoothing: float
-    grm_beta: float
-    odin_length_coef: float
-    odin_quality_coef: float
-    odin_ortho_coef: float
+@dataclass(frozen=True)
+class PairField:
+    """A per-pair value the collator computes for the chosen and for the rejected response:
+    ``value(pair, response_ids) -> float``, ``pair`` the tokenized pair (its prompt, both responses and any
+    per-pair attribute). An objective that reads ``NAME`` (a registered field) finds it in
+    ``BatchTerms.fields[NAME]`` as (chosen values, rejected values)."""
+
+    value: Callable[[Any, Sequence[int]], float]
+    help: str
+
+
+# The per-pair batch fields: name → entry. A test or an extension registers one with
+# PAIR_FIELDS.register(name, PairField(...)) and an objective that reads it.
+PAIR_FIELDS: Registry[PairField] = Registry(
+    "pair field", {"length": PairField(lambda pair, response: len(response), "response tokens ℓ")}
+)
 
 
 @dataclass
 class BatchTerms:
-    """What one batch gives the objectives: rewards r_c, r_r (and per-pair margins), and for GRM the
-    summed response log-probs S(y) of the model and, for the DPO regularizer, of the reference."""
+    """What one batch gives the objectives: rewards r_c, r_r (and per-pair margins), and what the entry
+    reads: for GRM the summed response log-probs S(y) of the model and, for the DPO regularizer, of the
+    reference; for ODIN the length head's rewards and weights; for InfoRM the latent's moments; registered
+    per-pair fields by name."""
 
     chosen: Tensor
     rejected: Tensor
@@ -250,31 +316,35 @@ class BatchTerms:
     rejected_logps: Tensor | None = None
     ref_chosen_logps: Tensor | None = None
     ref_rejected_logps: Tensor | None = None
-    # ODIN: the length head's rewards, the responses' token counts and the two heads' weights
+    # ODIN: the length head's rewards and the two heads' weights
     chosen_length_rewards: Tensor | None = None
     rejected_length_rewards: Tensor | None = None
-    chosen_lengths: Tensor | None = None
-    rejected_lengths: Tensor | None = None
     head_weights: tuple[Tensor, Tensor] | None = None  # (quality, length)
+    # InfoRM: μ and log σ² of q(z|h) at the 2B reward tokens (chosen rows first), [2B, d] each
+    latent_mean: Tensor | None = None
+    latent_logvar: Tensor | None = None
+    # Registered pair fields (PAIR_FIELDS) the objective reads: name → (chosen values, rejected values)
+    fields: Mapping[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     # All ranks' values of a per-sequence tensor (identity in one process), gradients kept
     gather: Callable[[Tensor], Tensor] = lambda tensor: tensor
 
 
-def _bsr(b: BatchTerms, s: Settings) -> Tensor:
+def _bsr(b: BatchTerms, s: Any) -> Tensor:
     batch_rewards = b.gathered_rewards() if s.bsr_scope == "global" and b.gathered_rewards else None
     return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size, b.tie)
 
 
-def _odin(b: BatchTerms, s: Settings) -> Tensor:
+def _odin(b: BatchTerms, s: Any) -> Tensor:
     """ODIN over the global batch, as the reference gathers rewards and lengths from every rank: N ranks of
     B pairs give the loss of one process over the N·B pairs once data-parallel gradients are averaged."""
-    if b.head_weights is None or b.chosen_length_rewards is None or b.chosen_lengths is None:
+    if b.head_weights is None or b.chosen_length_rewards is None or "length" not in b.fields:
         raise ValueError("objective odin needs a model with a length head and the responses' lengths")
-    margin = b.gather(b.margin) if isinstance(b.margin, Tensor) else b.margin
+    margin = b.gather(b.margin) if isinstance(b.margin, torch.Tensor) else b.margin
+    chosen_lengths, rejected_lengths = b.fields["length"]
     return odin(
         *(b.gather(t) for t in (b.chosen, b.rejected, b.chosen_length_rewards, b.rejected_length_rewards)),
-        b.gather(b.chosen_lengths),
-        b.gather(b.rejected_lengths),
+        b.gather(chosen_lengths),
+        b.gather(rejected_lengths),
         *b.head_weights,
         length_coef=s.odin_length_coef,
         quality_coef=s.odin_quality_coef,
@@ -283,17 +353,27 @@ def _odin(b: BatchTerms, s: Settings) -> Tensor:
     )
 
 
-Loss = Callable[[BatchTerms, Settings], Tensor]
+def _inform(b: BatchTerms, s: Any) -> Tensor:
+    if b.latent_mean is None or b.latent_logvar is None:
+        raise ValueError("objective inform needs a model with InfoRM's latent head")
+    return inform(b.chosen, b.rejected, b.latent_mean, b.latent_logvar, s.inform_beta, b.margin)
+
+
+# ``s`` is the run's settings by name: TrainConfig's fields and each entry's own hyperparameters
+# (run.RunSpec.settings).
+Loss = Callable[[BatchTerms, Any], "Tensor"]
 
 
 @dataclass(frozen=True)
 class Hyperparameter:
     """A setting an objective brings with it: ``--NAME`` on the command line, ``NAME:`` in YAML, read in
-    the objective's loss as ``s.NAME``. ``check(name, value)`` (from :mod:`rmguard.checks`) guards it."""
+    the objective's loss as ``s.NAME``. ``check(name, value)`` (from :mod:`rmguard.checks`) guards it;
+    ``kind`` is its type (float, or int for a size)."""
 
     default: float
     help: str
     check: Callable[[str, float], None] = checks.finite
+    kind: type = float
 
 
 @dataclass(frozen=True)
@@ -301,18 +381,28 @@ class Objective:
     """One entry of :data:`REWARD_OBJECTIVES` or :data:`GRM_REGULARIZERS`.
 
     ``loss`` maps a batch and the run's settings to the loss (the formula is its function's docstring);
-    ``takes_margin``: whether a margin (the
-    pair's or ``margin``) enters it (validation refuses a margin otherwise); ``hyperparameters``: settings
-    of its own beyond TrainConfig's fields; ``chosen_only``: a regularizer that reads S(y_c) only, so the
-    rejected log-probs are never computed; ``takes_ties``: it reads ``BatchTerms.tie`` (validation refuses
-    an augmentation that makes ties otherwise).
+    ``takes_margin``: whether a margin (the pair's or ``margin``) enters it (validation refuses a margin
+    otherwise); ``takes_ties``: it reads ``BatchTerms.tie`` (validation refuses an augmentation that makes
+    ties otherwise); ``hyperparameters``: settings of its own beyond TrainConfig's fields; ``reads``: what
+    it reads beyond the rewards and margins (the names above, or a registered :data:`PAIR_FIELDS` name),
+    from which the run description decides the model, the batch and the loss's inputs. A regularizer reads
+    log-probs by nature: only the chosen ones if its ``reads`` names CHOSEN_LOGPS alone.
     """
 
     loss: Loss
     takes_margin: bool = True
     hyperparameters: Mapping[str, Hyperparameter] = field(default_factory=dict)
-    chosen_only: bool = False
     takes_ties: bool = False
+    reads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An ``objective`` name that stands for a reward objective with a GRM regularizer (``grm``)."""
+
+    objective: str
+    regularizer: str
+    help: str
 
 
 # The reward objectives: name → entry. A new objective is a pure function above and one line here; a
@@ -330,7 +420,21 @@ REWARD_OBJECTIVES: Registry[Objective] = Registry(
         "label_smoothing": Objective(
             lambda b, s: label_smoothing(b.chosen, b.rejected, s.label_smoothing), takes_margin=False
         ),
-        "odin": Objective(_odin),
+        "odin": Objective(_odin, reads=frozenset({LENGTH_HEAD, "length"})),
+        "inform": Objective(
+            _inform,
+            reads=frozenset({LATENT}),
+            hyperparameters={
+                "inform_beta": Hyperparameter(
+                    0.1,
+                    "InfoRM β on the KL term (the reference's kl_loss_coef).",
+                    lambda n, v: checks.at_least(n, v, 0),
+                ),
+                "inform_latent_dim": Hyperparameter(
+                    128, "InfoRM latent size d (the reference's latent_dim).", checks.at_least, int
+                ),
+            },
+        ),
     },
 )
 
@@ -338,15 +442,24 @@ REWARD_OBJECTIVES: Registry[Objective] = Registry(
 GRM_REGULARIZERS: Registry[Objective] = Registry(
     "grm_regularizer",
     {
-        "sft": Objective(lambda b, s: grm_sft(b.chosen_logps, s.grm_beta), chosen_only=True),
-        "sft_plain": Objective(lambda b, s: grm_sft_plain(b.chosen_logps), chosen_only=True),
+        "sft": Objective(lambda b, s: grm_sft(b.chosen_logps, s.grm_beta), reads=frozenset({CHOSEN_LOGPS})),
+        "sft_plain": Objective(lambda b, s: grm_sft_plain(b.chosen_logps), reads=frozenset({CHOSEN_LOGPS})),
         "dpo": Objective(
             lambda b, s: grm_dpo(
                 b.chosen_logps, b.rejected_logps, b.ref_chosen_logps, b.ref_rejected_logps, s.grm_beta
-            )
+            ),
+            reads=frozenset({CHOSEN_LOGPS, REJECTED_LOGPS, REFERENCE_LOGPS}),
         ),
-        "dpo_noref": Objective(lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta)),
+        "dpo_noref": Objective(
+            lambda b, s: grm_dpo_noref(b.chosen_logps, b.rejected_logps, s.grm_beta),
+            reads=frozenset({CHOSEN_LOGPS, REJECTED_LOGPS}),
+        ),
     },
+)
+
+# Objective names that stand for an objective with a regularizer: ``objective: grm``.
+OBJECTIVE_PRESETS: Registry[Preset] = Registry(
+    "objective preset", {"grm": Preset("bt", "sft", "GRM (Yang et al. 2024): bt + the SFT regularizer")}
 )
 
 

@@ -20,7 +20,8 @@ import torch
 
 from rmguard.training.attention import AttentionBlock, PackedAttention
 from rmguard.training.collate import PaddedPairCollator, ReferenceLogps, pair_targets
-from rmguard.training.features import PairFeatures, ResponseFeatures
+from rmguard.training.run import REWARDS_ONLY, BatchNeeds
+from rmguard.training.tokenization import PairFeatures, ResponseFeatures
 
 
 @dataclass
@@ -96,7 +97,7 @@ class PackedPairCollator:
     with_logps: bool = False
     chosen_logps_only: bool = False  # GRM's SFT regularizers read the chosen responses' log-probs only
     reference: ReferenceLogps | None = None  # GRM-DPO's precomputed reference log-probs
-    with_lengths: bool = False  # ODIN reads the responses' token counts
+    fields: tuple[str, ...] = ()  # registered per-pair fields the objective reads (ODIN: 'length')
 
     def __call__(self, features: list[PairFeatures]) -> dict[str, Any]:
         count = len(features)
@@ -106,7 +107,7 @@ class PackedPairCollator:
             for i, f in enumerate(features)
         ]
         batch = pack_segments(segments, self.with_logps, logp_sequences)
-        return {**batch, **pair_targets(features, self.reference, self.with_lengths)}
+        return {**batch, **pair_targets(features, self.reference, self.fields)}
 
 
 def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:
@@ -124,15 +125,13 @@ def prompt_groups(features: Sequence[ResponseFeatures]) -> list[Segment]:
 PairCollator = PackedPairCollator | PaddedPairCollator
 
 
-def make_pair_collator(
-    packed: bool,
-    pad_token_id: int,
-    with_logps: bool,
-    chosen_logps_only: bool = False,
-    with_lengths: bool = False,
-) -> PairCollator:
-    """The packed collator for a model switched to packed attention (``_load_model``), else padded."""
-    options = dict(with_logps=with_logps, chosen_logps_only=chosen_logps_only, with_lengths=with_lengths)
+def make_pair_collator(packed: bool, pad_token_id: int, needs: BatchNeeds = REWARDS_ONLY) -> PairCollator:
+    """The packed collator for a model switched to packed attention (``model_setup.load_model``), else padded;
+    batches carry what ``needs`` (the run description's) says. Precomputed reference log-probs are added
+    once computed (``dataclasses.replace(collator, reference=...)``)."""
+    options = dict(
+        with_logps=needs.logps != "none", chosen_logps_only=needs.logps == "chosen", fields=needs.fields
+    )
     if packed:
         return PackedPairCollator(**options)
     return PaddedPairCollator(pad_token_id, **options)

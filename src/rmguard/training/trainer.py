@@ -9,7 +9,6 @@ resumed after a kill continues exactly where the checkpoint left it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import os
@@ -27,33 +26,21 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from rmguard import __version__
-from rmguard.data import load_pairs
-from rmguard.data.augmentation import augment
-from rmguard.errors import ConfigError, TrainingError
+from rmguard.errors import TrainingError
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
-from rmguard.training.attention import enable_packed_attention
-from rmguard.training.batching import EpochShuffleSampler, TokenBudgetBatchSampler
+from rmguard.training import loaders
+from rmguard.training.batching import TokenBudgetBatchSampler
 from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
-from rmguard.training.collate import MODEL_INPUT_KEYS, ReferenceLogps, pair_key
+from rmguard.training.collate import model_inputs
 from rmguard.training.config import TrainConfig
-from rmguard.training.features import PairFeatures, TokenizationReport, tokenize_pairs
 from rmguard.training.loss import RewardLoss, pair_metrics
-from rmguard.training.modeling import (
-    RewardModel,
-    add_length_head,
-    add_lora,
-    build_reward_model,
-    freeze_bottom_layers,
-    is_reward_checkpoint,
-    load_reward_model,
-    save_reward_model,
-    saved_dtype,
-)
-from rmguard.training.objectives import GRM_REGULARIZERS
+from rmguard.training.model_setup import load_model
+from rmguard.training.modeling import RewardModel, save_reward_model
 from rmguard.training.optimizers import make_optimizer
-from rmguard.training.packing import PackedPairCollator, PairCollator, make_pair_collator, pair_tokens
-from rmguard.training.pretrained import resolve_model_path
+from rmguard.training.packing import PairCollator, make_pair_collator
+from rmguard.training.reference import live_reference, precompute_reference_logps
+from rmguard.training.run import RunSpec
 from rmguard.training.sharding import (
     ShardingPlan,
     accelerate_fsdp_settings,
@@ -61,6 +48,7 @@ from rmguard.training.sharding import (
     shard_model,
     sharding_plan,
 )
+from rmguard.training.tokenization import PairFeatures, TokenizationReport
 from rmguard.training.tracking import CSVTracker
 
 
@@ -107,146 +95,6 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
     )
 
 
-def _load_model(config: TrainConfig, log: Callable[[str], None]) -> tuple[RewardModel, Any, bool]:
-    """(model, tokenizer, whether batches are packed): the model is switched to its packed attention
-    here, once, when the config asks for packing and packing is exact for it."""
-    model, tokenizer = _load_weights(config)
-    if config.attn_implementation:
-        model.transformer.set_attn_implementation(config.attn_implementation)
-    if config.disable_dropout:
-        for module in model.modules():  # as TRL's disable_dropout_in_model
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-    packed = False
-    if config.packing and config.attn_implementation not in (None, "sdpa", "eager"):
-        log(f"packing off: attn_implementation {config.attn_implementation} has no exact packed form")
-    elif config.packing:
-        packed, reason = enable_packed_attention(model.transformer)
-        if not packed:
-            log(f"packing off: {reason}; using padded batches")
-    return model, tokenizer, packed
-
-
-def _model_dtype(config: TrainConfig, path: str) -> torch.dtype:
-    return saved_dtype(path) if config.dtype == "auto" else getattr(torch, config.dtype)
-
-
-def _load_weights(config: TrainConfig) -> tuple[RewardModel, Any]:
-    """The reward model to train: an rmguard checkpoint to continue, or a fresh one on a causal LM."""
-    path = resolve_model_path(config.model_name_or_path)
-    dtype = _model_dtype(config, path)
-    if is_reward_checkpoint(path):
-        model, tokenizer = load_reward_model(path, head_type=config.head_type, dtype=dtype)
-        if (model.kind == "grm") != config.is_grm:
-            raise ConfigError(
-                f"{path} is a {model.kind} reward model, but the config asks for "
-                f"{'a GRM' if config.is_grm else 'a standard'} one"
-            )
-        if (model.length_head is not None) != config.is_odin:
-            has = "has" if model.length_head is not None else "has no"
-            raise ConfigError(f"{path} {has} ODIN's length head, but the objective is {config.objective}")
-    else:
-        model, tokenizer = _build_model(config, path, dtype)
-    return model, tokenizer
-
-
-def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[RewardModel, Any]:
-    """A fresh reward model on a causal LM, with the config's LM-head, LoRA and checkpointing settings."""
-    kind = "grm" if config.is_grm else "standard"
-    model, tokenizer = build_reward_model(
-        path, kind, config.resolved_head_type, config.num_hidden_layers, config.chat_template, dtype
-    )
-    if config.is_odin:
-        add_length_head(model)
-    if model.kind == "grm":
-        needs_lm_head = config.regularizer != "none"
-        model.transformer.get_output_embeddings().weight.requires_grad_(
-            config.train_lm_head and needs_lm_head
-        )
-    if config.freeze_embeddings:
-        model.transformer.get_input_embeddings().weight.requires_grad_(False)
-    if config.freeze_layers:
-        freeze_bottom_layers(model, config.freeze_layers)
-    if config.use_peft:
-        add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
-    if config.gradient_checkpointing or _fsdp_checkpointing(config):
-        model.transformer.gradient_checkpointing_enable()
-    return model, tokenizer
-
-
-def _fsdp_checkpointing(config: TrainConfig) -> bool:
-    """fsdp_config's activation_checkpointing: the decoder layers recompute in backward (transformers'
-    checkpointing; each layer's FSDP unit gathers its parameters again for the recomputation)."""
-    plan = sharding_plan(config.fsdp, config.fsdp_config)
-    return plan is not None and plan.activation_checkpointing
-
-
-def _load_features(
-    config: TrainConfig,
-    spec: str,
-    split: str,
-    tokenizer: Any,
-    log: Callable[[str], None],
-    augmentation: str = "none",
-) -> tuple[list[PairFeatures], TokenizationReport]:
-    pairs, stats = load_pairs(spec, config.data_format, config.pair_strategy, split, config.seed)
-    for reason, count in stats.dropped.items():
-        log(f"{spec}: {count} of {stats.rows} rows give no pair ({reason})")
-    if augmentation != "none":
-        pairs, made = augment(pairs, augmentation, config.seed)
-        log(
-            f"{spec}: pair_augmentation {augmentation}: "
-            + ", ".join(f"{n} {kind}" for kind, n in made.items())
-        )
-    features, report = tokenize_pairs(pairs, tokenizer, config.max_length, config.truncation)
-    log(f"{spec}: {report.summary()}")
-    if report.dropped_rows:
-        shown = ", ".join(str(row) for _, row in report.dropped_rows[:10])
-        log(f"{spec}: dropped rows {shown}{' …' if len(report.dropped_rows) > 10 else ''}")
-    if not features:
-        raise ConfigError(f"{spec}: no pair fits max_length={config.max_length}")
-    return features, report
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: batch[key] for key in MODEL_INPUT_KEYS if key in batch}
-
-
-@torch.no_grad()
-def _precompute_reference_logps(
-    model: RewardModel, features: list[PairFeatures], collator: PairCollator, batch_size: int
-) -> ReferenceLogps:
-    """GRM-DPO reference log-probs of the starting model, computed once: pair tokens → (S(y_c), S(y_r))."""
-    was_training = model.training
-    model.eval()
-    reference: ReferenceLogps = {}
-    for start in range(0, len(features), batch_size):
-        chunk = features[start : start + batch_size]
-        logps = model(**model_inputs(collator(chunk))).logps
-        for i, feature in enumerate(chunk):
-            reference[pair_key(feature)] = (logps[i].item(), logps[len(chunk) + i].item())
-    model.train(was_training)
-    return reference
-
-
-def _live_reference(
-    model: RewardModel, plan: ShardingPlan | None, mixed_precision: str
-) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """A frozen copy of the starting model that adds reference log-probs to each batch (sharded as the
-    trained model is, under FSDP)."""
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    if plan is not None:
-        shard_model(reference, reference.backbone, plan, mixed_precision)
-
-    def add_reference(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            logps = reference(**model_inputs(batch)).logps
-        half = len(logps) // 2
-        return {**batch, "ref_chosen_logps": logps[:half], "ref_rejected_logps": logps[half:]}
-
-    return add_reference
-
-
 # ----------------------------------------------------------------------------------------------- loop
 
 
@@ -275,7 +123,7 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
 
     The main process holds an exclusive lock on ``output_dir`` for the whole run: a second run writing the
     same folder is refused instead of racing for its checkpoints."""
-    config.validate()
+    spec = config.validate()
     # The launcher's RANK (torchrun, accelerate launch) says which process is the main one before any
     # process group exists; the lock must be taken before the accelerator creates the output folder.
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -284,14 +132,15 @@ def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | N
         check_outputs([config.output_dir], [path for path in inputs if path], folders=True)
     lock = output_lock(config.output_dir) if main_process else contextlib.nullcontext()
     with lock:
-        return _train(config, _make_accelerator(config), callbacks)
+        return _train(config, spec, _make_accelerator(config), callbacks)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class _Run:
     """What the step loop works with once everything is built and prepared."""
 
     config: TrainConfig
+    spec: RunSpec  # what is trained (the config's description)
     accelerator: Accelerator
     model: Any
     tokenizer: Any
@@ -302,67 +151,98 @@ class _Run:
     budget_sampler: TokenBudgetBatchSampler | None
     add_reference: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None
     trainable: list[torch.nn.Parameter]
-    sharded: bool = False  # FSDP2 applied by rmguard (sharding.py): model and optimizer saved apart
-    max_steps: int = 0
+    sharded: bool  # FSDP2 applied by rmguard (sharding.py): model and optimizer saved apart
+    max_steps: int
     history: list[dict[str, float]] = field(default_factory=list)
 
     def epoch_steps(self, epoch: int) -> int:
-        """Optimizer steps in ``epoch``: token-budget epochs differ in their number of batches."""
-        batches = (
-            len(self.train_loader)
-            if self.budget_sampler is None
-            else math.ceil(self.budget_sampler.num_batches(epoch) / self.accelerator.num_processes)
-        )
-        return max(1, math.ceil(batches / self.config.gradient_accumulation_steps))
+        return _epoch_steps(self.config, self.train_loader, self.budget_sampler, self.accelerator, epoch)
 
-    def planned_steps(self) -> int:
-        config = self.config
-        if config.max_steps > 0:
-            return config.max_steps
-        whole = int(config.num_train_epochs)
-        fraction = config.num_train_epochs - whole
-        return sum(self.epoch_steps(e) for e in range(whole)) + math.ceil(fraction * self.epoch_steps(whole))
+
+def _epoch_steps(
+    config: TrainConfig,
+    loader: DataLoader,
+    budget_sampler: TokenBudgetBatchSampler | None,
+    accelerator: Accelerator,
+    epoch: int,
+) -> int:
+    """Optimizer steps in ``epoch``: token-budget epochs differ in their number of batches."""
+    batches = (
+        len(loader)
+        if budget_sampler is None
+        else math.ceil(budget_sampler.num_batches(epoch) / accelerator.num_processes)
+    )
+    return max(1, math.ceil(batches / config.gradient_accumulation_steps))
+
+
+def _planned_steps(
+    config: TrainConfig,
+    loader: DataLoader,
+    budget_sampler: TokenBudgetBatchSampler | None,
+    accelerator: Accelerator,
+) -> int:
+    if config.max_steps > 0:
+        return config.max_steps
+    whole = int(config.num_train_epochs)
+    fraction = config.num_train_epochs - whole
+
+    def steps(epoch: int) -> int:
+        return _epoch_steps(config, loader, budget_sampler, accelerator, epoch)
+
+    return sum(steps(e) for e in range(whole)) + math.ceil(fraction * steps(whole))
 
 
 def _train(
-    config: TrainConfig, accelerator: Accelerator, callbacks: list[Callable[[TrainState], None]] | None
+    config: TrainConfig,
+    spec: RunSpec,
+    accelerator: Accelerator,
+    callbacks: list[Callable[[TrainState], None]] | None,
 ) -> TrainResult:
     set_seed(config.seed)
-    model, tokenizer, packed = _load_model(config, accelerator.print)
-    run, train_report = _build_run(config, accelerator, model, tokenizer, packed)
+    model, tokenizer, packed = load_model(config, accelerator.print, spec)
+    run, train_report = _build_run(config, spec, accelerator, model, tokenizer, packed)
     global_step, start_epoch, skip_batches = _resume(run)
     global_step = _step_loop(run, global_step, start_epoch, skip_batches, callbacks or [])
     eval_metrics = _finish(run, global_step, train_report)
     return TrainResult(config.output_dir, global_step, eval_metrics, train_report, run.history)
 
 
+def _reference(
+    config: TrainConfig,
+    spec: RunSpec,
+    model: RewardModel,
+    features: list[PairFeatures],
+    collator: PairCollator,
+    plan: ShardingPlan | None,
+) -> tuple[PairCollator, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None]:
+    """The collator (with precomputed reference log-probs) and the per-batch reference (a live frozen
+    copy), where the run reads reference log-probs."""
+    if not spec.batch.reference_logps:
+        return collator, None
+    if config.grm_reference == "model":
+        return collator, live_reference(model, plan, config.mixed_precision)
+    reference = precompute_reference_logps(model, features, collator, config.per_device_eval_batch_size)
+    return dataclasses.replace(collator, reference=reference), None
+
+
 def _build_run(
-    config: TrainConfig, accelerator: Accelerator, model: RewardModel, tokenizer: Any, packed: bool
+    config: TrainConfig,
+    spec: RunSpec,
+    accelerator: Accelerator,
+    model: RewardModel,
+    tokenizer: Any,
+    packed: bool,
 ) -> tuple[_Run, TokenizationReport]:
     """Features → loaders → optimizer and schedule, prepared by Accelerate."""
     log = accelerator.print
-    train_features, train_report = _load_features(
+    train_features, train_report = loaders.load_features(
         config, config.train_file, config.train_split, tokenizer, log, config.pair_augmentation
     )
-    collator = make_pair_collator(
-        packed,
-        tokenizer.pad_token_id,
-        config.regularizer != "none",
-        chosen_logps_only=config.regularizer != "none" and GRM_REGULARIZERS[config.regularizer].chosen_only,
-        with_lengths=config.is_odin,
-    )
     plan = _sharding(config, accelerator)
-    add_reference = None
-    if config.regularizer == "dpo":
-        if config.grm_reference == "precomputed":
-            reference = _precompute_reference_logps(
-                model, train_features, collator, config.per_device_eval_batch_size
-            )
-            collator = dataclasses.replace(collator, reference=reference)
-        else:
-            add_reference = _live_reference(model, plan, config.mixed_precision)
-    train_loader, budget_sampler = _train_loader(config, train_features, collator)
-    eval_loader = _eval_loader(config, packed, tokenizer, log)
+    collator = make_pair_collator(packed, tokenizer.pad_token_id, spec.batch)
+    collator, add_reference = _reference(config, spec, model, train_features, collator, plan)
+    train_loader, budget_sampler = loaders.train_loader(config, train_features, collator)
+    eval_loader = loaders.eval_loader(config, packed, tokenizer, log)
     if plan is not None:
         shard_model(model, model.backbone, plan, config.mixed_precision)
     # After sharding: fully_shard replaces each parameter by its DTensor shard.
@@ -377,23 +257,35 @@ def _build_run(
         train_loader = accelerator.prepare(train_loader)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)
-    run = _Run(
-        config, accelerator, model, tokenizer, optimizer, None, train_loader, eval_loader, budget_sampler,
-        add_reference, trainable, sharded=plan is not None,
-    )  # fmt: skip
-    run.max_steps = run.planned_steps()
+    max_steps = _planned_steps(config, train_loader, budget_sampler, accelerator)
     # Stepped once per optimizer step on every rank (not prepared: Accelerate would step it once per process).
-    run.scheduler = get_scheduler(
+    scheduler = get_scheduler(
         config.lr_scheduler_type,
         optimizer,
-        num_warmup_steps=config.warmup_steps_for(run.max_steps),
-        num_training_steps=run.max_steps,
+        num_warmup_steps=config.warmup_steps_for(max_steps),
+        num_training_steps=max_steps,
     )
-    accelerator.register_for_checkpointing(run.scheduler)
+    accelerator.register_for_checkpointing(scheduler)
     accelerator.init_trackers(
         config.run_name or "rmguard",
         config={k: str(v) for k, v in config.to_dict().items()},
         init_kwargs={"wandb": {"name": config.run_name}} if config.run_name else {},
+    )
+    run = _Run(
+        config=config,
+        spec=spec,
+        accelerator=accelerator,
+        model=model,
+        tokenizer=tokenizer,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_loader=train_loader,
+        eval_loader=eval_loader,
+        budget_sampler=budget_sampler,
+        add_reference=add_reference,
+        trainable=trainable,
+        sharded=plan is not None,
+        max_steps=max_steps,
     )
     return run, train_report
 
@@ -411,41 +303,6 @@ def _sharding(config: TrainConfig, accelerator: Accelerator) -> ShardingPlan | N
         )
         return None
     return plan
-
-
-def _train_loader(
-    config: TrainConfig, features: list[PairFeatures], collator: Callable
-) -> tuple[DataLoader, TokenBudgetBatchSampler | None]:
-    if not config.max_tokens_per_batch:
-        loader = DataLoader(
-            features,
-            batch_size=config.per_device_train_batch_size,
-            sampler=EpochShuffleSampler(len(features), config.seed),
-            collate_fn=collator,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
-        return loader, None
-    packed = isinstance(collator, PackedPairCollator)
-    sampler = TokenBudgetBatchSampler(
-        [pair_tokens(f, packed) for f in features],
-        config.max_tokens_per_batch,
-        config.seed,
-        max_items=config.per_device_train_batch_size,
-    )
-    return DataLoader(features, batch_sampler=sampler, collate_fn=collator), sampler
-
-
-def _eval_loader(config: TrainConfig, packed: bool, tokenizer: Any, log: Callable) -> DataLoader | None:
-    if not config.eval_file:
-        return None
-    features, _ = _load_features(config, config.eval_file, config.eval_split, tokenizer, log)
-    if not features:
-        return None
-    return DataLoader(
-        features,
-        batch_size=config.per_device_eval_batch_size,
-        collate_fn=make_pair_collator(packed, tokenizer.pad_token_id, with_logps=False),
-    )
 
 
 def _resume(run: _Run) -> tuple[int, int, int]:
@@ -469,7 +326,7 @@ def _step_loop(
     run: _Run, global_step: int, epoch: int, skip_batches: int, callbacks: list[Callable[[TrainState], None]]
 ) -> int:
     """Optimizer steps until ``max_steps``, with logging, evaluation, checkpoints and callbacks."""
-    loss_fn = RewardLoss(run.config)
+    loss_fn = RewardLoss(run.config, spec=run.spec)
     progress = tqdm(
         total=run.max_steps,
         initial=global_step,
@@ -594,7 +451,7 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
                 "base_model_name_or_path": config.model_name_or_path,
                 "num_hidden_layers": config.num_hidden_layers,
                 "objective": config.objective,
-                "regularizer": config.regularizer,
+                "regularizer": run.spec.regularizer or "none",
                 "global_step": global_step,
                 "eval_metrics": eval_metrics,
                 "train_pairs": train_report.pairs,

@@ -55,7 +55,7 @@ def reward_token_states(
 
 def response_token_counts(tokenizer: Any, prompts: list[Text], responses: list[Text]) -> np.ndarray:
     """[R] each response's length in tokens, by the reward model's own tokenization (ODIN's ℓ)."""
-    from rmguard.training.features import tokenize_responses
+    from rmguard.training.tokenization import tokenize_responses
 
     items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
     return np.array(
@@ -75,7 +75,7 @@ def token_states(
     import torch
 
     from rmguard.training.collate import pad_sequences
-    from rmguard.training.features import tokenize_responses
+    from rmguard.training.tokenization import tokenize_responses
 
     reward_model, tokenizer = model
     items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]

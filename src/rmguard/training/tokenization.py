@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rmguard.calibration import response_length
 from rmguard.data.records import PreferencePair, ScoredResponse, Text
 from rmguard.errors import DataError
+
+# End-of-turn tokens of common chat templates: a pad token must be neither one of these (when the chat
+# template uses it) nor EOS, or last-non-pad pooling skips the token that closes the response.
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+_PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|end_of_text|>", "<|endoftext|>", "<pad>", "[PAD]", "<unk>")
+ADDED_PAD_TOKEN = "<|pad|>"
 
 
 @dataclass
@@ -159,3 +166,28 @@ def tokenize_responses(
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
             out[i] = ResponseFeatures(prompt_ids, response_ids, response_length(items[i].response))
     return out  # type: ignore[return-value]
+
+
+def ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Give the tokenizer a pad token that is not an end-of-turn/EOS token; True if one had to be added."""
+    vocab = tokenizer.get_vocab()
+    template = tokenizer.chat_template or ""
+    stop_ids = {vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab and t in template} | {
+        tokenizer.eos_token_id
+    }
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in stop_ids:
+        return False
+    for candidate in _PAD_CANDIDATES:
+        if candidate in vocab and vocab[candidate] not in stop_ids and candidate not in template:
+            tokenizer.pad_token = candidate
+            return False
+    tokenizer.add_special_tokens({"pad_token": ADDED_PAD_TOKEN})
+    return True
+
+
+def load_tokenizer(path: str, chat_template: str | None = None) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if chat_template:
+        template_path = Path(chat_template)
+        tokenizer.chat_template = template_path.read_text() if template_path.is_file() else chat_template
+    return tokenizer
