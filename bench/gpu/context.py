@@ -133,11 +133,13 @@ def model_folder(ctx: Context, name: str, shape: dict[str, Any], layers: int | N
     torch.manual_seed(0)
     with torch.device(ctx.device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    os.replace(partial, folder)
+    try:
+        os.replace(partial, folder)
+    except OSError:  # a part running beside this one (the dry run's) saved it first
+        shutil.rmtree(partial)
     return folder
 
 
@@ -186,7 +188,9 @@ def _words(ctx: Context) -> list[str]:
 
     cache = ctx.work / "words.json"
     if not cache.is_file():
-        cache.write_text(json.dumps(single_token_words(AutoTokenizer.from_pretrained(ctx.tokenizer))))
+        partial = cache.with_name(f"words.{os.getpid()}.json")
+        partial.write_text(json.dumps(single_token_words(AutoTokenizer.from_pretrained(ctx.tokenizer))))
+        os.replace(partial, cache)
     return json.loads(cache.read_text())
 
 
