@@ -28,7 +28,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "src")]
 
 # part → seconds it may take on one H100 (start-up included); the dry run gives every part DRY_LIMIT.
-PARTS = {"exactness": 40, "training": 170, "scoring": 70, "fsdp": 50, "sampling": 150}
+PARTS = {"exactness": 55, "training": 160, "scoring": 75, "fsdp": 45, "sampling": 145}
 DRY_LIMIT = 300  # generous: the test runs the dry run on two cores shared with other work
 CARRIED_TOKENIZER = REPO / ".gpu_carry" / "tokenizer"
 

@@ -232,8 +232,10 @@ def run(ctx: Context) -> None:
             cases[f"{attention}/{kind}"] = packed_vs_padded(ctx, folder, features, attention, kind)
             ctx.record("packed_vs_padded", cases)
     ctx.record("last_layer_rows_only", last_layer(ctx, folder, features))
-    ctx.record("flex_attention", flex_attention(ctx, folder, features))
     ctx.record("frozen_reuse", frozen_reuse(ctx, folder, rows))
     results = [c[d]["pass"] for c in cases.values() for d in ("fp32", "bf16") if d in c]
     results += [v["pass"] for v in ctx.results["last_layer_rows_only"].values()]
+    results += [ctx.results["frozen_reuse"].get("pass", True)]
     ctx.record("all_pass", all(results) and all(c["packed"] for c in cases.values()))
+    # Last: on CUDA its first call compiles a kernel, the slowest step of the part.
+    ctx.record("flex_attention", flex_attention(ctx, folder, features))
