@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO / "src")]
 
-from gpu.report import PART_NAMES, num, pct, part_lines  # noqa: E402
+from gpu.report import PART_NAMES, num, part_lines, pct  # noqa: E402
 
 RESULTS = HERE / "gpu_results.json"
 DOCS = REPO / "docs" / "performance.md"
