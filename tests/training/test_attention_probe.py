@@ -26,3 +26,14 @@ def test_a_packed_path_that_disagrees_falls_back_with_its_reason(tiny_llama, mon
     assert not exact
     assert reason.startswith("packed attention differs from the model's own on cpu in torch.float32 by ")
     assert model.config._attn_implementation == "sdpa"  # left as it was: padded batches
+
+
+def test_the_scorer_logs_why_it_scores_padded_batches(tiny_llama, monkeypatch, caplog):
+    from rmguard.scoring import RewardScorer
+
+    model, tokenizer = build_reward_model(str(tiny_llama))
+    monkeypatch.setattr(attention.PackedAttention, "block_mask", lambda self, index, window, dtype: None)
+    with caplog.at_level("WARNING", logger="rmguard.scoring"):
+        scorer = RewardScorer((model, tokenizer), device="cpu")
+    assert not scorer.packing
+    assert "packing off: packed attention differs from the model's own on cpu" in caplog.text
