@@ -29,7 +29,13 @@ from gpu.context import (
 )
 
 SIZES = {
-    "tiny": {"profiles": ["uf"], "prompts": 2, "responses": 4, "batch_size": 16, "probe_batches": (1, 2)},
+    "tiny": {
+        "profiles": ["uf", "hh"],
+        "prompts": 2,
+        "responses": 4,
+        "batch_size": 16,
+        "probe_batches": (1, 2),
+    },
     "full": {
         "profiles": ["uf", "hh"],
         "prompts": 8,

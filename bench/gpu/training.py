@@ -13,6 +13,7 @@ over the card's bf16 dense peak (looked up by device name) and over a bf16 matmu
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any
 
@@ -32,7 +33,7 @@ from gpu.context import (
 )
 
 SIZES = {
-    "tiny": {"profiles": ["uf"], "batch_size": 2, "steps": 3, "warmup": 1, "matmul": 256},
+    "tiny": {"profiles": ["uf", "hh"], "batch_size": 2, "steps": 3, "warmup": 1, "matmul": 256},
     "full": {"profiles": ["uf", "hh"], "batch_size": 8, "steps": 12, "warmup": 2, "matmul": 8192},
 }
 TRAINERS = ("trl", "rmguard-padded", "rmguard-packed")
@@ -64,11 +65,13 @@ def _step_clock(ctx: Context) -> tuple[list[float], Any, Any]:
     return times, Clock(), tick
 
 
-def one_trainer(ctx: Context, trainer: str, folder: Any, data: Any, size: dict) -> dict[str, Any]:
+def one_trainer(
+    ctx: Context, trainer: str, folder: Any, data: Any, size: dict, profile: str
+) -> dict[str, Any]:
     from train_throughput import run_rmguard, run_trl
 
     times, trl_clock, rmguard_clock = _step_clock(ctx)
-    out = ctx.work / f"train-{trainer}"
+    out = ctx.work / f"train-{profile}-{trainer}"  # a new folder per run: rmguard writes one run per folder
     gpu = ctx.device.type == "cuda"
     common = (str(folder), data, out, size["batch_size"], size["steps"], MAX_LENGTH)
     reset_memory(ctx.device)
@@ -77,6 +80,7 @@ def one_trainer(ctx: Context, trainer: str, folder: Any, data: Any, size: dict) 
         run_trl(*common, gpu=gpu, callbacks=[trl_clock], save=False)  # outside the clock: time saved
     else:
         run_rmguard(*common, packing=trainer == "rmguard-packed", gpu=gpu, callbacks=[rmguard_clock])
+    shutil.rmtree(out, ignore_errors=True)  # a 1B model's final save: 5 GB of disk per run
     measured = len(times) - size["warmup"]  # times[i]: the end of step i + 1
     seconds = times[-1] - times[size["warmup"] - 1]
     return {"steps_timed": measured, "seconds": seconds, "peak_gib": peak_memory_gib(ctx.device)}
@@ -113,7 +117,7 @@ def run(ctx: Context) -> None:
         flops_per_pair = training_flops(facts, lengths) / len(features)
         runs[profile] = {"tokens_per_pair": tokens_per_pair, "model_flops_per_pair": flops_per_pair}
         for trainer in TRAINERS:
-            result = one_trainer(ctx, trainer, folder, data, size)
+            result = one_trainer(ctx, trainer, folder, data, size, profile)
             pairs_s = result["steps_timed"] * size["batch_size"] / result["seconds"]
             achieved = pairs_s * flops_per_pair
             result |= {

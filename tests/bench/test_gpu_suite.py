@@ -60,15 +60,16 @@ def test_the_dry_run_runs_every_part_and_records_its_numbers(dry_run):
         exact["flex_attention"]["packed"] is False and "no packed form" in exact["flex_attention"]["reason"]
     )
     assert exact["frozen_reuse"].get("status") == "not in this build" or exact["frozen_reuse"]["pass"]
-    runs = dry_run["training"]["results"]["runs"]["uf"]
-    for trainer in ("trl", "rmguard-padded", "rmguard-packed"):
-        assert _positive(runs[trainer]["pairs_per_s"]) and _positive(runs[trainer]["mfu_vs_matmul"])
-        assert runs[trainer]["steps_timed"] == 2
-    scoring = dry_run["scoring"]["results"]["scoring"]["uf"]
-    assert scoring["packed"]["packed"] is True and scoring["padded"]["packed"] is False
-    for method in ("packed", "padded", "batch-size-1"):
-        assert _positive(scoring[method]["responses_per_s"])
-        assert scoring[method]["max_abs_vs_batch_size_1"] <= 1e-5  # fp32 on the CPU
+    for profile in ("uf", "hh"):  # UltraFeedback-like and HH-like lengths, one after the other
+        runs = dry_run["training"]["results"]["runs"][profile]
+        for trainer in ("trl", "rmguard-padded", "rmguard-packed"):
+            assert _positive(runs[trainer]["pairs_per_s"]) and _positive(runs[trainer]["mfu_vs_matmul"])
+            assert runs[trainer]["steps_timed"] == 2
+        scoring = dry_run["scoring"]["results"]["scoring"][profile]
+        assert scoring["packed"]["packed"] is True and scoring["padded"]["packed"] is False
+        for method in ("packed", "padded", "batch-size-1"):
+            assert _positive(scoring[method]["responses_per_s"])
+            assert scoring[method]["max_abs_vs_batch_size_1"] <= 1e-5  # fp32 on the CPU
     fsdp = dry_run["fsdp"]["results"]
     assert fsdp["world_size_1"]["pass"] and fsdp["two_ranks"]["pass"]
     assert fsdp["grm_lm_head"]["chunked"] == "not in this build" or "sft_chunked" in fsdp["grm_lm_head"]
