@@ -214,6 +214,15 @@ def pair_lengths(features: list[Any]) -> list[int]:
 # ----------------------------------------------------------------------------------------------- timing
 
 
+def fresh_accelerate_state() -> None:
+    """Several trainers (TRL's, rmguard's) each make an Accelerator in one process: clear Accelerate's
+    singletons between them."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
 def synchronize(device: Any) -> None:
     import torch
 

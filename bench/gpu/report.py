@@ -120,7 +120,7 @@ def sampling_lines(r: dict) -> list[str]:
         )
     for policy, s in r.get("rloo", {}).items():
         lines.append(
-            f"RLOO {policy}: {num(s.get('step_s'))} s a step of {s.get('sequences_per_step')} sequences, tracking {num(s.get('tracking_s'))} s"
+            f"RLOO {policy}: {num(s.get('step_s'))} s a step of {s.get('sequences_per_step')} sequences, {num(s.get('step_with_tracking_s'))} s with the tracking"
         )
     return lines
 

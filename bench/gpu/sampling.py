@@ -10,8 +10,8 @@ A random-init policy almost never writes EOS (1 chance in the vocabulary per tok
   one warm-up call, then one timed batch: samples/s and generated tokens/s.
 * RLOO: ``overopt.rloo.run_rloo`` (TRL's RLOOTrainer with the proxy scorer and the gold tracked) with
   run.sh's settings: k 2, β 0.05, temperature 0.7, 512 new tokens, learning rate 1e-6, 16 prompts a step;
-  3 steps with the held-out tracking at steps 0 and 3 (2 prompts). One step's time is the span between the
-  ends of steps 1 and 2; the tracking's is what step 3 took beyond that.
+  3 steps with the held-out tracking at steps 0 and 3 (2 prompts). A step's time is the span between the
+  ends of steps 1 and 2; step 3's span includes the tracking (sampling and scoring the held-out prompts).
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ import json
 import time
 from typing import Any
 
-from gpu.context import Context, model_folder, peak_memory_gib, reset_memory, synchronize, synthetic_rows
+from gpu.context import (
+    Context,
+    fresh_accelerate_state,
+    model_folder,
+    peak_memory_gib,
+    reset_memory,
+    synchronize,
+    synthetic_rows,
+)
 
 SIZES = {
     "tiny": {"max_new_tokens": 8, "batch_size": 4, "prompts_per_step": 2},
@@ -86,12 +94,12 @@ def rloo_steps(ctx: Context, name: str, folder: Any, prompts: list[str], size: d
         temperature=0.7, max_new_tokens=size["max_new_tokens"], batch_size=size["batch_size"]
     )
     reset_memory(ctx.device)
+    fresh_accelerate_state()
     start = time.perf_counter()
     run_rloo(config, sampling, progress)
-    step = ends[2] - ends[1]
     return {
-        "step_s": step,
-        "tracking_s": ends[3] - ends[2] - step,
+        "step_s": ends[2] - ends[1],
+        "step_with_tracking_s": ends[3] - ends[2],
         "whole_s": time.perf_counter() - start,
         "sequences_per_step": size["prompts_per_step"] * RLOO["k"],
         "peak_gib": peak_memory_gib(ctx.device),
@@ -108,7 +116,7 @@ def run(ctx: Context) -> None:
         folder = model_folder(ctx, name if name != "smollm2" else "policy-smollm2", ctx.shape(name))
         results["best_of_n"][name] = best_of_n(ctx, folder, prompts, size)
         ctx.record("best_of_n", results["best_of_n"])
-    for name in POLICIES[:1] if ctx.dry_run else POLICIES:  # the dry run's two policies are one shape
+    for name in POLICIES:
         folder = model_folder(ctx, name if name != "smollm2" else "policy-smollm2", ctx.shape(name))
         results["rloo"][name] = rloo_steps(ctx, name, folder, prompts, size)
         ctx.record("rloo", results["rloo"])

@@ -20,6 +20,7 @@ from typing import Any
 from gpu.context import (
     Context,
     bf16_dense_peak,
+    fresh_accelerate_state,
     matmul_rate,
     model_folder,
     pair_features,
@@ -38,14 +39,6 @@ SIZES = {
 }
 TRAINERS = ("trl", "rmguard-padded", "rmguard-packed")
 MAX_LENGTH = 2048
-
-
-def _fresh_accelerate_state() -> None:
-    """TRL and rmguard each make an Accelerator in this one process: clear Accelerate's singletons between."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 def _step_clock(ctx: Context) -> tuple[list[float], Any, Any]:
@@ -75,7 +68,7 @@ def one_trainer(
     gpu = ctx.device.type == "cuda"
     common = (str(folder), data, out, size["batch_size"], size["steps"], MAX_LENGTH)
     reset_memory(ctx.device)
-    _fresh_accelerate_state()
+    fresh_accelerate_state()
     if trainer == "trl":
         run_trl(*common, gpu=gpu, callbacks=[trl_clock], save=False)  # outside the clock: time saved
     else:
