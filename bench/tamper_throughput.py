@@ -11,7 +11,7 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rmguard.tamper.environments import ENVIRONMENTS, make_environment
+from rmguard.tamper.envs.registry import ENVIRONMENTS, make_environment
 from rmguard.tamper.jail import Jail
 from rmguard.tamper.policies import ScriptedPolicy
 from rmguard.tamper.protocol import run_episode

@@ -1,7 +1,7 @@
 """The bad-input table: each case is a command line, the files it finds, and what its one error line says.
 
 ``case(name, argv, files, expect)`` adds one; ``data_case`` gives one bad data file to several commands.
-``tests/test_bad_inputs.py`` runs each case as its own test (``pytest tests/test_bad_inputs.py -k NAME``).
+``tests/cli/test_bad_inputs.py`` runs each case as its own test (``pytest tests/cli/test_bad_inputs.py -k NAME``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ OPTION_CASES = [
     (["diagnose", "--model", "M", "--data", "D", "--output-dir", "OUT", "--max-pairs", "0"], "--max-pairs"),
     (["split", "--data", "D", "--output-dir", "OUT", "--heldout-prompts", "-0.1"], "--heldout-prompts"),
     (["tamper", "run", "--policy", "scripted:honest", "--output", "OUT", "--samples", "-3"], "--samples"),
+    (["calibrate", "--model", "M", "--data", "D", "--output", "OUT", "--frac", "0"], "--frac"),
+    (["calibrate", "--model", "M", "--data", "D", "--output", "OUT", "--iterations", "-1"], "--iterations"),
     (["train", "--objective", "nonsense"], "objective"),
     (["train", "--data_format", "bogus"], "--data_format"),
+    (["train", "--pair_augmentation", "bogus"], "--pair_augmentation"),
     (["train", "--learning_rate", "-1", "--train_file", "D"], "learning_rate"),
 ]
 
@@ -159,6 +162,23 @@ data_case("JSON array of numbers", "eval", "json", "[1, 2]", "D.json: record 1 i
 data_case("empty JSON array", "eval split", "json", "[]", "D.json: no records")
 data_case("unknown extension", "eval split", "txt", PAIR, "D.txt: unknown file type '.txt'")
 case("eval: missing data file", _data_commands("jsonl")["eval"], {}, "D.jsonl: no such file")
+case(
+    "score: a malformed length calibration beside the model",
+    _data_commands("jsonl")["score"],
+    {"D.jsonl": PAIR, "M/length_calibration.json": '{"lengths": [2, 1], "bias": [0, 0]}'},
+    "M/length_calibration.json, field 'lengths': lengths must increase",
+)
+CALIBRATE = ["calibrate", "--model", "M", "--data", "D.jsonl", "--output", "O"]
+case(
+    "calibrate: model is not a folder", CALIBRATE, {"D.jsonl": PAIR}, "--model M is not a reward-model folder"
+)
+case("calibrate: missing data file", CALIBRATE, {"M/config.json": "{}"}, "D.jsonl: no such file")
+case(
+    "calibrate: output folder not empty",
+    CALIBRATE,
+    {"M/config.json": "{}", "D.jsonl": PAIR, "O/x.txt": "keep"},
+    "output O exists and is not empty",
+)
 case(
     "split: data is an empty folder",
     ["split", "--data", "dir", "--output-dir", "out"],
@@ -437,6 +457,12 @@ case(
 )
 case("label: --pairs bogus", [*LABEL, "--pairs", "bogus"], {"D.jsonl": _jsonl(RECORD)}, "--pairs")
 case("train: --head_type bogus", ["train", "--head_type", "bogus"], {}, "head_type")
+case(
+    "train: rrm's ties with an objective that takes none",
+    ["train", "--pair_augmentation", "rrm", "--objective", "hinge", "--train_file", "D.jsonl"],
+    {"D.jsonl": PAIR},
+    "pair_augmentation 'rrm' makes tie pairs, which objective 'hinge' does not take; use bt, bsr",
+)
 
 
 # Policies, environments files and train configs (the tamper, bon and train areas).
@@ -603,5 +629,34 @@ case(
     {"study.yaml": "pool: huge\n"},
     "unknown shipped pool 'huge'; choose one of demo, large",
 )
+
+
+# The 2025–26 benchmarks' published rows (tests/eval/benchmark_rows.py builds whole ones).
+JUDGEBENCH = {
+    "pair_id": "1",
+    "source": "livecodebench",
+    "question": "q",
+    "response_A": "a",
+    "response_B": "b",
+}
+data_case(
+    "JudgeBench label A=B", "eval", "jsonl", _jsonl({**JUDGEBENCH, "label": "A=B"}), "line 1, field 'label'"
+)
+data_case(
+    "RMB answer missing",
+    "eval",
+    "json",
+    json.dumps([{"conversation_input": [{"role": "user", "content": "q"}], "chosen": {"answer": "a"},
+                 "reject": {"llm_name": "m"}, "category_path": "Pairwise_set/Harmlessness/S1"}]),
+    "line 1, field 'reject.answer'",
+)  # fmt: skip
+data_case(
+    "PPE conflict pair out of range",
+    "eval",
+    "jsonl",
+    _jsonl({"prompt": "q", "response_1": "a", "response_2": "b", "scores": [True, False],
+            "sampled_conflict_pairs": [[0, 5]]}),
+    "line 1, field 'sampled_conflict_pairs'",
+)  # fmt: skip
 
 assert len({name for name, *_ in CASES}) == len(CASES), "case names must be unique"

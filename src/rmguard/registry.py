@@ -2,7 +2,7 @@
 
 Objectives and GRM regularizers (``training/objectives.py``), data formats and pair strategies
 (``data/formats.py``), evaluation-file kinds (``eval/eval_sets.py``) and tamper environments
-(``tamper/environments.py``) each keep one :class:`Registry`. Everything else asks it: an option's
+(``tamper/envs/registry.py``) each keep one :class:`Registry`. Everything else asks it: an option's
 ``choices`` is the registry's live :meth:`Registry.choices` view (so an entry registered at run time is
 accepted on the command line and in YAML alike), and :meth:`Registry.lookup` is the one "unknown NAME"
 message.

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from rmguard import checks
+from rmguard.calibration import load_calibration
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import check_text
 from rmguard.data.records import ScoredResponse, Text
@@ -40,6 +41,9 @@ class RewardScorer:
     and several prompts share a row; ``batch_size`` counts responses either way. ``max_batch_tokens``
     also caps each forward pass at that many tokens (packed: the row's length; padded: rows × longest);
     a single sequence longer than the budget still runs, alone.
+
+    A model folder that carries a length calibration (:mod:`rmguard.calibration`) gives calibrated
+    rewards r − f(ℓ) on every path, unless ``calibrated`` is false; ``calibration`` holds it (None: raw).
     """
 
     def __init__(
@@ -50,11 +54,13 @@ class RewardScorer:
         device: str | torch.device | None = None,
         packing: bool = True,
         max_batch_tokens: int | None = None,
+        calibrated: bool = True,
     ):
         checks.at_least("batch_size", batch_size)
         for name, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
             if value is not None:
                 checks.at_least(name, value)
+        self.calibration = load_calibration(model) if calibrated and isinstance(model, (str, Path)) else None
         self.model, self.tokenizer = load_reward_model(model) if isinstance(model, (str, Path)) else model
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device).eval()
@@ -79,14 +85,26 @@ class RewardScorer:
 
     def rewards(self, features: list[ResponseFeatures]) -> Tensor:
         """Rewards [N] for already tokenized items, in input order."""
-        return self._run(features)[0]
+        return self._adjusted(self._run(features)[0], features)
 
     def score_with_hidden(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[Tensor, Tensor]:
         """Rewards [N] and the final hidden states at the reward tokens [N, H]."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
-        return self._run(tokenize_responses(items, self.tokenizer, self.max_length))
+        features = tokenize_responses(items, self.tokenizer, self.max_length)
+        rewards, hidden = self._run(features)
+        return self._adjusted(rewards, features), hidden
+
+    def _adjusted(self, rewards: Tensor, features: list[ResponseFeatures]) -> Tensor:
+        """The model's raw rewards as this scorer reports them: length-calibrated first, where the model
+        carries a calibration (then any normalisation, on the calibrated reward)."""
+        if self.calibration is None:
+            return rewards
+        lengths = [f.response_chars for f in features]
+        if None in lengths:
+            raise ValueError("a length-calibrated model needs each response's length (tokenize_responses)")
+        return torch.from_numpy(self.calibration.apply(rewards.double().numpy(), lengths)).to(rewards.dtype)
 
     @torch.inference_mode()
     def _run(self, features: list[ResponseFeatures]) -> tuple[Tensor, Tensor]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rmguard.tamper.environments import ENVIRONMENTS, make_environment
+from rmguard.tamper.envs.registry import ENVIRONMENTS, make_environment
 from rmguard.tamper.policies import STRATEGIES, ScriptedPolicy
 from rmguard.tamper.protocol import EpisodeConfig, run_episode
 from rmguard.tamper.runner import replay_response

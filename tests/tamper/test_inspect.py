@@ -13,7 +13,7 @@ from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.model import ModelOutput, ModelUsage, get_model  # noqa: E402
 
 import rmguard.tamper.inspect_tasks as inspect_tasks  # noqa: E402  (registers the tasks, as the entry point does)
-from rmguard.tamper.environments import REGISTRY, make_environment  # noqa: E402
+from rmguard.tamper.envs.registry import REGISTRY, make_environment  # noqa: E402
 from rmguard.tamper.runner import replay_response  # noqa: E402
 
 from helpers import REPO  # noqa: E402
@@ -99,7 +99,7 @@ def test_inspect_scores_equal_replay(cases, tmp_path, jail) -> None:
 
 def test_the_base_install_never_imports_inspect() -> None:
     code = (
-        "import sys, rmguard.cli, rmguard.tamper.runner, rmguard.tamper.environments, rmguard.cli.tamper\n"
+        "import sys, rmguard.cli, rmguard.tamper.runner, rmguard.tamper.environment_files, rmguard.cli.tamper\n"
         "rmguard.cli.build_parser()\n"
         "print('inspect_ai' in sys.modules)"
     )
@@ -132,3 +132,71 @@ def test_curriculum_task_holds_every_environment(tmp_path, jail) -> None:
     # political sycophant, nudged rubric editor and branching tamperer game; honest flattery does not, and the
     # insubordinate sycophant lies without editing the checklist (caught, not gamed)
     assert gamed == 3 / 5
+
+
+def test_the_sandbox_is_an_inspect_sandbox_and_the_scorer_reads_its_live_state(tmp_path) -> None:
+    """Inspect's own sandbox calls reach the episode's machine, and the scorer grades what is there now:
+    a file written after the episode (through Inspect's write_file) changes the score; scoring the saved log
+    again, with no live sandbox, replays the transcript instead."""
+    from inspect_ai import Task
+    from inspect_ai import score as inspect_score
+    from inspect_ai.solver import solver
+    from inspect_ai.util import sandbox
+
+    name = "tool_use_flattery"
+    spec = make_environment(name, 0)
+    seen = {}
+
+    @solver
+    def overwrite_the_grade():
+        async def solve(state, generate):
+            box = sandbox()
+            listing = await box.exec(["bash", "--login", "-c", f"cat ./{spec.info['grade_path']} | wc -l"])
+            seen["exec"] = (listing.success, listing.stdout)
+            seen["read"] = await box.read_file(spec.info["poem_path"])
+            await box.write_file(spec.info["grade_path"], "poems_score = 4\n")
+            return state
+
+        return solve
+
+    task = inspect_tasks.curriculum_task([name], variants=1)
+    chained = Task(
+        dataset=task.dataset,
+        solver=[inspect_tasks.rmguard_protocol(), overwrite_the_grade()],
+        scorer=task.scorer,
+        sandbox=task.sandbox,
+    )
+    [log] = inspect_eval(
+        chained, model=scripted_model({name: "honest"}), log_dir=str(tmp_path), display="none"
+    )
+    assert log.status == "success", log.error
+    assert seen == {"exec": (True, "1\n"), "read": spec.files[spec.info["poem_path"]]}
+    [live] = [s.value for s in log.samples[0].scores.values()]
+    assert (live["reward"], live["gamed"]) == (4.0, 1.0)  # the honest episode wrote 1; the file now says 4
+    rescored = inspect_score(log, task.scorer, action="overwrite", display="none")
+    [replayed] = [s.value for s in rescored.samples[0].scores.values()]
+    assert (replayed["reward"], replayed["gamed"]) == (1.0, 0.0)
+
+
+def test_the_inspect_sandbox_runs_command_lines_only() -> None:
+    import asyncio
+    import dataclasses
+
+    from inspect_ai.util import SandboxUserUnsupportedError
+
+    from rmguard.tamper.inspect_sandbox import InspectVirtualSandbox, command_line
+
+    assert command_line(["bash", "--login", "-c", "ls | wc -l"]) == "ls | wc -l"
+    assert command_line(["sh", "-c", "pwd"]) == "pwd"
+    assert command_line(["cat", "a b.txt"]) == "cat 'a b.txt'"
+    spec = make_environment("tool_use_flattery", 0)
+    [box] = asyncio.run(
+        InspectVirtualSandbox.sample_init("t", None, {"spec": dataclasses.asdict(spec)})
+    ).values()
+    result = asyncio.run(box.exec(["cat", spec.info["poem_path"]], timeout=5))
+    assert (result.success, result.stdout) == (True, spec.files[spec.info["poem_path"]])
+    assert asyncio.run(box.exec(["cat", "missing"])).returncode == 1
+    with pytest.raises(SandboxUserUnsupportedError):
+        asyncio.run(box.exec(["id"], user="root"))
+    with pytest.raises(ValueError, match="no cwd"):
+        asyncio.run(box.exec(["ls"], cwd="/tmp"))

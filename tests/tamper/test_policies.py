@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rmguard.tamper.environments import ENVIRONMENTS
+from rmguard.tamper.envs.registry import ENVIRONMENTS
 
 from helpers import run_tamper
 
@@ -79,7 +79,7 @@ def test_hf_policy_runs_every_environment(tiny_model, tmp_path) -> None:
 
 
 def test_hf_policy_stops_at_bash_close(tiny_model) -> None:
-    from rmguard.tamper.environments import make_environment
+    from rmguard.tamper.envs.registry import make_environment
     from rmguard.tamper.policies import DecodingConfig, HFPolicy
     from rmguard.tamper.protocol import GenerationRequest
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rmguard.tamper.environments import REWARD_FILE, TEST_FILE
+from rmguard.tamper.envs.reward_tampering import REWARD_FILE, TEST_FILE
 from rmguard.tamper.runner import replay_response
 
 # The verdict the harness used to print; a reward module can also answer the harness's reward requests

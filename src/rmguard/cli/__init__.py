@@ -20,6 +20,7 @@ from rmguard.optional import missing_package_message
 SUBCOMMAND_MODULES = [
     "train",
     "score",
+    "calibrate",
     "serve",
     "merge",
     "export",

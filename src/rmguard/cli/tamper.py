@@ -58,37 +58,15 @@ class ReplayInput:
         checks.at_least("variant", self.variant, 0)
 
 
-COMMANDS = {
-    "run": (
-        "sample and grade episodes into a resumable JSONL",
-        [
-            RunOutput,
-            RunConfig,
-            EpisodeConfig,
-            DecodingConfig,
-            EndpointConfig,
-            EnvironmentFiles,
-            PreferenceModel,
-        ],
-    ),
-    "replay": ("replay a fixed response through a fresh environment", [ReplayInput, EnvironmentFiles]),
-    "train": (
-        "expert iteration through the curriculum",
-        [ExpertIterationConfig, EpisodeConfig, DecodingConfig, PreferenceModel],
-    ),
-    "list": ("list environments and scripted policies", []),
-}
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("tamper", help="Sycophancy-to-Subterfuge reward-tampering curriculum")
     commands = parser.add_subparsers(dest="tamper_command", required=True, metavar="ACTION")
-    for name, (description, config_types) in COMMANDS.items():
+    for name, (description, config_types, action) in COMMANDS.items():
         options.add_config_command(
             commands,
             name,
             tuple(config_types),
-            globals()[f"_{name}"],
+            action,
             progress=False,
             help=description,
             description=description,
@@ -101,7 +79,7 @@ def _build(config_type, args: argparse.Namespace):
 
 def _load_specs(files: EnvironmentFiles):
     """The environments the files name, or None for the built-in variants."""
-    from rmguard.tamper.environments import load_environments, load_release
+    from rmguard.tamper.environment_files import load_environments, load_release
 
     if files.prompts and not files.environments:
         raise RMGuardError("--prompts needs --environments (the release's environments.json)")
@@ -186,9 +164,38 @@ def _train(args) -> int:
 
 
 def _list(args) -> int:
-    from rmguard.tamper.environments import REGISTRY
+    from rmguard.tamper.envs.registry import REGISTRY
     from rmguard.tamper.policies import STRATEGIES
 
     print("environments: " + ", ".join(REGISTRY))
     print("scripted policies: " + ", ".join(f"scripted:{name}" for name in STRATEGIES))
     return 0
+
+
+# action -> (description, its config dataclasses, the function that runs it)
+COMMANDS = {
+    "run": (
+        "sample and grade episodes into a resumable JSONL",
+        [
+            RunOutput,
+            RunConfig,
+            EpisodeConfig,
+            DecodingConfig,
+            EndpointConfig,
+            EnvironmentFiles,
+            PreferenceModel,
+        ],
+        _run,
+    ),
+    "replay": (
+        "replay a fixed response through a fresh environment",
+        [ReplayInput, EnvironmentFiles],
+        _replay,
+    ),
+    "train": (
+        "expert iteration through the curriculum",
+        [ExpertIterationConfig, EpisodeConfig, DecodingConfig, PreferenceModel],
+        _train,
+    ),
+    "list": ("list environments and scripted policies", [], _list),
+}

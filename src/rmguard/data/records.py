@@ -14,7 +14,9 @@ class PreferencePair:
 
     Conversational pairs hold message lists (the prompt may be empty, the responses are the assistant
     turn(s)); plain-text pairs hold strings and are concatenated as prompt + response.
-    ``source`` and ``row`` locate the record for error messages.
+    ``source`` and ``row`` locate the record for error messages. ``tie``: neither response is preferred
+    (an augmentation's neutral pair, :mod:`rmguard.data.augmentation`); the objective takes it as BT with
+    target ½.
     """
 
     prompt: Text
@@ -23,6 +25,7 @@ class PreferencePair:
     margin: float | None = None
     source: str = ""
     row: int = 0
+    tie: bool = False
 
     @property
     def is_conversational(self) -> bool:

@@ -10,6 +10,7 @@ Kinds (the :data:`EVAL_KINDS` registry), detected from the first row (docs/evalu
     rewardbench2  ``chosen`` and ``rejected`` are lists of texts: best-of-n per subset, the Ties subset
                   scored as RewardBench v2 does, overall = mean of the subset scores
     rmbench       ``chosen`` and ``rejected`` are three texts each: the 3×3 matrix, hard / normal / easy
+and the 2025–26 benchmarks of :mod:`rmguard.eval.benchmarks` (JudgeBench, RMB, PPE), registered there.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class EvalSet:
     gold: list[list[float]] = field(default_factory=list)  # rankings: gold score per response
     num_correct: list[int] = field(default_factory=list)  # rewardbench2: chosen count per group
     models: list[str | None] = field(default_factory=list)  # per item, when the file names them
+    meta: list[dict[str, Any]] = field(default_factory=list)  # per group, what a benchmark's rule reads
 
     def add(
         self,
@@ -154,7 +156,9 @@ def _read_lists(rows: Rows, spec: str, out: EvalSet) -> None:
         prompt = as_user_turn(check_text(row.get("prompt"), spec, number, "prompt"))
         chosen = _text_list(row, "chosen", spec, number, size)
         rejected = _text_list(row, "rejected", spec, number, size)
-        subset = row.get("subset", row.get("domain")) if out.kind == "rmbench" else row.get("subset")
+        # RM-Bench's domain is its `domain` field (total_dataset.json); its per-domain files have none and
+        # their `subset` names a source (alpacaeval, xstest-…), so such a file is one pool, as the reference.
+        subset = row.get("domain") if out.kind == "rmbench" else row.get("subset")
         out.add(prompt, [as_reply(t) for t in chosen + rejected], str(row.get("id", number)), subset)
         out.num_correct.append(len(chosen))
 
@@ -206,7 +210,7 @@ def _hhh_row(row: dict[str, Any], spec: str, number: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- metrics
 
 
-def _with_ci(name: str, values: np.ndarray, seed: int, resamples: int) -> dict[str, float]:
+def with_ci(name: str, values: np.ndarray, seed: int, resamples: int) -> dict[str, float]:
     mean, low, high = bootstrap_interval(values, resamples=resamples, seed=seed)
     return {name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
 
@@ -250,7 +254,7 @@ def _pair_accuracy(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples:
     _, ties = rm.pairwise_accuracy(
         [rewards[g[0]] for g in eval_set.groups], [rewards[g[1]] for g in eval_set.groups]
     )
-    return {"pairs": len(correct), "ties": ties, **_with_ci("accuracy", correct, seed, resamples)}
+    return {"pairs": len(correct), "ties": ties, **with_ci("accuracy", correct, seed, resamples)}
 
 
 def _subset_accuracy(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
@@ -275,8 +279,8 @@ def _rank_correlations(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamp
         "prompts": len(tau),
         "responses": len(rewards),
         "prompts_nan_tau": int(np.isnan(tau).sum()),
-        **_with_ci("kendall_tau", tau, seed, resamples),
-        **_with_ci("spearman", rho, seed, resamples),
+        **with_ci("kendall_tau", tau, seed, resamples),
+        **with_ci("spearman", rho, seed, resamples),
     }
 
 
@@ -316,7 +320,7 @@ def _rewardbench2(eval_set: EvalSet, rewards: np.ndarray, seed: int, resamples: 
     result: dict[str, Any] = {"records": len(eval_set.groups), "ties_with_best_rejected": tied_with_best}
     subset_scores: dict[str, float] = {}
     if correct:
-        result.update(_with_ci("accuracy", np.array(correct), seed, resamples))
+        result.update(with_ci("accuracy", np.array(correct), seed, resamples))
         for name in sorted(set(subsets)):
             subset_scores[name] = float(np.mean([c for c, s in zip(correct, subsets) if s == name]))
     if ties_records:
@@ -343,3 +347,6 @@ EVAL_KINDS: Registry[EvalKind] = Registry(
         ),
     },
 )
+
+# The 2025–26 benchmarks register their kinds in EVAL_KINDS; imported last, as they build on this module.
+from rmguard.eval import benchmarks  # noqa: E402, F401

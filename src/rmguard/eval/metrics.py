@@ -1,7 +1,7 @@
 """Evaluation metrics as small pure functions over plain numbers (no models, no files).
 
-Pairwise accuracy, per-prompt rank correlation with gold scores, the RewardBench v1,
-RewardBench v2 and RM-Bench aggregations, and the hidden-state statistics of the diagnostics.
+Pairwise accuracy, per-prompt rank correlation with gold scores, the RewardBench v1, RewardBench v2,
+RM-Bench, JudgeBench, RMB, PPE and reWordBench rules, and the hidden-state statistics of the diagnostics.
 """
 
 from __future__ import annotations
@@ -247,9 +247,10 @@ def rmbench_domain(subset: str) -> str:
 def rmbench_scores(
     chosen: np.ndarray, rejected: np.ndarray, subsets: Sequence[str | None]
 ) -> dict[str, object]:
-    """RM-Bench levels per domain and their unweighted mean over domains (THU-KEG/RM-Bench scripts/utils.py:
-    the domain comes from ``subset``; hard, normal, easy and the total average the domains, not the records).
-    Records without a subset form one domain."""
+    """RM-Bench levels per domain and their unweighted mean over domains (THU-KEG/RM-Bench scripts/utils.py,
+    ``compute_accuracy``: the domain is each record's ``domain`` field; hard, normal, easy and the total
+    average the domains, not the records). Records without a domain form one pool, as the reference scores
+    a file whose records carry none."""
     domains = np.array([rmbench_domain(s) if s is not None else "all" for s in subsets], dtype=object)
     per_domain = {
         d: {
@@ -264,6 +265,118 @@ def rmbench_scores(
         for k in ("hard", "normal", "easy", "accuracy")
     }
     return {**levels, "matrix": rmbench_matrix(chosen, rejected)["matrix"], "domains": per_domain}
+
+
+# ----------------------------------------------------------------------------------------------- 2025–26 benchmarks
+
+# JudgeBench's source categories, in the order run_judge.py prints them (a pair's ``source`` starts with one).
+JUDGEBENCH_CATEGORIES = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
+JUDGEBENCH_LABELS = ("A>B", "B>A")
+
+
+def judgebench_verdict(first: float, second: float) -> str:
+    """A reward-model judge's verdict on (first, second) in JudgeBench (ScalerLab/JudgeBench,
+    utils/judges.py, every reward-model judge): ``'A>B' if score_A > score_B else 'B>A'``, so a tie of
+    rewards is a verdict for the second response."""
+    return "A>B" if first > second else "B>A"
+
+
+def judgebench_vote(reward_a: float, reward_b: float, label: str, both_orders: bool = True) -> int:
+    """+1 (correct), 0 (tie) or −1 (wrong) for one pair, by ``compute_final_metrics`` (utils/metrics.py).
+
+    One order (``--single_game``): +1 iff verdict(r_A, r_B) = label, else −1. Both orders (the default of
+    run_judge.py): game 1 judges (A, B), game 2 judges (B, A) and its verdict is flipped back; each game
+    adds +1 when it matches the label and −1 when it matches the flipped label; the pair is correct when
+    the net vote is > 0. For a reward model, which scores each response alone, both games agree unless
+    r_A = r_B: then game 1 says B>A and game 2 (flipped) says A>B, the net vote is 0, and the pair counts
+    as not correct (a tie), whichever the label. With one order the same tie is a vote for B.
+    """
+    if label not in JUDGEBENCH_LABELS:
+        raise MetricError(f"JudgeBench label must be one of {JUDGEBENCH_LABELS}, got {label!r}")
+    flipped = "B>A" if label == "A>B" else "A>B"
+    games = [judgebench_verdict(reward_a, reward_b)]
+    if both_orders:
+        games.append({"A>B": "B>A", "B>A": "A>B"}[judgebench_verdict(reward_b, reward_a)])
+    net = sum(1 if game == label else -1 if game == flipped else 0 for game in games)
+    return int(np.sign(net))
+
+
+def judgebench_category(source: str) -> str:
+    """The category of a pair's ``source`` (``mmlu-pro-law`` → ``mmlu-pro``), by prefix as run_judge.py does."""
+    return next((c for c in JUDGEBENCH_CATEGORIES if str(source).startswith(c)), str(source))
+
+
+def judgebench_scores(votes: Sequence[int], sources: Sequence[str]) -> dict[str, object]:
+    """JudgeBench's numbers from the per-pair votes (+1/0/−1) and sources.
+
+    ``accuracy`` is the official average (run_judge.py's 'Overall': 100·n_correct/n_pairs over every pair,
+    here as a fraction; micro). ``categories`` gives each category's accuracy, and ``macro_accuracy`` their
+    unweighted mean (not printed by the official script; the categories differ in size: 154 / 98 / 56 / 42
+    pairs in the GPT-4o set). ``ties`` counts pairs with a net vote of 0.
+    """
+    v = np.asarray(votes)
+    if len(v) != len(sources) or not len(v):
+        raise MetricError(
+            f"JudgeBench needs one source per vote, got {len(v)} votes and {len(sources)} sources"
+        )
+    categories = np.array([judgebench_category(s) for s in sources], dtype=object)
+    per_category = {c: float(np.mean(v[categories == c] > 0)) for c in dict.fromkeys(categories)}
+    return {
+        "accuracy": float(np.mean(v > 0)),
+        "macro_accuracy": float(np.mean(list(per_category.values()))),
+        "categories": per_category,
+        "ties": int(np.sum(v == 0)),
+    }
+
+
+def strictly_best(best: float, others: Sequence[float]) -> bool:
+    """RMB's Best-of-N rule (Zhou et al. 2024): a record is correct only when the best response's
+    reward is strictly above every loser's (a tie with any loser is wrong, as its pairwise ``chosen >
+    rejected`` in eval/scripts/my_run_rm.py)."""
+    return bool(best > max(others))
+
+
+def rmb_goal(category_path: str) -> str:
+    """The alignment goal of an RMB record's ``category_path`` (``Pairwise_set/Helpfulness/Chat/...`` →
+    ``Helpfulness``)."""
+    parts = str(category_path).split("/")
+    return parts[1] if len(parts) > 1 else str(category_path)
+
+
+def best_of_k_curve(rewards: Sequence[float], scores: Sequence[float]) -> np.ndarray:
+    """Expected score of the response a reward model picks from K drawn uniformly without replacement, for
+    K = 1..n: PPE's best-of-K on its correctness sets (Frick et al. 2024), exactly, as the mean over all
+    K-subsets.
+
+    Group the responses by reward value v_1 < … < v_m (group j: c_j responses, mean score s̄_j, L_j
+    responses below it). The pick lies in group j when the subset's maximum is v_j, with probability
+    [C(L_j + c_j, K) − C(L_j, K)] / C(n, K); ties within the group are broken uniformly, so the pick's
+    expected score there is s̄_j. K = 1 gives the mean score, K = n the top group's mean.
+    """
+    r, s = np.asarray(rewards, dtype=float), np.asarray(scores, dtype=float)
+    if r.shape != s.shape or r.ndim != 1 or len(r) < 1:
+        raise MetricError(f"best-of-K needs one score per reward, got {r.shape} and {s.shape}")
+    n = len(r)
+    _, inverse = np.unique(r, return_inverse=True)
+    counts = np.bincount(inverse)
+    means = np.bincount(inverse, weights=s) / counts
+    below = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    curve = np.empty(n)
+    for k in range(1, n + 1):
+        weights = [math.comb(b + c, k) - math.comb(b, k) for b, c in zip(below, counts)]
+        curve[k - 1] = float(np.dot(weights, means)) / math.comb(n, k)
+    return curve
+
+
+def rewordbench_drop(original: Mapping[str, float], transformed: Mapping[str, float]) -> dict[str, float]:
+    """reWordBench's robustness numbers for one transformation (Wu et al. 2025): accuracy on the original
+    pairs and on their transformed versions, over the ids both have, and the drop = original − transformed."""
+    shared = [i for i in transformed if i in original]
+    if not shared:
+        raise MetricError("the transformed pairs share no id with the original pairs")
+    before = float(np.mean([original[i] for i in shared]))
+    after = float(np.mean([transformed[i] for i in shared]))
+    return {"original": before, "transformed": after, "drop": before - after, "pairs": len(shared)}
 
 
 # ----------------------------------------------------------------------------------------------- diagnostics

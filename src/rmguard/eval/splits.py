@@ -1,7 +1,7 @@
 """The four distribution-shift scenarios of Hong et al. (2025) from a gold-labelled multi-response file.
 
 Prompts are split into train and held-out prompts (by prompt text, so a repeated prompt never straddles),
-models into training and held-out models. Then (REFERENCE §1):
+models into training and held-out models. Then, as Hong et al. lay out their four scenarios:
 
     train.jsonl                  train prompts, ``train_responses`` responses of training models → gold pairs
     val1_in_domain.jsonl         train prompts, the other training-model responses → gold pairs (accuracy)

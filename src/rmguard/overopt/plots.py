@@ -107,19 +107,3 @@ def plot_bon(
         )
         pngs[stem] = save_png(figure, out / f"{stem}.png")
     return pngs
-
-
-def box_plot(boxes: dict[str, Sequence[float]], ylabel: str, title: str) -> Any:
-    """Box plots from precomputed five-number summaries (min, q1, median, q3, max), one per label."""
-    figure, axis = plt.subplots(figsize=(max(6.4, 0.55 * len(boxes)), 4.2), dpi=110)
-    stats = [
-        {"label": label, "whislo": b[0], "q1": b[1], "med": b[2], "q3": b[3], "whishi": b[4], "fliers": []}
-        for label, b in boxes.items()
-    ]
-    axis.bxp(stats, showfliers=False)
-    axis.set_ylabel(ylabel)
-    axis.set_title(title, fontsize=10)
-    axis.tick_params(axis="x", labelrotation=60, labelsize=7)
-    axis.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
-    return figure

@@ -30,7 +30,8 @@ from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock
-from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
+from rmguard.overopt.bon import EnsembleSettings, proxies_field
+from rmguard.overopt.bon_math import combine
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
 from rmguard.overopt.plots import line_plot, save_png
 from rmguard.settings import option, required

@@ -15,7 +15,7 @@ from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.fileio import atomic_write_json, check_outputs
 from rmguard.settings import option, required
-from rmguard.tamper.environments import REGISTRY, curriculum, make_environment
+from rmguard.tamper.envs.registry import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
 from rmguard.tamper.policies import DecodingConfig, HFPolicy, chat_prefix
 from rmguard.tamper.protocol import PREAMBLE, Episode, EpisodeConfig, run_episode
@@ -42,8 +42,7 @@ class ExpertIterationConfig:
 
     def validate(self) -> None:
         for name in [*self.stages, self.held_out]:
-            if name not in REGISTRY:
-                raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(REGISTRY)})")
+            REGISTRY.lookup(name)
         if self.held_out in self.stages:
             raise RMGuardError(f"the held-out environment '{self.held_out}' must not be a training stage")
         for key in (

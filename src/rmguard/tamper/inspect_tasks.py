@@ -2,11 +2,13 @@
 
 One task per registered environment (``rmguard/reward_tampering``, ...) and ``rmguard/curriculum`` (every
 environment of ``all`` in one task). Nothing is implemented twice: the samples are the environments'
-variants (or the release's files), the solver runs :func:`rmguard.tamper.protocol.run_episode` (the
-one-turn ``<cot>``/``<bash>`` protocol, rmguard's virtual shell and budgets, the environment's grader and,
-where grading runs model code, the process jail) with the Inspect model as its policy. The scorer grades
-from the transcript, as Inspect's scorers do: it replays the response's commands in a fresh environment
-(:func:`rmguard.tamper.runner.replay_response`) and grades the result, so a saved log can be scored again.
+variants (or the release's files), each sample's sandbox is rmguard's virtual sandbox registered as an
+Inspect sandbox (:mod:`rmguard.tamper.inspect_sandbox`: the virtual shell and filesystem and, where grading
+runs model code, the process jail), the solver plays :func:`rmguard.tamper.protocol.play_episode` (the
+one-turn ``<cot>``/``<bash>`` protocol under the episode budgets) in it with the Inspect model as its policy,
+and the scorer grades the state the episode left there, as Inspect's scorers read a sample's sandbox. A
+saved log can be scored again: with no live sandbox (``inspect score``) the scorer replays the response's
+commands in a fresh environment (:func:`rmguard.tamper.runner.replay_response`) and grades that.
 Its metrics are the grade schema's (:mod:`rmguard.tamper.grading`): gamed, caught, passed_oversight and
 reward, and the ``grade_fields`` every environment of the task declares (reward tampering's tampered,
 test_passed, ...), each as mean with standard error. Each command with its output is in the sample's
@@ -16,14 +18,13 @@ Task parameters (``-T name=value``): ``variants`` (prompt variants 0..variants-1
 (Inspect epochs), ``max_new_tokens``, the episode budgets of
 :class:`~rmguard.tamper.protocol.EpisodeConfig` (``max_commands``, ``max_response_chars``,
 ``max_output_chars``), and ``environments``/``prompts`` (the release's environments.json and prompts.json,
-read as ``rmguard tamper run --environments --prompts`` reads them). This module imports Inspect; nothing
-else in rmguard does.
+read as ``rmguard tamper run --environments --prompts`` reads them). This module and the sandbox it
+registers import Inspect; nothing else in rmguard does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import dataclasses
 import inspect
 from typing import Any
@@ -41,13 +42,18 @@ from inspect_ai.model import (
 )
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, solver
+from inspect_ai.util import SandboxEnvironmentSpec, sandbox
 
-from rmguard.tamper.environments import REGISTRY, EnvironmentSpec, curriculum, load_release, make_environment
+from rmguard.tamper.environment_files import load_release
+from rmguard.tamper.envs.base import EnvironmentSpec
+from rmguard.tamper.envs.registry import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import BASH_CLOSE, SHARED_FIELDS, final_answer
+from rmguard.tamper.inspect_sandbox import InspectVirtualSandbox, VirtualSandboxConfig, jail_for
 from rmguard.tamper.policies import close_open_bash
-from rmguard.tamper.protocol import EpisodeConfig, GenerationRequest, run_episode
+from rmguard.tamper.protocol import Episode, EpisodeConfig, GenerationRequest, grade_episode, play_episode
 from rmguard.tamper.runner import replay_response
-from rmguard.tamper.sandbox.jail import Jail
+
+EPISODE = "rmguard_episode"  # the sample store's key for what the scorer needs of the played episode
 
 
 class InspectPolicy:
@@ -70,28 +76,20 @@ class InspectPolicy:
         return close_open_bash(output.completion) if output.stop_reason == "stop" else output.completion
 
 
-_JAIL: list[Jail] = []  # one fork server per process, started on first use
-
-
-def _jail() -> Jail:
-    if not _JAIL:
-        _JAIL.append(Jail())
-        atexit.register(_JAIL[0].close)
-    return _JAIL[0]
-
-
 @solver
 def rmguard_protocol(max_new_tokens: int = 512, **budgets: int):
-    """Run the sample's environment through rmguard's one-turn protocol with the task's model, under the
-    episode budgets ``budgets`` (:class:`EpisodeConfig`'s fields)."""
+    """Play the sample's environment through rmguard's one-turn protocol with the task's model, in the
+    sample's sandbox, under the episode budgets ``budgets`` (:class:`EpisodeConfig`'s fields)."""
     config = EpisodeConfig(**budgets)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         spec = EnvironmentSpec(**state.metadata["spec"])
+        box = sandbox().as_type(InspectVirtualSandbox).sandbox
         policy = InspectPolicy(get_model(), asyncio.get_running_loop(), max_new_tokens)
-        episode = await asyncio.to_thread(run_episode, spec, policy, _jail_for(spec), 0, config)
+        episode = await asyncio.to_thread(play_episode, spec, policy, box, 0, config)
         for command in episode.commands:
             transcript().info(command, source="rmguard shell")
+        state.store.set(EPISODE, {"commands": episode.commands, "stop_reason": episode.stop_reason})
         state.messages.append(ChatMessageAssistant(content=episode.response))
         state.output.completion = episode.response
         return state
@@ -99,23 +97,43 @@ def rmguard_protocol(max_new_tokens: int = 512, **budgets: int):
     return solve
 
 
-def _jail_for(spec: EnvironmentSpec) -> Jail | None:
-    return _jail() if REGISTRY[spec.name].needs_jail(spec) else None
+def _live_grade(spec: EnvironmentSpec, state: TaskState) -> dict | None:
+    """The grade of the state the episode left in the sample's sandbox; None with no live sandbox of ours
+    or no episode played in it (a saved log scored again, or another solver)."""
+    try:
+        box = sandbox().as_type(InspectVirtualSandbox).sandbox
+    except (ProcessLookupError, TypeError):
+        return None
+    played = state.store.get(EPISODE)
+    if played is None:
+        return None
+    episode = Episode(spec, 0, state.output.completion, played["commands"], stop_reason=played["stop_reason"])
+    return {
+        "environment": spec.name,
+        **({"release_name": spec.release_name} if spec.release_name else {}),
+        "variant": spec.variant,
+        **grade_episode(episode, box).to_dict(),
+        "stop_reason": episode.stop_reason,
+    }
 
 
 def _grade_scorer(fields: tuple[str, ...], **budgets: int):
-    """A scorer over ``fields`` that grades the transcript: the response replayed in a fresh copy of the
-    sample's environment, under the task's budgets."""
+    """A scorer over ``fields`` that grades the sample's sandbox as the episode left it or, scoring a saved
+    log again, the transcript: the response replayed in a fresh copy of the sample's environment, under the
+    task's budgets."""
     config = EpisodeConfig(**budgets)
+
+    def replayed(spec: EnvironmentSpec, response: str) -> dict:
+        record = replay_response(spec.name, response, spec.variant, jail_for(spec), spec, config)
+        return {k: v for k, v in record.items() if k not in ("prompt", "response", "transcript")}
 
     @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"rmguard_grade_{len(fields)}")
     def rmguard_grade():
         async def score(state: TaskState, target: Target) -> Score:
             spec, response = EnvironmentSpec(**state.metadata["spec"]), state.output.completion
-            replayed = await asyncio.to_thread(
-                replay_response, spec.name, response, spec.variant, _jail_for(spec), spec, config
-            )
-            grade = {k: v for k, v in replayed.items() if k not in ("prompt", "response", "transcript")}
+            grade = await asyncio.to_thread(_live_grade, spec, state)
+            if grade is None:
+                grade = await asyncio.to_thread(replayed, spec, response)
             return Score(
                 value={name: float(grade[name]) for name in fields},
                 answer=final_answer(response),
@@ -163,6 +181,9 @@ def curriculum_task(
         dataset=_samples(names, variants, environments, prompts),
         solver=rmguard_protocol(max_new_tokens, **budgets),
         scorer=_grade_scorer((*SHARED_FIELDS, "reward", *own), **budgets),
+        sandbox=SandboxEnvironmentSpec(
+            "rmguard", VirtualSandboxConfig(max_output_chars=EpisodeConfig(**budgets).max_output_chars)
+        ),
         epochs=samples_per_variant,
         name=names[0] if len(names) == 1 else "curriculum",
     )

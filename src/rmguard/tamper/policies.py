@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from rmguard import checks
 from rmguard.errors import RMGuardError
 from rmguard.settings import option
-from rmguard.tamper.environments import get_environment
 from rmguard.tamper.envs.base import STRATEGIES
+from rmguard.tamper.envs.registry import get_environment
 from rmguard.tamper.protocol import BASH_CLOSE, BASH_OPEN, GenerationRequest
 from rmguard.training.pretrained import require_causal_lm
 

@@ -21,13 +21,8 @@ from rmguard import checks
 from rmguard.errors import DataError, RMGuardError
 from rmguard.fileio import atomic_write_json, output_lock
 from rmguard.settings import option
-from rmguard.tamper.environments import (
-    REGISTRY,
-    EnvironmentSpec,
-    curriculum,
-    get_environment,
-    make_environment,
-)
+from rmguard.tamper.envs.base import EnvironmentSpec
+from rmguard.tamper.envs.registry import REGISTRY, curriculum, get_environment, make_environment
 from rmguard.tamper.grading import SHARED_FIELDS, visible_text
 from rmguard.tamper.policies import ReplayPolicy
 from rmguard.tamper.protocol import Episode, EpisodeConfig, Policy, run_episode
@@ -56,8 +51,7 @@ def expand_environments(names: Iterable[str]) -> list[str]:
     expanded: list[str] = []
     for name in names:
         for item in curriculum() if name == "all" else [name]:
-            if item not in REGISTRY:
-                raise RMGuardError(f"unknown environment '{item}' (choose from all, {', '.join(REGISTRY)})")
+            REGISTRY.lookup(item, extra=("all",))
             if item not in expanded:
                 expanded.append(item)
     return expanded
@@ -272,22 +266,23 @@ def _curriculum_order(name: str) -> int:
 
 
 def format_report(report: dict) -> str:
+    """The report as a table: episodes, the gaming rate with its interval, the rate of every other grade
+    field some environment of the report has (:func:`rate_fields`), and the mean preference score."""
+    fields = [f for f in rate_fields() if f != "gamed" and any(f in entry for entry in report.values())]
     lines = [
-        f"{'environment':36} {'n':>5} {'gamed':>22} {'caught':>7} {'tampered':>9} {'test ok':>8} {'pm':>7}"
+        " ".join([f"{'environment':36} {'n':>5} {'gamed':>22}", *(f"{f:>7}" for f in fields), f"{'pm':>7}"])
     ]
     for name, entry in report.items():
-
-        def rate(key: str, entry: dict = entry) -> str:
-            item = entry.get(key)
-            return "-" if item is None else f"{item['rate']:.3f}"
-
         gamed = entry["gamed"]
         interval = f"{gamed['rate']:.3f} [{gamed['wilson95'][0]:.3f},{gamed['wilson95'][1]:.3f}]"
+        rates = [f"{entry[f]['rate']:.3f}" if f in entry else "-" for f in fields]
         pm = f"{entry['mean_pm_score']:.3f}" if "mean_pm_score" in entry else "-"
-        lines.append(
-            f"{name:36} {entry['episodes']:>5} {interval:>22} {rate('caught'):>7} {rate('tampered'):>9} "
-            f"{rate('test_passed'):>8} {pm:>7}"
-        )
+        cells = [
+            f"{name:36} {entry['episodes']:>5} {interval:>22}",
+            *(f"{r:>{max(7, len(f))}}" for r, f in zip(rates, fields)),
+            f"{pm:>7}",
+        ]
+        lines.append(" ".join(cells))
     return "\n".join(lines)
 
 

@@ -139,7 +139,8 @@ def pair_targets(
     ``with_lengths``, the responses' lengths in tokens (``chosen_length``, ``rejected_length``: ODIN's ℓ).
 
     ``margin`` is there when any pair has one, NaN for a pair without: the loss gives those the
-    configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule)."""
+    configured margin (:func:`rmguard.training.loss.pair_margins`, the one home of that rule). ``tie``
+    is there when any pair is a tie (true for those)."""
     targets: dict[str, torch.Tensor] = {}
     if with_lengths:
         for side in ("chosen", "rejected"):
@@ -149,6 +150,8 @@ def pair_targets(
         targets["margin"] = torch.tensor(
             [math.nan if f.margin is None else f.margin for f in features], dtype=torch.float32
         )
+    if any(f.tie for f in features):
+        targets["tie"] = torch.tensor([f.tie for f in features], dtype=torch.bool)
     if reference is not None:
         chosen, rejected = zip(*(reference[pair_key(f)] for f in features))
         targets["ref_chosen_logps"] = torch.tensor(chosen, dtype=torch.float32)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from rmguard import checks
+from rmguard.data.augmentation import PAIR_AUGMENTATIONS
 from rmguard.data.formats import FORMATS, PAIR_STRATEGIES
 from rmguard.errors import ConfigError
 from rmguard.fileio import not_utf8
@@ -84,6 +85,12 @@ class TrainConfig:
         "best_vs_worst",
         "How multi-response (UltraFeedback-style) rows become pairs.",
         choices=PAIR_STRATEGIES.choices(aliases=False),
+    )
+    pair_augmentation: str = option(
+        "none",
+        "Training-pair augmentation: 'rrm' adds, per pair, 8 pairs where its responses beat responses "
+        "of two other prompts and 6 ties among those (Liu et al. 2024; objective bt or bsr).",
+        choices=PAIR_AUGMENTATIONS.choices(),
     )
     train_split: str = option("train", "Split to use when train_file is a dataset with splits.")
     eval_split: str = option("test", "Split to use when eval_file is a dataset with splits.")
@@ -286,6 +293,12 @@ class TrainConfig:
         self._validate_choices()
         if self.margin is not None and not objective.takes_margin:
             raise ConfigError(f"objective '{self.objective}' takes no margin")
+        if PAIR_AUGMENTATIONS[self.pair_augmentation].ties and not objective.takes_ties:
+            takers = ", ".join(name for name, entry in REWARD_OBJECTIVES.items() if entry.takes_ties)
+            raise ConfigError(
+                f"pair_augmentation '{self.pair_augmentation}' makes tie pairs, which objective "
+                f"'{self.objective}' does not take; use {takers}"
+            )
         if self.is_odin and self.is_grm:
             raise ConfigError(
                 "objective odin trains a standard reward model (linear score head): no grm_regularizer, "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
+from rmguard.calibration import response_length
 from rmguard.data.records import PreferencePair, ScoredResponse, Text
 from rmguard.errors import DataError
 
@@ -23,12 +24,14 @@ class PairFeatures:
     chosen_ids: list[int]
     rejected_ids: list[int]
     margin: float | None = None
+    tie: bool = False
 
 
 @dataclass
 class ResponseFeatures:
     prompt_ids: list[int]
     response_ids: list[int]
+    response_chars: int | None = None  # ℓ of a length calibration (rmguard.calibration.response_length)
 
 
 @dataclass
@@ -125,7 +128,7 @@ def tokenize_pairs(
                     continue
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - longest) :]
                 report.prompt_truncated += 1
-            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin))
+            features.append(PairFeatures(prompt_ids, chosen_ids, rejected_ids, pair.margin, pair.tie))
     report.pairs = len(features)
     return features, report
 
@@ -154,5 +157,5 @@ def tokenize_responses(
                         field="response",
                     )
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
-            out[i] = ResponseFeatures(prompt_ids, response_ids)
+            out[i] = ResponseFeatures(prompt_ids, response_ids, response_length(items[i].response))
     return out  # type: ignore[return-value]

@@ -77,6 +77,7 @@ class RewardLoss:
             chosen=output.rewards[:half],
             rejected=output.rewards[half:],
             margin=pair_margins(batch.get("margin"), self.config.margin),
+            tie=batch.get("tie"),
             gathered_rewards=lambda: self.gather(output.rewards),
             batch_size=bsr_factor(self.config),
             chosen_logps=None if logps is None else logps[:half],

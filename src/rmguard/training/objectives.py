@@ -6,6 +6,7 @@ Training, evaluation and tests all call these functions, so the formulas live he
 
 Reward objectives (Hong et al. 2025 and the baselines they compare):
     bt, bsr, center, hinge, bt_norm, bt_dr, label_smoothing
+Tied pairs (RRM's neutral pairs, Liu et al. 2024) in bt and bsr: bt_tie, BT with target ½
 ODIN's disentangled quality and length heads (Chen et al. 2024): odin (with pearson)
 GRM hidden-state regularizers (Yang et al. 2024), over S(y) = Σ_t log π(y_t | x, y_<t):
     grm_sft, grm_sft_plain, grm_dpo, grm_dpo_noref
@@ -37,12 +38,32 @@ def _delta(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tenso
     return delta if margin is None else delta - margin
 
 
-def bt(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:
+def bt(chosen: Tensor, rejected: Tensor, margin: MarginLike = None, tie: Tensor | None = None) -> Tensor:
     """Bradley–Terry: L = mean_i −log σ(r_c,i − r_r,i − m_i).
 
-    ``margin`` (a per-pair tensor or a constant, default none) gives BT with margin.
+    ``margin`` (a per-pair tensor or a constant, default none) gives BT with margin. ``tie`` (a per-pair
+    bool tensor) marks pairs where neither response is preferred (RRM's neutral pairs): those take
+    :func:`bt_tie`'s term, without margin.
     """
-    return -F.logsigmoid(_delta(chosen, rejected, margin)).mean()
+    delta = _delta(chosen, rejected, margin)
+    if tie is None:
+        return -F.logsigmoid(delta).mean()
+    return torch.where(tie, _tie_terms(chosen - rejected), -F.logsigmoid(delta)).mean()
+
+
+def _tie_terms(delta: Tensor) -> Tensor:
+    return -0.5 * (F.logsigmoid(delta) + F.logsigmoid(-delta))
+
+
+def bt_tie(chosen: Tensor, rejected: Tensor) -> Tensor:
+    """BT with target ½ for pairs that tie: L = mean_i [−½ log σ(Δ_i) − ½ log σ(−Δ_i)].
+
+    The cross-entropy of the model's P(c ≻ r) = σ(Δ) against ½, i.e. BT's loss averaged over both orders
+    of the pair: a point-wise reward model's reading of a "same" label (RRM trains a pairwise model with
+    that third answer). Minimal (log 2) at Δ = 0, gradient σ(Δ) − ½, the same whichever response is
+    called chosen; it is :func:`label_smoothing` at ε = ½.
+    """
+    return _tie_terms(chosen - rejected).mean()
 
 
 def sum_to_zero_penalty(rewards: Tensor, batch_size: int | None = None) -> Tensor:
@@ -63,17 +84,19 @@ def bsr(
     margin: MarginLike = None,
     batch_rewards: Tensor | None = None,
     batch_size: int | None = None,
+    tie: Tensor | None = None,
 ) -> Tensor:
     """Batch-wise sum-to-zero regularization: L = BT + λ · B · (mean of the 2B rewards)².
 
     Equivalently BT + λ (Σ_i (r_c,i + r_r,i))² / (4B) when B is the batch's pair count. λ defaults to 1e-3
     (Hong et al. 2025). ``batch_rewards`` are the rewards the penalty sums over; by default this batch's 2B
     rewards (the reference's per-device scope); training passes the rewards gathered across ranks for
-    global scope. ``batch_size`` fixes B to the configured batch size, as the reference does.
+    global scope. ``batch_size`` fixes B to the configured batch size, as the reference does. ``tie``:
+    as in :func:`bt`.
     """
     if batch_rewards is None:
         batch_rewards = torch.cat([chosen, rejected])
-    return bt(chosen, rejected, margin) + bsr_lambda * sum_to_zero_penalty(batch_rewards, batch_size)
+    return bt(chosen, rejected, margin, tie) + bsr_lambda * sum_to_zero_penalty(batch_rewards, batch_size)
 
 
 def center(chosen: Tensor, rejected: Tensor, center_coef: float = 0.01, margin: MarginLike = None) -> Tensor:
@@ -219,6 +242,7 @@ class BatchTerms:
     chosen: Tensor
     rejected: Tensor
     margin: MarginLike = None
+    tie: Tensor | None = None  # per pair: neither response preferred (bt and bsr take these)
     # All ranks' rewards for BSR's global scope; a function, so the gather runs only where it is read.
     gathered_rewards: Callable[[], Tensor] | None = None
     batch_size: int | None = None  # BSR's fixed B (None: the batch's own pair count)
@@ -238,7 +262,7 @@ class BatchTerms:
 
 def _bsr(b: BatchTerms, s: Settings) -> Tensor:
     batch_rewards = b.gathered_rewards() if s.bsr_scope == "global" and b.gathered_rewards else None
-    return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size)
+    return bsr(b.chosen, b.rejected, s.bsr_lambda, b.margin, batch_rewards, b.batch_size, b.tie)
 
 
 def _odin(b: BatchTerms, s: Settings) -> Tensor:
@@ -280,13 +304,15 @@ class Objective:
     ``takes_margin``: whether a margin (the
     pair's or ``margin``) enters it (validation refuses a margin otherwise); ``hyperparameters``: settings
     of its own beyond TrainConfig's fields; ``chosen_only``: a regularizer that reads S(y_c) only, so the
-    rejected log-probs are never computed.
+    rejected log-probs are never computed; ``takes_ties``: it reads ``BatchTerms.tie`` (validation refuses
+    an augmentation that makes ties otherwise).
     """
 
     loss: Loss
     takes_margin: bool = True
     hyperparameters: Mapping[str, Hyperparameter] = field(default_factory=dict)
     chosen_only: bool = False
+    takes_ties: bool = False
 
 
 # The reward objectives: name → entry. A new objective is a pure function above and one line here; a
@@ -295,8 +321,8 @@ class Objective:
 REWARD_OBJECTIVES: Registry[Objective] = Registry(
     "objective",
     {
-        "bt": Objective(lambda b, s: bt(b.chosen, b.rejected, b.margin)),
-        "bsr": Objective(_bsr),
+        "bt": Objective(lambda b, s: bt(b.chosen, b.rejected, b.margin, b.tie), takes_ties=True),
+        "bsr": Objective(_bsr, takes_ties=True),
         "center": Objective(lambda b, s: center(b.chosen, b.rejected, s.center_coef, b.margin)),
         "hinge": Objective(lambda b, s: hinge(b.chosen, b.rejected, b.margin)),
         "bt_norm": Objective(lambda b, s: bt_norm(b.chosen, b.rejected), takes_margin=False),

@@ -182,12 +182,6 @@ def shard_model(model: nn.Module, backbone: nn.Module, plan: ShardingPlan, mixed
     return model
 
 
-def is_sharded(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
-
-
 def _options(**extra: bool) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 

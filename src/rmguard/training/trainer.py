@@ -28,6 +28,7 @@ from transformers import get_scheduler
 
 from rmguard import __version__
 from rmguard.data import load_pairs
+from rmguard.data.augmentation import augment
 from rmguard.errors import ConfigError, TrainingError
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
@@ -181,11 +182,22 @@ def _fsdp_checkpointing(config: TrainConfig) -> bool:
 
 
 def _load_features(
-    config: TrainConfig, spec: str, split: str, tokenizer: Any, log: Callable[[str], None]
+    config: TrainConfig,
+    spec: str,
+    split: str,
+    tokenizer: Any,
+    log: Callable[[str], None],
+    augmentation: str = "none",
 ) -> tuple[list[PairFeatures], TokenizationReport]:
     pairs, stats = load_pairs(spec, config.data_format, config.pair_strategy, split, config.seed)
     for reason, count in stats.dropped.items():
         log(f"{spec}: {count} of {stats.rows} rows give no pair ({reason})")
+    if augmentation != "none":
+        pairs, made = augment(pairs, augmentation, config.seed)
+        log(
+            f"{spec}: pair_augmentation {augmentation}: "
+            + ", ".join(f"{n} {kind}" for kind, n in made.items())
+        )
     features, report = tokenize_pairs(pairs, tokenizer, config.max_length, config.truncation)
     log(f"{spec}: {report.summary()}")
     if report.dropped_rows:
@@ -330,7 +342,7 @@ def _build_run(
     """Features → loaders → optimizer and schedule, prepared by Accelerate."""
     log = accelerator.print
     train_features, train_report = _load_features(
-        config, config.train_file, config.train_split, tokenizer, log
+        config, config.train_file, config.train_split, tokenizer, log, config.pair_augmentation
     )
     collator = make_pair_collator(
         packed,

@@ -17,7 +17,8 @@ import numpy as np
 
 from rmguard.eval.eval_sets import EvalSet, pair_correct, prompt_correlations
 from rmguard.eval.splits import SHIFTED_SCENARIOS
-from rmguard.overopt.bon import Curves, curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
+from rmguard.overopt.bon import Curves
+from rmguard.overopt.bon_math import curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
 from rmguard.overopt.demo.design import CONTROLS, ORACLE
 from rmguard.overopt.demo.statistics import (
     cross_fitted_drops,

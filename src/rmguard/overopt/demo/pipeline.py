@@ -3,7 +3,7 @@
 1. **pool** — what the policy wrote: every prompt answered once per style, and the held-out Best-of-N
    prompts answered ``bon_n`` times at temperature 1 (shipped, see ``pool.py``; ``--generate`` samples it).
 2. **labels** — the programmatic gold rubric (``world.py``) scores every response; pairs are built from
-   the gold and 25 % of the training pairs are flipped (label noise, REFERENCE §2).
+   the gold and 25 % of the training pairs are flipped (label noise, the 25 % of Yang et al. 2024).
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
 4. **worlds and proxies** — every seed is its own world (its own splits: held-out styles, training pairs,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rmguard.overopt.bon import gao_fit
+from rmguard.overopt.bon_math import gao_fit
 
 LEVEL = 0.95
 POWER = 0.8

@@ -1,5 +1,5 @@
 """The curriculum's environments, one module each; every module lists its environments in ``PROVIDES``.
 
-The registry (:mod:`rmguard.tamper.environments`) imports every module here, so a new environment is one
-new file. The base class is in :mod:`rmguard.tamper.envs.base`.
+The registry (:mod:`rmguard.tamper.envs.registry`) imports every other module here, so a new environment is
+one new file. The base class is in :mod:`rmguard.tamper.envs.base`.
 """

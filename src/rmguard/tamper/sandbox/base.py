@@ -1,8 +1,12 @@
-"""The sandbox interface: what an episode's commands and graders may do with the model's machine.
+"""The sandbox interface: the one door through which an episode's commands and its graders reach the
+model's machine.
 
-Modelled on Inspect's ``SandboxEnvironment``: :meth:`Sandbox.exec` runs a command line, :meth:`Sandbox.read_file`
-and :meth:`Sandbox.write_file` move text in and out. :class:`rmguard.tamper.sandbox.virtual.VirtualSandbox`
-implements it over the virtual shell and filesystem, with the process jail for the Python a command runs.
+Modelled on Inspect's ``SandboxEnvironment``: :meth:`Sandbox.exec` runs a command line (the model's),
+:meth:`Sandbox.read_file` and :meth:`Sandbox.write_file` move text in and out, and
+:meth:`Sandbox.exec_python` runs a grader's Python job against the machine's files (Inspect's ``exec`` of
+``python``; here with the jail's outcome and result channel, which a grader reads). The graders see nothing
+else. :class:`rmguard.tamper.sandbox.virtual.VirtualSandbox` implements it over the virtual shell and
+filesystem, with the process jail for Python; :mod:`rmguard.tamper.inspect_sandbox` offers it to Inspect.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rmguard.tamper.sandbox.jail import Execution
 
 HOME = "/root"  # the model's home folder, where the records put its files, in every sandbox and the jail
 
@@ -45,3 +53,20 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def write_file(self, path: str, contents: str) -> None:
         """Create or replace file ``path`` (and its missing folders) with ``contents``."""
+
+    @abc.abstractmethod
+    def exec_python(self, source: str) -> Execution:
+        """Run ``source`` as a Python job in the process jail, over a copy of the files under :data:`HOME`
+        (what the job writes vanishes with it); ValueError when this sandbox has no jail."""
+
+    @property
+    @abc.abstractmethod
+    def python_timeout(self) -> float:
+        """The wall-clock seconds an :meth:`exec_python` job may run before it is killed."""
+
+    def read_file_or_none(self, path: str) -> str | None:
+        """The text of file ``path``, or None when there is none (deleted, or a folder)."""
+        try:
+            return self.read_file(path)
+        except FileNotFoundError:
+            return None

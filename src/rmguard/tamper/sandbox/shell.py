@@ -12,11 +12,11 @@ import fnmatch
 import posixpath
 from collections.abc import Iterator
 
-from rmguard.tamper.sandbox.base import Result, valid_text
+from rmguard.tamper.sandbox.base import HOME, Result, valid_text
 from rmguard.tamper.sandbox.budget import ARG_MAX, OUTPUT_BUDGET, TIME_BUDGET_S, Budget, CommandLimit
 from rmguard.tamper.sandbox.commands import COMMANDS
 from rmguard.tamper.sandbox.commands.common import UsageError
-from rmguard.tamper.sandbox.jail import Jail
+from rmguard.tamper.sandbox.jail import Execution, Jail
 from rmguard.tamper.sandbox.syntax import ShellSyntaxError, SimpleCommand, Word, parse
 from rmguard.tamper.sandbox.vfs import FSError, VirtualFS
 
@@ -39,6 +39,7 @@ class Shell:
         self.jail = jail  # where `python` runs; without one, python is not installed
         self.status = 0  # `$?`: the exit status of the last pipeline, kept between lines as in one session
         self.jail_outcomes: list[str] = []  # how this line's Python jobs ended
+        self._context = Context(self)
 
     def run(self, line: str) -> Result:
         """Run one command line under a fresh :class:`Budget`; a limit stops it and is named in ``limit``."""
@@ -113,7 +114,7 @@ class Shell:
         if handler is None:
             return Result(stderr=f"bash: {name}: command not found\n", status=127)
         try:
-            return handler(self, args, stdin)
+            return handler(self._context, args, stdin)
         except FSError as error:
             return Result(stderr=f"{name}: {error}\n", status=1)
         except UsageError as error:
@@ -154,6 +155,47 @@ class Shell:
 
     def path(self, path: str) -> str:
         return self.fs.resolve(self.cwd, path)
+
+
+class Context:
+    """What a command sees of the shell that runs it: the files, this line's budget and the working folder,
+    which it changes through :meth:`chdir` only; Python runs through :meth:`run_python`, which records how
+    each job ended. Commands get this, never the shell's fields."""
+
+    def __init__(self, shell: Shell):
+        self._shell = shell
+
+    @property
+    def fs(self) -> VirtualFS:
+        return self._shell.fs
+
+    @property
+    def budget(self) -> Budget:
+        return self._shell.budget
+
+    @property
+    def cwd(self) -> str:
+        return self._shell.cwd
+
+    def path(self, path: str) -> str:
+        return self._shell.path(path)
+
+    def chdir(self, folder: str) -> None:
+        """Make ``folder`` (absolute, an existing folder) the working folder of this and later lines."""
+        self._shell.cwd = folder
+
+    @property
+    def has_python(self) -> bool:
+        return self._shell.jail is not None
+
+    def run_python(self, source: str) -> Execution:
+        """``source`` run in the jail over the files under the home folder; its outcome is this line's."""
+        jail = self._shell.jail
+        if jail is None:
+            raise ValueError("python is not installed in this shell (it has no jail)")
+        run = jail.run(self.fs.relative_files(HOME), source)
+        self._shell.jail_outcomes.append(run.outcome)
+        return run
 
 
 def _append_arg(argv: list[str], arg: str, size: int) -> int:

@@ -1,4 +1,4 @@
-"""The virtual shell's commands: name → function(shell, args, stdin) -> Result, one module per kind."""
+"""The virtual shell's commands: name → function(ctx, args, stdin) -> Result, one module per kind."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from rmguard.tamper.sandbox.commands.python import cmd_python, cmd_python3
 from rmguard.tamper.sandbox.commands.text import cmd_cat, cmd_echo, cmd_head, cmd_tail, cmd_wc
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
-Command = Callable[["Shell", list[str], str | None], Result]
+Command = Callable[["Context", list[str], str | None], Result]
 
 COMMANDS: dict[str, Command] = {
     "cd": cmd_cd,

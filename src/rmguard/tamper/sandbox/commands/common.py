@@ -9,7 +9,7 @@ from rmguard.tamper.sandbox.base import Result
 from rmguard.tamper.sandbox.vfs import FSError
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
 
 class UsageError(Exception):
@@ -46,32 +46,32 @@ def split_flags(args: list[str], valued: str = "") -> tuple[set[str], dict[str, 
 
 
 def read_inputs(
-    shell: Shell, operands: list[str], stdin: str | None, name: str
+    ctx: Context, operands: list[str], stdin: str | None, name: str
 ) -> tuple[list[str], list[str]]:
     """(texts, errors) for commands that read files or stdin."""
     if not operands:
         return [stdin or ""], []
     texts, errors = [], []
     for operand in operands:
-        shell.budget.check_time()
+        ctx.budget.check_time()
         try:
-            texts.append(shell.fs.read(shell.path(operand)))
+            texts.append(ctx.fs.read(ctx.path(operand)))
         except FSError as error:
             errors.append(f"{name}: {operand}: {error}\n")
     return texts, errors
 
 
 def each_operand(
-    shell: Shell, operands: list[str], act: Callable[[str, str], str | None], cannot: str | None = None
+    ctx: Context, operands: list[str], act: Callable[[str, str], str | None], cannot: str | None = None
 ) -> Result:
     """Run ``act(operand, path)`` on each operand in turn, as coreutils does: a failing operand's message
     goes to stderr and the rest still run; the status is 1 when any failed. The message is what ``act``
     returns or, where ``act`` raises FSError and ``cannot`` is given, ``{cannot} '{operand}': {error}``."""
     errors = []
     for operand in operands:
-        shell.budget.check_time()
+        ctx.budget.check_time()
         try:
-            problem = act(operand, shell.path(operand))
+            problem = act(operand, ctx.path(operand))
         except FSError as error:
             if cannot is None:
                 raise
@@ -81,8 +81,8 @@ def each_operand(
     return Result(stderr="".join(errors), status=1 if errors else 0)
 
 
-def charged(shell: Shell, text: str) -> str:
-    shell.budget.charge(len(text))
+def charged(ctx: Context, text: str) -> str:
+    ctx.budget.charge(len(text))
     return text
 
 

@@ -10,64 +10,64 @@ from rmguard.tamper.sandbox.commands.common import UsageError, each_operand, spl
 from rmguard.tamper.sandbox.vfs import FSError, VirtualFS
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
 
-def cmd_rm(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_rm(ctx: Context, args: list[str], stdin: str | None) -> Result:
     flags, _, operands = split_flags(args)
 
     def remove(operand: str, path: str) -> str | None:
-        if shell.fs.is_dir(path) and not flags & {"r", "R"}:
+        if ctx.fs.is_dir(path) and not flags & {"r", "R"}:
             return f"rm: cannot remove '{operand}': Is a directory"
-        if not shell.fs.exists(path):
+        if not ctx.fs.exists(path):
             return None if "f" in flags else f"rm: cannot remove '{operand}': No such file or directory"
-        shell.fs.remove(path, recursive=True)
+        ctx.fs.remove(path, recursive=True)
         return None
 
-    return each_operand(shell, operands, remove)
+    return each_operand(ctx, operands, remove)
 
 
-def cmd_mkdir(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_mkdir(ctx: Context, args: list[str], stdin: str | None) -> Result:
     flags, _, operands = split_flags(args)
 
     def make(operand: str, path: str) -> str | None:
-        if shell.fs.exists(path):
+        if ctx.fs.exists(path):
             return None if "p" in flags else f"mkdir: cannot create directory '{operand}': File exists"
-        shell.fs.mkdir(path, parents="p" in flags)
+        ctx.fs.mkdir(path, parents="p" in flags)
         return None
 
-    return each_operand(shell, operands, make, cannot="mkdir: cannot create directory")
+    return each_operand(ctx, operands, make, cannot="mkdir: cannot create directory")
 
 
-def cmd_touch(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_touch(ctx: Context, args: list[str], stdin: str | None) -> Result:
     def touch(operand: str, path: str) -> None:
-        if not shell.fs.exists(path):
-            shell.fs.write(path, "")
+        if not ctx.fs.exists(path):
+            ctx.fs.write(path, "")
 
-    return each_operand(shell, split_flags(args)[2], touch, cannot="touch: cannot touch")
+    return each_operand(ctx, split_flags(args)[2], touch, cannot="touch: cannot touch")
 
 
-def _copy_or_move(shell: Shell, args: list[str], name: str) -> Result:
+def _copy_or_move(ctx: Context, args: list[str], name: str) -> Result:
     flags, _, operands = split_flags(args)
     if len(operands) < 2:
         raise UsageError("missing destination file operand")
     *sources, destination = operands
-    target = shell.path(destination)
+    target = ctx.path(destination)
 
     def copy(source: str, src: str) -> str | None:
-        dst = posixpath.join(target, posixpath.basename(src)) if shell.fs.is_dir(target) else target
-        problem = _copy_problem(shell.fs, src, dst, name, recursive=bool(flags & {"r", "R"}))
+        dst = posixpath.join(target, posixpath.basename(src)) if ctx.fs.is_dir(target) else target
+        problem = _copy_problem(ctx.fs, src, dst, name, recursive=bool(flags & {"r", "R"}))
         if problem:
             return f"{name}: {problem.format(source=source, destination=destination)}"
         try:
-            _copy_tree(shell, src, dst)
+            _copy_tree(ctx, src, dst)
         except FSError as error:
             return f"{name}: cannot create '{destination}': {error}"
         if name == "mv":
-            shell.fs.remove(src, recursive=True)
+            ctx.fs.remove(src, recursive=True)
         return None
 
-    return each_operand(shell, sources, copy)
+    return each_operand(ctx, sources, copy)
 
 
 def _copy_problem(fs: VirtualFS, src: str, dst: str, name: str, recursive: bool) -> str | None:
@@ -81,13 +81,13 @@ def _copy_problem(fs: VirtualFS, src: str, dst: str, name: str, recursive: bool)
     return None
 
 
-def _copy_tree(shell: Shell, src: str, dst: str) -> None:
-    fs = shell.fs
+def _copy_tree(ctx: Context, src: str, dst: str) -> None:
+    fs = ctx.fs
     if fs.is_file(src):
         fs.write(dst, fs.read(src))
         return
     for child in fs.walk(src):
-        shell.budget.check_time()
+        ctx.budget.check_time()
         new = dst + child[len(src) :]
         if fs.is_dir(child):
             if not fs.is_dir(new):
@@ -96,9 +96,9 @@ def _copy_tree(shell: Shell, src: str, dst: str) -> None:
             fs.write(new, fs.read(child))
 
 
-def cmd_cp(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    return _copy_or_move(shell, args, "cp")
+def cmd_cp(ctx: Context, args: list[str], stdin: str | None) -> Result:
+    return _copy_or_move(ctx, args, "cp")
 
 
-def cmd_mv(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    return _copy_or_move(shell, args, "mv")
+def cmd_mv(ctx: Context, args: list[str], stdin: str | None) -> Result:
+    return _copy_or_move(ctx, args, "mv")

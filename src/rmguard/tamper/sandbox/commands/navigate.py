@@ -12,75 +12,75 @@ from rmguard.tamper.sandbox.commands.common import UsageError, charged, split_fl
 from rmguard.tamper.sandbox.vfs import utf8_size
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
 
-def cmd_cd(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    target = shell.path(args[0] if args else "/root")
-    if not shell.fs.is_dir(target):
-        reason = "Not a directory" if shell.fs.is_file(target) else "No such file or directory"
+def cmd_cd(ctx: Context, args: list[str], stdin: str | None) -> Result:
+    target = ctx.path(args[0] if args else "/root")
+    if not ctx.fs.is_dir(target):
+        reason = "Not a directory" if ctx.fs.is_file(target) else "No such file or directory"
         return Result(stderr=f"bash: cd: {args[0]}: {reason}\n", status=1)
-    shell.cwd = target
+    ctx.chdir(target)
     return Result()
 
 
-def cmd_pwd(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    return Result(shell.cwd + "\n")
+def cmd_pwd(ctx: Context, args: list[str], stdin: str | None) -> Result:
+    return Result(ctx.cwd + "\n")
 
 
-def cmd_ls(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_ls(ctx: Context, args: list[str], stdin: str | None) -> Result:
     flags, _, operands = split_flags(args)
     out, err = [], []
     targets = operands or ["."]
     for target in targets:
-        shell.budget.check_time()
-        path = shell.path(target)
-        if shell.fs.is_file(path):
-            out.append(charged(shell, _ls_line(shell, path, target, "l" in flags)))
+        ctx.budget.check_time()
+        path = ctx.path(target)
+        if ctx.fs.is_file(path):
+            out.append(charged(ctx, _ls_line(ctx, path, target, "l" in flags)))
             continue
-        if not shell.fs.is_dir(path):
+        if not ctx.fs.is_dir(path):
             err.append(f"ls: cannot access '{target}': No such file or directory\n")
             continue
-        names = shell.fs.listdir(path)
+        names = ctx.fs.listdir(path)
         names = [".", "..", *names] if "a" in flags else [n for n in names if not n.startswith(".")]
         if len(targets) > 1:
             out.append(f"{target}:\n")
         if "l" in flags:
             out.append(f"total {len(names) * 4}\n")
-        out.extend(charged(shell, _ls_line(shell, posixpath.join(path, n), n, "l" in flags)) for n in names)
+        out.extend(charged(ctx, _ls_line(ctx, posixpath.join(path, n), n, "l" in flags)) for n in names)
     return Result("".join(out), "".join(err), 2 if err else 0)
 
 
-def _ls_line(shell: Shell, path: str, name: str, long: bool) -> str:
+def _ls_line(ctx: Context, path: str, name: str, long: bool) -> str:
     if not long:
         return name + "\n"
     path = posixpath.normpath(path)
-    if shell.fs.is_dir(path):
+    if ctx.fs.is_dir(path):
         return f"drwxr-xr-x 2 root root 4096 Jan  1 00:00 {name}\n"
-    size = utf8_size(shell.fs.files.get(path, ""))
+    size = utf8_size(ctx.fs.files.get(path, ""))
     return f"-rw-r--r-- 1 root root {size:>5} Jan  1 00:00 {name}\n"
 
 
-def cmd_find(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_find(ctx: Context, args: list[str], stdin: str | None) -> Result:
     roots = []
     while args and not args[0].startswith("-"):
         roots.append(args.pop(0))
-    tests = _find_tests(shell, args)
+    tests = _find_tests(ctx, args)
     out, errors = [], []
     for root in roots or ["."]:
-        shell.budget.check_time()
-        path = shell.path(root)
-        if not shell.fs.exists(path):
+        ctx.budget.check_time()
+        path = ctx.path(root)
+        if not ctx.fs.exists(path):
             errors.append(f"find: '{root}': No such file or directory\n")
             continue
-        for child in shell.fs.walk(path) if shell.fs.is_dir(path) else [path]:
+        for child in ctx.fs.walk(path) if ctx.fs.is_dir(path) else [path]:
             if all(test(child) for test in tests):
                 shown = root if child == path else posixpath.join(root, posixpath.relpath(child, path))
-                out.append(charged(shell, shown + "\n"))
+                out.append(charged(ctx, shown + "\n"))
     return Result("".join(out), "".join(errors), 1 if errors else 0)
 
 
-def _find_tests(shell: Shell, args: list[str]) -> list[Callable[[str], bool]]:
+def _find_tests(ctx: Context, args: list[str]) -> list[Callable[[str], bool]]:
     tests: list[Callable[[str], bool]] = []
     while args:
         option = args.pop(0)
@@ -94,7 +94,7 @@ def _find_tests(shell: Shell, args: list[str]) -> list[Callable[[str], bool]]:
             tests.append(lambda p, pat=pattern: fnmatch.fnmatchcase(posixpath.basename(p).lower(), pat))
         elif option == "-type":
             kind = args.pop(0)
-            tests.append(lambda p, k=kind: shell.fs.is_dir(p) if k == "d" else shell.fs.is_file(p))
+            tests.append(lambda p, k=kind: ctx.fs.is_dir(p) if k == "d" else ctx.fs.is_file(p))
         else:
             raise UsageError(f"unknown predicate `{option}'")
     return tests

@@ -19,7 +19,7 @@ from rmguard.tamper.sandbox.budget import CommandLimit
 from rmguard.tamper.sandbox.commands.common import UsageError, charged, lines_of, read_inputs, split_flags
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
 
 # Model-written patterns run under a time budget per grep/sed: the `regex` engine stops a catastrophically
@@ -31,9 +31,9 @@ REGEX_BUDGET_S = 1.0
 REGEX_LIMIT = "the pattern exceeded its time budget"
 
 
-def _regex_deadline(shell: Shell) -> float:
+def _regex_deadline(ctx: Context) -> float:
     """This grep/sed's deadline: its own regex budget, never past the command line's."""
-    return min(time.monotonic() + REGEX_BUDGET_S, shell.budget.deadline)
+    return min(time.monotonic() + REGEX_BUDGET_S, ctx.budget.deadline)
 
 
 def _time_left(deadline: float) -> float:
@@ -43,7 +43,7 @@ def _time_left(deadline: float) -> float:
     return left
 
 
-def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_grep(ctx: Context, args: list[str], stdin: str | None) -> Result:
     flags, values, operands = split_flags(args, valued="e")
     if "e" in values:
         pattern = values["e"]
@@ -55,9 +55,9 @@ def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
         regex = regex_engine.compile(_bre_to_python(pattern), regex_engine.IGNORECASE if "i" in flags else 0)
     except regex_engine.error as error:
         return Result(stderr=f"grep: Invalid regular expression: {error}\n", status=2)
-    sources, errors = _grep_sources(shell, operands, stdin, recursive=bool(flags & {"r", "R"}))
+    sources, errors = _grep_sources(ctx, operands, stdin, recursive=bool(flags & {"r", "R"}))
     try:
-        out = _grep_lines(shell, regex, sources, flags, _regex_deadline(shell))
+        out = _grep_lines(ctx, regex, sources, flags, _regex_deadline(ctx))
     except TimeoutError:  # the regex engine's own timeout
         raise CommandLimit(REGEX_LIMIT) from None
     status = 2 if errors else (0 if out else 1)
@@ -65,7 +65,7 @@ def cmd_grep(shell: Shell, args: list[str], stdin: str | None) -> Result:
 
 
 def _grep_lines(
-    shell: Shell, regex: regex_engine.Pattern, sources, flags: set[str], deadline: float
+    ctx: Context, regex: regex_engine.Pattern, sources, flags: set[str], deadline: float
 ) -> list[str]:
     out = []
     show_name = len(sources) > 1 or bool(flags & {"r", "R"})
@@ -73,37 +73,37 @@ def _grep_lines(
         for number, line in enumerate(lines_of(text), 1):
             if bool(regex.search(line, timeout=_time_left(deadline))) == ("v" not in flags):
                 if "l" in flags:
-                    out.append(charged(shell, f"{name}\n"))
+                    out.append(charged(ctx, f"{name}\n"))
                     break
                 prefix = (f"{name}:" if show_name else "") + (f"{number}:" if "n" in flags else "")
-                shell.budget.charge(len(prefix) + len(line) + 1)
+                ctx.budget.charge(len(prefix) + len(line) + 1)
                 out.append(prefix + line + "\n")
     return out
 
 
-def _grep_sources(shell: Shell, operands: list[str], stdin: str | None, recursive: bool):
+def _grep_sources(ctx: Context, operands: list[str], stdin: str | None, recursive: bool):
     if not operands:
         return (
             ([("(standard input)", stdin or "")], [])
             if not recursive
-            else _grep_sources(shell, ["."], stdin, True)
+            else _grep_sources(ctx, ["."], stdin, True)
         )
     sources, errors = [], []
     for operand in operands:
-        shell.budget.check_time()
-        path = shell.path(operand)
-        if shell.fs.is_dir(path):
+        ctx.budget.check_time()
+        path = ctx.path(operand)
+        if ctx.fs.is_dir(path):
             if not recursive:
                 errors.append(f"grep: {operand}: Is a directory\n")
                 continue
-            for child in shell.fs.walk(path):
-                shell.budget.check_time()
-                if shell.fs.is_file(child):
+            for child in ctx.fs.walk(path):
+                ctx.budget.check_time()
+                if ctx.fs.is_file(child):
                     sources.append(
-                        (posixpath.join(operand, posixpath.relpath(child, path)), shell.fs.read(child))
+                        (posixpath.join(operand, posixpath.relpath(child, path)), ctx.fs.read(child))
                     )
-        elif shell.fs.is_file(path):
-            sources.append((operand, shell.fs.read(path)))
+        elif ctx.fs.is_file(path):
+            sources.append((operand, ctx.fs.read(path)))
         else:
             errors.append(f"grep: {operand}: No such file or directory\n")
     return sources, errors
@@ -124,22 +124,22 @@ def _bre_to_python(pattern: str) -> str:
     return "".join(out)
 
 
-def cmd_sed(shell: Shell, args: list[str], stdin: str | None) -> Result:
+def cmd_sed(ctx: Context, args: list[str], stdin: str | None) -> Result:
     flags, values, operands = split_flags(args, valued="e")
     scripts = [values["e"]] if "e" in values else operands[:1]
     files = operands if "e" in values else operands[1:]
     if not scripts:
         raise UsageError("no script specified")
     substitutions = [_parse_substitution(script) for script in scripts[0].split(";") if script.strip()]
-    texts, errors = read_inputs(shell, files, stdin, "sed")
-    deadline = _regex_deadline(shell)
+    texts, errors = read_inputs(ctx, files, stdin, "sed")
+    deadline = _regex_deadline(ctx)
     try:
-        edited = [_apply(shell, substitutions, text, deadline) for text in texts]
+        edited = [_apply(ctx, substitutions, text, deadline) for text in texts]
     except TimeoutError:  # the regex engine's own timeout
         raise CommandLimit(REGEX_LIMIT) from None
     if "i" in flags:
-        for operand, text in zip([f for f in files if shell.fs.is_file(shell.path(f))], edited):
-            shell.fs.write(shell.path(operand), text)
+        for operand, text in zip([f for f in files if ctx.fs.is_file(ctx.path(f))], edited):
+            ctx.fs.write(ctx.path(operand), text)
         return Result(stderr="".join(errors), status=1 if errors else 0)
     return Result("".join(edited), "".join(errors), 1 if errors else 0)
 
@@ -165,27 +165,27 @@ def _parse_substitution(script: str) -> tuple[regex_engine.Pattern, str, bool]:
 
 
 def _apply(
-    shell: Shell, substitutions: list[tuple[regex_engine.Pattern, str, bool]], text: str, deadline: float
+    ctx: Context, substitutions: list[tuple[regex_engine.Pattern, str, bool]], text: str, deadline: float
 ) -> str:
     """The script applied line by line; every output line is charged before the result is joined."""
     out = []
     for line in lines_of(text, keepends=True):
         for regex, template, everywhere in substitutions:
-            line = _sub_line(shell, regex, template, everywhere, line, deadline)
-        shell.budget.charge(len(line))
+            line = _sub_line(ctx, regex, template, everywhere, line, deadline)
+        ctx.budget.charge(len(line))
         out.append(line)
     return "".join(out)
 
 
 def _sub_line(
-    shell: Shell, regex: regex_engine.Pattern, template: str, everywhere: bool, line: str, deadline: float
+    ctx: Context, regex: regex_engine.Pattern, template: str, everywhere: bool, line: str, deadline: float
 ) -> str:
     body, newline = (line[:-1], "\n") if line.endswith("\n") else (line, "")
     replacement: str | Callable[[regex_engine.Match], str] = template
-    if _largest_result(len(body), template, everywhere) > shell.budget.chars_left:
+    if _largest_result(len(body), template, everywhere) > ctx.budget.chars_left:
         # it could outgrow the budget (`s/a/&&&&&&&&/g`): charge each replacement as it is made
         def replacement(match: regex_engine.Match) -> str:
-            return charged(shell, match.expand(template))
+            return charged(ctx, match.expand(template))
 
     try:
         return (

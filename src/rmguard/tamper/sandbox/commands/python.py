@@ -12,28 +12,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rmguard.tamper.sandbox.base import HOME, Result
+from rmguard.tamper.sandbox.base import Result
 from rmguard.tamper.sandbox.commands.common import UsageError
-from rmguard.tamper.sandbox.python import PythonUsage, python_source
+from rmguard.tamper.sandbox.python_source import PythonUsage, python_source
 
 if TYPE_CHECKING:
-    from rmguard.tamper.sandbox.shell import Shell
+    from rmguard.tamper.sandbox.shell import Context
 
 
-def cmd_python(shell: Shell, args: list[str], stdin: str | None, name: str = "python") -> Result:
-    if shell.jail is None:
+def cmd_python(ctx: Context, args: list[str], stdin: str | None, name: str = "python") -> Result:
+    if not ctx.has_python:
         return Result(stderr=f"bash: {name}: command not found\n", status=127)
     try:
         code = python_source(args, stdin)
     except PythonUsage as error:
         raise UsageError(str(error)) from None
-    run = shell.jail.run(shell.fs.relative_files(HOME), code)
-    shell.jail_outcomes.append(run.outcome)
+    run = ctx.run_python(code)
     # the jail's clock bounds the job; its time and output count toward the line's budgets like any command's
-    shell.budget.charge(len(run.stdout) + len(run.stderr))
+    ctx.budget.charge(len(run.stdout) + len(run.stderr))
     status = run.exit_code if run.exit_code is not None else 128 + (run.signal or 9)
     return Result(run.stdout, run.stderr, status)
 
 
-def cmd_python3(shell: Shell, args: list[str], stdin: str | None) -> Result:
-    return cmd_python(shell, args, stdin, "python3")
+def cmd_python3(ctx: Context, args: list[str], stdin: str | None) -> Result:
+    return cmd_python(ctx, args, stdin, "python3")

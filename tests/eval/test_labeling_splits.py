@@ -20,7 +20,7 @@ from rmguard.training.modeling import build_reward_model, save_reward_model
 from helpers import run_cli, write_jsonl
 from synthetic_world import make_records
 
-GOLD = str(Path(__file__).with_name("synthetic_world.py")) + ":gold"
+GOLD = str(Path(__file__).parents[1] / "synthetic_world.py") + ":gold"
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -2,7 +2,7 @@
 numbers from nowhere, never a touched input.
 
 The table (``tests/bad_input_table.py``) covers every category of issue 12's "one clear line" list and its
-neighbours, for every sub-command. Each case is its own test: ``pytest tests/test_bad_inputs.py -k
+neighbours, for every sub-command. Each case is its own test: ``pytest tests/cli/test_bad_inputs.py -k
 eval_latin_1_JSONL`` runs the case named ``eval: latin-1 JSONL`` alone. It runs the CLI's entry point
 (``rmguard.cli.main``, what ``python -m rmguard`` calls) in a process of its own, forked by a case server
 that has imported the libraries once (``tests/cli_cases.py``, the ``cli`` fixture); the process's own stderr is captured, so

@@ -134,7 +134,7 @@ def test_skewness_equals_scipy():
 
 
 def test_rmbench_averages_domains_and_merges_the_safety_files():
-    # RM-Bench (scripts/utils.py): levels per domain from `subset`, safety-refuse + safety-response = safety,
+    # RM-Bench (scripts/utils.py): levels per `domain`, safety-refuse + safety-response = safety,
     # then the plain mean over domains. chat: 2 records, all chosen above all rejected → every level 1.
     # safety: one refuse record with chosen below all rejected (0) and one response record all above (1)
     # → 0.5 each. Mean over the two domains: 0.75; pooling the four records would give 0.75 as well for

@@ -26,7 +26,7 @@ from rmguard.scoring import RewardScorer
 
 from helpers import run_cli
 
-EXAMPLES = Path(__file__).parents[1] / "examples" / "overoptimization"
+EXAMPLES = Path(__file__).parents[2] / "examples" / "overoptimization"
 
 
 def test_rubric_checks_by_hand():

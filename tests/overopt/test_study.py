@@ -21,7 +21,7 @@ from rmguard.training.modeling import build_reward_model, save_reward_model
 
 from helpers import synthetic_pair
 
-EXAMPLES = Path(__file__).parents[1] / "examples" / "overoptimization"
+EXAMPLES = Path(__file__).parents[2] / "examples" / "overoptimization"
 
 
 @pytest.fixture(scope="module")

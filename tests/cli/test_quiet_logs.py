@@ -31,7 +31,7 @@ print("exit", worker.exitcode)
 def test_libraries_and_worker_processes_are_quiet_off_a_terminal(tiny_llama: Path) -> None:
     quiet = ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")
     env = {k: v for k, v in os.environ.items() if k not in quiet}
-    env["PYTHONPATH"] = str(Path(__file__).parents[1] / "src")
+    env["PYTHONPATH"] = str(Path(__file__).parents[2] / "src")
     result = subprocess.run(
         [sys.executable, "-c", QUIET_THEN_WORK, str(tiny_llama)],
         capture_output=True,

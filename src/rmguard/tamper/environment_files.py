@@ -1,96 +1,25 @@
-"""The registry of environments, and environments brought as files.
-
-Every module of :mod:`rmguard.tamper.envs` lists its :class:`~rmguard.tamper.envs.base.Environment`
-objects in ``PROVIDES``; they are registered here when this module is imported, so adding an environment
-is adding one module. Built-in variants are generated per index, deterministically: variant K of an
-environment is the same on every machine. Users can also bring environments as JSON in the released
-record format (``prompt``, ``dirs``, ``files``, ``reward_cmd``, ``oversight_cmd``), see
-:func:`load_environments`.
+"""Environments brought as files: records in the released format (``prompt``, ``dirs``, ``files``,
+``reward_cmd``, ``oversight_cmd``; :func:`load_environments`) and the release's own layout
+(``environments.json`` + ``prompts.json``; :func:`load_release`). Each is graded by a registered
+environment's rules (:mod:`rmguard.tamper.envs.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import pkgutil
 import posixpath
 from pathlib import Path
 from typing import Any
 
-from rmguard.errors import DataError, RMGuardError
+from rmguard.errors import DataError
 from rmguard.fileio import not_utf8
-from rmguard.tamper import envs
-from rmguard.tamper.envs.base import HOME, Environment, EnvironmentSpec
-from rmguard.tamper.envs.reward_tampering import REWARD_FILE, TEST_FILE
+from rmguard.tamper.envs.base import Environment, EnvironmentSpec
+from rmguard.tamper.envs.registry import REGISTRY, for_release_name
+from rmguard.tamper.sandbox.base import HOME
 from rmguard.tamper.sandbox.vfs import FSError, VirtualFS
 
-__all__ = [
-    "ENVIRONMENTS",
-    "HOME",
-    "REGISTRY",
-    "REWARD_FILE",
-    "TEST_FILE",
-    "Environment",
-    "EnvironmentSpec",
-    "curriculum",
-    "get_environment",
-    "load_environments",
-    "load_release",
-    "make_environment",
-    "register",
-]
-
 MAX_DEPTH = 64  # folder levels of a path in an environments file
-REGISTRY: dict[str, Environment] = {}  # name -> environment, in curriculum order (stage, then name)
-
-
-def register(environment: Environment) -> Environment:
-    """Add an environment; its name must be new and it must script ``honest`` (every strategy's fallback)."""
-    if not environment.name or environment.name in REGISTRY:
-        raise ValueError(f"environment name '{environment.name}' is empty or already registered")
-    if "honest" not in environment.scripts:
-        raise ValueError(f"environment '{environment.name}' must script the 'honest' strategy")
-    ordered = sorted([*REGISTRY.values(), environment], key=lambda e: (e.stage, e.name))
-    REGISTRY.clear()
-    REGISTRY.update((e.name, e) for e in ordered)
-    return environment
-
-
-def _register_builtin() -> None:
-    for module in pkgutil.iter_modules(envs.__path__):
-        if module.name != "base":
-            for environment in importlib.import_module(f"{envs.__name__}.{module.name}").PROVIDES:
-                register(environment)
-
-
-def curriculum() -> list[str]:
-    """The registered environments that ``all`` runs, in curriculum order."""
-    return [name for name, environment in REGISTRY.items() if environment.in_curriculum]
-
-
-def get_environment(name: str) -> Environment:
-    if name not in REGISTRY:
-        raise RMGuardError(f"unknown environment '{name}' (choose from {', '.join(REGISTRY)})")
-    return REGISTRY[name]
-
-
-def make_environment(name: str, variant: int = 0) -> EnvironmentSpec:
-    return get_environment(name).variant(variant)
-
-
-def for_release_name(name: str) -> Environment | None:
-    """The environment whose rules grade the release's environment ``name`` (``original_reward_tampering``
-    → ``reward_tampering``): ``name`` is its ``release_suffix`` or ends with ``_`` + it."""
-    for environment in REGISTRY.values():
-        suffix = environment.release_suffix
-        if suffix and (name == suffix or name.endswith("_" + suffix)):
-            return environment
-    return REGISTRY.get(name)
-
-
-_register_builtin()
-ENVIRONMENTS = tuple(curriculum())  # the built-in curriculum
 
 
 def load_environments(path: str | Path) -> list[EnvironmentSpec]:

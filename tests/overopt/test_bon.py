@@ -13,13 +13,11 @@ import pytest
 from rmguard.cli import main
 from rmguard.eval.intervals import (
     bootstrap_interval,
-    paired_difference,
     seeds_and_units_interval,
     t_interval,
 )
-from rmguard.overopt.bon import (
-    Proxy,
-    best_of_n_curves,
+from rmguard.overopt.bon import Proxy, best_of_n_curves
+from rmguard.overopt.bon_math import (
     best_of_n_expectation,
     bon_weights,
     curves_with_intervals,
@@ -156,7 +154,7 @@ def test_curve_intervals_stay_in_range_and_name_what_they_resample():
     assert (single["both_low"], single["both_high"]) == (single["prompt_low"], single["prompt_high"])
 
 
-def test_seed_and_unit_bootstrap_and_paired_differences():
+def test_seed_and_unit_bootstrap():
     values = np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])  # two seeds of per-pair correctness
     mean, low, high = seeds_and_units_interval(values, "both")
     assert mean == 0.75 and 0.0 <= low < mean < high <= 1.0
@@ -164,12 +162,6 @@ def test_seed_and_unit_bootstrap_and_paired_differences():
         values, "units", seed=1
     )
     assert math.isnan(seeds_and_units_interval(values[:, :1])[1])
-    same = paired_difference(values, values)
-    assert (same["mean"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
-    better = paired_difference(np.ones_like(values), values)
-    assert better["mean"] == 0.25 and better["per_seed"] == [0.25, 0.25] and 0.0 <= better["low"] <= 0.25
-    with pytest.raises(ValueError):
-        paired_difference(values, values[:, :2])
 
 
 def _world(exploit_weight: float, prompts: int = 300, n: int = 64, seed: int = 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmguard.overopt.bon import kl_bon
+from rmguard.overopt.bon_math import kl_bon
 from rmguard.overopt.demo.statistics import (
     cross_fitted_drops,
     describe,

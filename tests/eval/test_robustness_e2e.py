@@ -19,7 +19,7 @@ from rmguard.training.trainer import train
 from helpers import run_cli, write_jsonl
 from synthetic_world import make_records
 
-GOLD = str(Path(__file__).with_name("synthetic_world.py")) + ":gold"
+GOLD = str(Path(__file__).parents[1] / "synthetic_world.py") + ":gold"
 
 
 @pytest.fixture(scope="module")
