@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
@@ -28,7 +30,18 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 TRAINERS = ("trl", "rmguard-padded", "rmguard-packed")
 
 
-def run_trl(model: str, data: Path, out: Path, batch_size: int, steps: int, max_length: int) -> None:
+def run_trl(
+    model: str,
+    data: Path,
+    out: Path,
+    batch_size: int,
+    steps: int,
+    max_length: int,
+    gpu: bool = False,
+    callbacks: Sequence[Any] = (),
+    save: bool = True,
+) -> None:
+    """TRL's RewardTrainer; ``gpu``: on CUDA with bf16 autocast (else fp32 on the CPU, see below)."""
     from datasets import load_dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -42,24 +55,38 @@ def run_trl(model: str, data: Path, out: Path, batch_size: int, steps: int, max_
         save_strategy="no",
         logging_steps=10_000,
         disable_tqdm=True,
-        use_cpu=True,
+        use_cpu=not gpu,
         seed=42,
         dataloader_num_workers=0,
         # TRL's defaults are bf16 autocast and gradient checkpointing; bf16 matmuls are ~10× slower
-        # on this CPU and rmguard runs neither, so both run plain fp32 without recomputation.
-        bf16=False,
+        # on this CPU and rmguard runs neither, so both run plain fp32 without recomputation (on a GPU,
+        # both run bf16 autocast).
+        bf16=gpu,
         gradient_checkpointing=False,
     )
     trainer = RewardTrainer(
-        model=model, args=args, train_dataset=load_dataset("json", data_files=str(data), split="train")
+        model=model,
+        args=args,
+        train_dataset=load_dataset("json", data_files=str(data), split="train"),
+        callbacks=list(callbacks),
     )
     trainer.train()
-    trainer.save_model(str(out / "final"))
+    if save:
+        trainer.save_model(str(out / "final"))
 
 
 def run_rmguard(
-    model: str, data: Path, out: Path, batch_size: int, steps: int, max_length: int, packing: bool
+    model: str,
+    data: Path,
+    out: Path,
+    batch_size: int,
+    steps: int,
+    max_length: int,
+    packing: bool,
+    gpu: bool = False,
+    callbacks: Sequence[Callable] = (),
 ) -> None:
+    """rmguard's trainer with the same settings; ``gpu``: on CUDA with bf16 autocast."""
     from rmguard.training.config import TrainConfig
     from rmguard.training.trainer import train
 
@@ -76,7 +103,10 @@ def run_rmguard(
             logging_steps=10_000,
             packing=packing,
             seed=42,
-        )
+            use_cpu=not gpu,
+            mixed_precision="bf16" if gpu else "no",
+        ),
+        list(callbacks),
     )
 
 

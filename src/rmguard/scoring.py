@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ class RewardScorer:
         self.model, self.tokenizer = load_reward_model(model) if isinstance(model, (str, Path)) else model
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device).eval()
-        self.packing = packing and enable_packed_attention(self.model.transformer)[0]
+        exact, reason = enable_packed_attention(self.model.transformer) if packing else (False, "")
+        if packing and not exact:
+            logging.getLogger(__name__).warning("packing off: %s; scoring padded batches", reason)
+        self.packing = exact
         self.batch_size = batch_size
         self.max_length = max_length or model_max_length(self.model)  # a 10 MB line is one error, not 10 GB
         self.max_batch_tokens = max_batch_tokens

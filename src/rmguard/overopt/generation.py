@@ -47,12 +47,15 @@ class SamplingConfig:
 
 
 def load_policy(name_or_path: str) -> tuple[Any, Any]:
+    """(model in fp32 on the GPU when there is one, tokenizer): RLOO trains it, so its weights stay fp32."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmguard.scoring import default_device
 
     path = local_model_folder(name_or_path)
     require_causal_lm(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(default_device()).eval()
     return model, tokenizer
 
 

@@ -138,10 +138,94 @@ def _packed(
     return attention
 
 
-AttentionInterface.register(PACKED_SDPA, _packed(lambda module: sdpa_attention_forward, additive=False))
-AttentionInterface.register(PACKED_EAGER, _packed(_model_eager, additive=True))
+# packed name → (the model's own function for a module, whether its masks are additive)
+_BASES: dict[str, tuple[Callable[[torch.nn.Module], Callable[..., tuple[Tensor, Any]]], bool]] = {
+    PACKED_SDPA: (lambda module: sdpa_attention_forward, False),
+    PACKED_EAGER: (_model_eager, True),
+}
+for _name, (_base, _additive) in _BASES.items():
+    AttentionInterface.register(_name, _packed(_base, _additive))
 AttentionMaskInterface.register(PACKED_SDPA, sdpa_mask)
 AttentionMaskInterface.register(PACKED_EAGER, eager_mask)
+
+# The probe's tolerance on max |packed − alone| / max(1, max |alone|): fp32's 1e-5 (the CPU tests'), else 8
+# units of roundoff of the format attention runs in (u = 2^-8 for bf16's 8-bit significand, 2^-11 for fp16
+# and for TF32 matmuls): each path rounds every stored output once (≤ u) and sums in its own order.
+_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}
+# The probe's layout: segment [prompt 5 | responses 3, 4], then a segment with an empty prompt [| 2, 1].
+_PROBE_SEQUENCES = (((0, 8),), ((0, 5), (8, 12)), ((12, 14),), ((14, 15),))
+
+
+def _probe_tolerance(device: torch.device, dtype: torch.dtype) -> float:
+    if dtype in _ROUNDOFF:
+        return 8 * _ROUNDOFF[dtype]
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    return 8 * 2.0**-11 if tf32 else 1e-5
+
+
+def _probe_dtypes(model: PreTrainedModel) -> tuple[torch.device, list[torch.dtype]]:
+    """Where attention will run and in which dtypes: the model's device, or CUDA for a model still on the
+    CPU of a CUDA machine (trainers move it later); there also bf16, which mixed precision runs."""
+    parameter = next(model.parameters())
+    device = parameter.device
+    if device.type == "cpu" and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    dtypes = [parameter.dtype]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported() and torch.bfloat16 not in dtypes:
+        dtypes.append(torch.bfloat16)
+    return device, dtypes
+
+
+@torch.no_grad()
+def probe_packed_attention(model: PreTrainedModel, implementation: str) -> str | None:
+    """Why ``implementation`` is not exact for ``model`` on the device it runs on, or None when it is.
+
+    Random queries, keys and values of the model's first attention module's shape go through the packed
+    function with a small layout, and each response through the model's own function alone (its prompt
+    and itself, causally); the two must agree within :func:`_probe_tolerance`. The CPU tests prove the
+    packed path exact; this catches a backend whose kernels break it (a fallback, not a wrong reward)."""
+    module = next((m for m in model.modules() if hasattr(m, "num_key_value_groups")), None)
+    config = model.config.get_text_config()
+    if module is None or next(model.parameters()).device.type == "meta":  # nothing to run it on
+        return None
+    base, additive = _BASES[implementation]
+    function = base(module)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
+    head_dim = getattr(module, "head_dim", config.hidden_size // heads)
+    scaling = getattr(module, "scaling", head_dim**-0.5)
+    positions = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 0, 1, 0])
+    blocks = [AttentionBlock((0, 8), ((0, 8),)), AttentionBlock((8, 12), ((0, 5), (8, 12)))]
+    blocks += [AttentionBlock((12, 14), ((12, 14),)), AttentionBlock((14, 15), ((14, 15),))]
+    device, dtypes = _probe_dtypes(model)
+    generator = torch.Generator().manual_seed(0)
+    for dtype in dtypes:
+        q, k, v = (torch.randn(1, n, 15, head_dim, generator=generator) for n in (heads, kv_heads, kv_heads))
+        q, k, v = (t.to(device, dtype) for t in (q, k, v))
+        layout = PackedAttention(blocks, positions.to(device))
+        packed = _packed(base, additive)(module, q, k, v, None, layout, dropout=0.0, scaling=scaling)[0]
+        worst = 0.0
+        for spans in _PROBE_SEQUENCES:
+            n = sum(end - start for start, end in spans)
+            mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
+            if additive:
+                mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill_(
+                    ~mask, torch.finfo(dtype).min
+                )
+            alone = function(
+                module, _gather(q, spans), _gather(k, spans), _gather(v, spans), mask, dropout=0.0,
+                scaling=scaling,
+            )[0]  # fmt: skip
+            start, end = spans[-1]
+            got = packed[:, start:end].float()
+            want = alone[:, n - (end - start) :].float()
+            worst = max(worst, ((got - want).abs().max() / want.abs().max().clamp(min=1)).item())
+        tolerance = _probe_tolerance(device, dtype)
+        if not worst <= tolerance:  # NaN fails too
+            return (
+                f"packed attention differs from the model's own on {device.type} in {dtype} by {worst:.1e} "
+                f"(tolerance {tolerance:.1e})"
+            )
+    return None
 
 
 def packed_attention_for(model: PreTrainedModel) -> tuple[str | None, str]:
@@ -172,11 +256,18 @@ def packed_attention_for(model: PreTrainedModel) -> tuple[str | None, str]:
 
 
 def enable_packed_attention(model: PreTrainedModel) -> tuple[bool, str]:
-    """Switch ``model`` to its exact packed attention; (whether there is one, why or why not)."""
+    """Switch ``model`` to its exact packed attention; (whether there is one, why or why not). The packed
+    function is first checked against the model's own on the device it will run on
+    (:func:`probe_packed_attention`)."""
     implementation, reason = packed_attention_for(model)
-    if implementation is not None and implementation != model.config.get_text_config()._attn_implementation:
+    if implementation is None:
+        return False, reason
+    mismatch = probe_packed_attention(model, implementation)
+    if mismatch is not None:
+        return False, mismatch
+    if implementation != model.config.get_text_config()._attn_implementation:
         model.set_attn_implementation(implementation)
-    return implementation is not None, reason
+    return True, reason
 
 
 def backbone_attention(packed: PackedAttention, model: PreTrainedModel) -> tuple[Tensor, dict[str, Any]]:
