@@ -13,7 +13,19 @@ from rmguard.cli import build_parser
 from rmguard.cli.options import DefaultsHelpFormatter
 from rmguard.cli.train import field_parser
 
-OWNED = "train score calibrate serve merge export average label split eval diagnose".split()
+OWNED = [
+    "train",
+    "score",
+    "calibrate",
+    "serve",
+    "merge",
+    "export",
+    "average",
+    "label",
+    "split",
+    "eval",
+    "diagnose",
+]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

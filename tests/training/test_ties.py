@@ -14,9 +14,9 @@ from rmguard.errors import ConfigError
 from rmguard.training import objectives
 from rmguard.training.collate import pair_targets
 from rmguard.training.config import load_config
-from rmguard.training.tokenization import PairFeatures
 from rmguard.training.loss import RewardLoss
 from rmguard.training.modeling import RewardOutput
+from rmguard.training.tokenization import PairFeatures
 
 from helpers import run_cli, synthetic_pair, write_jsonl
 
