@@ -15,6 +15,8 @@ from rmguard.data.formats import check_text
 from rmguard.data.records import ScoredResponse, Text
 from rmguard.errors import DataError
 from rmguard.fileio import atomic_write_jsonl, check_outputs
+from rmguard.normalization import RewardStatistics, normalize, read_statistics
+from rmguard.text_rule import RULES, apply_rule, checkpoint_rule, trained_rule
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.collate import ResponseCollator
 from rmguard.training.features import ResponseFeatures, tokenize_responses
@@ -39,6 +41,10 @@ class RewardScorer:
     and several prompts share a row; ``batch_size`` counts responses either way. ``max_batch_tokens``
     also caps each forward pass at that many tokens (packed: the row's length; padded: rows × longest);
     a single sequence longer than the budget still runs, alone.
+
+    Texts are ended by the checkpoint's text rule (:mod:`rmguard.text_rule`; ``text_rule`` overrides it).
+    With ``normalize`` every reward is (r − mean) / std with the mean and std the checkpoint's config holds
+    (:mod:`rmguard.normalization`, OpenRLHF's keys).
     """
 
     def __init__(
@@ -49,6 +55,8 @@ class RewardScorer:
         device: str | torch.device | None = None,
         packing: bool = True,
         max_batch_tokens: int | None = None,
+        normalize: bool = False,
+        text_rule: str | None = None,
     ):
         checks.at_least("batch_size", batch_size)
         for name, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
@@ -62,6 +70,18 @@ class RewardScorer:
         self.max_length = max_length or model_max_length(self.model)  # a 10 MB line is one error, not 10 GB
         self.max_batch_tokens = max_batch_tokens
         self.collator = ResponseCollator(self.tokenizer.pad_token_id)
+        source = str(model) if isinstance(model, (str, Path)) else "the model"
+        if text_rule is not None:
+            RULES.lookup(text_rule)
+            self.text_rule, self.text_rule_source = text_rule, "given"
+        elif isinstance(model, (str, Path)):
+            self.text_rule, self.text_rule_source = checkpoint_rule(model, self.tokenizer)
+        else:
+            self.text_rule = trained_rule(bool(self.tokenizer.chat_template))
+            self.text_rule_source = "guessed from the tokenizer"
+        self.statistics: RewardStatistics | None = (
+            read_statistics(self.model.config, source) if normalize else None
+        )
 
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[float]:
         return self.score_with_hidden(prompts, responses)[0].tolist()
@@ -70,19 +90,27 @@ class RewardScorer:
         return self.rewards(self.features(items))
 
     def features(self, items: list[ScoredResponse]) -> list[ResponseFeatures]:
-        """Token ids of each item, by the one rule of :func:`rmguard.training.features.render`."""
-        return tokenize_responses(items, self.tokenizer, self.max_length)
+        """Token ids of each item, by the one rule of :func:`rmguard.training.features.render` with the
+        model's text rule."""
+        return tokenize_responses(
+            apply_rule(self.text_rule, self.tokenizer, items), self.tokenizer, self.max_length
+        )
 
     def rewards(self, features: list[ResponseFeatures]) -> Tensor:
         """Rewards [N] for already tokenized items, in input order."""
-        return self._run(features)[0]
+        return self._normalized(self._run(features)[0])
 
     def score_with_hidden(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[Tensor, Tensor]:
         """Rewards [N] and the final hidden states at the reward tokens [N, H]."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
-        return self._run(tokenize_responses(items, self.tokenizer, self.max_length))
+        rewards, hidden = self._run(self.features(items))
+        return self._normalized(rewards), hidden
+
+    def _normalized(self, rewards: Tensor) -> Tensor:
+        """OpenRLHF's normalisation, the last step on a reward, when asked for."""
+        return rewards if self.statistics is None else normalize(rewards, self.statistics)
 
     @torch.inference_mode()
     def _run(self, features: list[ResponseFeatures]) -> tuple[Tensor, Tensor]:
@@ -190,6 +218,7 @@ def score_file(
     data_format: str = "auto",
     max_length: int | None = None,
     packing: bool = True,
+    normalize: bool = False,
 ) -> dict[str, Any]:
     """Score a pair file (chosen and rejected reward per pair) or a prompt/response file (one reward per
     line) and write JSONL in input order, atomically. Returns a summary."""
@@ -197,7 +226,9 @@ def score_file(
     kind, items, count, ids = load_score_items(data, data_format)
     if count == 0:
         raise DataError(data, "nothing to score: no record gave a pair (responses that all tie give none)")
-    scorer = RewardScorer(model_path, batch_size=batch_size, max_length=max_length, packing=packing)
+    scorer = RewardScorer(
+        model_path, batch_size=batch_size, max_length=max_length, packing=packing, normalize=normalize
+    )
     rewards = scorer.score_items(items).tolist()
 
     def where(row: int) -> dict[str, Any]:

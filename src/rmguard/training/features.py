@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from rmguard.data.records import PreferencePair, ScoredResponse, Text
+from rmguard.data.records import PreferencePair, RenderedText, ScoredResponse, Text
 from rmguard.errors import DataError
 
 
@@ -37,6 +37,7 @@ class TokenizationReport:
 
     pairs: int = 0
     prompt_truncated: int = 0
+    conversational: bool = False  # chat messages, rendered by the chat template (rmguard.text_rule)
     dropped_rows: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -46,12 +47,16 @@ class TokenizationReport:
         )
 
 
-def render(tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text) -> tuple[str, str, bool]:
+def render(
+    tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text | RenderedText
+) -> tuple[str, str, bool]:
     """(prompt text, full text, add_special_tokens) for one prompt/response.
 
     Chat messages go through the tokenizer's chat template, which owns the special tokens; plain text is
-    prompt + response + EOS with the tokenizer's own special tokens.
+    prompt + response + EOS with the tokenizer's own special tokens; a RenderedText is already final.
     """
+    if isinstance(response, RenderedText):
+        return str(prompt), str(prompt) + response.text, response.add_special_tokens
     if isinstance(response, list):
         prompt_messages = (
             prompt if isinstance(prompt, list) else ([{"role": "user", "content": prompt}] if prompt else [])
@@ -108,7 +113,7 @@ def tokenize_pairs(
         (render(tokenizer, p.prompt, p.chosen), render(tokenizer, p.prompt, p.rejected)) for p in pairs
     ]
     features: list[PairFeatures] = []
-    report = TokenizationReport()
+    report = TokenizationReport(conversational=any(pair.is_conversational for pair in pairs))
     for add_special in (False, True):
         indices = [i for i, (chosen, _) in enumerate(rendered) if chosen[2] is add_special]
         prompts = _encode(tokenizer, [rendered[i][0][0] for i in indices], add_special)

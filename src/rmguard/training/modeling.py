@@ -365,9 +365,34 @@ def add_lora(
 # ----------------------------------------------------------------------------------------------- save / load
 
 
+def is_openrlhf_checkpoint(path: str | Path) -> bool:
+    """A reward model saved by OpenRLHF: its ``RewardModel`` class (openrlhf/models/model.py) is the
+    backbone under its base-model prefix plus ``score`` = Linear(H, 1, bias=False), the layout of a
+    ``*ForSequenceClassification``, and its config always holds ``normalize_reward``."""
+    config_file = Path(path) / "config.json"
+    if (Path(path) / METADATA_FILE).is_file() or not config_file.is_file():
+        return False
+    config = read_json(config_file)
+    return (
+        isinstance(config, dict)
+        and config.get("architectures") == ["RewardModel"]
+        and "normalize_reward" in config
+    )
+
+
+def _openrlhf_config(path: Path) -> Any:
+    """The config to load an OpenRLHF reward model as a sequence classifier with one label."""
+    config = AutoConfig.from_pretrained(path)
+    prefix = getattr(config, "value_head_prefix", "score")
+    if prefix != "score":
+        raise ConfigError(f"{path}: OpenRLHF value head '{prefix}'; rmguard reads the default 'score' only")
+    config.num_labels = 1
+    return config
+
+
 def is_reward_checkpoint(path: str | Path) -> bool:
     path = Path(path)
-    if (path / METADATA_FILE).is_file():
+    if (path / METADATA_FILE).is_file() or is_openrlhf_checkpoint(path):
         return True
     config_file = path / "config.json"
     if config_file.is_file():
@@ -501,7 +526,8 @@ def load_reward_model(
     if meta.get("peft"):
         model = _load_peft(path, meta, tokenizer, dtype)
     elif meta["kind"] == "standard":
-        hf_model = _strict_from_pretrained(AutoModelForSequenceClassification, path, dtype)
+        config = _openrlhf_config(path) if is_openrlhf_checkpoint(path) else None
+        hf_model = _strict_from_pretrained(AutoModelForSequenceClassification, path, dtype, config)
         model = RewardModel(hf_model)
     else:
         hf_model = _strict_from_pretrained(AutoModelForCausalLM, path, dtype)
@@ -528,8 +554,11 @@ def _load_length_head(path: Path, head: nn.Linear) -> nn.Linear:
     return head
 
 
-def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtype) -> PreTrainedModel:
-    model, info = auto_class.from_pretrained(path, dtype=dtype, output_loading_info=True)
+def _strict_from_pretrained(
+    auto_class: Any, path: Path | str, dtype: torch.dtype, config: Any = None
+) -> PreTrainedModel:
+    extra = {} if config is None else {"config": config}
+    model, info = auto_class.from_pretrained(path, dtype=dtype, output_loading_info=True, **extra)
     # Tied output embeddings are legitimately absent from the file; anything else missing would be random.
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [k for k in info["missing_keys"] if k not in tied]
