@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rmguard.data.records import RenderedText, ScoredResponse
-from rmguard.errors import DataError
+from rmguard.errors import ConfigError, DataError
 from rmguard.registry import Registry
 
 TEXT_RULE_KEY = "text_rule"
@@ -59,47 +59,54 @@ def checkpoint_rule(path: str | Path, tokenizer: Any) -> tuple[str, str]:
 
 
 def turn_end(tokenizer: Any) -> str:
-    """What the chat template writes after an assistant message's content (SmolLM2: ``<|im_end|>\\n``)."""
+    """What the chat template writes after an assistant message's content (SmolLM2: ``<|im_end|>\n``)."""
     probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _MARK}]
     text = tokenizer.apply_chat_template(probe, tokenize=False)
     return text[text.rindex(_MARK) + len(_MARK) :]
 
 
-def _template_bos(tokenizer: Any) -> str:
-    bos = tokenizer.bos_token or ""
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
-    return bos if bos and rendered.startswith(bos) else ""
-
-
 def openrlhf_end(text: str, eos: str) -> str:
-    """OpenRLHF's ending: ``text.rstrip("\\n")``, then ``" " + EOS`` unless it already ends with EOS."""
+    """OpenRLHF's ending: ``text.rstrip("\n")``, then ``" " + EOS`` unless it already ends with EOS."""
     text = text.rstrip("\n")
     return text if text.endswith(eos) else f"{text} {eos}"
 
 
-def finish_text(rule: str, tokenizer: Any, text: str, where: str) -> RenderedText:
-    """A whole text, ended as ``rule`` ends it; DataError naming ``where`` when the rule cannot score it."""
-    eos = tokenizer.eos_token or ""
-    if rule == "openrlhf":
-        return RenderedText(openrlhf_end(text, eos), add_special_tokens=False)
-    if rule == "eos":
-        return RenderedText(text if text.endswith(eos) else text + eos, add_special_tokens=True)
-    if not tokenizer.chat_template:
-        raise DataError(where, "the model's text rule is 'chat' but its tokenizer has no chat template")
-    end = turn_end(tokenizer)
-    closing = end.rstrip()
-    if not text.endswith(end):
-        if not (closing and text.endswith(closing)):
-            raise DataError(
-                where,
-                f"the text does not end an assistant turn of the model's chat template ({end!r}); this model "
-                "was trained on chat-template renderings (text rule 'chat') and reads its reward only there",
-            )
-        text += end[len(closing) :]
-    bos = _template_bos(tokenizer)
-    if bos and not text.startswith(bos):
-        text = bos + text
-    return RenderedText(text, add_special_tokens=False)
+class TextFinisher:
+    """Whole texts (a server's ``query`` or ``input``) ended as ``rule`` ends them; the chat template is
+    probed once, here."""
+
+    def __init__(self, rule: str, tokenizer: Any):
+        RULES.lookup(rule)
+        self.rule = rule
+        self.eos = tokenizer.eos_token or ""
+        self.end = self.bos = ""
+        if rule == "chat":
+            if not tokenizer.chat_template:
+                raise ConfigError("the text rule is 'chat' but the tokenizer has no chat template")
+            self.end = turn_end(tokenizer)
+            bos = tokenizer.bos_token or ""
+            opening = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
+            self.bos = bos if bos and opening.startswith(bos) else ""
+
+    def __call__(self, text: str, where: str) -> RenderedText:
+        """``text`` ended by the rule; DataError naming ``where`` when the rule cannot score it."""
+        if self.rule == "openrlhf":
+            return RenderedText(openrlhf_end(text, self.eos), add_special_tokens=False)
+        if self.rule == "eos":
+            return RenderedText(text if text.endswith(self.eos) else text + self.eos, add_special_tokens=True)
+        closing = self.end.rstrip()
+        if not text.endswith(self.end):
+            if not (closing and text.endswith(closing)):
+                raise DataError(
+                    where,
+                    f"the text does not end an assistant turn of the model's chat template ({self.end!r}); "
+                    "this model was trained on chat-template renderings (text rule 'chat') and reads its "
+                    "reward only there",
+                )
+            text += self.end[len(closing) :]
+        if self.bos and not text.startswith(self.bos):
+            text = self.bos + text
+        return RenderedText(text, add_special_tokens=False)
 
 
 def apply_rule(rule: str, tokenizer: Any, items: list[ScoredResponse]) -> list[ScoredResponse]:
