@@ -80,16 +80,21 @@ class TextFinisher:
         self.rule = rule
         self.eos = tokenizer.eos_token or ""
         self.end = self.bos = ""
+        if rule == "chat" and not tokenizer.chat_template:
+            raise ConfigError("the text rule is 'chat' but the tokenizer has no chat template")
         if rule == "chat":
-            if not tokenizer.chat_template:
-                raise ConfigError("the text rule is 'chat' but the tokenizer has no chat template")
             self.end = turn_end(tokenizer)
+        if rule != "eos" and tokenizer.chat_template:
             bos = tokenizer.bos_token or ""
             opening = tokenizer.apply_chat_template([{"role": "user", "content": "u"}], tokenize=False)
             self.bos = bos if bos and opening.startswith(bos) else ""
 
-    def __call__(self, text: str, where: str) -> RenderedText:
-        """``text`` ended by the rule; DataError naming ``where`` when the rule cannot score it."""
+    def __call__(self, text: str, where: str, bos_removed: bool = False) -> RenderedText:
+        """``text`` ended by the rule; DataError naming ``where`` when the rule cannot score it.
+        ``bos_removed``: the text is a chat rendering whose leading BOS the client removed (verl does, for
+        vLLM to add back; vLLM adds it only where encoding adds BOS): it is put back."""
+        if self.bos and not text.startswith(self.bos) and (bos_removed or self.rule == "chat"):
+            text = self.bos + text
         if self.rule == "openrlhf":
             return RenderedText(openrlhf_end(text, self.eos), add_special_tokens=False)
         if self.rule == "eos":
@@ -104,8 +109,6 @@ class TextFinisher:
                     "reward only there",
                 )
             text += self.end[len(closing) :]
-        if self.bos and not text.startswith(self.bos):
-            text = self.bos + text
         return RenderedText(text, add_special_tokens=False)
 
 

@@ -10,7 +10,9 @@ The request and answer are vLLM's (vllm/entrypoints/pooling/classify/protocol.py
 ``ClassificationCompletionRequest`` / ``ClassificationChatRequest`` → ``ClassificationResponse``), errors
 vLLM's ``ErrorResponse`` ``{"error": {"message", "type", "param", "code"}}`` with ``code`` the HTTP status.
 ``input`` is one text or a list of texts (token-id input is refused: the text rule needs the text), or
-``messages`` one conversation. With vLLM's default activation a one-label model's probability is
+``messages`` one conversation. A text is a chat rendering as verl sends it: the leading BOS verl removes is
+put back where the template opens with one (vLLM re-adds it only where encoding adds BOS, as for Llama).
+With vLLM's default activation a one-label model's probability is
 sigmoid(r); ``use_activation: false`` (or the older ``activation: false``) gives the reward r itself.
 The ``model`` field is echoed, not checked: verl sends its own path to the reward model.
 """
@@ -65,7 +67,9 @@ def pooling_items(payload: dict[str, Any], limits: Limits, finish: TextFinisher)
             )
         if not text.strip():
             raise RequestError(400, f"input[{i}]: empty text")
-        items.append(ScoredResponse("", finished(finish, text, f"input[{i}]"), "request", i))
+        items.append(
+            ScoredResponse("", finished(finish, text, f"input[{i}]", bos_removed=True), "request", i)
+        )
     return items
 
 

@@ -77,10 +77,10 @@ def _parallel(payload: dict[str, Any], name: str, count: int) -> list[Any]:
     return value
 
 
-def finished(finish: TextFinisher, text: str, where: str) -> RenderedText:
+def finished(finish: TextFinisher, text: str, where: str, bos_removed: bool = False) -> RenderedText:
     """``text`` ended by the model's text rule; 422 naming ``where`` when the rule cannot score it."""
     try:
-        return finish(text, where)
+        return finish(text, where, bos_removed)
     except DataError as error:
         raise RequestError(422, str(error)) from None
 
