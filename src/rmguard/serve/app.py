@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -73,6 +73,8 @@ def create_app(scorer: Any, limits: Limits, max_queue_items: int, model_name: st
                 return JSONResponse(reply(payload, scored))  # a non-finite reward fails here: JSON has no NaN
             except RequestError as error:
                 return _error(error.status, str(error), vllm)
+            except ClientDisconnect:  # the client went away before its body arrived: no one to answer
+                return Response(status_code=400)
             except Exception as error:  # the model failed; the server keeps serving
                 log.exception("request failed")
                 return _error(500, f"scoring failed: {type(error).__name__}: {str(error)[:300]}", vllm)
