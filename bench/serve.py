@@ -237,6 +237,8 @@ def main() -> None:
             str(args.requests),
             "--max-request-bytes",
             str(MAX_REQUEST_BYTES),
+            "--max-queue-items",
+            str(2 * args.requests),
         ]
         url, process, startup = start(model_dir, "--max-batch-tokens", str(args.max_batch_tokens), *extra)
         try:
@@ -248,6 +250,8 @@ def main() -> None:
             t = time.perf_counter()
             status, answer = asyncio.run(post(f"{url}/get_reward", batch))
             batched_wall = time.perf_counter() - t
+            if status != 200:
+                raise SystemExit(f"the batched request failed: {status} {answer}")
             reference = answer["rewards"]
             batched_rate = len(reference) / batched_wall
             print(
