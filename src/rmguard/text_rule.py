@@ -26,6 +26,8 @@ from typing import Any
 from rmguard.data.records import RenderedText, ScoredResponse
 from rmguard.errors import ConfigError, DataError
 from rmguard.registry import Registry
+from rmguard.training.features import render, require_chat_template
+from rmguard.training.modeling import is_openrlhf_checkpoint, read_metadata
 
 TEXT_RULE_KEY = "text_rule"
 RULES: Registry[str] = Registry(
@@ -46,8 +48,6 @@ def trained_rule(conversational: bool) -> str:
 
 def checkpoint_rule(path: str | Path, tokenizer: Any) -> tuple[str, str]:
     """(rule, where it came from) for a checkpoint folder."""
-    from rmguard.training.modeling import is_openrlhf_checkpoint, read_metadata
-
     if is_openrlhf_checkpoint(path):
         return "openrlhf", "an OpenRLHF checkpoint"
     recorded = read_metadata(path).get(TEXT_RULE_KEY)
@@ -117,8 +117,6 @@ def apply_rule(rule: str, tokenizer: Any, items: list[ScoredResponse]) -> list[S
     renders them as training did); rendered and ended as OpenRLHF's RewardDataset does for ``openrlhf``."""
     if rule != "openrlhf":
         return items
-    from rmguard.training.features import render, require_chat_template
-
     out = []
     for item in items:
         if isinstance(item.response, RenderedText):
