@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -117,3 +118,28 @@ def run_tamper(
     return run_cli(
         "tamper", "run", *env_options, "--policy", policy, *options, "--output", str(output), **run_kwargs
     )
+
+
+def start_server(model: Path, *args: str) -> tuple[str, subprocess.Popen]:
+    """(base URL, process) of a real ``rmguard serve`` of ``model`` on a free 127.0.0.1 port, once it
+    answers /health; the caller kills the process."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "rmguard", "serve", "--model", str(model), "--port", str(port), *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return url, process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not start: {process.communicate()[1][-2000:]}")

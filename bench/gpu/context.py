@@ -197,7 +197,7 @@ def _words(ctx: Context) -> list[str]:
 def pair_features(rows: list[dict[str, str]], tokenizer: Any, max_length: int) -> list[Any]:
     """rmguard's token ids of plain-text pairs (prompt + response + EOS), as training makes them."""
     from rmguard.data.records import PreferencePair
-    from rmguard.training.features import tokenize_pairs
+    from rmguard.training.tokenization import tokenize_pairs
 
     pairs = [
         PreferencePair(r["prompt"], r["chosen"], r["rejected"], source="synthetic", row=i)

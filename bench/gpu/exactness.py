@@ -33,7 +33,7 @@ QUANTITIES = ("rewards", "hidden", "logps", "loss")
 
 def _edge_features(vocab: int, seed: int) -> list[Any]:
     """Empty prompts, one-token responses and very different lengths, as the CPU tests use."""
-    from rmguard.training.features import PairFeatures
+    from rmguard.training.tokenization import PairFeatures
 
     rng = random.Random(seed)
     ids = lambda n: [rng.randrange(10, vocab) for _ in range(n)]  # noqa: E731 (clear of special tokens)

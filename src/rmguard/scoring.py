@@ -11,12 +11,14 @@ import torch
 from torch import Tensor
 
 from rmguard import checks
-from rmguard.calibration import load_calibration
+from rmguard.calibration import load_calibration, response_length
 from rmguard.data import read_rows, to_pairs
 from rmguard.data.formats import check_text
-from rmguard.data.records import ScoredResponse, Text
+from rmguard.data.records import RenderedText, ScoredResponse, Text
 from rmguard.errors import DataError
 from rmguard.fileio import atomic_write_jsonl, check_outputs
+from rmguard.normalization import RewardStatistics, normalize, read_statistics
+from rmguard.text_rule import RULES, apply_rule, checkpoint_rule, trained_rule
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.collate import ResponseCollator
 from rmguard.training.modeling import RewardModel, load_reward_model
@@ -44,6 +46,9 @@ class RewardScorer:
 
     A model folder that carries a length calibration (:mod:`rmguard.calibration`) gives calibrated
     rewards r − f(ℓ) on every path, unless ``calibrated`` is false; ``calibration`` holds it (None: raw).
+    Texts are ended by the checkpoint's text rule (:mod:`rmguard.text_rule`; ``text_rule`` overrides it).
+    With ``normalize`` every reward is then (r − mean) / std with the mean and std the checkpoint's config
+    holds (:mod:`rmguard.normalization`, OpenRLHF's keys).
     """
 
     def __init__(
@@ -55,6 +60,8 @@ class RewardScorer:
         packing: bool = True,
         max_batch_tokens: int | None = None,
         calibrated: bool = True,
+        normalize: bool = False,
+        text_rule: str | None = None,
     ):
         checks.at_least("batch_size", batch_size)
         for name, value in (("max_length", max_length), ("max_batch_tokens", max_batch_tokens)):
@@ -72,6 +79,18 @@ class RewardScorer:
         self.max_length = max_length or model_max_length(self.model)  # a 10 MB line is one error, not 10 GB
         self.max_batch_tokens = max_batch_tokens
         self.collator = ResponseCollator(self.tokenizer.pad_token_id)
+        source = str(model) if isinstance(model, (str, Path)) else "the model"
+        if text_rule is not None:
+            RULES.lookup(text_rule)
+            self.text_rule, self.text_rule_source = text_rule, "given"
+        elif isinstance(model, (str, Path)):
+            self.text_rule, self.text_rule_source = checkpoint_rule(model, self.tokenizer)
+        else:
+            self.text_rule = trained_rule(bool(self.tokenizer.chat_template))
+            self.text_rule_source = "guessed from the tokenizer"
+        self.statistics: RewardStatistics | None = (
+            read_statistics(self.model.config, source) if normalize else None
+        )
 
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[float]:
         return self.score_with_hidden(prompts, responses)[0].tolist()
@@ -80,8 +99,15 @@ class RewardScorer:
         return self.rewards(self.features(items))
 
     def features(self, items: list[ScoredResponse]) -> list[ResponseFeatures]:
-        """Token ids of each item, by the one rule of :func:`rmguard.training.tokenization.render`."""
-        return tokenize_responses(items, self.tokenizer, self.max_length)
+        """Token ids of each item, by the one rule of :func:`rmguard.training.tokenization.render` with the
+        model's text rule; each keeps its response's length before the rule (a calibration's ℓ)."""
+        features = tokenize_responses(
+            apply_rule(self.text_rule, self.tokenizer, items), self.tokenizer, self.max_length
+        )
+        for feature, item in zip(features, items):
+            if not isinstance(item.response, RenderedText):
+                feature.response_chars = response_length(item.response)
+        return features
 
     def rewards(self, features: list[ResponseFeatures]) -> Tensor:
         """Rewards [N] for already tokenized items, in input order."""
@@ -92,19 +118,22 @@ class RewardScorer:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
-        features = tokenize_responses(items, self.tokenizer, self.max_length)
+        features = self.features(items)
         rewards, hidden = self._run(features)
         return self._adjusted(rewards, features), hidden
 
     def _adjusted(self, rewards: Tensor, features: list[ResponseFeatures]) -> Tensor:
         """The model's raw rewards as this scorer reports them: length-calibrated first, where the model
-        carries a calibration (then any normalisation, on the calibrated reward)."""
-        if self.calibration is None:
-            return rewards
-        lengths = [f.response_chars for f in features]
-        if None in lengths:
-            raise ValueError("a length-calibrated model needs each response's length (tokenize_responses)")
-        return torch.from_numpy(self.calibration.apply(rewards.double().numpy(), lengths)).to(rewards.dtype)
+        carries a calibration, then OpenRLHF's normalisation (on the calibrated reward), when asked for."""
+        if self.calibration is not None:
+            lengths = [f.response_chars for f in features]
+            if None in lengths:
+                raise ValueError(
+                    "a length-calibrated model needs each response's length (tokenize_responses)"
+                )
+            calibrated = self.calibration.apply(rewards.double().numpy(), lengths)
+            rewards = torch.from_numpy(calibrated).to(rewards.dtype)
+        return rewards if self.statistics is None else normalize(rewards, self.statistics)
 
     @torch.inference_mode()
     def _run(self, features: list[ResponseFeatures]) -> tuple[Tensor, Tensor]:
@@ -212,6 +241,7 @@ def score_file(
     data_format: str = "auto",
     max_length: int | None = None,
     packing: bool = True,
+    normalize: bool = False,
 ) -> dict[str, Any]:
     """Score a pair file (chosen and rejected reward per pair) or a prompt/response file (one reward per
     line) and write JSONL in input order, atomically. Returns a summary."""
@@ -219,7 +249,9 @@ def score_file(
     kind, items, count, ids = load_score_items(data, data_format)
     if count == 0:
         raise DataError(data, "nothing to score: no record gave a pair (responses that all tie give none)")
-    scorer = RewardScorer(model_path, batch_size=batch_size, max_length=max_length, packing=packing)
+    scorer = RewardScorer(
+        model_path, batch_size=batch_size, max_length=max_length, packing=packing, normalize=normalize
+    )
     rewards = scorer.score_items(items).tolist()
 
     def where(row: int) -> dict[str, Any]:

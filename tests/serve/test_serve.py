@@ -8,14 +8,9 @@ payloads (each a 4xx JSON error) and checks the server still answers, and finall
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,17 +22,13 @@ from rmguard.data.records import ScoredResponse
 from rmguard.scoring import RewardScorer
 from rmguard.serve.batcher import DynamicBatcher
 from rmguard.serve.requests import Limits, RequestError, get_reward_items, score_items
+from rmguard.text_rule import TextFinisher
 from rmguard.training.modeling import build_reward_model, save_reward_model
+from rmguard.training.tokenization import ResponseFeatures
 
-from helpers import BAD_WORDS, GOOD_WORDS, PROMPT_WORDS, REPO
+from helpers import BAD_WORDS, GOOD_WORDS, PROMPT_WORDS, build_tokenizer, start_server
 
 LIMITS = Limits(max_request_bytes=20_000, max_request_items=64, max_length=40)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def reward_model(tiny_llama, tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model, tokenizer = build_reward_model(str(tiny_llama))
     folder = tmp_path_factory.mktemp("serve") / "rm"
-    save_reward_model(model, tokenizer, folder)
+    save_reward_model(model, tokenizer, folder, {"text_rule": "eos"})  # plain-text queries: read + EOS
     return folder
 
 
@@ -53,24 +44,10 @@ def reward_model(tiny_llama, tmp_path_factory) -> Path:
 def server(reward_model):
     """(base URL, process) of a real ``rmguard serve`` with small limits and a small token budget, so
     that concurrent requests share forward passes and one request spans several."""
-    port = _free_port()
-    command = [sys.executable, "-m", "rmguard", "serve", "--model", str(reward_model), "--port", str(port)]
-    command += ["--max-batch-tokens", "64", "--batch-size", "8", "--max-length", str(LIMITS.max_length)]
-    command += ["--max-request-items", str(LIMITS.max_request_items)]
-    command += ["--max-request-bytes", str(LIMITS.max_request_bytes)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"server did not start: {process.communicate()[1][-2000:]}")
+    args = ["--max-batch-tokens", "64", "--batch-size", "8", "--max-length", str(LIMITS.max_length)]
+    args += ["--max-request-items", str(LIMITS.max_request_items)]
+    args += ["--max-request-bytes", str(LIMITS.max_request_bytes)]
+    url, process = start_server(reward_model, *args)
     yield url, process
     if process.poll() is None:
         process.kill()
@@ -131,8 +108,13 @@ BAD_PAYLOADS = [
     ("/get_reward", b"[" * 10_001 + b"]" * 10_001, 413, "at most 20000"),
     ("/get_reward", b"[" * 5000 + b"]" * 5000, 400, "not valid JSON"),
     ("/get_reward", b"{}", 400, "missing field 'query'"),
-    ("/get_reward", b'{"query": []}', 400, "non-empty list"),
-    ("/get_reward", b'{"query": "p1 g1"}', 400, "non-empty list"),
+    ("/get_reward", b'{"query": "p1 g1"}', 400, "'query' must be a list"),
+    (
+        "/get_reward",
+        b'{"query": ["p1"], "labels": ["a", "b"]}',
+        400,
+        "'labels' must be a list with one entry",
+    ),
     ("/get_reward", b'{"query": ["p1", 3]}', 400, "query[1]: expected a string"),
     ("/get_reward", b'{"query": ["  "]}', 400, "query[0]: empty text"),
     ("/get_reward", b'{"query": [' + b'"g1",' * 64 + b'"g2"]}', 413, "at most 64"),
@@ -179,14 +161,20 @@ def test_sigterm_stops_the_server_cleanly(server):
 
 
 def test_get_reward_splits_a_query_at_its_prompt_and_strips_padding():
+    finish = TextFinisher("eos", build_tokenizer())
     items = get_reward_items(
         {"query": ["<pad>Q: hi A: yo<pad><pad>", "other text"], "prompts": ["Q: hi ", "nope"]},
         LIMITS,
         "<pad>",
+        finish,
     )
-    assert [(i.prompt, i.response, i.row) for i in items] == [("Q: hi ", "A: yo", 0), ("", "other text", 1)]
-    unsplit = get_reward_items({"query": ["Q: hi A: yo"], "prompts": "not a list"}, LIMITS, None)
-    assert (unsplit[0].prompt, unsplit[0].response) == ("", "Q: hi A: yo")
+    eos = "<|im_end|>"
+    assert [(i.prompt, i.response.text, i.row) for i in items] == [
+        ("Q: hi ", "A: yo" + eos, 0),
+        ("", "other text" + eos, 1),
+    ]
+    with pytest.raises(RequestError, match="'prompts' must be a list with one entry per query"):
+        get_reward_items({"query": ["Q: hi A: yo"], "prompts": "not a list"}, LIMITS, None, finish)
 
 
 def test_score_items_turn_messages_into_prompt_and_last_turn():
@@ -207,13 +195,13 @@ class _GatedScorer:
         self.gate, self.calls, self.started = threading.Event(), [], threading.Event()
 
     def features(self, items):
-        return [item.response for item in items]
+        return [ResponseFeatures([], list(item.response)) for item in items]
 
     def rewards(self, features):
         self.started.set()
         self.gate.wait(10)
-        self.calls.append(list(features))
-        return torch.tensor([float(len(f)) for f in features])
+        self.calls.append(["".join(f.response_ids) for f in features])
+        return torch.tensor([float(len(f.response_ids)) for f in features])
 
 
 def test_batcher_scores_waiting_requests_together_and_refuses_when_full():
@@ -231,7 +219,7 @@ def test_batcher_scores_waiting_requests_together_and_refuses_when_full():
         scorer.gate.set()
         results = await asyncio.gather(first, second, third)
         batcher.close()
-        return scorer.calls, results, full.value.status
+        return scorer.calls, [r.rewards for r in results], full.value.status
 
     calls, results, status = asyncio.run(scenario())
     assert calls == [["a"], ["bb", "bb", "ccc", "ccc"]]  # the two waiting requests share one call
@@ -272,6 +260,6 @@ def test_a_model_failure_fails_its_requests_and_the_worker_serves_on():
             await batcher.submit([ScoredResponse("", "a", "r", 0)], "query")
         after = await batcher.submit([ScoredResponse("", "bb", "r", 0)], "query")
         batcher.close()
-        return after
+        return after.rewards
 
     assert asyncio.run(scenario()) == [2.0]

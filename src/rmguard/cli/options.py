@@ -147,6 +147,17 @@ def add_model_option(parser: argparse.ArgumentParser, several: bool = False) -> 
         parser.add_argument("--model", required=True, help="reward-model checkpoint folder")
 
 
+NORMALIZE_HELP = (
+    "report (r - mean) / std with the reward mean and std the checkpoint's config.json holds (OpenRLHF's "
+    "'mean' and 'std', written when the model was evaluated)"
+)
+
+
+def add_normalize_option(parser: argparse.ArgumentParser) -> None:
+    """``--normalize`` of ``score`` and ``serve`` (``bon`` and ``rloo`` declare it in their configs)."""
+    parser.add_argument("--normalize", action="store_true", help=NORMALIZE_HELP)
+
+
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """``--batch-size`` and ``--max-length`` of the commands that score with a reward model."""
     parser.add_argument("--batch-size", type=count, default=16, help="responses per forward pass")

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="JSONL/JSON/CSV/Parquet file")
     parser.add_argument("--output", required=True, help="JSONL file to write")
     options.add_scoring_options(parser)
+    options.add_normalize_option(parser)
     parser.add_argument(
         "--no-packing",
         dest="packing",
@@ -33,7 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.scoring import score_file
 
     summary = score_file(
-        args.model, args.data, args.output, args.batch_size, args.data_format, args.max_length, args.packing
+        args.model,
+        args.data,
+        args.output,
+        args.batch_size,
+        args.data_format,
+        args.max_length,
+        args.packing,
+        args.normalize,
     )
     print(json.dumps(summary))
     return 0

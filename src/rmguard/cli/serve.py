@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rmguard.cli import options
 
@@ -10,11 +11,14 @@ from rmguard.cli import options
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve a reward model over HTTP (OpenRLHF's /get_reward, /score, /health)",
-        description='POST /get_reward {"query": [full texts]} → {"rewards": [...]} (OpenRLHF\'s remote '
-        'reward protocol); POST /score {"items": [{"prompt", "response"} | {"messages"}]} → '
-        '{"rewards": [...]}; GET /health. Concurrent requests are scored together (dynamic batching) '
-        "with the same scores as rmguard score. See docs/serve.md.",
+        help="serve a reward model over HTTP (OpenRLHF's /get_reward, vLLM's /classify for verl, /score)",
+        description='POST /get_reward {"query", "prompts", "labels"} → {"rewards", "scores", "extra_logs"} '
+        '(OpenRLHF\'s remote reward protocol); POST /classify {"model", "input", "use_activation": false} → '
+        '{"data": [{"index", "probs": [reward], ...}]} (vLLM\'s, as verl\'s reward loop calls it; '
+        '/v1/embeddings for verl with sglang); POST /score {"items": [{"prompt", "response"} | '
+        '{"messages"}]} → {"rewards"}; GET /health. Whole texts are ended by the text rule the model was '
+        "trained under. Concurrent requests are scored together (dynamic batching) with the same scores as "
+        "rmguard score. See docs/serve.md.",
     )
     options.add_model_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
@@ -44,10 +48,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8192,
         help="texts waiting to be scored; a request that would pass this gets 503 (retry later)",
     )
+    options.add_normalize_option(parser)
+    parser.add_argument(
+        "--text-rule",
+        default=None,
+        help="how a whole text is ended before scoring: chat, eos or openrlhf (default: the rule the "
+        "checkpoint records; see docs/serve.md)",
+    )
     parser.add_argument(
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
     )
     parser.set_defaults(func=run)
+
+
+def describe(scorer: Any) -> str:
+    """The one startup line saying how a text is ended and whether rewards are normalised."""
+    from rmguard.text_rule import RULES
+
+    stats = scorer.statistics
+    rewards = "raw" if stats is None else f"normalised (r - {stats.mean:.6g}) / {stats.std:.6g}"
+    return (
+        f"rmguard serve: text rule '{scorer.text_rule}' ({scorer.text_rule_source}): "
+        f"{RULES[scorer.text_rule]}; rewards {rewards}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.serve.requests import Limits
 
     scorer = RewardScorer(
-        args.model, batch_size=args.batch_size, device=args.device, max_batch_tokens=args.max_batch_tokens
+        args.model,
+        batch_size=args.batch_size,
+        device=args.device,
+        max_batch_tokens=args.max_batch_tokens,
+        normalize=args.normalize,
+        text_rule=args.text_rule,
     )
     max_length = args.max_length or scorer.max_length  # longer requests are answered 413 before scoring
     limits = Limits(args.max_request_bytes, args.max_request_items, max_length)
@@ -64,5 +92,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"rmguard serve: {args.model} on http://{args.host}:{args.port} (max length {max_length})", flush=True
     )
+    print(describe(scorer), flush=True)
     run_server(app, args.host, args.port)
     return 0

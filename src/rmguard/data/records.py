@@ -33,11 +33,20 @@ class PreferencePair:
 
 
 @dataclass(frozen=True)
+class RenderedText:
+    """A response whose whole text (prompt + ``text``) is already final under a model's text rule
+    (:mod:`rmguard.text_rule`): tokenized as it is, with or without the tokenizer's special tokens."""
+
+    text: str
+    add_special_tokens: bool
+
+
+@dataclass(frozen=True)
 class ScoredResponse:
     """A single response to score: used for single-response files and multi-response evaluation."""
 
     prompt: Text
-    response: Text
+    response: Text | RenderedText
     source: str = ""
     row: int = 0
 

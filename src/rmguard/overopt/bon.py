@@ -177,6 +177,10 @@ class BonConfig(EnsembleSettings):
     prompts: str | None = option(None, "Prompts file with a 'prompt' field per row; needed when sampling.")
     n: int = option(64, "Samples per prompt (the largest n).")
     score_batch_size: int = option(16, "Responses per reward-model call.")
+    normalize: bool = option(
+        False,
+        "Proxy rewards as (r − mean) / std with the mean and std each checkpoint's config holds (OpenRLHF's keys).",
+    )
     level: float = option(0.95, "Confidence level of the bootstrap intervals.")
     ensemble: list[str] = option(
         ["mean", "wco"],
@@ -309,9 +313,14 @@ def _best_of_n(
     prompts, responses, length, unit = pool_matrix(rows, config.n, source)
     out.mkdir(parents=True, exist_ok=True)
 
-    keys = {name: scorer_key(f"proxy:{name}", folder) for name, folder, _ in proxies}
+    normalized = ":normalized" if config.normalize else ""  # cached raw scores are never read as normalised
+    keys = {name: scorer_key(f"proxy:{name}{normalized}", folder) for name, folder, _ in proxies}
     scorers = {
-        keys[name]: (lambda folder=folder: RewardScorer(folder, batch_size=config.score_batch_size).score)
+        keys[name]: (
+            lambda folder=folder: (
+                RewardScorer(folder, batch_size=config.score_batch_size, normalize=config.normalize).score
+            )
+        )
         for name, folder, _ in proxies
     }
     gold_key = scorer_key("gold", config.gold)

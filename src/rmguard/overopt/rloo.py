@@ -64,6 +64,10 @@ class RlooConfig(EnsembleSettings):
     eval_steps: int = option(10, "Track proxy, gold, KL and length every N steps.")
     eval_max_prompts: int = option(64, "At most this many held-out prompts.")
     score_batch_size: int = option(16, "Responses per reward-model call.")
+    normalize: bool = option(
+        False,
+        "Proxy rewards as (r − mean) / std with the mean and std each checkpoint's config holds (OpenRLHF's keys).",
+    )
     ensemble: str = option(
         "mean",
         "How several --proxy models make one reward, over rewards standardized on the initial policy's "
@@ -220,10 +224,13 @@ def _rloo(
     reference.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    scorer: Any = RewardScorer(config.proxies[0], batch_size=config.score_batch_size)
+    scorer: Any = RewardScorer(
+        config.proxies[0], batch_size=config.score_batch_size, normalize=config.normalize
+    )
     if len(config.proxies) > 1:
         members = [scorer.score] + [
-            RewardScorer(path, batch_size=config.score_batch_size).score for path in config.proxies[1:]
+            RewardScorer(path, batch_size=config.score_batch_size, normalize=config.normalize).score
+            for path in config.proxies[1:]
         ]
         scorer = EnsembleReward(members, config.ensemble, config.uwo_lambda)
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)

@@ -20,6 +20,14 @@ from rmguard.errors import RMGuardError
 from rmguard.serve.requests import RequestError
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A request's rewards, in its order, and the tokens they were read from."""
+
+    rewards: list[float]
+    tokens: int
+
+
 @dataclass
 class _Pending:
     items: list[ScoredResponse]
@@ -65,8 +73,10 @@ class DynamicBatcher:
             self._condition.notify()
         self._thread.join()
 
-    async def submit(self, items: list[ScoredResponse], field: str) -> list[float]:
+    async def submit(self, items: list[ScoredResponse], field: str) -> Scored:
         """The rewards of ``items`` in order; RequestError 503 when the queue is full or closing."""
+        if not items:
+            return Scored([], 0)
         loop = asyncio.get_running_loop()
         pending = _Pending(items, field, loop.create_future(), loop)
         with self._condition:
@@ -110,13 +120,14 @@ class DynamicBatcher:
             except RequestError as error:
                 p.loop.call_soon_threadsafe(_resolve, p.future, None, error)
                 continue
-            accepted.append((p, len(features), len(request_features)))
+            tokens = sum(len(f.prompt_ids) + len(f.response_ids) for f in request_features)
+            accepted.append((p, len(features), len(request_features), tokens))
             features.extend(request_features)
         if not features:
             return
         rewards = self.scorer.rewards(features).tolist()
-        for p, start, count in accepted:
-            p.loop.call_soon_threadsafe(_resolve, p.future, rewards[start : start + count])
+        for p, start, count, tokens in accepted:
+            p.loop.call_soon_threadsafe(_resolve, p.future, Scored(rewards[start : start + count], tokens))
 
     def _tokenize(self, p: _Pending) -> list[Any]:
         try:

@@ -59,6 +59,7 @@ from rmguard.training.saved_layout import (
     METADATA_FILE,
     REWARD_HEAD_FILE,
     SAVED_BY_LAYOUT,
+    is_openrlhf_checkpoint,
     is_reward_checkpoint,
     load_head,
     read_metadata,
@@ -294,6 +295,16 @@ def add_lora(
 # ----------------------------------------------------------------------------------------------- save / load
 
 
+def _openrlhf_config(path: Path) -> Any:
+    """The config to load an OpenRLHF reward model as a sequence classifier with one label."""
+    config = AutoConfig.from_pretrained(path)
+    prefix = getattr(config, "value_head_prefix", "score")
+    if prefix != "score":
+        raise ConfigError(f"{path}: OpenRLHF value head '{prefix}'; rmguard reads the default 'score' only")
+    config.num_labels = 1
+    return config
+
+
 def save_reward_model(
     model: RewardModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -368,7 +379,8 @@ def load_reward_model(
     if meta.get("peft"):
         model = _load_peft(path, meta, tokenizer, dtype)
     elif meta["kind"] == "standard":
-        hf_model = _strict_from_pretrained(AutoModelForSequenceClassification, path, dtype)
+        config = _openrlhf_config(path) if is_openrlhf_checkpoint(path) else None
+        hf_model = _strict_from_pretrained(AutoModelForSequenceClassification, path, dtype, config)
         model = RewardModel(hf_model)
     else:
         hf_model = _strict_from_pretrained(AutoModelForCausalLM, path, dtype)
@@ -386,8 +398,11 @@ def load_reward_model(
     return model, tokenizer
 
 
-def _strict_from_pretrained(auto_class: Any, path: Path | str, dtype: torch.dtype) -> PreTrainedModel:
-    model, info = auto_class.from_pretrained(path, dtype=dtype, output_loading_info=True)
+def _strict_from_pretrained(
+    auto_class: Any, path: Path | str, dtype: torch.dtype, config: Any = None
+) -> PreTrainedModel:
+    extra = {} if config is None else {"config": config}
+    model, info = auto_class.from_pretrained(path, dtype=dtype, output_loading_info=True, **extra)
     # Tied output embeddings are legitimately absent from the file; anything else missing would be random.
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [k for k in info["missing_keys"] if k not in tied]

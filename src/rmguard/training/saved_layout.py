@@ -33,9 +33,24 @@ LATENT_HEAD_FILE = "latent_head.safetensors"  # InfoRM's encoder and decoder
 EXTRA_HEAD_FILES = {"length_head": LENGTH_HEAD_FILE, "latent_head": LATENT_HEAD_FILE}
 
 
+def is_openrlhf_checkpoint(path: str | Path) -> bool:
+    """A reward model saved by OpenRLHF: its ``RewardModel`` class (openrlhf/models/model.py) is the
+    backbone under its base-model prefix plus ``score`` = Linear(H, 1, bias=False), the layout of a
+    ``*ForSequenceClassification``, and its config always holds ``normalize_reward``."""
+    config_file = Path(path) / "config.json"
+    if (Path(path) / METADATA_FILE).is_file() or not config_file.is_file():
+        return False
+    config = read_json(config_file)
+    return (
+        isinstance(config, dict)
+        and config.get("architectures") == ["RewardModel"]
+        and "normalize_reward" in config
+    )
+
+
 def is_reward_checkpoint(path: str | Path) -> bool:
     path = Path(path)
-    if (path / METADATA_FILE).is_file():
+    if (path / METADATA_FILE).is_file() or is_openrlhf_checkpoint(path):
         return True
     config_file = path / "config.json"
     if config_file.is_file():

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rmguard.calibration import response_length
-from rmguard.data.records import PreferencePair, ScoredResponse, Text
+from rmguard.data.records import PreferencePair, RenderedText, ScoredResponse, Text
 from rmguard.errors import DataError
 
 # End-of-turn tokens of common chat templates: a pad token must be neither one of these (when the chat
@@ -47,6 +47,7 @@ class TokenizationReport:
 
     pairs: int = 0
     prompt_truncated: int = 0
+    conversational: bool = False  # chat messages, rendered by the chat template (rmguard.text_rule)
     dropped_rows: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -56,12 +57,16 @@ class TokenizationReport:
         )
 
 
-def render(tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text) -> tuple[str, str, bool]:
+def render(
+    tokenizer: PreTrainedTokenizerBase, prompt: Text, response: Text | RenderedText
+) -> tuple[str, str, bool]:
     """(prompt text, full text, add_special_tokens) for one prompt/response.
 
     Chat messages go through the tokenizer's chat template, which owns the special tokens; plain text is
-    prompt + response + EOS with the tokenizer's own special tokens.
+    prompt + response + EOS with the tokenizer's own special tokens; a RenderedText is already final.
     """
+    if isinstance(response, RenderedText):
+        return str(prompt), str(prompt) + response.text, response.add_special_tokens
     if isinstance(response, list):
         prompt_messages = (
             prompt if isinstance(prompt, list) else ([{"role": "user", "content": prompt}] if prompt else [])
@@ -118,7 +123,7 @@ def tokenize_pairs(
         (render(tokenizer, p.prompt, p.chosen), render(tokenizer, p.prompt, p.rejected)) for p in pairs
     ]
     features: list[PairFeatures] = []
-    report = TokenizationReport()
+    report = TokenizationReport(conversational=any(pair.is_conversational for pair in pairs))
     for add_special in (False, True):
         indices = [i for i, (chosen, _) in enumerate(rendered) if chosen[2] is add_special]
         prompts = _encode(tokenizer, [rendered[i][0][0] for i in indices], add_special)
@@ -164,7 +169,10 @@ def tokenize_responses(
                         field="response",
                     )
                 prompt_ids = prompt_ids[len(prompt_ids) - (max_length - len(response_ids)) :]
-            out[i] = ResponseFeatures(prompt_ids, response_ids, response_length(items[i].response))
+            # A RenderedText's length is its scorer's to set: the text before its rule.
+            response = items[i].response
+            chars = None if isinstance(response, RenderedText) else response_length(response)
+            out[i] = ResponseFeatures(prompt_ids, response_ids, chars)
     return out  # type: ignore[return-value]
 
 

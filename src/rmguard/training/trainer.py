@@ -28,7 +28,9 @@ from transformers import get_scheduler
 from rmguard import __version__
 from rmguard.errors import TrainingError
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
+from rmguard.normalization import record_statistics
 from rmguard.optional import require
+from rmguard.text_rule import TEXT_RULE_KEY, trained_rule
 from rmguard.training import loaders
 from rmguard.training.batching import TokenBudgetBatchSampler
 from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
@@ -115,7 +117,9 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, accelerator: Accelerato
         )
         chosen.append(c), rejected.append(r), norms.extend((nc, nr))
     model.train(was_training)
-    return pair_metrics(torch.cat(chosen), torch.cat(rejected), torch.cat(norms))
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    record_statistics(accelerator.unwrap_model(model).config, chosen, rejected)  # saved with the model
+    return pair_metrics(chosen, rejected, torch.cat(norms))
 
 
 def train(config: TrainConfig, callbacks: list[Callable[[TrainState], None]] | None = None) -> TrainResult:
@@ -457,6 +461,7 @@ def _finish(run: _Run, global_step: int, train_report: TokenizationReport) -> di
                 "train_pairs": train_report.pairs,
                 "train_prompts_truncated": train_report.prompt_truncated,
                 "train_pairs_dropped": len(train_report.dropped_rows),
+                TEXT_RULE_KEY: trained_rule(train_report.conversational),
             },
             state_dict=state,
         )
