@@ -1,4 +1,5 @@
-"""Atomic writes: a reader never sees a half-written output that looks complete."""
+"""Atomic writes: a reader never sees a half-written output that looks complete; outputs get the modes
+the user's umask gives any new file (0644 and 0755 under umask 022), not a temporary file's 0600."""
 
 from __future__ import annotations
 
@@ -140,6 +141,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        os.chmod(scratch, 0o777 & ~umask())  # mkdtemp's 0700 would become the output's mode
     except OSError as error:  # a file where a folder must be, a read-only place: the user's to fix
         raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
     try:
@@ -163,6 +165,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~umask())  # mkstemp's 0600 would become the output's mode
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
@@ -170,6 +173,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it: a race with other threads)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: the only portable way to read it
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
 
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
@@ -57,6 +56,8 @@ def bon_weights(n_samples: int, n: int) -> np.ndarray:
     """
     if not 1 <= n <= n_samples:
         raise ValueError(f"n must be in [1, {n_samples}], got {n}")
+    from scipy.special import gammaln  # here: the command line imports this module for its options
+
     i = np.arange(1, n_samples + 1)
     log_w = (
         gammaln(i)
@@ -351,7 +352,9 @@ class BonConfig(EnsembleSettings):
         "checkpoint."
     )
     gold: str = required("Gold SPEC: a reward-model folder or module:function.")
-    output_dir: str = required("Folder for the pool, scores, curves and plots (a rerun resumes).")
+    output_dir: str = required(
+        "Folder for the pool, scores, curves and plots (--resume_from_checkpoint latest reuses them)."
+    )
     prompts: str | None = option(None, "Prompts file with a 'prompt' field per row; needed when sampling.")
     n: int = option(64, "Samples per prompt (the largest n).")
     score_batch_size: int = option(16, "Responses per reward-model call.")

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, Protocol
 
 from rmguard import checks
+from rmguard.optional import LazyModule
 from rmguard.registry import Registry
 
-MarginLike = Tensor | float | None
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# imported at first use: the command line reads this module's registries before any training
+torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
+
+MarginLike = "Tensor | float | None"
 
 
 def _delta(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:
@@ -246,7 +250,7 @@ def _odin(b: BatchTerms, s: Settings) -> Tensor:
     B pairs give the loss of one process over the N·B pairs once data-parallel gradients are averaged."""
     if b.head_weights is None or b.chosen_length_rewards is None or b.chosen_lengths is None:
         raise ValueError("objective odin needs a model with a length head and the responses' lengths")
-    margin = b.gather(b.margin) if isinstance(b.margin, Tensor) else b.margin
+    margin = b.gather(b.margin) if isinstance(b.margin, torch.Tensor) else b.margin
     return odin(
         *(b.gather(t) for t in (b.chosen, b.rejected, b.chosen_length_rewards, b.rejected_length_rewards)),
         b.gather(b.chosen_lengths),
@@ -259,7 +263,7 @@ def _odin(b: BatchTerms, s: Settings) -> Tensor:
     )
 
 
-Loss = Callable[[BatchTerms, Settings], Tensor]
+Loss = Callable[[BatchTerms, Settings], "Tensor"]
 
 
 @dataclass(frozen=True)

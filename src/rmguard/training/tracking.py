@@ -19,10 +19,9 @@ class CSVTracker(GeneralTracker):
 
     def __init__(self, logging_dir: str | Path):
         super().__init__()
-        self.path = Path(logging_dir) / "metrics.csv"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            self.path.write_text("step,metric,value\n")
+        self.path = (
+            Path(logging_dir) / "metrics.csv"
+        )  # written from the first metrics: a refused run leaves none
 
     @property
     def tracker(self) -> Path:
@@ -32,6 +31,9 @@ class CSVTracker(GeneralTracker):
         atomic_write_json(self.path.parent / "config.json", values)
 
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.write_text("step,metric,value\n")
         with self.path.open("a") as handle:
             for name, value in values.items():
                 handle.write(f"{step},{name},{value}\n")
