@@ -124,11 +124,12 @@ def _preference_scorer(checkpoint: str | None):
 
 def _run(args) -> int:
     from rmguard.tamper.policies import make_policy
-    from rmguard.tamper.runner import format_report, run_curriculum
+    from rmguard.tamper.runner import format_report, load_records, run_curriculum
 
     out, config, files = _build(RunOutput, args), _build(RunConfig, args), _build(EnvironmentFiles, args)
     inputs = [files.environments, files.prompts]
     check_outputs([out.output], [path for path in inputs if path])
+    load_records(Path(out.output))  # a file that is not a results file is refused, never overwritten
     report = Path(out.output).with_suffix(".report.json")
     options.claim_output(args, out.output, _build(ResumeOrOverwrite, args), inputs, companions=[report])
     specs = _load_specs(files)
