@@ -141,11 +141,11 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        os.chmod(scratch, 0o777 & ~umask())  # mkdtemp's 0700 would become the output's mode
     except OSError as error:  # a file where a folder must be, a read-only place: the user's to fix
         raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
     try:
         yield scratch
+        umask_modes(scratch)
         if not target.exists():
             os.rename(scratch, target)
             return
@@ -183,6 +183,15 @@ def umask() -> int:
     mask = os.umask(0o022)  # no /proc: the only portable way to read it
     os.umask(mask)
     return mask
+
+
+def umask_modes(folder: str | Path) -> None:
+    """Give ``folder`` and everything in it the modes the umask gives new files and folders: mkdtemp's
+    0700, and the 0600 that some writers (safetensors) leave, would become the output's modes."""
+    mask = umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -28,7 +28,7 @@ from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
-from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock
+from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock, umask_modes
 from rmguard.optional import LazyModule
 from rmguard.overopt.bon import EnsembleSettings, combine, proxies_field
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
@@ -275,6 +275,7 @@ def _rloo(
     trainer.train()
     trainer.save_model(str(out / "policy"))
     tokenizer.save_pretrained(str(out / "policy"))
+    umask_modes(out / "policy")  # the safetensors writer leaves 0600
     return write_tracking(tracker.rows, out, {**asdict(config), "sampling": asdict(sampling)})
 
 
