@@ -62,7 +62,10 @@ class RewardLoss:
         config = self.config
         terms = self.terms(output, batch)
         reward_loss = objectives.REWARD_OBJECTIVES[config.reward_objective].loss(terms, config)
-        parts = {"reward_loss": reward_loss.item()}
+        parts = {
+            "reward_loss": reward_loss.item(),
+            "accuracy": (terms.chosen > terms.rejected).float().mean().item(),
+        }
         if config.regularizer == "none":
             return reward_loss, parts
         regularizer = objectives.GRM_REGULARIZERS[config.regularizer].loss(terms, config)
