@@ -103,12 +103,12 @@ def _jail_for(spec: EnvironmentSpec) -> Jail | None:
     return _jail() if REGISTRY[spec.name].needs_jail(spec) else None
 
 
-def _grade_scorer(fields: tuple[str, ...], **budgets: int):
-    """A scorer over ``fields`` that grades the transcript: the response replayed in a fresh copy of the
-    sample's environment, under the task's budgets."""
+def _grade_scorer(task_name: str, fields: tuple[str, ...], **budgets: int):
+    """A scorer over ``fields``, named ``TASK_grade`` in logs, that grades the transcript: the response
+    replayed in a fresh copy of the sample's environment, under the task's budgets."""
     config = EpisodeConfig(**budgets)
 
-    @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"rmguard_grade_{len(fields)}")
+    @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"{task_name}_grade")
     def rmguard_grade():
         async def score(state: TaskState, target: Target) -> Score:
             spec, response = EnvironmentSpec(**state.metadata["spec"]), state.output.completion
@@ -159,12 +159,13 @@ def curriculum_task(
     """The Inspect task over ``names``; scored with the shared grade fields and every grade field these
     environments all declare. ``budgets``: :class:`EpisodeConfig`'s fields."""
     own = [f for f in REGISTRY[names[0]].grade_fields if all(f in REGISTRY[n].grade_fields for n in names)]
+    name = names[0] if len(names) == 1 else "curriculum"
     return Task(
         dataset=_samples(names, variants, environments, prompts),
         solver=rmguard_protocol(max_new_tokens, **budgets),
-        scorer=_grade_scorer((*SHARED_FIELDS, "reward", *own), **budgets),
+        scorer=_grade_scorer(name, (*SHARED_FIELDS, "reward", *own), **budgets),
         epochs=samples_per_variant,
-        name=names[0] if len(names) == 1 else "curriculum",
+        name=name,
     )
 
 
