@@ -67,16 +67,7 @@ def test_interrupted_tamper_run_keeps_its_records_and_says_how_to_resume(
         raise KeyboardInterrupt
 
     monkeypatch.setattr("rmguard.tamper.runner.run_curriculum", stopped)
-    argv = [
-        "tamper",
-        "run",
-        "--env",
-        "political_sycophancy",
-        "--policy",
-        "scripted:honest",
-        "--output",
-        str(output),
-    ]
+    argv = f"tamper run --env political_sycophancy --policy scripted:honest --output {output}".split()
     assert main([*argv, "--resume_from_checkpoint", "latest"]) == 130
     note = [
         f"rmguard tamper: interrupted; its finished work is kept in {output}",

@@ -139,16 +139,8 @@ def test_an_empty_folder_or_file_holds_no_run(tmp_path) -> None:
 
 
 def test_tamper_run_resumes_its_records_or_starts_over(cli, tmp_path) -> None:
-    argv = [
-        "tamper",
-        "run",
-        "--env",
-        "political_sycophancy",
-        "--policy",
-        "scripted:honest",
-        "--output",
-        "r.jsonl",
-    ]
+    scripted = ["--env", "political_sycophancy", "--policy", "scripted:honest"]
+    argv = ["tamper", "run", *scripted, "--output", "r.jsonl"]
     assert cli.run(tmp_path, [*argv, "--samples", "2"])["rc"] == 0
     first = (tmp_path / "r.jsonl").read_text().splitlines()
     assert len(first) == 2

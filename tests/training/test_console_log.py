@@ -23,19 +23,10 @@ def test_console_line_uses_trl_names() -> None:
 def test_training_prints_every_logged_step_and_evaluation(
     tiny_llama, synthetic_data, tmp_path, capsys
 ) -> None:
+    data = {"train_file": str(synthetic_data["train"]), "eval_file": str(synthetic_data["eval"])}
+    steps = {"max_steps": 4, "logging_steps": 2, "eval_steps": 3, "disable_tqdm": True, "report_to": ["csv"]}
     config = load_config(
-        None,
-        {
-            "model_name_or_path": str(tiny_llama),
-            "train_file": str(synthetic_data["train"]),
-            "eval_file": str(synthetic_data["eval"]),
-            "output_dir": str(tmp_path / "rm"),
-            "max_steps": 4,
-            "logging_steps": 2,
-            "eval_steps": 3,
-            "disable_tqdm": True,
-            "report_to": ["csv"],
-        },
+        None, {"model_name_or_path": str(tiny_llama), "output_dir": str(tmp_path), **data, **steps}
     )
     result = train(config)
     lines = [ast.literal_eval(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
