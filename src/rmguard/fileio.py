@@ -1,4 +1,5 @@
-"""Atomic writes: a reader never sees a half-written output that looks complete."""
+"""Atomic writes: a reader never sees a half-written output that looks complete; outputs get the modes
+the user's umask gives any new file (0644 and 0755 under umask 022), not a temporary file's 0600."""
 
 from __future__ import annotations
 
@@ -144,6 +145,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
     try:
         yield scratch
+        umask_modes(scratch)
         if not target.exists():
             os.rename(scratch, target)
             return
@@ -163,6 +165,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~umask())  # mkstemp's 0600 would become the output's mode
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
@@ -170,6 +173,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it: a race with other threads)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
+def umask_modes(folder: str | Path) -> None:
+    """Give ``folder`` and everything in it the modes the umask gives new files and folders: mkdtemp's
+    0700, and the 0600 that some writers (safetensors) leave, would become the output's modes."""
+    mask = umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from rmguard.errors import ConfigError
 
@@ -42,3 +43,15 @@ def require(module: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(missing_package_message(module, feature)) from None
+
+
+class LazyModule:
+    """A module imported at its first attribute use: ``torch = LazyModule("torch")`` lets a module that
+    declares config dataclasses be imported by the command line, whose ``--help`` and refusals answer before
+    any heavy import (a module-level ``@torch.no_grad()`` would import it at once: use ``with`` inside)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)

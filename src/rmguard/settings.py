@@ -1,12 +1,14 @@
 """One declaration per setting: a config dataclass field that carries its default and its help.
 
-``HfArgumentParser`` turns each such field into a ``--name`` option (type from the annotation, default and
-help from the field), and YAML configs set it by name, so the field is the only place a setting is written.
+The command line turns each such field into a ``--name`` option by HfArgumentParser's rules
+(:func:`rmguard.cli.options.config_options`: type from the annotation, default and help from the field),
+and YAML configs set it by name, so the field is the only place a setting is written.
 A setting read from YAML passes through :func:`coerce`, as a command-line value passes through its type.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import types
@@ -22,8 +24,8 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     """``dataclasses.field(default=default, metadata={"help": help, ...})``; a list or dict default is copied
     for each instance (``default_factory``), as dataclasses refuse one shared mutable default.
 
-    ``metadata`` goes to ``argparse.add_argument`` as HfArgumentParser passes it: ``choices`` (a registry's
-    live :meth:`~rmguard.registry.Registry.choices`), ``aliases`` (more spellings), ``action``.
+    ``metadata`` goes to ``argparse.add_argument``: ``choices`` (a registry's live
+    :meth:`~rmguard.registry.Registry.choices`), ``aliases`` (more spellings), ``action``.
     """
     metadata = {"help": help, **metadata}
     if isinstance(default, (list, dict)):
@@ -39,6 +41,13 @@ def required(help: str, **metadata: Any) -> Any:
 def field_types(config_type: type) -> dict[str, Any]:
     """Each field's annotation, resolved (the modules use ``from __future__ import annotations``)."""
     return typing.get_type_hints(config_type)
+
+
+def to_bool(text: str) -> bool:
+    """A command-line yes/no value (``--flag false``), read as HfArgumentParser reads it."""
+    if text.lower() in _TRUE + _FALSE:
+        return text.lower() in _TRUE
+    raise argparse.ArgumentTypeError(f"expected one of {'/'.join(_TRUE + _FALSE)}, got {text!r}")
 
 
 def coerce(name: str, annotation: Any, value: Any) -> Any:

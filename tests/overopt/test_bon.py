@@ -299,7 +299,7 @@ def test_bon_cli_end_to_end_and_resume(tmp_path, bon_setup):
     shutil.rmtree(policy)
     (root / "gold_fn.py").rename(root / "gold_moved.py")
     try:
-        assert main(args) == 0
+        assert main([*args, "--resume_from_checkpoint", "latest"]) == 0
     finally:
         (root / "gold_moved.py").rename(root / "gold_fn.py")
     assert (out / "curves.csv").read_text() == before

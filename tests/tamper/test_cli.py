@@ -68,7 +68,10 @@ def test_run_scripted_and_list(tmp_path) -> None:
             "unknown scripted policy 'nope'",
         ),
         (["run", "--env", "all", "--policy", "gpt4", "--output", "{out}"], "bad policy 'gpt4'"),
-        (["run", "--env", "all", "--policy", "hf:/nonexistent", "--output", "{out}"], "cannot load model"),
+        (
+            ["run", "--env", "all", "--policy", "hf:/nonexistent", "--output", "{out}"],
+            "/nonexistent: no such model folder",
+        ),
         (
             ["run", "--env", "all", "--policy", "scripted:honest", "--samples", "0", "--output", "{out}"],
             "--samples",

@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import NoReturn
 
-from rmguard.cli.options import DefaultsHelpFormatter
+from rmguard.cli.options import DefaultsHelpFormatter, interrupted_note
 from rmguard.errors import RMGuardError
 from rmguard.optional import missing_package_message
 
@@ -68,18 +68,21 @@ def _quiet_libraries() -> None:
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is imported
 
-    from transformers.utils import logging
+    if (
+        "transformers" in sys.modules
+    ):  # already imported (a caller's process): the variables are read at import
+        from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
     if "datasets" in sys.modules:  # already imported: the variable is read at import only
         sys.modules["datasets"].disable_progress_bars()
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)  # before any heavy import: --help and usage errors answer at once
     _quiet_libraries()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except RMGuardError as error:
@@ -91,5 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rmguard {args.command}: error: {missing_package_message(error.name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rmguard {args.command}: interrupted", file=sys.stderr)
+        own_line = "\n" if sys.stderr.isatty() else ""  # a progress bar may hold the line
+        print(f"{own_line}rmguard {args.command}: interrupted{interrupted_note(args, argv)}", file=sys.stderr)
         return 130

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from rmguard.cli.study import run_study
+from rmguard.cli.study import run_options, run_study
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
+        parents=[run_options()],
         help="the over-optimization study offline on SmolLM2-135M: proxies, scenarios, Best-of-N, HTML report",
         description="Label SmolLM2-135M-Instruct's responses to the demo prompts with a programmatic gold rubric "
         "(25%% of training labels flipped); for each of 20 seeds (each its own world of splits) fit BT, BSR "
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate them and three controls on the four distribution-shift scenarios and under Best-of-N (n up to "
         "20 of 80 samples) against the gold, with cross-fitted drops, intervals and minimum detectable effects; "
         "write report.html + report.json. The response pool is shipped (--generate samples it again, about 45 "
-        "minutes on 2 CPU cores). A rerun reuses what is already in the output folder.",
+        "minutes on 2 CPU cores). --resume_from_checkpoint latest reuses what is already in the output folder.",
     )
     demo.add_argument(
         "--output-dir", default="rmguard-demo", help="where everything is written (default %(default)s)"
@@ -49,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
 
     config = StudyConfig.quick(args.output_dir) if args.quick else StudyConfig(output_dir=args.output_dir)
     config.policy, config.generate = args.policy, args.generate
-    return run_study(config, args.no_progress)
+    return run_study(config, args)

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable
+import shlex
+import types
+import typing
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from rmguard import checks
+from rmguard import checks, run_folder, settings
 from rmguard.errors import ConfigError
 
 
@@ -59,16 +63,67 @@ def config_options(
     *config_types: type, extra: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.ArgumentParser:
     """A parent parser (``add_parser(parents=[...])``) with one option per field of the config dataclasses,
-    made by transformers' HfArgumentParser: type, default and help come from the field, so each setting
-    is declared once. ``--field_name`` and ``--field-name`` both work; a field's ``aliases`` metadata adds
-    more spellings. ``extra(parser)`` adds options that are settings but not fields (registered
-    hyperparameters)."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(config_types, add_help=False)
+    the way transformers' HfArgumentParser makes them (type, default and help from the field, so each
+    setting is declared once), without importing transformers (``--help`` answers before any heavy import).
+    ``--field_name`` and ``--field-name`` both work; a field's ``aliases`` metadata adds more spellings.
+    ``extra(parser)`` adds options that are settings but not fields (registered hyperparameters)."""
+    parser = argparse.ArgumentParser(add_help=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for config_type in config_types:
+        hints = settings.field_types(config_type)
+        for field in dataclasses.fields(config_type):
+            if field.init:
+                _add_field_option(parser, field, hints[field.name])
     if extra is not None:
         extra(parser)
     return parser
+
+
+def _add_field_option(parser: argparse.ArgumentParser, field: dataclasses.Field, annotation: Any) -> None:
+    """HfArgumentParser's rules: ``X | None`` is X; a Literal gives choices; a bool takes an optional
+    yes/no value (``--no_NAME`` too when it defaults to true); a list takes one or more values."""
+    spellings = [f"--{field.name}", *([f"--{field.name.replace('_', '-')}"] if "_" in field.name else [])]
+    kwargs = dict(field.metadata)
+    aliases = kwargs.pop("aliases", [])
+    if typing.get_origin(annotation) in (
+        typing.Union,
+        types.UnionType,
+    ):  # one type per option, as HF picks it
+        first, second = typing.get_args(annotation)[:2]
+        if type(None) not in typing.get_args(annotation):
+            annotation = first if second is str else second
+        elif bool not in typing.get_args(annotation):
+            annotation = first if second is type(None) else second
+    origin = typing.get_origin(annotation) or annotation
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    elif annotation is bool:
+        kwargs["default"] = False
+    else:
+        kwargs["required"] = True
+    if origin is typing.Literal:
+        kwargs["choices"] = list(typing.get_args(annotation))
+        kwargs["type"] = _choice_type(kwargs["choices"])
+    elif annotation is bool or annotation == bool | None:
+        kwargs["type"] = settings.to_bool
+        if kwargs.get("default") is not None:
+            kwargs.update(nargs="?", const=True)
+    elif isinstance(origin, type) and issubclass(origin, list):
+        kwargs.update(type=typing.get_args(annotation)[0], nargs="+")
+    else:
+        kwargs["type"] = annotation
+    parser.add_argument(*spellings, *aliases, **kwargs)
+    if default is True:
+        kwargs = {**field.metadata, "default": False}
+        kwargs.pop("aliases", None)
+        spellings = [f"--no_{field.name}", f"--no-{field.name.replace('_', '-')}"]
+        parser.add_argument(*spellings, action="store_false", dest=field.name, **kwargs)
+
+
+def _choice_type(choices: list[Any]) -> Callable[[str], Any]:
+    """A Literal's values from their text (``1`` is the int of ``Literal[1, 2]``)."""
+    by_text = {str(choice): choice for choice in choices}
+    return lambda text: by_text.get(text, text)
 
 
 def add_config_command(
@@ -168,3 +223,66 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
         help="cut prompts from the left beyond this many tokens; a response longer than that is an error "
         "naming its row (default: the model's max_position_embeddings)",
     )
+
+
+# ----------------------------------------------------------------------------------------------- the run's output
+# One run per output (rmguard.run_folder), checked at each writing command's entry; what the command
+# claimed is kept on its namespace so that Ctrl-C can say what exists and the command that goes on.
+
+
+def claim_output(
+    args: argparse.Namespace,
+    output: str | Path,
+    settings: Any,
+    inputs: Iterable[str | Path | None] = (),
+    companions: Iterable[str | Path] = (),
+    checkpoints: Callable[[Path], list[Path]] | None = None,
+) -> None:
+    """Apply the output rule with ``settings``' ``overwrite_output_dir`` (and ``resume_from_checkpoint``,
+    whose presence says the command can continue a run); ``checkpoints(output)``: the run's checkpoints,
+    for a command that resumes from one."""
+    resumable = hasattr(settings, "resume_from_checkpoint")
+    run_folder.claim_output(
+        output,
+        getattr(settings, "resume_from_checkpoint", None),
+        settings.overwrite_output_dir,
+        [path for path in inputs if path],
+        resumable=resumable,
+        companions=companions,
+    )
+    args.claimed = (Path(output), resumable, checkpoints)
+
+
+def interrupted_note(args: argparse.Namespace, argv: list[str]) -> str:
+    """After Ctrl-C: what the run left (the last checkpoint, or its finished work) and the exact command
+    that continues it, or the one that starts over."""
+    if not hasattr(args, "claimed"):
+        return ""
+    output, resumable, checkpoints = args.claimed
+    given = _without_run_options(argv)
+    if resumable and checkpoints is not None:
+        found = checkpoints(output)
+        if found:
+            return f"; last checkpoint {found[-1]}\nresume: rmguard {shlex.join(given)} {run_folder.RESUME}"
+        return f"; no checkpoint yet (save_steps)\nstart over: rmguard {shlex.join(given)} {run_folder.OVERWRITE}"
+    if not run_folder.holds_run(output):
+        return ""
+    if resumable:
+        return f"; its finished work is kept in {output}\nresume: rmguard {shlex.join(given)} {run_folder.RESUME}"
+    return f"\nstart over: rmguard {shlex.join(given)} {run_folder.OVERWRITE}"
+
+
+def _without_run_options(argv: list[str]) -> list[str]:
+    """``argv`` without the output rule's options (and their values), which the note adds back."""
+    kept, skip = [], False
+    for word in argv:
+        name = word.split("=", 1)[0].replace("-", "_")
+        if skip and not word.startswith("-"):
+            skip = False
+            continue
+        skip = False
+        if name in ("__resume_from_checkpoint", "__overwrite_output_dir"):
+            skip = "=" not in word
+            continue
+        kept.append(word)
+    return kept

@@ -11,11 +11,12 @@ from rmguard.cli import options
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rmguard.overopt.generation import SamplingConfig
     from rmguard.overopt.rloo import RLOO_SAMPLING, RlooConfig
+    from rmguard.run_folder import Overwrite
 
     parser = options.add_config_command(
         subparsers,
         "rloo",
-        (RlooConfig, SamplingConfig),
+        (RlooConfig, SamplingConfig, Overwrite),
         run,
         help="RLOO policy optimisation against a proxy RM, with the gold tracked",
         description="Optimise a policy with RLOO (TRL's RLOOTrainer) against a proxy reward model and track proxy, "
@@ -28,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.cli.progress import stage_progress
     from rmguard.overopt.generation import SamplingConfig
     from rmguard.overopt.rloo import RlooConfig, run_rloo
+    from rmguard.run_folder import Overwrite
 
-    config, sampling = options.build_configs(args, RlooConfig, SamplingConfig)
+    config, sampling, folder = options.build_configs(args, RlooConfig, SamplingConfig, Overwrite)
+    proxies = [spec.partition("=")[2] or spec for spec in config.proxies]
+    inputs = [config.policy, config.prompts, config.eval_prompts, *proxies]
+    options.claim_output(args, config.output_dir, folder, inputs)
     with stage_progress(args.no_progress) as update:
         summary = run_rloo(config, sampling, update)
     peak = summary["gold_peak"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from rmguard.cli import options
+
 if TYPE_CHECKING:
     from rmguard.overopt.demo.pipeline import StudyConfig
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     study = subparsers.add_parser(
         "study",
+        parents=[run_options()],
         help="the demo's study on your models, prompts and gold reward model (YAML config; GPU scale)",
         description="Run the over-optimization study that `rmguard demo` runs, configured by a YAML file of "
         "StudyConfig fields: policy, proxy_model, gold (a reward model or module:function), prompts_dataset "
@@ -30,22 +33,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rmguard.overopt.demo.pipeline import StudyConfig
 
-    return run_study(StudyConfig.from_yaml(args.config, args.output_dir), args.no_progress)
+    return run_study(StudyConfig.from_yaml(args.config, args.output_dir), args)
 
 
-def run_study(config: StudyConfig, no_progress: bool) -> int:
+def run_options() -> argparse.ArgumentParser:
+    """The output rule's options of demo and study: a study continues by reusing its finished work."""
+    from rmguard.run_folder import ResumeOrOverwrite
+
+    return options.config_options(ResumeOrOverwrite)
+
+
+def run_study(config: StudyConfig, args: argparse.Namespace) -> int:
     """Run the study ``config`` describes with progress lines, and print where its report went."""
     from rmguard.cli.progress import stage_progress
     from rmguard.fileio import check_outputs
     from rmguard.overopt.demo import pipeline
+    from rmguard.run_folder import ResumeOrOverwrite
     from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
     check_outputs([config.output_dir], [], folders=True)
+    inputs = [config.policy, config.proxy_model, config.prompts_dataset]
+    options.claim_output(args, config.output_dir, options.build_configs(args, ResumeOrOverwrite)[0], inputs)
     # a model of the wrong kind is one line here, not a traceback from a worker process later
     require_causal_lm(local_model_folder(config.proxy_model or config.policy), role="proxy backbone")
     if config.generate:
         require_causal_lm(local_model_folder(config.policy))
-    with stage_progress(no_progress) as update:
+    with stage_progress(args.no_progress) as update:
         note = config.rm_layers and (
             f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
             "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"

@@ -15,6 +15,7 @@ from pathlib import Path
 from rmguard.cli import options
 from rmguard.errors import RMGuardError
 from rmguard.fileio import check_outputs
+from rmguard.run_folder import Overwrite, ResumeOrOverwrite
 from rmguard.settings import option, required
 from rmguard.tamper.expert_iteration import ExpertIterationConfig
 from rmguard.tamper.policies import DecodingConfig, EndpointConfig
@@ -41,7 +42,9 @@ class PreferenceModel:
 @dataclass
 class RunOutput:
     policy: str = required("scripted:NAME, hf:PATH or openai:MODEL")
-    output: str = required("results JSONL (resumed if it exists)")
+    output: str = required(
+        "results JSONL (its report: OUTPUT with .report.json; --resume_from_checkpoint latest continues it)"
+    )
     json: bool = option(False, "print the report as JSON")
 
 
@@ -98,10 +101,14 @@ def _preference_scorer(checkpoint: str | None):
 
 def _run(args) -> int:
     from rmguard.tamper.policies import make_policy
-    from rmguard.tamper.runner import format_report, run_curriculum
+    from rmguard.tamper.runner import format_report, load_records, run_curriculum
 
     out, config, files = _build(RunOutput, args), _build(RunConfig, args), _build(EnvironmentFiles, args)
-    check_outputs([out.output], [path for path in (files.environments, files.prompts) if path])
+    inputs = [files.environments, files.prompts]
+    check_outputs([out.output], [path for path in inputs if path])
+    load_records(Path(out.output))  # a file that is not a results file is refused, never overwritten
+    report = Path(out.output).with_suffix(".report.json")
+    options.claim_output(args, out.output, _build(ResumeOrOverwrite, args), inputs, companions=[report])
     specs = _load_specs(files)
     if specs is not None:
         specs = [s for s in specs if s.name in config.env]
@@ -153,8 +160,10 @@ def _read_response(path: Path) -> str:
 def _train(args) -> int:
     from rmguard.tamper.expert_iteration import run_expert_iteration
 
+    config = _build(ExpertIterationConfig, args)
+    options.claim_output(args, config.output_dir, _build(Overwrite, args), [config.model_path])
     summary = run_expert_iteration(
-        _build(ExpertIterationConfig, args),
+        config,
         _build(DecodingConfig, args),
         _build(EpisodeConfig, args),
         preference_scorer=_preference_scorer(_build(PreferenceModel, args).rm),
@@ -184,6 +193,7 @@ COMMANDS = {
             EndpointConfig,
             EnvironmentFiles,
             PreferenceModel,
+            ResumeOrOverwrite,
         ],
         _run,
     ),
@@ -194,7 +204,7 @@ COMMANDS = {
     ),
     "train": (
         "expert iteration through the curriculum",
-        [ExpertIterationConfig, EpisodeConfig, DecodingConfig, PreferenceModel],
+        [ExpertIterationConfig, EpisodeConfig, DecodingConfig, PreferenceModel, Overwrite],
         _train,
     ),
     "list": ("list environments and scripted policies", [], _list),

@@ -6,6 +6,7 @@ import argparse
 from typing import NoReturn
 
 from rmguard.cli import options
+from rmguard.errors import ConfigError
 from rmguard.training.config import TrainConfig, config_fields, load_config
 from rmguard.training.objectives import hyperparameters
 
@@ -67,8 +68,34 @@ def run(args: argparse.Namespace) -> int:
     if args.help_fields:
         field_parser().print_help()
         return 0
+    from rmguard.data.sources import check_source
+
+    config = parse(args)
+    for source in (config.train_file, config.eval_file):
+        if source:  # a missing file is one line here, before the training stack is imported
+            check_source(source)
+    _claim_output(args, config)
     from rmguard.training.trainer import train
 
-    result = train(parse(args))
+    result = train(config)
     print(f"model: {result.output_dir} ({result.global_step} steps)")
     return 0
+
+
+def _claim_output(args: argparse.Namespace, config: TrainConfig) -> None:
+    """One run per output_dir; 'latest' needs a checkpoint there to continue from."""
+    from rmguard import run_folder
+    from rmguard.training.checkpoints import list_checkpoints
+
+    output = config.output_dir
+    if (
+        config.resume_from_checkpoint == "latest"
+        and run_folder.holds_run(output)
+        and not list_checkpoints(output)
+    ):
+        raise ConfigError(
+            f"{output} holds a run without a checkpoint to continue from (save_steps); start over with "
+            f"{run_folder.OVERWRITE}"
+        )
+    inputs = [config.train_file, config.eval_file, config.model_name_or_path]
+    options.claim_output(args, output, config, inputs, checkpoints=list_checkpoints)

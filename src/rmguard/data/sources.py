@@ -35,13 +35,22 @@ def read_rows(spec: str, split: str = "train") -> list[Row]:
             rows = _parquet_rows(path)
         else:
             raise DataError(str(path), f"unknown file type '{suffix}'; use .jsonl, .json, .csv or .parquet")
-    elif spec.startswith((".", "/", "~")) or path.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet"):
-        raise DataError(spec, "no such file or folder")
     else:
+        check_source(spec)
         rows = list(_dataset_rows(_load_from_hub(spec, split)))
     if not rows:
         raise DataError(spec, "no records")
     return rows
+
+
+def check_source(spec: str) -> None:
+    """Raise when ``spec`` names a local file or folder (a path, or a data file's suffix) that is not there;
+    anything else may be a hub dataset name. Cheap: commands call it before their heavy imports."""
+    path = Path(spec)
+    if path.exists():
+        return
+    if spec.startswith((".", "/", "~")) or path.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet"):
+        raise DataError(spec, "no such file or folder")
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:

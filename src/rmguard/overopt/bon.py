@@ -173,7 +173,9 @@ class BonConfig(EnsembleSettings):
         "checkpoint."
     )
     gold: str = required("Gold SPEC: a reward-model folder or module:function.")
-    output_dir: str = required("Folder for the pool, scores, curves and plots (a rerun resumes).")
+    output_dir: str = required(
+        "Folder for the pool, scores, curves and plots (--resume_from_checkpoint latest reuses them)."
+    )
     prompts: str | None = option(None, "Prompts file with a 'prompt' field per row; needed when sampling.")
     n: int = option(64, "Samples per prompt (the largest n).")
     score_batch_size: int = option(16, "Responses per reward-model call.")

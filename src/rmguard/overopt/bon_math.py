@@ -12,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import gammaln
 
 from rmguard.eval.intervals import seeds_and_units_interval
 
@@ -43,6 +42,8 @@ def bon_weights(n_samples: int, n: int) -> np.ndarray:
     """
     if not 1 <= n <= n_samples:
         raise ValueError(f"n must be in [1, {n_samples}], got {n}")
+    from scipy.special import gammaln  # here: the command line imports this module for its options
+
     i = np.arange(1, n_samples + 1)
     log_w = (
         gammaln(i)

@@ -13,9 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from rmguard import checks
 from rmguard.data.formats import as_user_turn, response_text
@@ -23,8 +21,14 @@ from rmguard.data.records import Text
 from rmguard.data.sources import read_rows
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_jsonl
+from rmguard.optional import LazyModule
 from rmguard.settings import option
 from rmguard.training.pretrained import local_model_folder, require_causal_lm
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported at first use: the command line reads SamplingConfig before any sampling
+    torch = LazyModule("torch")
 
 
 @dataclass
@@ -80,7 +84,6 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     return ids, mask
 
 
-@torch.inference_mode()
 def sample(
     model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], config: SamplingConfig, seed: int
 ) -> list[tuple[str, int]]:
@@ -88,16 +91,17 @@ def sample(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids, mask = left_pad(prompt_ids, pad_id)
     torch.manual_seed(seed)
-    output = model.generate(
-        input_ids=ids.to(model.device),
-        attention_mask=mask.to(model.device),
-        do_sample=True,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        top_k=0,
-        max_new_tokens=config.max_new_tokens,
-        pad_token_id=pad_id,
-    )
+    with torch.inference_mode():
+        output = model.generate(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            do_sample=True,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=0,
+            max_new_tokens=config.max_new_tokens,
+            pad_token_id=pad_id,
+        )
     completions = output[:, ids.shape[1] :].cpu()
     configured = model.generation_config.eos_token_id
     eos = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}

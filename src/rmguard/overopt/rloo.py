@@ -19,22 +19,26 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from rmguard import checks
 from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
 from rmguard.eval.intervals import t_interval
-from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock
+from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock, umask_modes
+from rmguard.optional import LazyModule
 from rmguard.overopt.bon import EnsembleSettings, proxies_field
 from rmguard.overopt.bon_math import combine
 from rmguard.overopt.generation import SamplingConfig, encode_prompts, load_policy, sample
-from rmguard.overopt.plots import line_plot, save_png
 from rmguard.settings import option, required
+
+if TYPE_CHECKING:
+    import torch
+else:  # imported at first use: the command line reads RlooConfig before any training
+    torch = LazyModule("torch")
 
 TRACKED = ("proxy", "gold", "kl", "length")
 
@@ -92,11 +96,11 @@ class RlooConfig(EnsembleSettings):
 RLOO_SAMPLING = SamplingConfig(temperature=0.7)
 
 
-@torch.no_grad()
 def completion_logps(model: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> float:
     """Σ_t log p(y_t | x, y_<t) of a completion under a causal LM."""
     ids = torch.tensor([list(prompt_ids) + list(completion_ids)], device=model.device)
-    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
     target = ids[0, len(prompt_ids) :]
     return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
 
@@ -279,11 +283,14 @@ def _rloo(
     trainer.train()
     trainer.save_model(str(out / "policy"))
     tokenizer.save_pretrained(str(out / "policy"))
+    umask_modes(out / "policy")  # the safetensors writer leaves 0600
     return write_tracking(tracker.rows, out, {**asdict(config), "sampling": asdict(sampling)})
 
 
 def write_tracking(rows: list[dict[str, float]], out: Path, config: dict[str, Any]) -> dict[str, Any]:
     """tracking.csv, summary.json and gold/proxy/length plots against KL and against steps."""
+    from rmguard.overopt.plots import line_plot, save_png
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()

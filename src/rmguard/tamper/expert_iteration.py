@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rmguard import checks
 from rmguard.errors import RMGuardError
-from rmguard.fileio import atomic_write_json, check_outputs
+from rmguard.fileio import atomic_write_json, check_outputs, umask_modes
 from rmguard.settings import option, required
 from rmguard.tamper.envs.registry import REGISTRY, curriculum, make_environment
 from rmguard.tamper.grading import visible_text
@@ -82,6 +82,7 @@ def run_expert_iteration(
             checkpoint = Path(config.output_dir) / f"stage_{index}_{stage}"
             policy.model.save_pretrained(checkpoint)
             policy.tokenizer.save_pretrained(checkpoint)
+            umask_modes(checkpoint)  # the safetensors writer leaves 0600
             evaluations = {
                 env: _evaluate(env, policy, config, jail, episode)
                 for env in [*config.stages[index + 1 :], config.held_out]

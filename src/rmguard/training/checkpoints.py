@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rmguard.errors import ConfigError
+from rmguard.fileio import umask_modes
 
 if TYPE_CHECKING:
     import torch
@@ -71,6 +72,7 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / STATE_FILE).write_text(json.dumps({"global_step": step, "epoch": epoch}))
+        umask_modes(partial)  # the safetensors writer leaves 0600
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         for old in list_checkpoints(output_dir)[:-keep]:

@@ -210,6 +210,10 @@ class TrainConfig:
     resume_from_checkpoint: str | None = option(
         None, "A checkpoint folder, or 'latest' for the newest one in output_dir."
     )
+    overwrite_output_dir: bool = option(
+        False,
+        "Start over in an output_dir that holds a run: remove its files first (the command line's rule).",
+    )
     report_to: list[str] = option(["csv"], "Loggers: csv, tensorboard, wandb (the 'wandb' extra), none.")
     disable_tqdm: bool = option(False, "Hide the progress bar.")
 

@@ -69,7 +69,10 @@ class RewardLoss:
         run = self.run
         terms = self.terms(output, batch)
         reward_loss = run.reward_objective.loss(terms, run.settings)
-        parts = {"reward_loss": reward_loss.item()}
+        parts = {
+            "reward_loss": reward_loss.item(),
+            "accuracy": (terms.chosen > terms.rejected).float().mean().item(),
+        }
         if run.regularizer_objective is None:
             return reward_loss, parts
         regularizer = run.regularizer_objective.loss(terms, run.settings)

@@ -22,12 +22,12 @@ combinations (``grm``). The config, the command line, validation and the run des
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rmguard import checks
+from rmguard.optional import LazyModule
 from rmguard.registry import Registry
 
 if TYPE_CHECKING:
@@ -35,19 +35,9 @@ if TYPE_CHECKING:
 
     MarginLike = Tensor | float | None
 
-
-class _Deferred:
-    """A module imported at its first use: the config and the command line read this module's registries
-    (names, hyperparameters, what each objective reads) without loading torch; the losses load it."""
-
-    def __init__(self, module: str):
-        self._module = module
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(importlib.import_module(self._module), name)
-
-
-torch, F = _Deferred("torch"), _Deferred("torch.nn.functional")
+# imported at first use: the command line reads this module's registries before any training
+torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
 
 
 def _delta(chosen: Tensor, rejected: Tensor, margin: MarginLike = None) -> Tensor:

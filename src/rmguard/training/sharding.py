@@ -19,13 +19,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from rmguard.errors import ConfigError
-from rmguard.training.last_layer import decoder_layers
+from rmguard.optional import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+else:  # imported at first use: TrainConfig's checks read sharding_plan before any training
+    torch = LazyModule("torch")
 
 # TrainingArguments' words in ``fsdp`` (transformers.trainer_utils.FSDPOption) that FSDP2 has.
 FSDP_WORDS = ("full_shard", "shard_grad_op", "offload", "auto_wrap")
@@ -160,6 +163,8 @@ def shard_model(model: nn.Module, backbone: nn.Module, plan: ShardingPlan, mixed
     norm, reward head and, for GRM, the LM head); parameters become DTensors sharded over the ranks, in place.
     """
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    from rmguard.training.last_layer import decoder_layers
 
     layers = decoder_layers(backbone)
     if layers is None:

@@ -51,7 +51,7 @@ from rmguard.training.sharding import (
     sharding_plan,
 )
 from rmguard.training.tokenization import PairFeatures, TokenizationReport
-from rmguard.training.tracking import CSVTracker
+from rmguard.training.tracking import CSVTracker, print_metrics
 
 
 @dataclass
@@ -396,6 +396,7 @@ def _log_eval(run: _Run, step: int, epoch: int) -> None:
     metrics = {**_eval_metrics(run), "epoch": epoch + 1}
     run.accelerator.log(metrics, step=step)
     run.history.append({"step": step, **metrics})
+    print_metrics(step, run.max_steps, metrics, run.accelerator.is_main_process)
 
 
 def _after_step(
@@ -417,6 +418,7 @@ def _after_step(
     if metrics:
         run.accelerator.log(metrics, step=step)
         run.history.append({"step": step, **metrics})
+        print_metrics(step, run.max_steps, metrics, run.accelerator.is_main_process)
     if config.save_steps > 0 and step % config.save_steps == 0:
         sharded = (run.model, run.optimizer.optimizer) if run.sharded else None
         save_checkpoint(run.accelerator, config.output_dir, step, epoch, config.save_total_limit, sharded)
