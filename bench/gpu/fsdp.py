@@ -67,22 +67,20 @@ def train_steps(
     from rmguard.training.modeling import build_reward_model
     from rmguard.training.optimizers import make_optimizer
     from rmguard.training.packing import make_pair_collator
+    from rmguard.training.run import describe
     from rmguard.training.sharding import ShardingPlan, full_state_dict, shard_model
 
     config = TrainConfig(model_name_or_path=folder, **settings)
+    run = describe(config)
     torch.manual_seed(0)  # the same head initialisation in every run
-    model, tokenizer = build_reward_model(
-        folder, "grm" if config.is_grm else "standard", config.resolved_head_type
-    )
+    model, tokenizer = build_reward_model(folder, run.kind, run.head_type)
     enable_packed_attention(model.transformer)
     model.to(device).train()
     if sharded:
         shard_model(model, model.backbone, ShardingPlan(), mixed)
     optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
-    collate = make_pair_collator(
-        True, tokenizer.pad_token_id, config.regularizer != "none", chosen_logps_only=True
-    )
-    loss_fn = RewardLoss(config)
+    collate = make_pair_collator(True, tokenizer.pad_token_id, run.batch)
+    loss_fn = RewardLoss(config, spec=run)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if mixed == "bf16" and not sharded
