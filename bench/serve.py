@@ -210,7 +210,8 @@ def report(name: str, run: dict, reference: list[float], pick, batched_rate: flo
         f"  requests/s = rewards/s {rate:.1f} ({rate / batched_rate:.2f} x the batched request's rewards/s)"
     )
     print(f"  latency p50 {latency[49] * 1000:.0f} ms, p99 {latency[98] * 1000:.0f} ms")
-    print(f"  max |reward - batched| {delta:.1e}; missing {len(missing)}; answers per sample 1 (keyed by id)")
+    sizes = sorted({len(a[1].get("rewards", a[1].get("data", []))) for a in answers.values() if a[0] == 200})
+    print(f"  max |reward - batched| {delta:.1e}; missing {len(missing)}; rewards per answer {sizes}")
     counts: dict[str, list] = {}
     for bad, status in run["bad"]:
         counts.setdefault(bad, []).append(status)
