@@ -31,6 +31,7 @@ from rmguard.data import load_pairs
 from rmguard.errors import ConfigError, TrainingError
 from rmguard.fileio import atomic_write_json, check_outputs, output_lock
 from rmguard.optional import require
+from rmguard.training import frozen_prefix
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.batching import EpochShuffleSampler, TokenBudgetBatchSampler
 from rmguard.training.checkpoints import checkpoint_step, load_sharded_state, resume_path, save_checkpoint
@@ -123,6 +124,8 @@ def _load_model(config: TrainConfig, log: Callable[[str], None]) -> tuple[Reward
         packed, reason = enable_packed_attention(model.transformer)
         if not packed:
             log(f"packing off: {reason}; using padded batches")
+    if config.reuse_frozen_outputs:
+        frozen_prefix.attach(model, config.freeze_layers)
     return model, tokenizer, packed
 
 
@@ -164,10 +167,10 @@ def _build_model(config: TrainConfig, path: str, dtype: torch.dtype) -> tuple[Re
         )
     if config.freeze_embeddings:
         model.transformer.get_input_embeddings().weight.requires_grad_(False)
-    if config.freeze_layers:
-        freeze_bottom_layers(model, config.freeze_layers)
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
+    if config.freeze_layers:  # after LoRA, whose adapters in these layers must stay frozen too
+        freeze_bottom_layers(model, config.freeze_layers)
     if config.gradient_checkpointing or _fsdp_checkpointing(config):
         model.transformer.gradient_checkpointing_enable()
     return model, tokenizer
