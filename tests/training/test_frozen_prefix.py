@@ -156,3 +156,21 @@ def test_what_reuse_cannot_make_exact_is_refused(tiny_deep, synthetic_data, tmp_
         frozen_prefix.attach(model, FROZEN)
     with pytest.raises(ConfigError, match="freeze_layers < the model's layers"):
         frozen_prefix.attach(_frozen_model(tiny_deep), LAYERS)
+
+
+def test_a_saved_store_serves_another_process_as_its_own(tiny_deep, tmp_path):
+    frozen_prefix.forget()
+    model = _frozen_model(tiny_deep)
+    store = frozen_prefix.attach(model, FROZEN)
+    batch = model_inputs(PaddedPairCollator(0)(_pairs(6, model.config.vocab_size)))
+    with torch.no_grad():
+        want = model(**batch).rewards
+    frozen_prefix.save(store, tmp_path / "frozen.pt")
+    frozen_prefix.forget()
+    loaded = frozen_prefix.load(tmp_path / "frozen.pt")
+    other = _frozen_model(tiny_deep)
+    assert frozen_prefix.attach(other, FROZEN) is loaded and loaded.contexts == store.contexts
+    with torch.no_grad():
+        got = other(**batch).rewards
+    assert (loaded.hits, loaded.misses) == (1, 0)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)

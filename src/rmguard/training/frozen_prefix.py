@@ -22,13 +22,16 @@ not be exact: trainable parameters in the frozen part, or dropout there.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from rmguard.errors import ConfigError
+from rmguard.fileio import atomic_write_bytes
 from rmguard.training.last_layer import decoder_layers
 
 
@@ -141,6 +144,36 @@ def attach(model: Any, layers: int) -> FrozenOutputs:
         _KEPT[key] = FrozenOutputs(*key)
     model.frozen_outputs = _KEPT[key]
     return model.frozen_outputs
+
+
+def save(store: FrozenOutputs, path: str | Path) -> None:
+    """Write ``store`` to one file (atomically), for other processes on the same frozen part: a study's
+    workers load what its parent computed once."""
+    keys = torch.tensor(list(store._children), dtype=torch.long).reshape(-1, 2)
+    order = torch.tensor(list(store._children.values()), dtype=torch.long)
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "layers": store.layers,
+            "fingerprint": store.fingerprint,
+            "keys": keys[order.argsort()],
+            "states": store.states,
+        },
+        buffer,
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load(path: str | Path) -> FrozenOutputs:
+    """A store written by :func:`save`, kept as the process's store (the next :func:`attach` on the same
+    frozen part uses it)."""
+    saved = torch.load(path, weights_only=True)
+    store = FrozenOutputs(saved["layers"], saved["fingerprint"])
+    store._children = {(int(p), int(t)): k for k, (p, t) in enumerate(saved["keys"].tolist(), start=1)}
+    store._chunks = [saved["states"]]
+    _KEPT.clear()
+    _KEPT[(store.layers, store.fingerprint)] = store
+    return store
 
 
 def forget() -> None:
