@@ -1,4 +1,4 @@
-"""The study's cached-feature proxies against rmguard's own reward-model path, and the study configs."""
+"""The study's proxies' measurements against plain transformers, and the study configs."""
 
 from __future__ import annotations
 
@@ -6,20 +6,19 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from rmguard.data.formats import chat_pair
-from rmguard.overopt.demo.cached import CachedProxy, FitSettings, TokenTable, fit_cached_proxy, score_cached
-from rmguard.overopt.demo.features import backbone_features
+from rmguard.data.records import ScoredResponse
+from rmguard.errors import ConfigError
 from rmguard.overopt.demo.pipeline import StudyConfig, run_study
-from rmguard.scoring import RewardScorer
-from rmguard.training.collate import pad_sequences
+from rmguard.overopt.demo.proxies import lm_head_weight, lm_logprobs, untrained_model
+from rmguard.training import frozen_prefix
 from rmguard.training.features import tokenize_responses
-from rmguard.training.modeling import build_reward_model, save_reward_model
+from rmguard.training.modeling import build_reward_model
 
-from helpers import synthetic_pair
+from helpers import save_tiny_model, synthetic_pair
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "overoptimization"
 
@@ -32,71 +31,33 @@ def texts():
     return [p for p, _ in chats], [r for _, r in chats]
 
 
-@pytest.fixture(scope="module")
-def cached(tiny_llama, texts, tmp_path_factory):
+@pytest.mark.parametrize("tied", [True, False])
+def test_lm_logprobs_are_the_language_models_exact_log_probs(tmp_path, texts, tied):
+    """The study's log-prob per token: the whole vocabulary's log-softmax through the model's own LM head,
+    equal to plain transformers' causal LM on the same tokens (a standard model reads the tied embeddings)."""
+    from transformers import AutoModelForCausalLM
+
+    path = save_tiny_model(tmp_path, num_hidden_layers=3, tie_word_embeddings=tied)
     prompts, responses = texts
-    cache = tmp_path_factory.mktemp("features") / "features.npz"
-    return backbone_features(
-        str(tiny_llama), None, prompts, responses, list(range(0, len(prompts), 2)), cache, 8
-    )
-
-
-def test_cached_proxy_at_its_start_is_rmguards_reward_model_on_the_frozen_backbone(
-    tiny_llama, texts, cached, tmp_path
-):
-    """Identity adapter + a head w: the same rewards as rmguard's scorer on a checkpoint with head w."""
-    torch.manual_seed(1)
-    model, tokenizer = build_reward_model(str(tiny_llama))
-    save_reward_model(model, tokenizer, tmp_path / "rm")
-    full = RewardScorer(tmp_path / "rm", batch_size=5).score(*texts)
-    proxy = CachedProxy(cached["reward_states"].shape[1], rank=4)
-    proxy.head.weight.data.copy_(model.head.weight.data)
-    rewards, norms = score_cached(proxy, torch.from_numpy(cached["reward_states"]))
-    assert np.allclose(rewards, full, atol=1e-5)
-    assert np.allclose(norms, np.linalg.norm(cached["reward_states"], axis=1))  # ‖h‖ = ‖f‖ at the start
-
-
-def test_cached_grm_log_probs_at_the_start_equal_the_full_models(tiny_llama, texts, cached):
-    """GRM's S(y) through the top-K support with the frozen tail is exact where h = f."""
-    model, tokenizer = build_reward_model(str(tiny_llama), kind="grm")
-    rows = cached["token_rows"]
-    prompts, responses = [texts[0][i] for i in rows], [texts[1][i] for i in rows]
-    from rmguard.data.records import ScoredResponse
-
-    items = [ScoredResponse(p, r, "<memory>", k + 1) for k, (p, r) in enumerate(zip(prompts, responses))]
-    features = tokenize_responses(items, tokenizer)
-    batch = pad_sequences(
-        [f.prompt_ids + f.response_ids for f in features],
-        [len(f.prompt_ids) for f in features],
-        tokenizer.pad_token_id,
-        with_logps=True,
-    )
-    with torch.no_grad():
-        full = model.eval()(**batch).logps.numpy()
-    table = TokenTable(cached)
-    proxy = CachedProxy(cached["reward_states"].shape[1], rank=4)
-    with torch.no_grad():
-        approx = table.sequence_logps(proxy, rows).numpy()
-    assert np.allclose(approx, full, atol=1e-4) and np.allclose(
-        cached["token_logp"].sum(), full.sum(), atol=1e-3
-    )
-
-
-def test_cached_fit_learns_a_separable_preference_and_moves_the_norms():
-    rng = np.random.default_rng(0)
-    features = torch.from_numpy(rng.normal(0, 1, (200, 16)).astype(np.float32))
-    direction = rng.normal(0, 1, 16)
-    score = features.numpy() @ direction
-    pairs = np.array(
-        [[a, b] if score[a] > score[b] else [b, a] for a, b in rng.integers(0, 200, (300, 2)) if a != b]
-    )
-    settings = FitSettings(epochs=5, learning_rate=1e-2, batch_size=16, rank=8)
-    proxy = fit_cached_proxy(features, pairs, {"objective": "bt"}, settings, init_seed=0, order_seed=0)
-    rewards, norms = score_cached(proxy, features)
-    assert np.mean(rewards[pairs[:, 0]] > rewards[pairs[:, 1]]) > 0.9
-    assert not np.allclose(norms, features.norm(dim=1).numpy())  # the adapter moved h
-    again = fit_cached_proxy(features, pairs, {"objective": "bt"}, settings, init_seed=0, order_seed=0)
-    assert np.array_equal(score_cached(again, features)[0], rewards)  # seeded: the same proxy
+    frozen_prefix.forget()
+    model, tokenizer = untrained_model(str(path), trainable_layers=1)
+    sums, counts = lm_logprobs(model, tokenizer, prompts, responses, batch_size=5)
+    reference = AutoModelForCausalLM.from_pretrained(path).eval()
+    items = [ScoredResponse(p, r) for p, r in zip(prompts, responses)]
+    for k, feature in enumerate(tokenize_responses(items, tokenizer)):
+        ids = torch.tensor([feature.prompt_ids + feature.response_ids])
+        with torch.no_grad():
+            logps = torch.log_softmax(reference(ids).logits[0].double(), -1)
+        first = len(feature.prompt_ids)
+        want = sum(logps[t - 1, ids[0, t]].item() for t in range(first, ids.shape[1]))
+        assert counts[k] == len(feature.response_ids)
+        assert sums[k] == pytest.approx(want, abs=1e-4)
+    standard, tokenizer = build_reward_model(str(path), "standard", "linear")
+    if tied:
+        assert torch.equal(lm_head_weight(standard), reference.get_output_embeddings().weight)
+    else:
+        with pytest.raises(ConfigError, match="no LM head"):
+            lm_head_weight(standard)
 
 
 def _report(out: Path) -> dict:

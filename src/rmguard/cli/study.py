@@ -46,20 +46,7 @@ def run_study(config: StudyConfig, no_progress: bool) -> int:
     if config.generate:
         require_causal_lm(local_model_folder(config.policy))
     with stage_progress(no_progress) as update:
-        note = config.rm_layers and (
-            f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
-            "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"
-        )
-
-        def progress(stage: str, done: int, total: int) -> None:
-            # said with the first stage, so that a study refused before any work prints its one error line only
-            nonlocal note
-            if note:
-                update.note(note)
-                note = None
-            update(stage, done, total)
-
-        result = pipeline.run_study(config, progress)
+        result = pipeline.run_study(config, update)
     print(f"report: {result['report']}")
     print(f"json:   {result['json']}")
     print(f"time:   {result['timings_s']['total']:.0f} s")

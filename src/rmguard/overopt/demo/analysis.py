@@ -20,11 +20,17 @@ from rmguard.eval.splits import SHIFTED_SCENARIOS
 from rmguard.overopt.bon import Curves, curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
 from rmguard.overopt.demo.design import CONTROLS, ORACLE
 from rmguard.overopt.demo.statistics import (
+    adjust_family,
     cross_fitted_drops,
     describe,
+    drop_power,
     gao_fit_intervals,
     hierarchical_interval,
+    with_drop,
 )
+
+DROP_ALTERNATIVE = 0.02  # the drop whose power each row reports: gold falling by 0.02 after its peak
+PRIMARY_METRICS = ("gold_at_max_n", "gold_drop", "in_domain_accuracy", "shifted_tau_mean", "hidden_norm_std")
 
 World = dict[str, Any]  # {"seed", "sets": [EvalSet], "members": {row: member}, "backbone": {file: norms}}
 
@@ -83,15 +89,22 @@ def _row_curves(worlds: Sequence[World], name: str, bon: dict[str, Any], ns: lis
     return [pick_metrics(w["members"][name]["bon"], bon["gold"], bon["tokens"], ns) for w in worlds]
 
 
-def _bon_entry(name: str, curves: Curves, per_prompt: np.ndarray, kl: list[float]) -> dict[str, Any]:
+def _bon_entry(
+    name: str, curves: Curves, per_prompt: np.ndarray, kl: list[float], drop_resolved: bool
+) -> dict[str, Any]:
+    """Gold at n = 1 and at the largest n, the peak n, and Gao's fit, whose peak is claimed only where the
+    cross-fitted drop is resolved (a vertex alone is not evidence that the curve turns)."""
     rows = curves.curves[name]["gold"]
     gold = [r["mean"] for r in rows]
+    fit = gao_fit_intervals(kl, per_prompt)
+    if not drop_resolved:
+        fit.update(turns=False, peak_kl=None, peak_gold=None)
     return {
         "gold_at_n1": gold[0],
         "gold_at_max_n": gold[-1],
         "gold_at_max_n_ci": [rows[-1]["both_low"], rows[-1]["both_high"]],
         "gold_peak_n": curves.ns[int(np.argmax(gold))],
-        "gao_fit": gao_fit_intervals(kl, per_prompt),
+        "gao_fit": fit,
     }
 
 
@@ -134,10 +147,60 @@ def _differences(
     return out
 
 
+def _lm_logprob(worlds: Sequence[World], name: str) -> dict[str, Any]:
+    """``lm_logprob``: the mean over seeds of the exact log-prob per token of each world's chosen training
+    responses, under the untrained model (``start``) and under this row's proxy (``end``); rows without
+    (controls, ensembles) have none."""
+    ends = [w["members"][name].get("lm_logprob") for w in worlds]
+    starts = [w.get("lm_logprob_start") for w in worlds]
+    if any(v is None for v in ends + starts):
+        return {}
+    return {
+        "lm_logprob": {"start": float(np.mean(starts)), "end": float(np.mean(ends)), "per_seed_end": ends}
+    }
+
+
+def primary_family(
+    objectives: dict[str, Any], differences: dict[str, Any], drops: dict[str, Any], metrics: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The comparisons of the primary endpoint, one describe() result each: every row's drop (when
+    ``gold_drop`` is primary) and every paired difference in a primary metric (‖h‖ std per split)."""
+    family = [drops[name] for name in objectives] if "gold_drop" in metrics else []
+    for entry in differences.values():
+        for metric in metrics:
+            value = entry.get(metric)
+            if isinstance(value, dict) and "mean" in value:
+                family.append(value)
+            elif isinstance(value, dict):
+                family.extend(value.values())
+    return family
+
+
+def _drops(
+    rows: Sequence[str], gold_curves: dict[str, np.ndarray], kl: list[float]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, float]]:
+    """(each row's cross-fitted drop; the points and replicates behind them, for paired differences; each
+    row's power to resolve a drop of DROP_ALTERNATIVE, from the same bootstrap worlds with that drop added)."""
+    curves = [gold_curves[name] for name in rows]
+    alternative = [with_drop(c, kl, DROP_ALTERNATIVE) for c in curves]
+    point, replicates = cross_fitted_drops(curves + alternative)
+    count = len(rows)
+    drops = {name: describe(point[k], replicates[:, k]) for k, name in enumerate(rows)}
+    power = {name: drop_power(replicates[:, count + k]) for k, name in enumerate(rows)}
+    return drops, {"point": point[:count], "replicates": replicates[:, :count]}, power
+
+
 def analyse(
-    worlds: Sequence[World], bon: dict[str, Any], rows: Sequence[str], baseline: str | None, max_n: int
-) -> dict[str, Any]:
-    """Every number of one design cell (see the module docstring) for ``rows``, BoN up to ``max_n``."""
+    worlds: Sequence[World],
+    bon: dict[str, Any],
+    rows: Sequence[str],
+    baseline: str | None,
+    max_n: int,
+    primary_metrics: Sequence[str] = PRIMARY_METRICS,
+) -> tuple[dict[str, Any], Curves]:
+    """Every number of one design cell (see the module docstring) for ``rows``, BoN up to ``max_n``, and
+    the Best-of-N curves with their intervals. The primary endpoint's comparisons (``primary_metrics`` at
+    ``max_n``, against ``baseline``) are one Holm family: their ``resolved`` is adjusted p < 0.05."""
     ns = log_spaced(max_n)
     kl = [kl_bon(n) for n in ns]
     files = [s.name for s in worlds[0]["sets"]]
@@ -150,8 +213,7 @@ def analyse(
         {name: len(worlds) for name in rows},
     )
     gold_curves = {name: np.stack([c["gold"] for c in per_seed[name]]) for name in rows}  # [S, P, K]
-    point, replicates = cross_fitted_drops([gold_curves[name] for name in rows])
-    drops = {name: describe(point[k], replicates[:, k]) for k, name in enumerate(rows)}
+    drops, paired_drops, power = _drops(rows, gold_curves, kl)
     units = {name: [unit_values(w["sets"], w["members"][name]) for w in worlds] for name in rows}
     gold_max = {name: gold_curves[name][:, :, -1] for name in rows}
     norms = {
@@ -159,6 +221,16 @@ def analyse(
         for name in rows
         if worlds[0]["members"][name]["files"][files[0]][1] is not None
     }
+    differences = {}
+    if baseline in rows:
+        k = rows.index(baseline)
+        point, replicates = paired_drops["point"], paired_drops["replicates"]
+        paired = {
+            name: describe(point[j] - point[k], replicates[:, j] - replicates[:, k])
+            for j, name in enumerate(rows)
+        }
+        differences = _differences(worlds, rows, baseline, units, gold_max, paired, norms)
+    adjust_family(primary_family(dict.fromkeys(rows), differences, drops, primary_metrics))
     objectives = {}
     for name in rows:
         scenarios = {f: hierarchical_interval([u[f] for u in units[name]]) for f in files}
@@ -167,25 +239,35 @@ def analyse(
             "control": name in CONTROLS,
             **flat("in_domain_accuracy", scenarios[files[0]]),
             **flat("shifted_tau_mean", hierarchical_interval([u["shifted"] for u in units[name]])),
-            **flat("gold_drop", drops[name]),
-            **_bon_entry(name, curves, gold_curves[name], kl),
+            **_drop_entry(drops[name], power[name]),
+            **_bon_entry(name, curves, gold_curves[name], kl, drops[name]["resolved"]),
             "scenarios": scenarios,
             "hidden_norms": norms.get(name, {}),
+            **_lm_logprob(worlds, name),
         }
-    if baseline in rows:
-        k = rows.index(baseline)
-        paired = {
-            name: describe(point[j] - point[k], replicates[:, j] - replicates[:, k])
-            for j, name in enumerate(rows)
-        }
-        differences = _differences(worlds, rows, baseline, units, gold_max, paired, norms)
-    else:
-        differences = {}
     backbone = norm_dispersion(worlds, lambda w: w["backbone"]) if worlds[0].get("backbone") else {}
-    return {
+    summary = {
         "objectives": objectives,
         "paired_differences": differences,
+        "primary_endpoint": {
+            "n": ns[-1],
+            "kl": kl[-1],
+            "metrics": list(primary_metrics),
+            "baseline": baseline,
+        },
         "backbone_norms": backbone,
         "best_of_n": {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves},
-        "_curves": curves,
+    }
+    return summary, curves
+
+
+def _drop_entry(drop: dict[str, Any], power: float) -> dict[str, Any]:
+    """A row's drop: value, interval, p-values, the adjusted label and its power against the alternative."""
+    return {
+        "gold_drop": drop["mean"],
+        "gold_drop_ci": drop["ci"],
+        "gold_drop_p_value": drop["p_value"],
+        "gold_drop_p_adjusted": drop.get("p_adjusted"),
+        "gold_drop_resolved": drop["resolved"],
+        "gold_drop_power": {"alternative": DROP_ALTERNATIVE, "power": power},
     }

@@ -12,39 +12,13 @@ from rmguard.eval.evaluation import SCENARIO_COLUMNS
 from rmguard.fileio import atomic_write_text
 from rmguard.overopt.bon import Curves
 from rmguard.overopt.demo.design import BACKBONE, BASELINE
+from rmguard.overopt.demo.headline import OVER, answer_html, label, p_text, pair_label
 from rmguard.overopt.plots import data_uri, plot_bon
 
-LABELS = {
-    "bt": "BT",
-    "bsr": "BSR λ=1e-3",
-    "bsr_1e-2": "BSR λ=1e-2",
-    "grm": "GRM (SFT reg.)",
-    "odin": "ODIN (quality head)",
-    "warm": "WARM (weight average of BT members)",
-    "bt_ensemble": "BT ensemble (mean)",
-    "bt_ensemble_wco": "BT ensemble (WCO)",
-    "bt_ensemble_uwo": "BT ensemble (UWO)",
-}
-OVER = "95% two-stage bootstrap interval (seeds, then pairs/prompts within each seed)"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:8px}
 .grid img{width:48%}.lead{font-size:1.05em;line-height:1.5}.note{color:#555;font-size:0.9em}"""
-HEADLINE_KEYS = (
-    "in_domain_accuracy",
-    "shifted_tau_mean",
-    "gold_drop",
-    "gold_at_n1",
-    "gold_at_max_n",
-    "gold_peak_n",
-    "control",
-    "seeds",
-)
-
-
-def label(name: str) -> str:
-    base, _, fraction = name.partition("@")
-    return LABELS.get(base, base) + (f" ({fraction} of the pairs)" if fraction else "")
 
 
 def num(value: Any, digits: int = 3) -> str:
@@ -76,84 +50,6 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{data_uri(png)}">'
 
 
-# ----------------------------------------------------------------------------------------------- headline
-
-
-def headline(
-    config: Any, main: dict[str, Any], bon: dict[str, Any], worlds: dict[str, Any]
-) -> dict[str, Any]:
-    """report.json["headline"]: the design, each row's key statistics (with ``gold_drop``/``gold_drop_ci``),
-    the paired differences and the established findings."""
-    objectives = {
-        name: {
-            **{k: v for k, v in o.items() if k.startswith(HEADLINE_KEYS)},
-            "gao_turns": o["gao_fit"]["turns"],
-        }
-        for name, o in main["objectives"].items()
-    }
-    first = next(iter(next(iter(worlds.values())).values()))
-    return {
-        "seeds": len(config.seeds),
-        "bon_max_n": main["best_of_n"]["ns"][-1],
-        "bon_max_kl": main["best_of_n"]["kl"][-1],
-        "bon_pool_samples": int(bon["gold"].shape[1]),
-        "bon_prompts": int(bon["gold"].shape[0]),
-        "training_pairs_seed0": first["counts"]["train"]["pairs"],
-        "proxies": config.proxies,
-        "objectives": objectives,
-        "paired_differences": {
-            pair: {
-                k: {kk: d[kk] for kk in ("mean", "ci", "mde", "resolved")}
-                for k, d in m.items()
-                if "mean" in d
-            }
-            for pair, m in main["paired_differences"].items()
-        },
-        "established": established(main),
-        "intervals": OVER,
-    }
-
-
-def established(main: dict[str, Any]) -> list[str]:
-    """The findings whose 95 % interval excludes 0, in words (drops and paired differences); nothing else
-    is stated as a finding."""
-    out = []
-    for name, o in main["objectives"].items():
-        if o.get("gold_drop_resolved"):
-            sign = "falls" if o["gold_drop"] > 0 else "rises"
-            out.append(f"{label(name)}: gold {sign} after its cross-fitted peak by {abs(o['gold_drop']):.3f}")
-    for pair, metrics in main["paired_differences"].items():
-        for metric, d in metrics.items():
-            if metric == "hidden_norm_std":
-                for file, dd in d.items():
-                    if dd["resolved"]:
-                        out.append(f"{_pair(pair)} ‖h‖ std on {file}: {dd['mean']:+.3f}")
-            elif d.get("resolved"):
-                out.append(f"{_pair(pair)} {metric.replace('_', ' ')}: {d['mean']:+.3f}")
-    return out
-
-
-def _pair(pair: str) -> str:
-    a, _, b = pair.partition(" − ")
-    return f"{label(a)} − {label(b)}"
-
-
-def headline_sentence(h: dict[str, Any]) -> str:
-    found = h["established"]
-    design = (
-        f"{h['seeds']} seeds (each its own draw of training pairs, label flips and held-out styles), "
-        f"{h['bon_prompts']} held-out Best-of-N prompts with {h['bon_pool_samples']} samples each, n up to "
-        f"{h['bon_max_n']} (KL {h['bon_max_kl']:.2f} nats)"
-    )
-    if not found:
-        return f"{design}: no over-optimization drop and no difference to BT is resolved at 95 %."
-    return (
-        f"{design}. Resolved at 95 %: "
-        + "; ".join(found)
-        + ". Every other drop and difference is not resolved."
-    )
-
-
 # ----------------------------------------------------------------------------------------------- sections
 
 
@@ -175,7 +71,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 num(o["gold_at_n1"]),
                 with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
                 f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
-                num(o["gold_drop_mde"]),
+                f"{o['gold_drop_power']['power']:.0%}",
                 with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
                 with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
                 peak,
@@ -194,7 +90,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 "gold n=1",
                 f"gold n={bon['ns'][-1]}",
                 "cross-fitted drop (peak − end)",
-                "drop MDE (80 % power)",
+                "power at a drop of 0.02",
                 "Gao α",
                 "Gao β",
                 "fitted peak",
@@ -202,9 +98,11 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
             rows,
         ),
         "<p class=note>Drop: the peak n is chosen on one half of the prompts and peak − end measured on the "
-        f"other half, then swapped and averaged; {OVER}. Gao fit gold(d) − gold(0) = d(α − βd), d = √KL, with "
-        "the same bootstrap; a peak is reported only when β's interval is above 0 and the vertex lies inside "
-        "the measured KL.</p>",
+        f"other half, then swapped and averaged; {OVER}; resolved = Holm-adjusted p < 0.05 across the primary "
+        "endpoint's comparisons. Power: the share of bootstrap worlds, drawn with the gold lowered linearly "
+        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 %. Gao fit gold(d) − gold(0) = "
+        "d(α − βd), d = √KL, with the same bootstrap; a peak is reported only when the drop is resolved, β's "
+        "interval is above 0 and the vertex lies inside the measured KL.</p>",
         "<div class=grid>" + "".join(_img(pngs[k], k) for k in ("proxy_vs_kl", "length_vs_kl")) + "</div>",
     ]
 
@@ -241,8 +139,8 @@ def _norm_section(summary: dict[str, Any]) -> list[str]:
         "<h2>Hidden-state norm dispersion</h2>",
         "<p class=note>The BSR paper's mechanism: the std of ‖h‖ at the reward token over each split's "
         "responses, one value per seed, mean [95% bootstrap over seeds]. Splits are not pooled. The first row "
-        "is the untrained backbone (the proxy's h at its start): the backbone's final norm holds its ‖h‖ in a "
-        "narrow band, and the cached proxy's adapter is where ‖h‖ can spread.</p>",
+        "is the untrained model (every proxy's h at its start, all layers as pretrained); the trained top layers "
+        "and final norm are where ‖h‖ can spread.</p>",
         _table(["row", *(SCENARIO_COLUMNS[f].split()[0] for f in SCENARIO_COLUMNS)], rows),
     ]
 
@@ -253,13 +151,28 @@ def _difference_section(summary: dict[str, Any]) -> list[str]:
         for metric, d in metrics.items():
             items = d.items() if metric == "hidden_norm_std" else [("", d)]
             for file, dd in items:
-                rows.append([_pair(pair), f"{metric} {file}".strip(), stat(dd), num(dd["mde"])])
+                label_ = (
+                    stat(dd)
+                    if dd.get("p_adjusted") is not None
+                    else f"{with_ci(dd['mean'], dd['ci'])} secondary"
+                )
+                rows.append(
+                    [
+                        pair_label(pair),
+                        f"{metric} {file}".strip(),
+                        label_,
+                        p_text(dd.get("p_value")),
+                        p_text(dd.get("p_adjusted")),
+                        num(dd["mde"]),
+                    ]
+                )
     return [
         f"<h2>Paired differences against {label(BASELINE)}</h2>",
         "<p class=note>Seed s of each row against seed s of BT (the same world) on the same pairs or prompts; "
-        f"{OVER}. MDE: the smallest true difference this design detects with 80 % power at 95 %. 'not "
-        "resolved' means the interval contains 0.</p>",
-        _table(["comparison", "metric", "difference [95% CI]", "MDE"], rows),
+        f"{OVER}. p from the bootstrap SE (two-sided); adjusted: Holm across the primary endpoint's "
+        "comparisons, resolved = adjusted p < 0.05; a metric outside the primary endpoint is 'secondary'. MDE: "
+        "the smallest true difference this design detects with 80 % power at 95 %.</p>",
+        _table(["comparison", "metric", "difference [95% CI]", "p", "adjusted p", "MDE"], rows),
     ]
 
 
@@ -300,17 +213,21 @@ def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out
 
 
 def _setup_section(summary: dict[str, Any]) -> list[str]:
-    config = summary["config"]
+    config, model = summary["config"], summary["headline"]["proxy_model"]
     rows = [
         ["policy", f"{config['policy']}; pool {'sampled in this run' if config['generate'] else 'shipped'}"],
         ["gold", str(summary["gold"])],
         [
             "proxies",
-            f"{config['proxies']}: {', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}",
+            f"trained by rmguard's trainer: {', '.join(label(o) for o in config['objectives'])} × seeds "
+            f"{config['seeds']}",
         ],
         [
             "backbone",
-            f"{config['proxy_model'] or config['policy']}, first {config['rm_layers'] or 'all'} layer(s)",
+            f"{config['proxy_model'] or config['policy']}, all {model['layers']} layers, the top "
+            f"{model['trainable_layers']} trained under the reward head (heads: "
+            + ", ".join(f"{label(o)} {h}" for o, h in model["heads"].items())
+            + ")",
         ],
         [
             "label noise",
@@ -326,7 +243,7 @@ def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>rmguard study</title><style>{STYLE}</style></head><body>",
         "<h1>rmguard study: which reward models hold up under Best-of-N?</h1>",
-        f"<p class=lead>{html.escape(headline_sentence(summary['headline']))}</p>",
+        *answer_html(summary["headline"]),
         f"<p class=note>Measured in {summary['timings_s']['total']:.0f} s wall on this machine; every number is in "
         "report.json, whichever way it came out.</p>",
         *_bon_section(summary, curves, out),

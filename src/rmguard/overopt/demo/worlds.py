@@ -1,133 +1,191 @@
-"""The cached-feature study: every seed's world (its own splits), every proxy fitted on cached features.
+"""The study's worlds: every seed's own splits, every proxy trained at full depth by rmguard's trainer.
 
 A *world* is one draw of the study's randomness, seed s: which styles are held out, which responses of a
 training prompt form training pairs, which pairs are flipped (``make_splits(seed=s)``), and the proxies'
-initialisation (seed s). In each world:
+initialisation and batch order (seed s). In each world:
 
-* every objective is fitted on the world's pairs, and the sweep objectives also on nested subsets of them
-  (``data_fractions``: the first fraction of one seeded permutation, so smaller sets lie inside larger);
-* ``members`` BT proxies share the BT row's initialisation and differ in the order of their batches and in
-  their label-noise draw (the pairs' gold order re-flipped with the member's own seed): WARM averages their
-  weights, the ensembles combine their standardized rewards.
+* every objective is trained on the world's pairs (``proxies.py``: the whole backbone, its top layers
+  trained, the frozen part's outputs read from the study's store), and the sweep objectives also on
+  nested subsets of them (``data_fractions``: the first fraction of one seeded permutation, so smaller
+  sets lie inside larger);
+* ``members`` BT proxies share the BT row's initialisation (seed s) and differ in their label-noise draw
+  (the pairs' gold order re-flipped with the member's own seed) and in the order of their pairs: WARM
+  averages their weights (``training/averaging``), the ensembles combine their standardized rewards.
 
-A finished world is saved as ``worlds/<noise>/seed<s>.npz`` (rewards and ‖h‖ of every cached response per
-row), so a rerun resumes.
+A proxy's checkpoint lives only until it is scored. A finished world is saved as
+``worlds/<noise>/seed<s>.npz`` (rewards and ‖h‖ of every response per row, each row's log-prob per token
+of the chosen training responses), so a rerun resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import random
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rmguard.fileio import atomic_write_bytes
-from rmguard.overopt.demo.cached import FitSettings
+from rmguard.errors import ConfigError
+from rmguard.fileio import atomic_write_bytes, atomic_write_jsonl
 from rmguard.overopt.demo.design import BASELINE, OBJECTIVES, WARM, sized_name
 
 
 def text_key(prompt: Any, response: Any) -> str:
-    """One key per (chat prompt, chat response): how a world's rows find their cached features."""
+    """One key per (chat prompt, chat response): how a world's rows find their table rows."""
     return json.dumps([prompt, response], sort_keys=True, ensure_ascii=False)
 
 
 @dataclass
 class WorldJob:
-    """One world to fit (everything a worker process needs, picklable)."""
+    """One world to train and score (everything a worker process needs, picklable)."""
 
     seed: int
     noise: float
     splits: str  # the world's make_splits folder
     output: str  # worlds/<noise>/seed<s>.npz
-    features: str  # the cached features .npz
+    frozen: str  # the folder of the study's frozen outputs (proxies.frozen_pass)
+    prompts: list[Any]  # every table row, scored by every proxy
+    responses: list[Any]
     keys: dict[str, int]
     objectives: list[str]
     sweep_objectives: list[str]
     fractions: list[float]
     members: int
-    fit: FitSettings
+    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig values shared by every proxy
+    trainable_layers: int = 1
+    score_batch_size: int = 64
 
 
-def _pairs(job: WorldJob) -> tuple[np.ndarray, np.ndarray]:
-    """(pairs [M, 2] of response indices as labelled, whether each pair's label was flipped [M])."""
-    rows = [json.loads(line) for line in Path(job.splits, "train.jsonl").read_text().splitlines() if line]
-    pairs = np.array([[job.keys[text_key(r["prompt"], r[k])] for k in ("chosen", "rejected")] for r in rows])
-    return pairs, np.array([bool(r.get("label_flipped")) for r in rows])
+def _rows(job: WorldJob) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(job.splits, "train.jsonl").read_text().splitlines() if line]
 
 
-def _member_pairs(pairs: np.ndarray, flipped: np.ndarray, noise: float, seed: int) -> np.ndarray:
-    """The same pairs with the label noise drawn again under ``seed`` (gold order restored, then flipped)."""
+def _member_rows(rows: list[dict[str, Any]], noise: float, seed: int) -> list[dict[str, Any]]:
+    """The same pairs with the label noise drawn again under ``seed`` (gold order restored, then flipped),
+    in an order shuffled by ``seed``."""
     from rmguard.eval.labeling import flip_indices
 
-    gold_order = np.where(flipped[:, None], pairs[:, ::-1], pairs)
-    redrawn = gold_order.copy()
-    index = flip_indices(len(pairs), noise, seed)
-    redrawn[index] = gold_order[index, ::-1]
+    def swapped(row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "chosen": row["rejected"], "rejected": row["chosen"]}
+
+    gold_order = [swapped(r) if r.get("label_flipped") else r for r in rows]
+    flips = set(flip_indices(len(rows), noise, seed))
+    redrawn = [swapped(r) if k in flips else r for k, r in enumerate(gold_order)]
+    random.Random(seed).shuffle(redrawn)
     return redrawn
 
 
-def _weight_average(members: list[Any]) -> Any:
-    """WARM: one proxy whose adapter and head are the uniform average of the members' (which share their
-    initialisation, so their weights lie in one basin)."""
-    from rmguard.overopt.demo.cached import CachedProxy
-    from rmguard.training.averaging import average_state_dicts
+class _World:
+    """One world's work folder, its table rows and what its proxies gave."""
 
-    warm = CachedProxy(members[0].head.in_features, members[0].down.out_features)
-    warm.load_state_dict(average_state_dicts([m.state_dict() for m in members]))
-    return warm
+    def __init__(self, job: WorldJob):
+        from rmguard.overopt.demo.proxies import frozen_layers
+
+        self.job = job
+        self.work = Path(job.output).with_suffix("")
+        self.frozen = frozen_layers(job.training["model_name_or_path"], job.trainable_layers)
+        self.out: dict[str, np.ndarray] = {}
+
+    def train(self, name: str, objective: str, rows: list[dict[str, Any]]) -> Path:
+        from rmguard.training.config import load_config
+        from rmguard.training.trainer import train
+
+        data, folder = self.work / f"{name}.jsonl", self.work / name
+        atomic_write_jsonl(data, rows)
+        shutil.rmtree(folder, ignore_errors=True)  # a world interrupted before its .npz starts over
+        values = {**self.job.training, **OBJECTIVES[objective], "seed": self.job.seed}
+        values.update(train_file=str(data), output_dir=str(folder), freeze_layers=self.frozen)
+        if OBJECTIVES[objective]["objective"] == "grm":
+            values["head_type"] = "linear"  # the same reward head for every objective
+        with contextlib.redirect_stdout(io.StringIO()):  # the trainer's console lines, once per proxy
+            train(load_config(None, values))
+        return folder
+
+    def score(self, name: str, folder: Path, chosen: list[int]) -> None:
+        """Rewards and ‖h‖ of every table row, and the mean log-prob per token of the ``chosen`` rows."""
+        from rmguard.overopt.demo.proxies import lm_logprobs
+        from rmguard.scoring import RewardScorer
+        from rmguard.training import frozen_prefix
+        from rmguard.training.modeling import load_reward_model
+
+        model, tokenizer = load_reward_model(folder)
+        model.requires_grad_(False)
+        if self.job.training.get("reuse_frozen_outputs"):
+            frozen_prefix.attach(model, self.frozen)
+        scorer = RewardScorer((model, tokenizer), batch_size=self.job.score_batch_size)
+        rewards, hidden = scorer.score_with_hidden(self.job.prompts, self.job.responses)
+        self.out[f"rewards/{name}"], self.out[f"norms/{name}"] = rewards.numpy(), hidden.norm(dim=1).numpy()
+        try:
+            sums, counts = lm_logprobs(
+                model,
+                tokenizer,
+                [self.job.prompts[i] for i in chosen],
+                [self.job.responses[i] for i in chosen],
+            )
+            self.out[f"logp/{name}"] = np.array([sums.sum() / counts.sum()])
+        except ConfigError:  # a standard model on an untied backbone has no LM head: no log-prob row
+            pass
+
+    def save(self) -> str:
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.out)
+        atomic_write_bytes(Path(self.job.output), buffer.getvalue())
+        shutil.rmtree(self.work, ignore_errors=True)
+        return self.job.output
+
+
+def _chosen_rows(job: WorldJob, rows: list[dict[str, Any]]) -> list[int]:
+    """The table rows of the world's chosen training responses, each once."""
+    return sorted({job.keys[text_key(r["prompt"], r["chosen"])] for r in rows})
 
 
 def fit_world(job: WorldJob, threads: int | None = None) -> str:
-    """Fit and score every row of one world (module docstring); returns the saved .npz path."""
+    """Train and score every row of one world (module docstring); returns the saved .npz path."""
     import torch
 
-    from rmguard.overopt.demo.cached import TokenTable, fit_cached_proxy, score_cached
+    from rmguard.overopt.demo.proxies import FROZEN_FILE
+    from rmguard.training import frozen_prefix
+    from rmguard.training.averaging import average_reward_models
 
     if threads:
         torch.set_num_threads(threads)
-    saved = np.load(job.features)
-    features = torch.from_numpy(saved["reward_states"].astype(np.float32))
-    needs_tokens = any(OBJECTIVES[o]["objective"] == "grm" for o in {*job.objectives, *job.sweep_objectives})
-    tokens = TokenTable(dict(saved)) if needs_tokens else None
-    lengths = torch.from_numpy(saved["response_tokens"])
-    pairs, flipped = _pairs(job)
-    order = np.random.default_rng(job.seed).permutation(len(pairs))
-    out: dict[str, np.ndarray] = {"pairs": np.array([len(pairs)])}
-
-    def keep(name: str, proxy: Any) -> None:
-        out[f"rewards/{name}"], out[f"norms/{name}"] = score_cached(proxy, features)
-
+    if job.training.get("reuse_frozen_outputs"):
+        frozen_prefix.load(Path(job.frozen) / FROZEN_FILE)
+    world = _World(job)
+    rows = _rows(job)
+    chosen = _chosen_rows(job, rows)
+    world.out["pairs"] = np.array([len(rows)])
+    world.out["chosen"] = np.array(chosen)
+    order = np.random.default_rng(job.seed).permutation(len(rows))
     for fraction in job.fractions:
-        subset = pairs[np.sort(order[: max(2, round(fraction * len(pairs)))])]
+        subset = [rows[k] for k in np.sort(order[: max(2, round(fraction * len(rows)))])]
         for objective in job.objectives if fraction == 1 else job.sweep_objectives:
-            proxy = fit_cached_proxy(
-                features, subset, OBJECTIVES[objective], job.fit, job.seed, job.seed, tokens, lengths
-            )
-            keep(sized_name(objective, fraction), proxy)
-            if fraction == 1 and objective == BASELINE and job.members > 1:
-                members = [proxy] + [
-                    fit_cached_proxy(
-                        features,
-                        _member_pairs(pairs, flipped, job.noise, 1000 * job.seed + m),
-                        OBJECTIVES[BASELINE],
-                        job.fit,
-                        job.seed,
-                        1000 * job.seed + m,
-                    )
-                    for m in range(1, job.members)
-                ]
-                for m, member in enumerate(members[1:], start=1):
-                    keep(f"{BASELINE}-member{m}", member)
-                keep(WARM, _weight_average(members))
-    buffer = io.BytesIO()
-    np.savez(buffer, **out)
-    atomic_write_bytes(Path(job.output), buffer.getvalue())
-    return job.output
+            name = sized_name(objective, fraction)
+            folder = world.train(name, objective, subset)
+            world.score(name, folder, chosen)
+            if fraction != 1 or objective != BASELINE or job.members < 2:
+                shutil.rmtree(folder)
+                continue
+            members = [folder]
+            for m in range(1, job.members):
+                member = f"{BASELINE}-member{m}"
+                members.append(
+                    world.train(member, BASELINE, _member_rows(rows, job.noise, 1000 * job.seed + m))
+                )
+                world.score(member, members[-1], chosen)
+            with contextlib.redirect_stdout(io.StringIO()):
+                average_reward_models([str(f) for f in members], world.work / WARM)
+            world.score(WARM, world.work / WARM, chosen)
+            for f in [*members, world.work / WARM]:
+                shutil.rmtree(f)
+    return world.save()
 
 
 def fit_worlds(jobs: list[WorldJob], workers: int, progress: Any = None) -> dict[str, dict[str, np.ndarray]]:
@@ -136,14 +194,15 @@ def fit_worlds(jobs: list[WorldJob], workers: int, progress: Any = None) -> dict
 
     todo = [job for job in jobs if not Path(job.output).is_file()]
     done = len(jobs) - len(todo)
+    stage = "train and score proxies (worlds)"
     if progress:
-        progress("fit proxies on cached features", done, len(jobs))
+        progress(stage, done, len(jobs))
     if workers <= 1 or len(todo) <= 1:
         for job in todo:
             fit_world(job)
             done += 1
             if progress:
-                progress("fit proxies on cached features", done, len(jobs))
+                progress(stage, done, len(jobs))
     else:
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -152,7 +211,7 @@ def fit_worlds(jobs: list[WorldJob], workers: int, progress: Any = None) -> dict
                 future.result()
                 done += 1
                 if progress:
-                    progress("fit proxies on cached features", done, len(jobs))
+                    progress(stage, done, len(jobs))
     return {job.output: dict(np.load(job.output)) for job in jobs}
 
 
@@ -166,7 +225,7 @@ class ResponseTable:
     prompts: list[Any]
     responses: list[Any]
     keys: dict[str, int]
-    token_rows: list[int]  # responses that can be training responses (GRM's token arrays)
+    token_rows: list[int]  # responses of the training prompts (their log-probs are measured)
     bon_index: np.ndarray  # [P, N] rows of the Best-of-N pool
 
     def rows(self, eval_set: Any) -> np.ndarray:
@@ -213,6 +272,8 @@ def world_members(
             "files": {f: (rewards[i], norms[i]) for f, i in rows.items()},
             "bon": rewards[table.bon_index],
         }
+        if f"logp/{name}" in arrays:
+            members[name]["lm_logprob"] = float(arrays[f"logp/{name}"][0])
     for name, scores in extra.items():
         members[name] = {
             "files": {f: (scores[i], None) for f, i in rows.items()},
