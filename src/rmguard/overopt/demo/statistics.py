@@ -162,15 +162,18 @@ def _drop(curves: Sequence[np.ndarray], first: np.ndarray, second: np.ndarray) -
 
 
 def with_drop(curves: np.ndarray, kl: Sequence[float], drop: float) -> np.ndarray:
-    """[S, P, K] curves under the alternative "gold falls by ``drop`` after its peak": the mean curve's peak
-    (or, for a curve that peaks at its end, the middle n) stays, and from there to the last n the gold is
-    lowered linearly in d = √KL, by ``drop`` at the end."""
+    """[S, P, K] curves under the alternative "gold falls by ``drop`` after its peak": the mean curve keeps
+    its values up to its peak (for a curve that peaks at its end, the middle n), then is held at the peak's
+    value and lowered linearly in d = √KL, by ``drop`` at the last n; each prompt and seed keeps its own
+    deviations from the mean (the design's noise)."""
     d = np.sqrt(np.asarray(kl, dtype=float))
-    peak = int(np.argmax(curves.mean(axis=(0, 1))))
+    mean = curves.mean(axis=(0, 1))
+    peak = int(np.argmax(mean))
     if peak == len(d) - 1:
         peak = (len(d) - 1) // 2
+    after = np.arange(len(d)) > peak
     ramp = np.clip((d - d[peak]) / max(d[-1] - d[peak], 1e-12), 0, None)
-    return curves - drop * ramp
+    return curves - np.where(after, mean - mean[peak], 0.0) - drop * ramp
 
 
 def drop_power(replicates: np.ndarray, level: float = LEVEL) -> float:

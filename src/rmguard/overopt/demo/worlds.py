@@ -108,8 +108,9 @@ class _World:
             train(load_config(None, values))
         return folder
 
-    def score(self, name: str, folder: Path, chosen: list[int]) -> None:
-        """Rewards and ‖h‖ of every table row, and the mean log-prob per token of the ``chosen`` rows."""
+    def score(self, name: str, folder: Path, chosen: list[int] | None = None) -> None:
+        """Rewards and ‖h‖ of every table row and, given ``chosen`` rows, their mean log-prob per token
+        (an objective's row: a pass of the LM head over every chosen token, not spent on members)."""
         from rmguard.overopt.demo.proxies import lm_logprobs
         from rmguard.scoring import RewardScorer
         from rmguard.training import frozen_prefix
@@ -122,6 +123,8 @@ class _World:
         scorer = RewardScorer((model, tokenizer), batch_size=self.job.score_batch_size)
         rewards, hidden = scorer.score_with_hidden(self.job.prompts, self.job.responses)
         self.out[f"rewards/{name}"], self.out[f"norms/{name}"] = rewards.numpy(), hidden.norm(dim=1).numpy()
+        if chosen is None:
+            return
         try:
             sums, counts = lm_logprobs(
                 model,
@@ -169,7 +172,7 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
         for objective in job.objectives if fraction == 1 else job.sweep_objectives:
             name = sized_name(objective, fraction)
             folder = world.train(name, objective, subset)
-            world.score(name, folder, chosen)
+            world.score(name, folder, chosen if fraction == 1 else None)
             if fraction != 1 or objective != BASELINE or job.members < 2:
                 shutil.rmtree(folder)
                 continue
@@ -179,10 +182,10 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
                 members.append(
                     world.train(member, BASELINE, _member_rows(rows, job.noise, 1000 * job.seed + m))
                 )
-                world.score(member, members[-1], chosen)
+                world.score(member, members[-1])
             with contextlib.redirect_stdout(io.StringIO()):
                 average_reward_models([str(f) for f in members], world.work / WARM)
-            world.score(WARM, world.work / WARM, chosen)
+            world.score(WARM, world.work / WARM)
             for f in [*members, world.work / WARM]:
                 shutil.rmtree(f)
     return world.save()
