@@ -246,6 +246,18 @@ def analyse(
             **_lm_logprob(worlds, name),
         }
     backbone = norm_dispersion(worlds, lambda w: w["backbone"]) if worlds[0].get("backbone") else {}
+    best_of_n = {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves}
+    if baseline in rows:
+        best_of_n["gold_minus_baseline"] = {
+            name: [
+                hierarchical_interval(
+                    list(gold_curves[name][:, :, k] - gold_curves[baseline][:, :, k]), crossed=True
+                )
+                for k in range(len(ns))
+            ]
+            for name in rows
+            if name != baseline
+        }
     summary = {
         "objectives": objectives,
         "paired_differences": differences,
@@ -256,7 +268,7 @@ def analyse(
             "baseline": baseline,
         },
         "backbone_norms": backbone,
-        "best_of_n": {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves},
+        "best_of_n": best_of_n,
     }
     return summary, curves
 

@@ -463,6 +463,28 @@ def _cells(
     return {"main": summary, "sweep": sweep}, {"main": main_curves, "sweep": sweep_curves}
 
 
+RUNS_FILE = "runs.json"
+
+
+def _record_run(out: Path, timings: dict[str, float] | None) -> list[dict[str, Any]]:
+    """Every run of this folder, oldest first, each labelled (``first run``, ``resumption 1``, …) with its
+    own timings: None starts this run's entry (an interrupted run keeps ``finished: false``), timings end
+    it. A rerun that reuses finished work thus never replaces the first run's cost."""
+    from rmguard.fileio import read_json
+
+    path = out / RUNS_FILE
+    runs = read_json(path) if path.is_file() else []
+    if timings is None:
+        label = "first run" if not runs else f"resumption {len(runs)}"
+        runs.append(
+            {"label": label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": False}
+        )
+    else:
+        runs[-1].update(finished=True, timings_s=timings)
+    atomic_write_json(path, runs)
+    return runs
+
+
 def _proxy_model(config: StudyConfig) -> dict[str, Any]:
     """report.json's ``headline.proxy_model``: the backbone's layers, how many are trained, each head."""
     from rmguard.overopt.demo.proxies import frozen_layers
@@ -511,6 +533,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
         clock = now
 
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)  # fails fast on a bad gold
+    runs = _record_run(out, None)
     pool = _pool(config, out, progress)
     records, bon = world_records(config, pool)
     lap("pool")
@@ -527,6 +550,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     lap("analyse")
     timings["total"] = round(time.perf_counter() - start, 1)
     timings["process_cpu_total"] = round(time.process_time() - cpu_start, 1)  # this process only, not workers
+    runs = _record_run(out, timings)
     manifests = {
         f"noise {noise:g}": {
             seed: json.loads((folder / "manifest.json").read_text()) for seed, folder in seeds.items()
@@ -538,6 +562,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
             "headline": headline(config, cells["main"], bon, manifests, _proxy_model(config)),
             "config": asdict(config),
             "timings_s": timings,
+            "runs": runs,
             "gold": config.gold,
             "worlds": manifests,
             **cells["main"],

@@ -13,7 +13,7 @@ from rmguard.fileio import atomic_write_text
 from rmguard.overopt.bon import Curves
 from rmguard.overopt.demo.design import BACKBONE, BASELINE
 from rmguard.overopt.demo.headline import OVER, answer_html, label, p_text, pair_label
-from rmguard.overopt.plots import data_uri, plot_bon
+from rmguard.overopt.plots import data_uri, line_plot, plot_bon, save_png
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -56,7 +56,7 @@ def _img(png: bytes, alt: str) -> str:
 def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str]:
     bon = summary["best_of_n"]
     (out / "bon").mkdir(parents=True, exist_ok=True)
-    pngs = plot_bon(curves, out / "bon", "tokens", list(curves.curves))
+    pngs = plot_bon(displayed(curves), out / "bon", "tokens")
     rows = []
     for name, o in summary["objectives"].items():
         fit = o["gao_fit"]
@@ -103,8 +103,47 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
         "after the peak by 0.02 at the last n, whose drop would be resolved at 95 %. Gao fit gold(d) − gold(0) = "
         "d(α − βd), d = √KL, with the same bootstrap; a peak is reported only when the drop is resolved, β's "
         "interval is above 0 and the vertex lies inside the measured KL.</p>",
+        *_difference_figure(bon, out),
         "<div class=grid>" + "".join(_img(pngs[k], k) for k in ("proxy_vs_kl", "length_vs_kl")) + "</div>",
     ]
+
+
+def displayed(curves: Curves) -> Curves:
+    """The curves under their display names (the tables' names), for figures and legends."""
+    return Curves(
+        curves.ns,
+        curves.kl,
+        {label(n): c for n, c in curves.curves.items()},
+        {label(n): k for n, k in curves.kinds.items()},
+        {label(n): s for n, s in curves.seeds.items()},
+        level=curves.level,
+    )
+
+
+def _difference_figure(bon: dict[str, Any], out: Path) -> list[str]:
+    """Gold of each row's pick minus BT's at every n, paired by seed and prompt with its interval: the
+    curves that lie within 0.01 of each other in the main figure, told apart."""
+    differences = bon.get("gold_minus_baseline")
+    if not differences:
+        return []
+    bands = {
+        label(name): (
+            bon["kl"],
+            [d["mean"] for d in rows],
+            [d["ci"][0] for d in rows],
+            [d["ci"][1] for d in rows],
+        )
+        for name, rows in differences.items()
+    }
+    figure = line_plot(
+        bands,
+        "KL_BoN = log n − (n−1)/n  (nats)",
+        f"gold of the pick − {label(BASELINE)}'s",
+        f"Best-of-n: gold against {label(BASELINE)} at each n\npaired by seed and prompt; bands: {OVER}",
+    )
+    figure.axes[0].axhline(0.0, color="black", linewidth=0.8)
+    png = save_png(figure, out / "bon" / "gold_minus_bt_vs_kl.png")
+    return [_img(png, f"gold minus {label(BASELINE)} vs KL")]
 
 
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
@@ -203,12 +242,14 @@ def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out
     merged = Curves(
         next(iter(sweep_curves.values())).ns,
         next(iter(sweep_curves.values())).kl,
-        {f"{n} · {c}": v for c, cv in sweep_curves.items() for n, v in cv.curves.items()},
-        {f"{n} · {c}": "proxy" for c, cv in sweep_curves.items() for n in cv.curves},
-        {f"{n} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
+        {f"{label(n)} · {c}": v for c, cv in sweep_curves.items() for n, v in cv.curves.items()},
+        {f"{label(n)} · {c}": "proxy" for c, cv in sweep_curves.items() for n in cv.curves},
+        {f"{label(n)} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
     )
     (out / "sweep").mkdir(parents=True, exist_ok=True)
-    parts.append(_img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size"))
+    parts.append(
+        _img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size")
+    )
     return parts
 
 
@@ -238,14 +279,26 @@ def _setup_section(summary: dict[str, Any]) -> list[str]:
     return ["<h2>Setup</h2>", _table(["", "value"], rows)]
 
 
+def cost(summary: dict[str, Any]) -> str:
+    """What the run cost, run by run: the first run's wall time and each resumption's, labelled."""
+    runs = summary.get("runs") or [{"label": "this run", "timings_s": summary["timings_s"]}]
+    parts = [
+        f"{r['label']} {r['timings_s']['total']:.0f} s wall"
+        if r.get("timings_s")
+        else f"{r['label']} interrupted"
+        for r in runs
+    ]
+    return "Measured on this machine: " + ", ".join(parts)
+
+
 def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str, Curves], out: Path) -> Path:
     """report.html beside report.json; plots are also written as PNG files."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>rmguard study</title><style>{STYLE}</style></head><body>",
         "<h1>rmguard study: which reward models hold up under Best-of-N?</h1>",
         *answer_html(summary["headline"]),
-        f"<p class=note>Measured in {summary['timings_s']['total']:.0f} s wall on this machine; every number is in "
-        "report.json, whichever way it came out.</p>",
+        f"<p class=note>{html.escape(cost(summary))}; every number is in report.json, whichever way it came "
+        "out.</p>",
         *_bon_section(summary, curves, out),
         *_scenario_section(summary),
         *_norm_section(summary),
