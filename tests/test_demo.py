@@ -17,10 +17,10 @@ import pytest
 
 from rmguard.cli import main
 from rmguard.errors import ConfigError
-from rmguard.overopt.demo.pipeline import StudyConfig
-from rmguard.overopt.demo.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
-from rmguard.overopt.demo.prompts import build_prompts
-from rmguard.overopt.demo.world import check, gold, repeated_trigram_share
+from rmguard.overopt.study.pipeline import StudyConfig
+from rmguard.overopt.study.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
+from rmguard.overopt.study.prompts import build_prompts
+from rmguard.overopt.study.rubric import check, gold, repeated_trigram_share
 
 from helpers import run_cli
 
@@ -183,6 +183,18 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
             assert set(entry) == {"mean", "ci", "mde", "p_value", "p_adjusted", "resolved"}
             assert entry["p_adjusted"] is None or entry["resolved"] == (entry["p_adjusted"] < 0.05)
     assert headline["answer"] and "<p class=lead>" in (out / "report.html").read_text()
+    # a rerun reuses every finished world and keeps the first run's cost beside its own
+    from rmguard.overopt.study.pipeline import StudyConfig as Config
+    from rmguard.overopt.study.pipeline import run_study as rerun
+
+    config = Config.quick(str(out))
+    config.policy = str(tiny_llama)
+    runs = rerun(config)["summary"]["runs"]
+    assert [r["label"] for r in runs] == ["first run", "resumption 1"] and all(r["finished"] for r in runs)
+    assert runs[0]["timings_s"]["proxies"] > runs[1]["timings_s"]["proxies"]
+    html = (out / "report.html").read_text()
+    assert "first run" in html and "resumption 1" in html
+    assert "BSR λ=1e-3" in html and (out / "bon" / "gold_minus_bt_vs_kl.png").is_file()
     assert all(d["gold_at_max_n"]["mde"] >= 0 for d in report["paired_differences"].values())
     # every seed is its own world: the held-out styles or training pairs differ between seeds
     worlds = report["worlds"]["noise 0.25"]
@@ -201,7 +213,7 @@ def report_gold(out: Path) -> list[float]:
 def test_study_config_runs_the_same_steps_and_says_clearly_when_the_hub_is_out_of_reach(tmp_path):
     config = tmp_path / "study.yaml"
     config.write_text(
-        "gold: rmguard.overopt.demo.world:gold\nprompts_dataset: no-such-org/no-such-prompts\nseeds: [0]\n"
+        "gold: rmguard.overopt.study.rubric:gold\nprompts_dataset: no-such-org/no-such-prompts\nseeds: [0]\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = run_cli("study", "--config", str(config), "--output-dir", str(tmp_path / "out"), env=env)

@@ -12,8 +12,8 @@ import torch
 from rmguard.data.formats import chat_pair
 from rmguard.data.records import ScoredResponse
 from rmguard.errors import ConfigError
-from rmguard.overopt.demo.pipeline import StudyConfig, run_study
-from rmguard.overopt.demo.proxies import lm_head_weight, lm_logprobs, untrained_model
+from rmguard.overopt.study.pipeline import StudyConfig, run_study
+from rmguard.overopt.study.proxies import lm_head_weight, lm_logprobs, untrained_model
 from rmguard.training import frozen_prefix
 from rmguard.training.features import tokenize_responses
 from rmguard.training.modeling import build_reward_model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rmguard.overopt.bon import kl_bon
-from rmguard.overopt.demo.statistics import (
+from rmguard.overopt.study.statistics import (
     adjust_family,
     cross_fitted_drops,
     describe,

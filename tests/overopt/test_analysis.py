@@ -1,4 +1,4 @@
-"""The study's analysis (overopt/demo/analysis.py) on small worlds whose answers are known by hand."""
+"""The study's analysis (overopt/study/analysis.py) on small worlds whose answers are known by hand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 from rmguard.eval.eval_sets import EvalSet
 from rmguard.overopt.bon import log_spaced
-from rmguard.overopt.demo.analysis import analyse, combine, norm_dispersion, primary_family
-from rmguard.overopt.demo.statistics import adjust_family, holm
+from rmguard.overopt.study.analysis import analyse, combine, norm_dispersion, primary_family
+from rmguard.overopt.study.statistics import adjust_family, holm
 
 
 def _sets(rng: np.random.Generator) -> list[EvalSet]:

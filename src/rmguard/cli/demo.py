@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.overopt.demo.pipeline import StudyConfig
+    from rmguard.overopt.study.pipeline import StudyConfig
 
     config = StudyConfig.quick(args.output_dir) if args.quick else StudyConfig(output_dir=args.output_dir)
     config.policy, config.generate = args.policy, args.generate

@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rmguard.overopt.demo.pipeline import StudyConfig
+    from rmguard.overopt.study.pipeline import StudyConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.overopt.demo.pipeline import StudyConfig
+    from rmguard.overopt.study.pipeline import StudyConfig
 
     return run_study(StudyConfig.from_yaml(args.config, args.output_dir), args.no_progress)
 
@@ -37,7 +37,7 @@ def run_study(config: StudyConfig, no_progress: bool) -> int:
     """Run the study ``config`` describes with progress lines, and print where its report went."""
     from rmguard.cli.progress import stage_progress
     from rmguard.fileio import check_outputs
-    from rmguard.overopt.demo import pipeline
+    from rmguard.overopt.study import pipeline
     from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
     check_outputs([config.output_dir], [], folders=True)

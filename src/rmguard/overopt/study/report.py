@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from rmguard.eval.evaluation import SCENARIO_COLUMNS
-from rmguard.fileio import atomic_write_text
+from rmguard.fileio import atomic_write_json, atomic_write_text, read_json
 from rmguard.overopt.bon import Curves
-from rmguard.overopt.demo.design import BACKBONE, BASELINE
-from rmguard.overopt.demo.headline import OVER, answer_html, label, p_text, pair_label
 from rmguard.overopt.plots import data_uri, line_plot, plot_bon, save_png
+from rmguard.overopt.study.design import BACKBONE, BASELINE
+from rmguard.overopt.study.headline import OVER, answer_html, label, p_text, pair_label
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -247,9 +248,7 @@ def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out
         {f"{label(n)} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
     )
     (out / "sweep").mkdir(parents=True, exist_ok=True)
-    parts.append(
-        _img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size")
-    )
+    parts.append(_img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size"))
     return parts
 
 
@@ -277,6 +276,26 @@ def _setup_section(summary: dict[str, Any]) -> list[str]:
         ["timings (s)", ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items())],
     ]
     return ["<h2>Setup</h2>", _table(["", "value"], rows)]
+
+
+RUNS_FILE = "runs.json"
+
+
+def record_run(out: Path, timings: dict[str, float] | None) -> list[dict[str, Any]]:
+    """Every run of this folder, oldest first, each labelled (``first run``, ``resumption 1``, …) with its
+    own timings: None starts this run's entry (an interrupted run keeps ``finished: false``), timings end
+    it. A rerun that reuses finished work thus never replaces the first run's cost."""
+    path = out / RUNS_FILE
+    runs = read_json(path) if path.is_file() else []
+    if timings is None:
+        label = "first run" if not runs else f"resumption {len(runs)}"
+        runs.append(
+            {"label": label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": False}
+        )
+    else:
+        runs[-1].update(finished=True, timings_s=timings)
+    atomic_write_json(path, runs)
+    return runs
 
 
 def cost(summary: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes, atomic_write_jsonl
-from rmguard.overopt.demo.design import BASELINE, OBJECTIVES, WARM, sized_name
+from rmguard.overopt.study.design import BASELINE, ENSEMBLES, OBJECTIVES, WARM, sized_name
 
 
 def text_key(prompt: Any, response: Any) -> str:
@@ -86,7 +86,7 @@ class _World:
     """One world's work folder, its table rows and what its proxies gave."""
 
     def __init__(self, job: WorldJob):
-        from rmguard.overopt.demo.proxies import frozen_layers
+        from rmguard.overopt.study.proxies import frozen_layers
 
         self.job = job
         self.work = Path(job.output).with_suffix("")
@@ -111,7 +111,7 @@ class _World:
     def score(self, name: str, folder: Path, chosen: list[int] | None = None) -> None:
         """Rewards and ‖h‖ of every table row and, given ``chosen`` rows, their mean log-prob per token
         (an objective's row: a pass of the LM head over every chosen token, not spent on members)."""
-        from rmguard.overopt.demo.proxies import lm_logprobs
+        from rmguard.overopt.study.proxies import lm_logprobs
         from rmguard.scoring import RewardScorer
         from rmguard.training import frozen_prefix
         from rmguard.training.modeling import load_reward_model
@@ -153,7 +153,7 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
     """Train and score every row of one world (module docstring); returns the saved .npz path."""
     import torch
 
-    from rmguard.overopt.demo.proxies import FROZEN_FILE
+    from rmguard.overopt.study.proxies import FROZEN_FILE
     from rmguard.training import frozen_prefix
     from rmguard.training.averaging import average_reward_models
 
@@ -283,3 +283,43 @@ def world_members(
             "bon": scores[table.bon_index],
         }
     return members
+
+
+def eval_sets(folder: Path) -> list[Any]:
+    """A world's four scenario files, as evaluation sets."""
+    from rmguard.eval.eval_sets import load_eval_set
+    from rmguard.eval.splits import SCENARIOS
+
+    return [load_eval_set(str(folder / f"{name}.jsonl")) for name in SCENARIOS]
+
+
+def world_view(
+    config: Any,
+    job: Any,
+    arrays: dict[str, np.ndarray],
+    table: Any,
+    controls: dict[str, np.ndarray],
+    backbone: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """One world as the analysis reads it: its sets, every row's member, the untrained model's ‖h‖ per
+    split and log-prob per token of the world's chosen training responses."""
+    sets = eval_sets(Path(job.splits))
+    members = world_members(arrays, sets, table, controls)
+    bt = [
+        members[n]
+        for n in [BASELINE, *(f"{BASELINE}-member{m}" for m in range(1, config.members))]
+        if n in members
+    ]
+    if len(bt) > 1:
+        from rmguard.overopt.study.analysis import combine
+
+        members.update({name: combine(bt, how) for name, how in ENSEMBLES.items()})
+    chosen = arrays["chosen"]
+    tokens = backbone["logp_tokens"][chosen].sum()
+    return {
+        "seed": job.seed,
+        "sets": sets,
+        "members": members,
+        "backbone": {s.name: backbone["norms"][table.rows(s)] for s in sets},
+        "lm_logprob_start": float(backbone["logp_sum"][chosen].sum() / tokens) if tokens > 0 else None,
+    }

@@ -34,8 +34,8 @@ import numpy as np
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock
-from rmguard.overopt.demo.analysis import PRIMARY_METRICS, combine
-from rmguard.overopt.demo.design import (
+from rmguard.overopt.study.analysis import PRIMARY_METRICS
+from rmguard.overopt.study.design import (
     BASELINE,
     CONTROLS,
     ENSEMBLES,
@@ -43,10 +43,9 @@ from rmguard.overopt.demo.design import (
     WARM,
     sized_name,
 )
-from rmguard.overopt.demo.pool import SHIPPED_POOLS
-from rmguard.overopt.demo.world import GOLD_SPEC
+from rmguard.overopt.study.pool import SHIPPED_POOLS
+from rmguard.overopt.study.rubric import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
-from rmguard.training.pretrained import resolve_model_path
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,25 +70,26 @@ class StudyConfig:
     pool_file: str | None = None  # read this pool (write_pool's format) instead of the shipped one
     prompts: int | None = None  # use only the first prompts of the pool (None: all of them)
     bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all of them)
-    bon_n: int | None = None  # the first samples per Best-of-N prompt (None: all of the pool's)
-    bon_max_n: int = (
-        20  # the largest n of Best-of-N, well below the pool's samples so its point is an average
-    )
+    # the first samples per Best-of-N prompt (None: all of the pool's); the demo takes 40 of the shipped 80,
+    # because every response costs a pass of the whole backbone
+    bon_n: int | None = 40
+    bon_max_n: int = 10  # the largest n of Best-of-N, well below the samples so each point is an average
     max_new_tokens: int = 64  # when sampling the pool
     heldout_styles: int = 2
     label_noise: float = 0.25
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
-    seeds: list[int] = field(default_factory=lambda: list(range(20)))  # each seed is one draw of the world
-    data_fractions: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])  # Gao's data sweep
+    # each seed is one draw of the world; 3 keep the demo within about 10 minutes on 2 cores (docs/demo.md)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    data_fractions: list[float] = field(default_factory=lambda: [1.0])  # Gao's data sweep (cpu_power.yaml)
     sweep_objectives: list[str] = field(default_factory=lambda: ["bt"])  # trained at every data fraction
     label_noises: list[float] | None = None  # more noise levels beside label_noise (None: label_noise only)
     members: int = 3  # BT proxies per seed sharing one initialisation: WARM and the ensembles combine them
     trainable_layers: int = 1  # the proxies' top decoder layers trained (under the head); the rest frozen
     # the frozen layers' outputs computed once per response and kept in memory (False: each proxy runs them)
     reuse_frozen_outputs: bool = True
-    epochs: float = 2.0
+    epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 16
     max_length: int = 256
@@ -162,7 +162,7 @@ class StudyConfig:
 
 
 def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
-    from rmguard.overopt.demo.pool import (
+    from rmguard.overopt.study.pool import (
         PoolConfig,
         generate_world_pool,
         read_pool_file,
@@ -234,23 +234,6 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
 # ----------------------------------------------------------------------------------------------- proxies
 
 
-def _training_values(config: StudyConfig) -> dict[str, Any]:
-    """The TrainConfig values every proxy shares (its objective, data, seed and folder are its own)."""
-    return {
-        "model_name_or_path": resolve_model_path(config.proxy_model or config.policy),
-        "freeze_embeddings": True,
-        "reuse_frozen_outputs": config.reuse_frozen_outputs,
-        "mixed_precision": config.mixed_precision,
-        "max_length": config.max_length,
-        "num_train_epochs": config.epochs,
-        "learning_rate": config.learning_rate,
-        "per_device_train_batch_size": config.batch_size,
-        "report_to": ["none"],
-        "disable_tqdm": True,
-        "logging_steps": 1000,
-    }
-
-
 def _worker_count(config: StudyConfig, runs: int) -> int:
     """``config.workers``, or by default one worker per CPU core on a CPU (at most one per run), one on a GPU."""
     import torch
@@ -291,17 +274,10 @@ def _world_splits(
     return folders
 
 
-def _eval_sets(folder: Path) -> list[Any]:
-    from rmguard.eval.eval_sets import load_eval_set
-    from rmguard.eval.splits import SCENARIOS
-
-    return [load_eval_set(str(folder / f"{name}.jsonl")) for name in SCENARIOS]
-
-
 def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
     """The gold of every table row: the labelled records' scores, then the Best-of-N pool's."""
     from rmguard.data.response_sets import read_response_sets
-    from rmguard.overopt.demo.worlds import text_key
+    from rmguard.overopt.study.worlds import text_key
 
     gold = np.full(len(table.prompts), np.nan)
     for item in read_response_sets(str(labelled), require_gold=True):
@@ -315,9 +291,9 @@ def _table_and_controls(
     config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: dict[str, Any]
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """(every scored response once, the controls' scores of each: the gold itself and the feature rules)."""
-    from rmguard.overopt.demo.design import ORACLE
-    from rmguard.overopt.demo.world import control_scores
-    from rmguard.overopt.demo.worlds import response_table
+    from rmguard.overopt.study.design import ORACLE
+    from rmguard.overopt.study.rubric import control_scores
+    from rmguard.overopt.study.worlds import response_table
 
     table = response_table(records, bon)
     gold = _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
@@ -337,11 +313,11 @@ def _worlds(
 
     The frozen part runs once over every response (``proxies.frozen_pass``); then each world trains its
     proxies with rmguard's trainer on the trainable top only."""
-    from rmguard.overopt.demo.proxies import frozen_pass
-    from rmguard.overopt.demo.worlds import WorldJob, fit_worlds
+    from rmguard.overopt.study.proxies import frozen_pass, training_values
+    from rmguard.overopt.study.worlds import WorldJob, fit_worlds, world_view
 
     table, controls = _table_and_controls(config, out, records, bon)
-    training = _training_values(config)
+    training = training_values(config)
     stage = partial(progress or (lambda *_: None), "frozen layers (once per response)")
     stage(0, len(table.prompts))
     backbone = frozen_pass(
@@ -378,41 +354,9 @@ def _worlds(
     worlds: dict[float, list[dict[str, Any]]] = {}
     for (noise, _), job in jobs.items():
         worlds.setdefault(noise, []).append(
-            _world(config, job, arrays[job.output], table, controls, backbone)
+            world_view(config, job, arrays[job.output], table, controls, backbone)
         )
     return worlds
-
-
-def _world(
-    config: StudyConfig,
-    job: Any,
-    arrays: dict[str, np.ndarray],
-    table: Any,
-    controls: dict[str, np.ndarray],
-    backbone: dict[str, np.ndarray],
-) -> dict[str, Any]:
-    """One world as the analysis reads it: its sets, every row's member, the untrained model's ‖h‖ per
-    split and log-prob per token of the world's chosen training responses."""
-    from rmguard.overopt.demo.worlds import world_members
-
-    sets = _eval_sets(Path(job.splits))
-    members = world_members(arrays, sets, table, controls)
-    bt = [
-        members[n]
-        for n in [BASELINE, *(f"{BASELINE}-member{m}" for m in range(1, config.members))]
-        if n in members
-    ]
-    if len(bt) > 1:
-        members.update({name: combine(bt, how) for name, how in ENSEMBLES.items()})
-    chosen = arrays["chosen"]
-    tokens = backbone["logp_tokens"][chosen].sum()
-    return {
-        "seed": job.seed,
-        "sets": sets,
-        "members": members,
-        "backbone": {s.name: backbone["norms"][table.rows(s)] for s in sets},
-        "lm_logprob_start": float(backbone["logp_sum"][chosen].sum() / tokens) if tokens > 0 else None,
-    }
 
 
 def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]]) -> list[tuple]:
@@ -435,7 +379,7 @@ def _cells(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the analysis of every design cell, their Best-of-N curves): the main cell (label_noise, all pairs)
     with every row, and the data-size sweep (every noise × fraction) with the sweep objectives."""
-    from rmguard.overopt.demo.analysis import analyse
+    from rmguard.overopt.study.analysis import analyse
 
     main = worlds[config.label_noise]
     rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
@@ -463,47 +407,6 @@ def _cells(
     return {"main": summary, "sweep": sweep}, {"main": main_curves, "sweep": sweep_curves}
 
 
-RUNS_FILE = "runs.json"
-
-
-def _record_run(out: Path, timings: dict[str, float] | None) -> list[dict[str, Any]]:
-    """Every run of this folder, oldest first, each labelled (``first run``, ``resumption 1``, …) with its
-    own timings: None starts this run's entry (an interrupted run keeps ``finished: false``), timings end
-    it. A rerun that reuses finished work thus never replaces the first run's cost."""
-    from rmguard.fileio import read_json
-
-    path = out / RUNS_FILE
-    runs = read_json(path) if path.is_file() else []
-    if timings is None:
-        label = "first run" if not runs else f"resumption {len(runs)}"
-        runs.append(
-            {"label": label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": False}
-        )
-    else:
-        runs[-1].update(finished=True, timings_s=timings)
-    atomic_write_json(path, runs)
-    return runs
-
-
-def _proxy_model(config: StudyConfig) -> dict[str, Any]:
-    """report.json's ``headline.proxy_model``: the backbone's layers, how many are trained, each head."""
-    from rmguard.overopt.demo.proxies import frozen_layers
-
-    model = resolve_model_path(config.proxy_model or config.policy)
-    frozen = frozen_layers(model, config.trainable_layers)
-    heads = {}
-    for name in config.objectives:
-        settings = OBJECTIVES[name]
-        heads[name] = "linear with bias (GRM's ValueHead)" if settings["objective"] == "grm" else "linear"
-        if settings["objective"] == "odin":
-            heads[name] += " (+ ODIN's length head, trained only)"
-    return {
-        "layers": frozen + config.trainable_layers,
-        "trainable_layers": config.trainable_layers,
-        "heads": heads,
-    }
-
-
 # ----------------------------------------------------------------------------------------------- the run
 
 
@@ -518,8 +421,9 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
 def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
     from rmguard.gold import GoldScorer
     from rmguard.overopt.bon import finite_json
-    from rmguard.overopt.demo.headline import headline
-    from rmguard.overopt.demo.report import write_report
+    from rmguard.overopt.study.headline import headline
+    from rmguard.overopt.study.proxies import proxy_model
+    from rmguard.overopt.study.report import record_run, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -533,7 +437,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
         clock = now
 
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)  # fails fast on a bad gold
-    runs = _record_run(out, None)
+    runs = record_run(out, None)
     pool = _pool(config, out, progress)
     records, bon = world_records(config, pool)
     lap("pool")
@@ -550,7 +454,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     lap("analyse")
     timings["total"] = round(time.perf_counter() - start, 1)
     timings["process_cpu_total"] = round(time.process_time() - cpu_start, 1)  # this process only, not workers
-    runs = _record_run(out, timings)
+    runs = record_run(out, timings)
     manifests = {
         f"noise {noise:g}": {
             seed: json.loads((folder / "manifest.json").read_text()) for seed, folder in seeds.items()
@@ -559,7 +463,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     }
     summary = finite_json(
         {
-            "headline": headline(config, cells["main"], bon, manifests, _proxy_model(config)),
+            "headline": headline(config, cells["main"], bon, manifests, proxy_model(config)),
             "config": asdict(config),
             "timings_s": timings,
             "runs": runs,

@@ -164,7 +164,7 @@ def answer(h: dict[str, Any]) -> list[str]:
 def comparison_rows(h: dict[str, Any]) -> list[list[str]]:
     """Every comparison of the headline as table rows: comparison, metric, difference [CI], p, adjusted p,
     label (primary metrics carry the Holm label; the others say 'secondary')."""
-    from rmguard.overopt.demo.report import with_ci
+    from rmguard.overopt.study.report import with_ci
 
     rows = [
         [
@@ -198,7 +198,7 @@ def answer_html(h: dict[str, Any]) -> list[str]:
     """The report's opening: the answer, then the table of every comparison with its adjusted label."""
     import html
 
-    from rmguard.overopt.demo.report import _table
+    from rmguard.overopt.study.report import _table
 
     return [
         "".join(f"<p class=lead>{html.escape(s)}</p>" for s in h["answer"]),

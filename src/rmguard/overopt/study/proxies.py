@@ -148,3 +148,42 @@ def frozen_pass(
     np.savez(buffer, **arrays)
     atomic_write_bytes(folder / BACKBONE_FILE, buffer.getvalue())
     return arrays
+
+
+def training_values(config: Any) -> dict[str, Any]:
+    """The TrainConfig values every proxy shares (its objective, data, seed and folder are its own)."""
+    from rmguard.training.pretrained import resolve_model_path
+
+    return {
+        "model_name_or_path": resolve_model_path(config.proxy_model or config.policy),
+        "freeze_embeddings": True,
+        "reuse_frozen_outputs": config.reuse_frozen_outputs,
+        "mixed_precision": config.mixed_precision,
+        "max_length": config.max_length,
+        "num_train_epochs": config.epochs,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.batch_size,
+        "report_to": ["none"],
+        "disable_tqdm": True,
+        "logging_steps": 1000,
+    }
+
+
+def proxy_model(config: Any) -> dict[str, Any]:
+    """report.json's ``headline.proxy_model``: the backbone's layers, how many are trained, each head."""
+    from rmguard.overopt.study.design import OBJECTIVES
+    from rmguard.training.pretrained import resolve_model_path
+
+    model = resolve_model_path(config.proxy_model or config.policy)
+    frozen = frozen_layers(model, config.trainable_layers)
+    heads = {}
+    for name in config.objectives:
+        settings = OBJECTIVES[name]
+        heads[name] = "linear with bias (GRM's ValueHead)" if settings["objective"] == "grm" else "linear"
+        if settings["objective"] == "odin":
+            heads[name] += " (+ ODIN's length head, trained only)"
+    return {
+        "layers": frozen + config.trainable_layers,
+        "trainable_layers": config.trainable_layers,
+        "heads": heads,
+    }

@@ -18,8 +18,8 @@ import numpy as np
 from rmguard.eval.eval_sets import EvalSet, pair_correct, prompt_correlations
 from rmguard.eval.splits import SHIFTED_SCENARIOS
 from rmguard.overopt.bon import Curves, curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
-from rmguard.overopt.demo.design import CONTROLS, ORACLE
-from rmguard.overopt.demo.statistics import (
+from rmguard.overopt.study.design import CONTROLS, ORACLE
+from rmguard.overopt.study.statistics import (
     adjust_family,
     cross_fitted_drops,
     describe,
