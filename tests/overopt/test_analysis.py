@@ -7,7 +7,7 @@ import pytest
 
 from rmguard.eval.eval_sets import EvalSet
 from rmguard.overopt.bon import log_spaced
-from rmguard.overopt.study.analysis import analyse, combine, norm_dispersion, primary_family
+from rmguard.overopt.study.analysis import Member, World, analyse, combine, norm_dispersion, primary_family
 from rmguard.overopt.study.statistics import adjust_family, holm
 
 
@@ -23,20 +23,17 @@ def _sets(rng: np.random.Generator) -> list[EvalSet]:
     return [pairs, ranking]
 
 
-def _member(sets: list[EvalSet], sign: float, rng: np.random.Generator, bon: np.ndarray) -> dict:
+def _member(sets: list[EvalSet], sign: float, rng: np.random.Generator, bon: np.ndarray) -> Member:
     """A proxy that ranks the pairs right with ``sign`` = 1 (wrong with −1), the rankings by their gold."""
     pairs, ranking = sets
     rewards = np.tile([sign, -sign], 30) + rng.normal(0, 0.01, 60)
     tau = np.concatenate([g for g in ranking.gold]) * sign
     norms = rng.normal(1.0, 0.1 if sign > 0 else 0.3, 60)
-    return {
-        "files": {pairs.name: (rewards, norms), ranking.name: (tau, rng.normal(1, 0.2, len(tau)))},
-        "bon": bon,
-        "lm_logprob": -2.0 - 0.1 * sign,
-    }
+    files = {pairs.name: (rewards, norms), ranking.name: (tau, rng.normal(1, 0.2, len(tau)))}
+    return Member(files, bon, -2.0 - 0.1 * sign)
 
 
-def _worlds(seeds: int = 4) -> tuple[list[dict], dict]:
+def _worlds(seeds: int = 4) -> tuple[list[World], dict]:
     rng = np.random.default_rng(0)
     gold = rng.random((10, 16))
     bon = {"gold": gold, "tokens": rng.integers(5, 50, (10, 16)).astype(float)}
@@ -47,7 +44,7 @@ def _worlds(seeds: int = 4) -> tuple[list[dict], dict]:
             "bt": _member(sets, -1.0, rng, rng.random((10, 16))),
             "good": _member(sets, 1.0, rng, gold + rng.normal(0, 0.01, gold.shape)),
         }
-        worlds.append({"seed": seed, "sets": sets, "members": members, "lm_logprob_start": -3.0})
+        worlds.append(World(seed, sets, members, lm_logprob_start=-3.0))
     return worlds, bon
 
 
@@ -113,11 +110,11 @@ def test_holm_by_hand():
 
 def test_combine_standardizes_each_member_before_the_ensemble():
     values = np.array([1.0, 2.0, 3.0, 4.0])
-    member = {"files": {"f": (values[:2], None)}, "bon": values[2:].reshape(1, 2)}
-    scaled = {"files": {"f": (10 * values[:2] + 5, None)}, "bon": (10 * values[2:] + 5).reshape(1, 2)}
+    member = Member({"f": (values[:2], None)}, values[2:].reshape(1, 2))
+    scaled = Member({"f": (10 * values[:2] + 5, None)}, (10 * values[2:] + 5).reshape(1, 2))
     combined = combine([member, scaled], "mean")
     z = (values - values.mean()) / values.std()
-    assert np.allclose(combined["files"]["f"][0], z[:2]) and np.allclose(combined["bon"].ravel(), z[2:])
+    assert np.allclose(combined.files["f"][0], z[:2]) and np.allclose(combined.bon.ravel(), z[2:])
 
 
 def test_norm_dispersion_is_the_std_per_seed_and_split():

@@ -11,6 +11,7 @@ detectable effect at 80 % power and whether it excludes 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,32 +33,52 @@ from rmguard.overopt.study.statistics import (
 DROP_ALTERNATIVE = 0.02  # the drop whose power each row reports: gold falling by 0.02 after its peak
 PRIMARY_METRICS = ("gold_at_max_n", "gold_drop", "in_domain_accuracy", "shifted_tau_mean", "hidden_norm_std")
 
-World = dict[str, Any]  # {"seed", "sets": [EvalSet], "members": {row: member}, "backbone": {file: norms}}
+
+@dataclass
+class Member:
+    """One row of one world: its rewards and ‖h‖ on every evaluation split (‖h‖ None for a selector
+    without a hidden state: a control, an ensemble), its rewards of the Best-of-N pool [P, N], and, for
+    a trained objective, the exact log-prob per token of the world's chosen training responses."""
+
+    files: dict[str, tuple[np.ndarray, np.ndarray | None]]
+    bon: np.ndarray
+    lm_logprob: float | None = None
 
 
-def combine(members: Sequence[dict[str, Any]], how: str) -> dict[str, Any]:
+@dataclass
+class World:
+    """One seed's draw of the study: its evaluation splits, every row's member, the untrained model's ‖h‖
+    per split and log-prob per token of the chosen training responses (both from the proxies' path)."""
+
+    seed: int
+    sets: list[EvalSet]
+    members: dict[str, Member]
+    backbone: dict[str, np.ndarray] = field(default_factory=dict)
+    lm_logprob_start: float | None = None
+
+
+def combine(members: Sequence[Member], how: str) -> Member:
     """One member from several: ``bon.ensemble`` of their standardized rewards over everything they scored
     (BT rewards are defined up to shift and scale, so each member is first put in its own standard units)."""
-    names = list(members[0]["files"])
-    flat = [np.concatenate([m["files"][f][0] for f in names] + [m["bon"].ravel()]) for m in members]
+    names = list(members[0].files)
+    flat = [np.concatenate([m.files[f][0] for f in names] + [m.bon.ravel()]) for m in members]
     combined = ensemble(flat, how)
-    out: dict[str, Any] = {"files": {}}
+    files: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     offset = 0
     for f in names:
-        size = len(members[0]["files"][f][0])
-        out["files"][f] = (combined[offset : offset + size], None)
+        size = len(members[0].files[f][0])
+        files[f] = (combined[offset : offset + size], None)
         offset += size
-    out["bon"] = combined[offset:].reshape(members[0]["bon"].shape)
-    return out
+    return Member(files, combined[offset:].reshape(members[0].bon.shape))
 
 
-def unit_values(sets: Sequence[EvalSet], member: dict[str, Any]) -> dict[str, np.ndarray]:
+def unit_values(sets: Sequence[EvalSet], member: Member) -> dict[str, np.ndarray]:
     """file → per-unit values of one member: pair correctness in-domain, per-prompt τ elsewhere; and
     ``shifted``, the three shifted scenarios' prompts pooled."""
     values = {}
     for s in sets:
         per = pair_correct if s.kind == "pairs" else prompt_correlations
-        values[s.name] = per(s, member["files"][s.name][0])
+        values[s.name] = per(s, member.files[s.name][0])
     values["shifted"] = np.concatenate([values[f] for f in SHIFTED_SCENARIOS if f in values])
     return values
 
@@ -72,7 +93,7 @@ def flat(prefix: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def norm_dispersion(worlds: Sequence[World], norms_of: Any) -> dict[str, Any]:
+def norm_dispersion(worlds: Sequence[Any], norms_of: Any) -> dict[str, Any]:
     """Per split: the std of ‖h‖ over the split's responses, one value per seed, with its interval over
     seeds (``norms_of(world)`` → {file: norms}). Splits are never pooled: their responses differ."""
     per_file: dict[str, list[float]] = {}
@@ -86,7 +107,7 @@ def norm_dispersion(worlds: Sequence[World], norms_of: Any) -> dict[str, Any]:
 
 
 def _row_curves(worlds: Sequence[World], name: str, bon: dict[str, Any], ns: list[int]) -> list[dict]:
-    return [pick_metrics(w["members"][name]["bon"], bon["gold"], bon["tokens"], ns) for w in worlds]
+    return [pick_metrics(w.members[name].bon, bon["gold"], bon["tokens"], ns) for w in worlds]
 
 
 def _bon_entry(
@@ -118,7 +139,7 @@ def _differences(
     norms: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """row − baseline, paired by seed and unit, for every row that is not a control."""
-    files = [s.name for s in worlds[0]["sets"]]
+    files = [s.name for s in worlds[0].sets]
     out = {}
     for name in rows:
         if name == baseline or name in CONTROLS:
@@ -151,8 +172,8 @@ def _lm_logprob(worlds: Sequence[World], name: str) -> dict[str, Any]:
     """``lm_logprob``: the mean over seeds of the exact log-prob per token of each world's chosen training
     responses, under the untrained model (``start``) and under this row's proxy (``end``); rows without
     (controls, ensembles) have none."""
-    ends = [w["members"][name].get("lm_logprob") for w in worlds]
-    starts = [w.get("lm_logprob_start") for w in worlds]
+    ends = [w.members[name].lm_logprob for w in worlds]
+    starts = [w.lm_logprob_start for w in worlds]
     if any(v is None for v in ends + starts):
         return {}
     return {
@@ -203,7 +224,7 @@ def analyse(
     ``max_n``, against ``baseline``) are one Holm family: their ``resolved`` is adjusted p < 0.05."""
     ns = log_spaced(max_n)
     kl = [kl_bon(n) for n in ns]
-    files = [s.name for s in worlds[0]["sets"]]
+    files = [s.name for s in worlds[0].sets]
     per_seed = {name: _row_curves(worlds, name, bon, ns) for name in rows}
     curves = Curves(
         ns,
@@ -214,12 +235,12 @@ def analyse(
     )
     gold_curves = {name: np.stack([c["gold"] for c in per_seed[name]]) for name in rows}  # [S, P, K]
     drops, paired_drops, power = _drops(rows, gold_curves, kl)
-    units = {name: [unit_values(w["sets"], w["members"][name]) for w in worlds] for name in rows}
+    units = {name: [unit_values(w.sets, w.members[name]) for w in worlds] for name in rows}
     gold_max = {name: gold_curves[name][:, :, -1] for name in rows}
     norms = {
-        name: norm_dispersion(worlds, lambda w, n=name: {f: w["members"][n]["files"][f][1] for f in files})
+        name: norm_dispersion(worlds, lambda w, n=name: {f: w.members[n].files[f][1] for f in files})
         for name in rows
-        if worlds[0]["members"][name]["files"][files[0]][1] is not None
+        if worlds[0].members[name].files[files[0]][1] is not None
     }
     differences = {}
     if baseline in rows:
@@ -245,7 +266,7 @@ def analyse(
             "hidden_norms": norms.get(name, {}),
             **_lm_logprob(worlds, name),
         }
-    backbone = norm_dispersion(worlds, lambda w: w["backbone"]) if worlds[0].get("backbone") else {}
+    backbone = norm_dispersion(worlds, lambda w: w.backbone) if worlds[0].backbone else {}
     best_of_n = {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves}
     if baseline in rows:
         best_of_n["gold_minus_baseline"] = {

@@ -34,7 +34,7 @@ import numpy as np
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock
-from rmguard.overopt.study.analysis import PRIMARY_METRICS
+from rmguard.overopt.study.analysis import PRIMARY_METRICS, World
 from rmguard.overopt.study.design import (
     BASELINE,
     CONTROLS,
@@ -308,7 +308,7 @@ def _worlds(
     bon: dict[str, Any],
     splits: dict,
     progress: Progress | None,
-) -> dict[float, list[dict[str, Any]]]:
+) -> dict[float, list[World]]:
     """noise → the worlds (one per seed), each with every row's member: the proxies and the controls.
 
     The frozen part runs once over every response (``proxies.frozen_pass``); then each world trains its
@@ -351,7 +351,7 @@ def _worlds(
         for seed, folder in seeds.items()
     }
     arrays = fit_worlds(list(jobs.values()), _worker_count(config, len(jobs)), progress)
-    worlds: dict[float, list[dict[str, Any]]] = {}
+    worlds: dict[float, list[World]] = {}
     for (noise, _), job in jobs.items():
         worlds.setdefault(noise, []).append(
             world_view(config, job, arrays[job.output], table, controls, backbone)
@@ -359,13 +359,13 @@ def _worlds(
     return worlds
 
 
-def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]]) -> list[tuple]:
+def _sweep_cells(config: StudyConfig, worlds: dict[float, list[World]]) -> list[tuple]:
     """(noise, fraction, row names) of every data-size sweep cell that has a row."""
     cells = []
     for noise, noise_worlds in worlds.items():
         for fraction in config.data_fractions:
             names = [sized_name(o, fraction) for o in config.sweep_objectives]
-            names = [n for n in names if n in noise_worlds[0]["members"]]
+            names = [n for n in names if n in noise_worlds[0].members]
             if names:
                 cells.append((noise, fraction, names))
     return cells
@@ -373,7 +373,7 @@ def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]])
 
 def _cells(
     config: StudyConfig,
-    worlds: dict[float, list[dict[str, Any]]],
+    worlds: dict[float, list[World]],
     bon: dict[str, Any],
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -382,7 +382,7 @@ def _cells(
     from rmguard.overopt.study.analysis import analyse
 
     main = worlds[config.label_noise]
-    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
+    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0].members]
     sweep_cells = _sweep_cells(config, worlds)
     report = partial(progress or (lambda *_: None), "analyse (bootstrap intervals, per design cell)")
     report(0, 1 + len(sweep_cells))

@@ -34,6 +34,7 @@ import numpy as np
 
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes, atomic_write_jsonl
+from rmguard.overopt.study.analysis import Member, World, combine
 from rmguard.overopt.study.design import BASELINE, ENSEMBLES, OBJECTIVES, WARM, sized_name
 
 
@@ -263,25 +264,22 @@ def response_table(records: list[dict[str, Any]], bon: dict[str, Any]) -> Respon
 
 def world_members(
     arrays: dict[str, np.ndarray], sets: list[Any], table: ResponseTable, extra: dict[str, np.ndarray]
-) -> dict[str, dict[str, Any]]:
-    """row → member (rewards and ‖h‖ per evaluation file, Best-of-N rewards) for one world; ``extra``
-    holds scores of every table row that have no ‖h‖ (the controls)."""
+) -> dict[str, Member]:
+    """row → member (rewards and ‖h‖ per evaluation file, Best-of-N rewards, log-prob) for one world;
+    ``extra`` holds scores of every table row that have no ‖h‖ (the controls)."""
     rows = {s.name: table.rows(s) for s in sets}
     names = [k.split("/", 1)[1] for k in arrays if k.startswith("rewards/")]
     members = {}
     for name in names:
         rewards, norms = arrays[f"rewards/{name}"], arrays[f"norms/{name}"]
-        members[name] = {
-            "files": {f: (rewards[i], norms[i]) for f, i in rows.items()},
-            "bon": rewards[table.bon_index],
-        }
-        if f"logp/{name}" in arrays:
-            members[name]["lm_logprob"] = float(arrays[f"logp/{name}"][0])
+        logp = arrays.get(f"logp/{name}")
+        members[name] = Member(
+            {f: (rewards[i], norms[i]) for f, i in rows.items()},
+            rewards[table.bon_index],
+            None if logp is None else float(logp[0]),
+        )
     for name, scores in extra.items():
-        members[name] = {
-            "files": {f: (scores[i], None) for f, i in rows.items()},
-            "bon": scores[table.bon_index],
-        }
+        members[name] = Member({f: (scores[i], None) for f, i in rows.items()}, scores[table.bon_index])
     return members
 
 
@@ -295,12 +293,12 @@ def eval_sets(folder: Path) -> list[Any]:
 
 def world_view(
     config: Any,
-    job: Any,
+    job: WorldJob,
     arrays: dict[str, np.ndarray],
-    table: Any,
+    table: ResponseTable,
     controls: dict[str, np.ndarray],
     backbone: dict[str, np.ndarray],
-) -> dict[str, Any]:
+) -> World:
     """One world as the analysis reads it: its sets, every row's member, the untrained model's ‖h‖ per
     split and log-prob per token of the world's chosen training responses."""
     sets = eval_sets(Path(job.splits))
@@ -311,15 +309,13 @@ def world_view(
         if n in members
     ]
     if len(bt) > 1:
-        from rmguard.overopt.study.analysis import combine
-
         members.update({name: combine(bt, how) for name, how in ENSEMBLES.items()})
     chosen = arrays["chosen"]
     tokens = backbone["logp_tokens"][chosen].sum()
-    return {
-        "seed": job.seed,
-        "sets": sets,
-        "members": members,
-        "backbone": {s.name: backbone["norms"][table.rows(s)] for s in sets},
-        "lm_logprob_start": float(backbone["logp_sum"][chosen].sum() / tokens) if tokens > 0 else None,
-    }
+    return World(
+        job.seed,
+        sets,
+        members,
+        {s.name: backbone["norms"][table.rows(s)] for s in sets},
+        float(backbone["logp_sum"][chosen].sum() / tokens) if tokens > 0 else None,
+    )
