@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +16,7 @@ from rmguard.data.formats import chat_pair
 from rmguard.data.records import ScoredResponse
 from rmguard.errors import ConfigError
 from rmguard.overopt.study.pipeline import StudyConfig, run_study
-from rmguard.overopt.study.proxies import lm_head_weight, lm_logprobs, untrained_model
+from rmguard.overopt.study.proxies import frozen_pass, lm_head_weight, lm_logprobs, untrained_model
 from rmguard.training import frozen_prefix
 from rmguard.training.features import tokenize_responses
 from rmguard.training.modeling import build_reward_model
@@ -85,3 +88,26 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
         names = {o if cell["fraction"] == 1 else f"{o}@{cell['fraction']:g}" for o in config.sweep_objectives}
         assert set(cell["objectives"]) == names
         assert all(set(o["gao_fit"]) >= {"alpha", "beta", "turns"} for o in cell["objectives"].values())
+
+
+def test_demo_help_says_25_percent_once():
+    from rmguard.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = action.choices["demo"].format_help()
+    assert "25% of training labels" in text and "%%" not in text
+
+
+def test_the_frozen_pass_reports_responses_done_of_the_total(tmp_path, texts):
+    """The first stage's progress counts responses (not 0/1 for its whole length), ending at the total."""
+    path = save_tiny_model(tmp_path / "model", num_hidden_layers=3, tie_word_embeddings=True)
+    prompts, responses = texts
+    table = SimpleNamespace(prompts=prompts, responses=responses, token_rows=list(range(0, len(prompts), 2)))
+    calls = []
+    arrays = frozen_pass(
+        str(path), 1, table, tmp_path / "frozen", batch_size=2, progress=lambda *a: calls.append(a)
+    )
+    assert calls[-1] == (len(prompts), len(prompts)) and len(calls) > 1
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert np.isfinite(arrays["norms"]).all() and np.isnan(arrays["logp_sum"][1::2]).all()
+    assert (tmp_path / "frozen" / "frozen-outputs.pt").is_file()
