@@ -4,6 +4,7 @@ the reused forward really skips the frozen layers; what could not be exact is re
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -93,6 +94,7 @@ def test_a_new_context_runs_in_full_and_joins_the_store(tiny_deep):
         mixed = model(**model_inputs(collate(first[:2] + second[:2]))).rewards
         again = model(**model_inputs(collate(first[:2] + second[:2]))).rewards
     assert store.contexts > seen and (store.misses, store.hits) == (2, 1)
+    assert copy.deepcopy(model).frozen_outputs is store  # a copy shares the one store of its frozen part
     torch.testing.assert_close(again, mixed, atol=1e-5, rtol=1e-5)
 
 

@@ -50,6 +50,9 @@ class FrozenOutputs:
         self.hits = 0  # forwards served from the store
         self.misses = 0  # forwards run in full
 
+    def __deepcopy__(self, memo: dict) -> FrozenOutputs:
+        return self  # a copy of the model (GRM-DPO's live reference) has the same frozen part: one store
+
     @property
     def contexts(self) -> int:
         return len(self._children)
