@@ -82,7 +82,7 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
     for name in [*config.objectives, "gold (oracle)", "length only", "finished, then short"]:
         entry = objectives[name]
         assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
-        assert isinstance(entry["gold_drop_resolved"], bool) and entry["gold_drop_mde"] >= 0
+        assert isinstance(entry["gold_drop_resolved"], bool) and 0 <= entry["gold_drop_power"]["power"] <= 1
     assert len(report["sweep"]) == 4  # two noise levels × two data fractions
     for cell in report["sweep"].values():
         names = {o if cell["fraction"] == 1 else f"{o}@{cell['fraction']:g}" for o in config.sweep_objectives}
