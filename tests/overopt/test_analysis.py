@@ -7,7 +7,15 @@ import pytest
 
 from rmguard.eval.eval_sets import EvalSet
 from rmguard.overopt.bon_math import log_spaced
-from rmguard.overopt.study.analysis import Member, World, analyse, combine, norm_dispersion, primary_family
+from rmguard.overopt.study.analysis import (
+    BonPool,
+    Member,
+    World,
+    analyse,
+    combine,
+    norm_dispersion,
+    primary_family,
+)
 from rmguard.overopt.study.statistics import adjust_family, holm
 
 
@@ -33,10 +41,10 @@ def _member(sets: list[EvalSet], sign: float, rng: np.random.Generator, bon: np.
     return Member(files, bon, -2.0 - 0.1 * sign)
 
 
-def _worlds(seeds: int = 4) -> tuple[list[World], dict]:
+def _worlds(seeds: int = 4) -> tuple[list[World], BonPool]:
     rng = np.random.default_rng(0)
     gold = rng.random((10, 16))
-    bon = {"gold": gold, "tokens": rng.integers(5, 50, (10, 16)).astype(float)}
+    bon = BonPool([], [], [], rng.integers(5, 50, (10, 16)).astype(float), gold)
     worlds = []
     for seed in range(seeds):
         sets = _sets(rng)

@@ -47,6 +47,18 @@ class Member:
 
 
 @dataclass
+class BonPool:
+    """The held-out Best-of-N prompts every world shares: their ids and prompts, the policy's samples
+    [P][N], each sample's length in tokens [P, N] and its gold [P, N] (filled once labelled)."""
+
+    ids: list[str]
+    prompts: list[Any]
+    responses: list[list[str]]
+    tokens: np.ndarray
+    gold: np.ndarray | None = None
+
+
+@dataclass
 class World:
     """One seed's draw of the study: its evaluation splits, every row's member, the untrained model's ‖h‖
     per split and log-prob per token of the chosen training responses (both from the proxies' path)."""
@@ -107,8 +119,8 @@ def norm_dispersion(worlds: Sequence[Any], norms_of: Any) -> dict[str, Any]:
     }
 
 
-def _row_curves(worlds: Sequence[World], name: str, bon: dict[str, Any], ns: list[int]) -> list[dict]:
-    return [pick_metrics(w.members[name].bon, bon["gold"], bon["tokens"], ns) for w in worlds]
+def _row_curves(worlds: Sequence[World], name: str, bon: BonPool, ns: list[int]) -> list[dict]:
+    return [pick_metrics(w.members[name].bon, bon.gold, bon.tokens, ns) for w in worlds]
 
 
 def _bon_entry(
@@ -214,7 +226,7 @@ def _drops(
 
 def analyse(
     worlds: Sequence[World],
-    bon: dict[str, Any],
+    bon: BonPool,
     rows: Sequence[str],
     baseline: str | None,
     max_n: int,
@@ -268,7 +280,7 @@ def analyse(
             **_lm_logprob(worlds, name),
         }
     backbone = norm_dispersion(worlds, lambda w: w.backbone) if worlds[0].backbone else {}
-    best_of_n = {"ns": ns, "kl": kl, "prompts": int(bon["gold"].shape[0]), "curves": curves.curves}
+    best_of_n = {"ns": ns, "kl": kl, "prompts": int(bon.gold.shape[0]), "curves": curves.curves}
     if baseline in rows:
         best_of_n["gold_minus_baseline"] = {
             name: [

@@ -64,7 +64,7 @@ def comparisons(main: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
 def headline(
     config: Any,
     main: dict[str, Any],
-    bon: dict[str, Any],
+    bon: Any,
     worlds: dict[str, Any],
     proxy_model: dict[str, Any],
 ) -> dict[str, Any]:
@@ -82,8 +82,8 @@ def headline(
         "seeds": len(config.seeds),
         "bon_max_n": main["best_of_n"]["ns"][-1],
         "bon_max_kl": main["best_of_n"]["kl"][-1],
-        "bon_pool_samples": int(bon["gold"].shape[1]),
-        "bon_prompts": int(bon["gold"].shape[0]),
+        "bon_pool_samples": int(bon.gold.shape[1]),
+        "bon_prompts": int(bon.gold.shape[0]),
         "training_pairs_seed0": first["counts"]["train"]["pairs"],
         "primary_endpoint": main["primary_endpoint"],
         "proxy_model": proxy_model,

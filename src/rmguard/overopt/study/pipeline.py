@@ -34,7 +34,7 @@ import numpy as np
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock
-from rmguard.overopt.study.analysis import PRIMARY_METRICS, World
+from rmguard.overopt.study.analysis import PRIMARY_METRICS, BonPool, World
 from rmguard.overopt.study.design import (
     BASELINE,
     CONTROLS,
@@ -198,7 +198,7 @@ def _dataset_prompts(config: StudyConfig) -> list[dict[str, str]]:
     return prompts
 
 
-def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[str, Any]], BonPool]:
     """(multi-response records for labelling, the Best-of-N part) cut to the configured sizes.
 
     The Best-of-N prompts are the pool's last prompts; ``prompts`` keeps the first prompts of the rest
@@ -222,12 +222,12 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
             if rows[index[identifier]]["response"].strip()  # an immediate end of turn has nothing to compare
         ]
         records.append({"id": identifier, "prompt": by_id[identifier]["prompt"], "completions": completions})
-    bon = {
-        "ids": bon_ids,
-        "prompts": [by_id[i]["prompt"] for i in bon_ids],
-        "responses": [[s["response"] for s in samples] for samples in bon_samples],
-        "tokens": np.array([[s["tokens"] for s in samples] for samples in bon_samples], dtype=float),
-    }
+    bon = BonPool(
+        bon_ids,
+        [by_id[i]["prompt"] for i in bon_ids],
+        [[s["response"] for s in samples] for samples in bon_samples],
+        np.array([[s["tokens"] for s in samples] for samples in bon_samples], dtype=float),
+    )
     return records, bon
 
 
@@ -253,7 +253,7 @@ def _noises(config: StudyConfig) -> list[float]:
 
 
 def _world_splits(
-    config: StudyConfig, records_file: Path, gold: Any, bon: dict[str, Any], out: Path
+    config: StudyConfig, records_file: Path, gold: Any, bon: BonPool, out: Path
 ) -> dict[float, dict[int, Path]]:
     """noise → seed → the world's splits folder: labels at each noise level, then one make_splits per seed
     (held-out styles, training responses, pairs and flips all drawn from the seed)."""
@@ -267,14 +267,12 @@ def _world_splits(
         folders[noise] = {}
         for seed in config.seeds:
             folder = out / "worlds" / f"noise{noise:g}" / f"seed{seed}"
-            make_splits(
-                str(labelled), folder, bon["ids"], config.heldout_styles, seed, config.train_responses
-            )
+            make_splits(str(labelled), folder, bon.ids, config.heldout_styles, seed, config.train_responses)
             folders[noise][seed] = folder
     return folders
 
 
-def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
+def _table_gold(table: Any, labelled: Path, bon: BonPool) -> np.ndarray:
     """The gold of every table row: the labelled records' scores, then the Best-of-N pool's."""
     from rmguard.data.response_sets import read_response_sets
     from rmguard.overopt.study.worlds import text_key
@@ -283,12 +281,12 @@ def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
     for item in read_response_sets(str(labelled), require_gold=True):
         for k, completion in enumerate(item.completions):
             gold[table.keys[text_key(item.chat_prompt, item.chat_response(k))]] = completion.gold
-    gold[table.bon_index] = bon["gold"]
+    gold[table.bon_index] = bon.gold
     return gold
 
 
 def _table_and_controls(
-    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: dict[str, Any]
+    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: BonPool
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """(every scored response once, the controls' scores of each: the gold itself and the feature rules)."""
     from rmguard.overopt.study.design import ORACLE
@@ -305,7 +303,7 @@ def _worlds(
     config: StudyConfig,
     out: Path,
     records: list[dict[str, Any]],
-    bon: dict[str, Any],
+    bon: BonPool,
     splits: dict,
     progress: Progress | None,
 ) -> dict[float, list[World]]:
@@ -374,7 +372,7 @@ def _sweep_cells(config: StudyConfig, worlds: dict[float, list[World]]) -> list[
 def _cells(
     config: StudyConfig,
     worlds: dict[float, list[World]],
-    bon: dict[str, Any],
+    bon: BonPool,
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the analysis of every design cell, their Best-of-N curves): the main cell (label_noise, all pairs)
@@ -444,9 +442,9 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     responses = out / "data" / "responses.jsonl"
     atomic_write_jsonl(responses, records)
     splits = _world_splits(config, responses, gold, bon, out)
-    bon_prompts = [p for p, rows in zip(bon["prompts"], bon["responses"]) for _ in rows]
-    bon_responses = [r for rows in bon["responses"] for r in rows]
-    bon["gold"] = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon["tokens"].shape)
+    bon_prompts = [p for p, rows in zip(bon.prompts, bon.responses) for _ in rows]
+    bon_responses = [r for rows in bon.responses for r in rows]
+    bon.gold = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon.tokens.shape)
     lap("label and split")
     worlds = _worlds(config, out, records, bon, splits, progress)
     lap("proxies")
@@ -475,5 +473,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     )
     html = write_report(summary, curves["main"], curves["sweep"], out)
     atomic_write_json(out / "report.json", summary)
-    atomic_write_json(out / "data" / "bon_pool.json", {k: bon[k] for k in ("ids", "prompts", "responses")})
+    atomic_write_json(
+        out / "data" / "bon_pool.json", {"ids": bon.ids, "prompts": bon.prompts, "responses": bon.responses}
+    )
     return {"report": str(html), "json": str(out / "report.json"), "timings_s": timings, "summary": summary}

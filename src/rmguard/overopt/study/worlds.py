@@ -34,7 +34,7 @@ import numpy as np
 
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes, atomic_write_jsonl
-from rmguard.overopt.study.analysis import Member, World, combine
+from rmguard.overopt.study.analysis import BonPool, Member, World, combine
 from rmguard.overopt.study.design import BASELINE, ENSEMBLES, OBJECTIVES, WARM, sized_name
 
 
@@ -236,10 +236,10 @@ class ResponseTable:
         return np.array([self.keys[text_key(p, r)] for p, r in zip(eval_set.prompts, eval_set.responses)])
 
 
-def response_table(records: list[dict[str, Any]], bon: dict[str, Any]) -> ResponseTable:
+def response_table(records: list[dict[str, Any]], bon: BonPool) -> ResponseTable:
     from rmguard.data.formats import as_reply, as_user_turn, chat_pair
 
-    held = set(bon["ids"])
+    held = set(bon.ids)
     prompts, responses, token_rows = [], [], []
     for record in records:
         for completion in record["completions"]:
@@ -248,7 +248,7 @@ def response_table(records: list[dict[str, Any]], bon: dict[str, Any]) -> Respon
             prompts.append(as_user_turn(record["prompt"]))
             responses.append(as_reply(completion["response"]))
     start = len(prompts)
-    for prompt, rows in zip(bon["prompts"], bon["responses"]):
+    for prompt, rows in zip(bon.prompts, bon.responses):
         for response in rows:
             p, r = chat_pair(prompt, response)
             prompts.append(p)
@@ -256,7 +256,7 @@ def response_table(records: list[dict[str, Any]], bon: dict[str, Any]) -> Respon
     keys = {}
     for k, (p, r) in enumerate(zip(prompts, responses)):
         keys.setdefault(text_key(p, r), k)
-    shape = (len(bon["prompts"]), len(bon["responses"][0]))
+    shape = (len(bon.prompts), len(bon.responses[0]))
     return ResponseTable(
         prompts, responses, keys, token_rows, start + np.arange(shape[0] * shape[1]).reshape(shape)
     )
