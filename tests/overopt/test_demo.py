@@ -17,12 +17,10 @@ import pytest
 
 from rmguard.cli import main
 from rmguard.errors import ConfigError
-from rmguard.eval.eval_sets import load_eval_set
-from rmguard.overopt.demo.pipeline import StudyConfig
-from rmguard.overopt.demo.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
-from rmguard.overopt.demo.prompts import build_prompts
-from rmguard.overopt.demo.world import check, gold, repeated_trigram_share
-from rmguard.scoring import RewardScorer
+from rmguard.overopt.study.pipeline import StudyConfig
+from rmguard.overopt.study.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
+from rmguard.overopt.study.prompts import build_prompts
+from rmguard.overopt.study.rubric import check, gold, repeated_trigram_share
 
 from helpers import run_cli
 
@@ -164,6 +162,39 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
         assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
         assert isinstance(entry["gold_drop_resolved"], bool)
     assert set(report["paired_differences"]) == {f"{r} − bt" for r in rows - {"bt"}}
+    # the proxies are rmguard reward models on the whole backbone, the top layer trained
+    assert headline["proxy_model"] == {
+        "layers": 2,
+        "trainable_layers": 1,
+        "heads": {
+            "bt": "linear",
+            "bsr": "linear",
+            "grm": "linear with bias (GRM's ValueHead)",
+            "odin": "linear (+ ODIN's length head, trained only)",
+        },
+    }
+    # the exact log-prob per token under the LM head, before and after (the tiny backbone's head is untied:
+    # only GRM's model keeps one)
+    grm = headline["objectives"]["grm"]["lm_logprob"]
+    assert grm["start"] < 0 and grm["end"] < 0 and "lm_logprob" not in headline["objectives"]["bt"]
+    # every comparison has its p-values; the primary endpoint's carry Holm's label
+    for metrics in headline["paired_differences"].values():
+        for entry in metrics.values():
+            assert set(entry) == {"mean", "ci", "mde", "p_value", "p_adjusted", "resolved"}
+            assert entry["p_adjusted"] is None or entry["resolved"] == (entry["p_adjusted"] < 0.05)
+    assert headline["answer"] and "<p class=lead>" in (out / "report.html").read_text()
+    # a rerun reuses every finished world and keeps the first run's cost beside its own
+    from rmguard.overopt.study.pipeline import StudyConfig as Config
+    from rmguard.overopt.study.pipeline import run_study as rerun
+
+    config = Config.quick(str(out))
+    config.policy = str(tiny_llama)
+    runs = rerun(config)["summary"]["runs"]
+    assert [r["label"] for r in runs] == ["first run", "resumption 1"] and all(r["finished"] for r in runs)
+    assert runs[0]["timings_s"]["proxies"] > runs[1]["timings_s"]["proxies"]
+    html = (out / "report.html").read_text()
+    assert "first run" in html and "resumption 1" in html
+    assert "BSR λ=1e-3" in html and (out / "bon" / "gold_minus_bt_vs_kl.png").is_file()
     assert all(d["gold_at_max_n"]["mde"] >= 0 for d in report["paired_differences"].values())
     # every seed is its own world: the held-out styles or training pairs differ between seeds
     worlds = report["worlds"]["noise 0.25"]
@@ -179,31 +210,10 @@ def report_gold(out: Path) -> list[float]:
     return [gold(p, r) for p, rows in zip(pool["prompts"], pool["responses"]) for r in rows]
 
 
-def test_demo_full_path_trains_with_rmguard_train(tmp_path, tiny_llama):
-    """proxies: full trains each objective × seed with rmguard's trainer, on each seed's own world."""
-    from rmguard.overopt.demo.pipeline import run_study
-
-    config = StudyConfig.quick(str(tmp_path / "full"))
-    config.policy, config.proxies, config.objectives, config.seeds = (
-        str(tiny_llama),
-        "full",
-        ["bt", "bsr"],
-        [0, 1],
-    )
-    report = run_study(config)["summary"]
-    assert set(report["paired_differences"]) == {"bsr − bt"}
-    in_domain = load_eval_set(
-        str(tmp_path / "full" / "worlds" / "noise0.25" / "seed1" / "val1_in_domain.jsonl")
-    )
-    cached = np.load(tmp_path / "full" / "scores" / "bsr-seed1.npz")["rewards"][: len(in_domain.responses)]
-    scorer = RewardScorer(str(tmp_path / "full" / "proxies" / "bsr-seed1"), batch_size=16)
-    assert np.allclose(cached, scorer.score(in_domain.prompts, in_domain.responses), atol=1e-5)
-
-
 def test_study_config_runs_the_same_steps_and_says_clearly_when_the_hub_is_out_of_reach(tmp_path):
     config = tmp_path / "study.yaml"
     config.write_text(
-        "gold: rmguard.overopt.demo.world:gold\nprompts_dataset: no-such-org/no-such-prompts\nseeds: [0]\n"
+        "gold: rmguard.overopt.study.rubric:gold\nprompts_dataset: no-such-org/no-such-prompts\nseeds: [0]\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = run_cli("study", "--config", str(config), "--output-dir", str(tmp_path / "out"), env=env)
@@ -214,4 +224,4 @@ def test_study_config_runs_the_same_steps_and_says_clearly_when_the_hub_is_out_o
     result = run_cli("study", "--config", str(config))
     assert result.returncode == 2 and "unknown study field(s): bogus_field" in result.stderr
     example = StudyConfig.from_yaml(EXAMPLES / "ultrafeedback.yaml", str(tmp_path / "x"))
-    assert example.generate and example.rm_layers is None and example.bon_n == 256
+    assert example.generate and example.trainable_layers == 8 and example.bon_n == 256

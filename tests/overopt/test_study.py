@@ -1,25 +1,27 @@
-"""The study's cached-feature proxies against rmguard's own reward-model path, and the study configs."""
+"""The study's proxies' measurements against plain transformers, and the study configs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from rmguard.data.formats import chat_pair
-from rmguard.overopt.demo.cached import CachedProxy, FitSettings, TokenTable, fit_cached_proxy, score_cached
-from rmguard.overopt.demo.features import backbone_features
-from rmguard.overopt.demo.pipeline import StudyConfig, run_study
-from rmguard.scoring import RewardScorer
-from rmguard.training.collate import pad_sequences
-from rmguard.training.modeling import build_reward_model, save_reward_model
+from rmguard.data.records import ScoredResponse
+from rmguard.errors import ConfigError
+from rmguard.overopt.study.pipeline import StudyConfig, run_study
+from rmguard.overopt.study.proxies import frozen_pass, lm_head_weight, lm_logprobs, untrained_model
+from rmguard.training import frozen_prefix
+from rmguard.training.modeling import build_reward_model
 from rmguard.training.tokenization import tokenize_responses
 
-from helpers import synthetic_pair
+from helpers import save_tiny_model, synthetic_pair
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "overoptimization"
 
@@ -32,71 +34,33 @@ def texts():
     return [p for p, _ in chats], [r for _, r in chats]
 
 
-@pytest.fixture(scope="module")
-def cached(tiny_llama, texts, tmp_path_factory):
+@pytest.mark.parametrize("tied", [True, False])
+def test_lm_logprobs_are_the_language_models_exact_log_probs(tmp_path, texts, tied):
+    """The study's log-prob per token: the whole vocabulary's log-softmax through the model's own LM head,
+    equal to plain transformers' causal LM on the same tokens (a standard model reads the tied embeddings)."""
+    from transformers import AutoModelForCausalLM
+
+    path = save_tiny_model(tmp_path, num_hidden_layers=3, tie_word_embeddings=tied)
     prompts, responses = texts
-    cache = tmp_path_factory.mktemp("features") / "features.npz"
-    return backbone_features(
-        str(tiny_llama), None, prompts, responses, list(range(0, len(prompts), 2)), cache, 8
-    )
-
-
-def test_cached_proxy_at_its_start_is_rmguards_reward_model_on_the_frozen_backbone(
-    tiny_llama, texts, cached, tmp_path
-):
-    """Identity adapter + a head w: the same rewards as rmguard's scorer on a checkpoint with head w."""
-    torch.manual_seed(1)
-    model, tokenizer = build_reward_model(str(tiny_llama))
-    save_reward_model(model, tokenizer, tmp_path / "rm")
-    full = RewardScorer(tmp_path / "rm", batch_size=5).score(*texts)
-    proxy = CachedProxy(cached["reward_states"].shape[1], rank=4)
-    proxy.head.weight.data.copy_(model.head.weight.data)
-    rewards, norms = score_cached(proxy, torch.from_numpy(cached["reward_states"]))
-    assert np.allclose(rewards, full, atol=1e-5)
-    assert np.allclose(norms, np.linalg.norm(cached["reward_states"], axis=1))  # ‖h‖ = ‖f‖ at the start
-
-
-def test_cached_grm_log_probs_at_the_start_equal_the_full_models(tiny_llama, texts, cached):
-    """GRM's S(y) through the top-K support with the frozen tail is exact where h = f."""
-    model, tokenizer = build_reward_model(str(tiny_llama), kind="grm")
-    rows = cached["token_rows"]
-    prompts, responses = [texts[0][i] for i in rows], [texts[1][i] for i in rows]
-    from rmguard.data.records import ScoredResponse
-
-    items = [ScoredResponse(p, r, "<memory>", k + 1) for k, (p, r) in enumerate(zip(prompts, responses))]
-    features = tokenize_responses(items, tokenizer)
-    batch = pad_sequences(
-        [f.prompt_ids + f.response_ids for f in features],
-        [len(f.prompt_ids) for f in features],
-        tokenizer.pad_token_id,
-        with_logps=True,
-    )
-    with torch.no_grad():
-        full = model.eval()(**batch).logps.numpy()
-    table = TokenTable(cached)
-    proxy = CachedProxy(cached["reward_states"].shape[1], rank=4)
-    with torch.no_grad():
-        approx = table.sequence_logps(proxy, rows).numpy()
-    assert np.allclose(approx, full, atol=1e-4) and np.allclose(
-        cached["token_logp"].sum(), full.sum(), atol=1e-3
-    )
-
-
-def test_cached_fit_learns_a_separable_preference_and_moves_the_norms():
-    rng = np.random.default_rng(0)
-    features = torch.from_numpy(rng.normal(0, 1, (200, 16)).astype(np.float32))
-    direction = rng.normal(0, 1, 16)
-    score = features.numpy() @ direction
-    pairs = np.array(
-        [[a, b] if score[a] > score[b] else [b, a] for a, b in rng.integers(0, 200, (300, 2)) if a != b]
-    )
-    settings = FitSettings(epochs=5, learning_rate=1e-2, batch_size=16, rank=8)
-    proxy = fit_cached_proxy(features, pairs, {"objective": "bt"}, settings, init_seed=0, order_seed=0)
-    rewards, norms = score_cached(proxy, features)
-    assert np.mean(rewards[pairs[:, 0]] > rewards[pairs[:, 1]]) > 0.9
-    assert not np.allclose(norms, features.norm(dim=1).numpy())  # the adapter moved h
-    again = fit_cached_proxy(features, pairs, {"objective": "bt"}, settings, init_seed=0, order_seed=0)
-    assert np.array_equal(score_cached(again, features)[0], rewards)  # seeded: the same proxy
+    frozen_prefix.forget()
+    model, tokenizer = untrained_model(str(path), trainable_layers=1)
+    sums, counts = lm_logprobs(model, tokenizer, prompts, responses, batch_size=5)
+    reference = AutoModelForCausalLM.from_pretrained(path).eval()
+    items = [ScoredResponse(p, r) for p, r in zip(prompts, responses)]
+    for k, feature in enumerate(tokenize_responses(items, tokenizer)):
+        ids = torch.tensor([feature.prompt_ids + feature.response_ids])
+        with torch.no_grad():
+            logps = torch.log_softmax(reference(ids).logits[0].double(), -1)
+        first = len(feature.prompt_ids)
+        want = sum(logps[t - 1, ids[0, t]].item() for t in range(first, ids.shape[1]))
+        assert counts[k] == len(feature.response_ids)
+        assert sums[k] == pytest.approx(want, abs=1e-4)
+    standard, tokenizer = build_reward_model(str(path), "standard", "linear")
+    if tied:
+        assert torch.equal(lm_head_weight(standard), reference.get_output_embeddings().weight)
+    else:
+        with pytest.raises(ConfigError, match="no LM head"):
+            lm_head_weight(standard)
 
 
 def _report(out: Path) -> dict:
@@ -118,9 +82,32 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
     for name in [*config.objectives, "gold (oracle)", "length only", "finished, then short"]:
         entry = objectives[name]
         assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
-        assert isinstance(entry["gold_drop_resolved"], bool) and entry["gold_drop_mde"] >= 0
+        assert isinstance(entry["gold_drop_resolved"], bool) and 0 <= entry["gold_drop_power"]["power"] <= 1
     assert len(report["sweep"]) == 4  # two noise levels × two data fractions
     for cell in report["sweep"].values():
         names = {o if cell["fraction"] == 1 else f"{o}@{cell['fraction']:g}" for o in config.sweep_objectives}
         assert set(cell["objectives"]) == names
         assert all(set(o["gao_fit"]) >= {"alpha", "beta", "turns"} for o in cell["objectives"].values())
+
+
+def test_demo_help_says_25_percent_once():
+    from rmguard.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = action.choices["demo"].format_help()
+    assert "25% of training labels" in text and "%%" not in text
+
+
+def test_the_frozen_pass_reports_responses_done_of_the_total(tmp_path, texts):
+    """The first stage's progress counts responses (not 0/1 for its whole length), ending at the total."""
+    path = save_tiny_model(tmp_path / "model", num_hidden_layers=3, tie_word_embeddings=True)
+    prompts, responses = texts
+    table = SimpleNamespace(prompts=prompts, responses=responses, token_rows=list(range(0, len(prompts), 2)))
+    calls = []
+    arrays = frozen_pass(
+        str(path), 1, table, tmp_path / "frozen", batch_size=2, progress=lambda *a: calls.append(a)
+    )
+    assert calls[-1] == (len(prompts), len(prompts)) and len(calls) > 1
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert np.isfinite(arrays["norms"]).all() and np.isnan(arrays["logp_sum"][1::2]).all()
+    assert (tmp_path / "frozen" / "frozen-outputs.pt").is_file()

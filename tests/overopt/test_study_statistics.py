@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 
 from rmguard.overopt.bon_math import kl_bon
-from rmguard.overopt.demo.statistics import (
+from rmguard.overopt.study.statistics import (
+    adjust_family,
     cross_fitted_drops,
     describe,
+    drop_power,
     gao_fit_intervals,
     hierarchical_interval,
     minimum_detectable_effect,
     resolved,
+    with_drop,
 )
 
 
@@ -78,3 +81,39 @@ def test_crossed_units_keep_a_shared_unit_effect_in_the_interval():
     nested, crossed = hierarchical_interval(per_seed), hierarchical_interval(per_seed, crossed=True)
     assert crossed["se"] == pytest.approx(shared.std() / np.sqrt(50), rel=0.2)  # the prompts' SE
     assert nested["se"] < crossed["se"] / 2  # independent draws per seed average the prompt effect away
+
+
+def test_no_label_changes_across_20_bootstrap_seeds():
+    """A study-shaped family (10 seeds × 100 units; true effects from 0 to 6 standard errors, adjusted p
+    from 1 down to 1e-6 with one at about 0.07) labelled with the default resamples under 20 bootstrap
+    seeds: the p-values come from the bootstrap SE, so a label does not depend on which replicates were
+    drawn. (An adjusted p within the SE's Monte-Carlo error of 0.05, about ±10 % of p, still can: the
+    report shows p_adjusted beside each label.)"""
+    rng = np.random.default_rng(7)
+    effects = [0.0, 0.01, 0.02, 0.03, 0.06, 0.08]  # the units' SE of a mean is about 0.01
+    family = [[e + rng.normal(0, 0.3, 100) + rng.normal(0, 0.01) for _ in range(10)] for e in effects]
+    labels = set()
+    for bootstrap in range(20):
+        entries = [hierarchical_interval(per_seed, seed=bootstrap) for per_seed in family]
+        adjust_family(entries)
+        labels.add(tuple(e["resolved"] for e in entries))
+    assert len(labels) == 1
+    assert labels.pop()[0] is False  # and the null effect is never resolved
+
+
+def test_drop_power_under_the_stated_alternative():
+    """The power to resolve a drop of 0.02 grows with the design's size; the alternative keeps the curve up
+    to its peak (the middle n for a rising curve) and ends 0.02 below it."""
+    kl = [kl_bon(n) for n in (1, 2, 4, 8, 16)]
+    rising = [0.0, 0.02, 0.04, 0.05, 0.06]
+    small, large = (
+        _curves(rising, seeds=3, prompts=40, noise=0.05),
+        _curves(rising, seeds=10, prompts=200, noise=0.05),
+    )
+    powers = []
+    for curves in (small, large):
+        _, replicates = cross_fitted_drops([with_drop(curves, kl, 0.02)], resamples=400)
+        powers.append(drop_power(replicates[:, 0]))
+    assert powers[0] < powers[1] and powers[1] > 0.5
+    mean, shifted = large.mean(axis=(0, 1)), with_drop(large, kl, 0.02).mean(axis=(0, 1))
+    assert np.allclose(shifted[:3], mean[:3]) and shifted[-1] == pytest.approx(mean[2] - 0.02)

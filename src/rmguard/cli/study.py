@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rmguard.cli import options
 
 if TYPE_CHECKING:
-    from rmguard.overopt.demo.pipeline import StudyConfig
+    from rmguard.overopt.study.pipeline import StudyConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rmguard.overopt.demo.pipeline import StudyConfig
+    from rmguard.overopt.study.pipeline import StudyConfig
 
     return run_study(StudyConfig.from_yaml(args.config, args.output_dir), args)
 
@@ -47,7 +47,7 @@ def run_study(config: StudyConfig, args: argparse.Namespace) -> int:
     """Run the study ``config`` describes with progress lines, and print where its report went."""
     from rmguard.cli.progress import stage_progress
     from rmguard.fileio import check_outputs
-    from rmguard.overopt.demo import pipeline
+    from rmguard.overopt.study import pipeline
     from rmguard.run_folder import ResumeOrOverwrite
     from rmguard.training.pretrained import local_model_folder, require_causal_lm
 
@@ -59,20 +59,7 @@ def run_study(config: StudyConfig, args: argparse.Namespace) -> int:
     if config.generate:
         require_causal_lm(local_model_folder(config.policy))
     with stage_progress(args.no_progress) as update:
-        note = config.rm_layers and (
-            f"the proxies keep the first {config.rm_layers} layers of {config.proxy_model or config.policy} "
-            "and leave out the rest on purpose (small reward models that train in minutes on a CPU)"
-        )
-
-        def progress(stage: str, done: int, total: int) -> None:
-            # said with the first stage, so that a study refused before any work prints its one error line only
-            nonlocal note
-            if note:
-                update.note(note)
-                note = None
-            update(stage, done, total)
-
-        result = pipeline.run_study(config, progress)
+        result = pipeline.run_study(config, update)
     print(f"report: {result['report']}")
     print(f"json:   {result['json']}")
     print(f"time:   {result['timings_s']['total']:.0f} s")

@@ -28,7 +28,7 @@ def line_plot(
     styles: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
     """A figure with a mean line and a shaded interval per entry (missing bounds are simply not shaded)."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    figure, axis = plt.subplots(figsize=(8.4, 4.2), dpi=110)
     for name, (x, mean, low, high) in lines.items():
         (line,) = axis.plot(x, mean, marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
         ok = [i for i in range(len(x)) if not (math.isnan(low[i]) or math.isnan(high[i]))]
@@ -44,7 +44,8 @@ def line_plot(
     axis.set_ylabel(ylabel)
     axis.set_title("\n".join(textwrap.fill(line, 70) for line in title.splitlines()), fontsize=9)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="best")
+    # outside the axes, so that no curve (the oracle's first of all) hides behind it
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     figure.tight_layout()
     return figure
 

@@ -67,6 +67,12 @@ class TrainConfig:
         "Keep the first N transformer layers frozen (with freeze_embeddings: a fixed feature "
         "extractor under the trained layers; the backward pass stops above them).",
     )
+    reuse_frozen_outputs: bool = option(
+        False,
+        "Compute the frozen part (freeze_embeddings and the first freeze_layers layers) once per token "
+        "context and keep its outputs in memory, for later epochs and later runs in the same process on "
+        "the same frozen weights: only the trainable top runs again (equal to a run without reuse).",
+    )
     head_type: Literal["linear", "mlp"] | None = option(
         None,
         "Reward head: 'linear' = Linear(H, 1, bias=False) on standard models, dropout(0.1) → "
@@ -284,6 +290,8 @@ class TrainConfig:
         if self.max_tokens_per_batch is not None:
             checks.at_least("max_tokens_per_batch", self.max_tokens_per_batch)
         self._validate_numbers()
+        if self.reuse_frozen_outputs and not (self.freeze_embeddings and self.freeze_layers):
+            raise ConfigError("reuse_frozen_outputs needs freeze_embeddings and freeze_layers >= 1")
         if self.train_file is None:
             raise ConfigError("train_file is required")
         unknown = set(self.report_to) - {"csv", "tensorboard", "wandb", "none"}

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rmguard.errors import ConfigError
+from rmguard.training import frozen_prefix
 from rmguard.training.attention import enable_packed_attention
 from rmguard.training.config import TrainConfig
 from rmguard.training.heads import HEAD_BUILDERS
@@ -47,6 +48,8 @@ def load_model(
         packed, reason = enable_packed_attention(model.transformer)
         if not packed:
             log(f"packing off: {reason}; using padded batches")
+    if config.reuse_frozen_outputs:
+        frozen_prefix.attach(model, config.freeze_layers)
     return model, tokenizer, packed
 
 
@@ -96,10 +99,10 @@ def _build_model(config: TrainConfig, run: RunSpec, path: str, dtype: torch.dtyp
         )
     if config.freeze_embeddings:
         model.transformer.get_input_embeddings().weight.requires_grad_(False)
-    if config.freeze_layers:
-        freeze_bottom_layers(model, config.freeze_layers)
     if config.use_peft:
         add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
+    if config.freeze_layers:  # after LoRA, whose adapters in these layers must stay frozen too
+        freeze_bottom_layers(model, config.freeze_layers)
     if config.gradient_checkpointing or _fsdp_checkpointing(config):
         model.transformer.gradient_checkpointing_enable()
     return model, tokenizer

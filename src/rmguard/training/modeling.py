@@ -44,6 +44,7 @@ from transformers.utils import logging as hf_logging
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_directory, check_outputs
 from rmguard.training.attention import PackedAttention, backbone_attention
+from rmguard.training.frozen_prefix import FrozenOutputs, reusing
 from rmguard.training.heads import (
     LatentRewardHead,
     init_linear_head,
@@ -110,6 +111,9 @@ class RewardModel(nn.Module):
         # averages only models that share it.
         self.init_fingerprint: str | None = None
         self.last_layer_rows_only = True  # exact and cheaper (see last_layer.py); False runs every row
+        self.frozen_outputs: FrozenOutputs | None = (
+            None  # reuse of the frozen part's outputs (frozen_prefix.py)
+        )
 
     @property
     def kind(self) -> str:
@@ -144,12 +148,15 @@ class RewardModel(nn.Module):
         logp_seq: Tensor | None = None,
     ) -> RewardOutput:
         extra = {}
+        reuse = None
+        if self.frozen_outputs is not None:
+            reuse = reusing(self.frozen_outputs, self.backbone, input_ids, position_ids, attention_mask)
         if isinstance(attention_mask, PackedAttention):
             attention_mask, extra = backbone_attention(attention_mask, self.transformer)
         read = reward_index if logp_index is None else torch.cat([reward_index, logp_index])
         shape = tuple(input_ids.shape)
         only_read = read_rows_only(self.backbone, read, shape) if self.last_layer_rows_only else None
-        with only_read or contextlib.nullcontext():
+        with only_read or contextlib.nullcontext(), reuse or contextlib.nullcontext():
             hidden_states = self.backbone(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

@@ -5,46 +5,21 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from rmguard.eval.evaluation import SCENARIO_COLUMNS
-from rmguard.fileio import atomic_write_text
+from rmguard.fileio import atomic_write_json, atomic_write_text, read_json
 from rmguard.overopt.bon import Curves
-from rmguard.overopt.demo.design import BACKBONE, BASELINE
-from rmguard.overopt.plots import data_uri, plot_bon
+from rmguard.overopt.plots import data_uri, line_plot, plot_bon, save_png
+from rmguard.overopt.study.design import BACKBONE, BASELINE
+from rmguard.overopt.study.headline import OVER, answer_html, label, p_text, pair_label
 
-LABELS = {
-    "bt": "BT",
-    "bsr": "BSR λ=1e-3",
-    "bsr_1e-2": "BSR λ=1e-2",
-    "grm": "GRM (SFT reg.)",
-    "odin": "ODIN (quality head)",
-    "warm": "WARM (weight average of BT members)",
-    "bt_ensemble": "BT ensemble (mean)",
-    "bt_ensemble_wco": "BT ensemble (WCO)",
-    "bt_ensemble_uwo": "BT ensemble (UWO)",
-}
-OVER = "95% two-stage bootstrap interval (seeds, then pairs/prompts within each seed)"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:8px}
 .grid img{width:48%}.lead{font-size:1.05em;line-height:1.5}.note{color:#555;font-size:0.9em}"""
-HEADLINE_KEYS = (
-    "in_domain_accuracy",
-    "shifted_tau_mean",
-    "gold_drop",
-    "gold_at_n1",
-    "gold_at_max_n",
-    "gold_peak_n",
-    "control",
-    "seeds",
-)
-
-
-def label(name: str) -> str:
-    base, _, fraction = name.partition("@")
-    return LABELS.get(base, base) + (f" ({fraction} of the pairs)" if fraction else "")
 
 
 def num(value: Any, digits: int = 3) -> str:
@@ -76,91 +51,13 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{data_uri(png)}">'
 
 
-# ----------------------------------------------------------------------------------------------- headline
-
-
-def headline(
-    config: Any, main: dict[str, Any], bon: dict[str, Any], worlds: dict[str, Any]
-) -> dict[str, Any]:
-    """report.json["headline"]: the design, each row's key statistics (with ``gold_drop``/``gold_drop_ci``),
-    the paired differences and the established findings."""
-    objectives = {
-        name: {
-            **{k: v for k, v in o.items() if k.startswith(HEADLINE_KEYS)},
-            "gao_turns": o["gao_fit"]["turns"],
-        }
-        for name, o in main["objectives"].items()
-    }
-    first = next(iter(next(iter(worlds.values())).values()))
-    return {
-        "seeds": len(config.seeds),
-        "bon_max_n": main["best_of_n"]["ns"][-1],
-        "bon_max_kl": main["best_of_n"]["kl"][-1],
-        "bon_pool_samples": int(bon["gold"].shape[1]),
-        "bon_prompts": int(bon["gold"].shape[0]),
-        "training_pairs_seed0": first["counts"]["train"]["pairs"],
-        "proxies": config.proxies,
-        "objectives": objectives,
-        "paired_differences": {
-            pair: {
-                k: {kk: d[kk] for kk in ("mean", "ci", "mde", "resolved")}
-                for k, d in m.items()
-                if "mean" in d
-            }
-            for pair, m in main["paired_differences"].items()
-        },
-        "established": established(main),
-        "intervals": OVER,
-    }
-
-
-def established(main: dict[str, Any]) -> list[str]:
-    """The findings whose 95 % interval excludes 0, in words (drops and paired differences); nothing else
-    is stated as a finding."""
-    out = []
-    for name, o in main["objectives"].items():
-        if o.get("gold_drop_resolved"):
-            sign = "falls" if o["gold_drop"] > 0 else "rises"
-            out.append(f"{label(name)}: gold {sign} after its cross-fitted peak by {abs(o['gold_drop']):.3f}")
-    for pair, metrics in main["paired_differences"].items():
-        for metric, d in metrics.items():
-            if metric == "hidden_norm_std":
-                for file, dd in d.items():
-                    if dd["resolved"]:
-                        out.append(f"{_pair(pair)} ‖h‖ std on {file}: {dd['mean']:+.3f}")
-            elif d.get("resolved"):
-                out.append(f"{_pair(pair)} {metric.replace('_', ' ')}: {d['mean']:+.3f}")
-    return out
-
-
-def _pair(pair: str) -> str:
-    a, _, b = pair.partition(" − ")
-    return f"{label(a)} − {label(b)}"
-
-
-def headline_sentence(h: dict[str, Any]) -> str:
-    found = h["established"]
-    design = (
-        f"{h['seeds']} seeds (each its own draw of training pairs, label flips and held-out styles), "
-        f"{h['bon_prompts']} held-out Best-of-N prompts with {h['bon_pool_samples']} samples each, n up to "
-        f"{h['bon_max_n']} (KL {h['bon_max_kl']:.2f} nats)"
-    )
-    if not found:
-        return f"{design}: no over-optimization drop and no difference to BT is resolved at 95 %."
-    return (
-        f"{design}. Resolved at 95 %: "
-        + "; ".join(found)
-        + ". Every other drop and difference is not resolved."
-    )
-
-
 # ----------------------------------------------------------------------------------------------- sections
 
 
 def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str]:
     bon = summary["best_of_n"]
     (out / "bon").mkdir(parents=True, exist_ok=True)
-    pngs = plot_bon(curves, out / "bon", "tokens", list(curves.curves))
+    pngs = plot_bon(displayed(curves), out / "bon", "tokens")
     rows = []
     for name, o in summary["objectives"].items():
         fit = o["gao_fit"]
@@ -175,7 +72,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 num(o["gold_at_n1"]),
                 with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
                 f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
-                num(o["gold_drop_mde"]),
+                f"{o['gold_drop_power']['power']:.0%}",
                 with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
                 with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
                 peak,
@@ -194,7 +91,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 "gold n=1",
                 f"gold n={bon['ns'][-1]}",
                 "cross-fitted drop (peak − end)",
-                "drop MDE (80 % power)",
+                "power at a drop of 0.02",
                 "Gao α",
                 "Gao β",
                 "fitted peak",
@@ -202,11 +99,52 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
             rows,
         ),
         "<p class=note>Drop: the peak n is chosen on one half of the prompts and peak − end measured on the "
-        f"other half, then swapped and averaged; {OVER}. Gao fit gold(d) − gold(0) = d(α − βd), d = √KL, with "
-        "the same bootstrap; a peak is reported only when β's interval is above 0 and the vertex lies inside "
-        "the measured KL.</p>",
+        f"other half, then swapped and averaged; {OVER}; resolved = Holm-adjusted p < 0.05 across the primary "
+        "endpoint's comparisons. Power: the share of bootstrap worlds, drawn with the gold lowered linearly "
+        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 %. Gao fit gold(d) − gold(0) = "
+        "d(α − βd), d = √KL, with the same bootstrap; a peak is reported only when the drop is resolved, β's "
+        "interval is above 0 and the vertex lies inside the measured KL.</p>",
+        *_difference_figure(bon, out),
         "<div class=grid>" + "".join(_img(pngs[k], k) for k in ("proxy_vs_kl", "length_vs_kl")) + "</div>",
     ]
+
+
+def displayed(curves: Curves) -> Curves:
+    """The curves under their display names (the tables' names), for figures and legends."""
+    return Curves(
+        curves.ns,
+        curves.kl,
+        {label(n): c for n, c in curves.curves.items()},
+        {label(n): k for n, k in curves.kinds.items()},
+        {label(n): s for n, s in curves.seeds.items()},
+        level=curves.level,
+    )
+
+
+def _difference_figure(bon: dict[str, Any], out: Path) -> list[str]:
+    """Gold of each row's pick minus BT's at every n, paired by seed and prompt with its interval: the
+    curves that lie within 0.01 of each other in the main figure, told apart."""
+    differences = bon.get("gold_minus_baseline")
+    if not differences:
+        return []
+    bands = {
+        label(name): (
+            bon["kl"],
+            [d["mean"] for d in rows],
+            [d["ci"][0] for d in rows],
+            [d["ci"][1] for d in rows],
+        )
+        for name, rows in differences.items()
+    }
+    figure = line_plot(
+        bands,
+        "KL_BoN = log n − (n−1)/n  (nats)",
+        f"gold of the pick − {label(BASELINE)}'s",
+        f"Best-of-n: gold against {label(BASELINE)} at each n\npaired by seed and prompt; bands: {OVER}",
+    )
+    figure.axes[0].axhline(0.0, color="black", linewidth=0.8)
+    png = save_png(figure, out / "bon" / "gold_minus_bt_vs_kl.png")
+    return [_img(png, f"gold minus {label(BASELINE)} vs KL")]
 
 
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
@@ -241,8 +179,8 @@ def _norm_section(summary: dict[str, Any]) -> list[str]:
         "<h2>Hidden-state norm dispersion</h2>",
         "<p class=note>The BSR paper's mechanism: the std of ‖h‖ at the reward token over each split's "
         "responses, one value per seed, mean [95% bootstrap over seeds]. Splits are not pooled. The first row "
-        "is the untrained backbone (the proxy's h at its start): the backbone's final norm holds its ‖h‖ in a "
-        "narrow band, and the cached proxy's adapter is where ‖h‖ can spread.</p>",
+        "is the untrained model (every proxy's h at its start, all layers as pretrained); the trained top layers "
+        "and final norm are where ‖h‖ can spread.</p>",
         _table(["row", *(SCENARIO_COLUMNS[f].split()[0] for f in SCENARIO_COLUMNS)], rows),
     ]
 
@@ -253,13 +191,28 @@ def _difference_section(summary: dict[str, Any]) -> list[str]:
         for metric, d in metrics.items():
             items = d.items() if metric == "hidden_norm_std" else [("", d)]
             for file, dd in items:
-                rows.append([_pair(pair), f"{metric} {file}".strip(), stat(dd), num(dd["mde"])])
+                label_ = (
+                    stat(dd)
+                    if dd.get("p_adjusted") is not None
+                    else f"{with_ci(dd['mean'], dd['ci'])} secondary"
+                )
+                rows.append(
+                    [
+                        pair_label(pair),
+                        f"{metric} {file}".strip(),
+                        label_,
+                        p_text(dd.get("p_value")),
+                        p_text(dd.get("p_adjusted")),
+                        num(dd["mde"]),
+                    ]
+                )
     return [
         f"<h2>Paired differences against {label(BASELINE)}</h2>",
         "<p class=note>Seed s of each row against seed s of BT (the same world) on the same pairs or prompts; "
-        f"{OVER}. MDE: the smallest true difference this design detects with 80 % power at 95 %. 'not "
-        "resolved' means the interval contains 0.</p>",
-        _table(["comparison", "metric", "difference [95% CI]", "MDE"], rows),
+        f"{OVER}. p from the bootstrap SE (two-sided); adjusted: Holm across the primary endpoint's "
+        "comparisons, resolved = adjusted p < 0.05; a metric outside the primary endpoint is 'secondary'. MDE: "
+        "the smallest true difference this design detects with 80 % power at 95 %.</p>",
+        _table(["comparison", "metric", "difference [95% CI]", "p", "adjusted p", "MDE"], rows),
     ]
 
 
@@ -290,9 +243,9 @@ def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out
     merged = Curves(
         next(iter(sweep_curves.values())).ns,
         next(iter(sweep_curves.values())).kl,
-        {f"{n} · {c}": v for c, cv in sweep_curves.items() for n, v in cv.curves.items()},
-        {f"{n} · {c}": "proxy" for c, cv in sweep_curves.items() for n in cv.curves},
-        {f"{n} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
+        {f"{label(n)} · {c}": v for c, cv in sweep_curves.items() for n, v in cv.curves.items()},
+        {f"{label(n)} · {c}": "proxy" for c, cv in sweep_curves.items() for n in cv.curves},
+        {f"{label(n)} · {c}": s for c, cv in sweep_curves.items() for n, s in cv.seeds.items()},
     )
     (out / "sweep").mkdir(parents=True, exist_ok=True)
     parts.append(_img(plot_bon(merged, out / "sweep", "tokens")["gold_vs_kl"], "gold vs KL per data size"))
@@ -300,17 +253,21 @@ def _sweep_section(summary: dict[str, Any], sweep_curves: dict[str, Curves], out
 
 
 def _setup_section(summary: dict[str, Any]) -> list[str]:
-    config = summary["config"]
+    config, model = summary["config"], summary["headline"]["proxy_model"]
     rows = [
         ["policy", f"{config['policy']}; pool {'sampled in this run' if config['generate'] else 'shipped'}"],
         ["gold", str(summary["gold"])],
         [
             "proxies",
-            f"{config['proxies']}: {', '.join(label(o) for o in config['objectives'])} × seeds {config['seeds']}",
+            f"trained by rmguard's trainer: {', '.join(label(o) for o in config['objectives'])} × seeds "
+            f"{config['seeds']}",
         ],
         [
             "backbone",
-            f"{config['proxy_model'] or config['policy']}, first {config['rm_layers'] or 'all'} layer(s)",
+            f"{config['proxy_model'] or config['policy']}, all {model['layers']} layers, the top "
+            f"{model['trainable_layers']} trained under the reward head (heads: "
+            + ", ".join(f"{label(o)} {h}" for o, h in model["heads"].items())
+            + ")",
         ],
         [
             "label noise",
@@ -321,14 +278,46 @@ def _setup_section(summary: dict[str, Any]) -> list[str]:
     return ["<h2>Setup</h2>", _table(["", "value"], rows)]
 
 
+RUNS_FILE = "runs.json"
+
+
+def record_run(out: Path, timings: dict[str, float] | None) -> list[dict[str, Any]]:
+    """Every run of this folder, oldest first, each labelled (``first run``, ``resumption 1``, …) with its
+    own timings: None starts this run's entry (an interrupted run keeps ``finished: false``), timings end
+    it. A rerun that reuses finished work thus never replaces the first run's cost."""
+    path = out / RUNS_FILE
+    runs = read_json(path) if path.is_file() else []
+    if timings is None:
+        label = "first run" if not runs else f"resumption {len(runs)}"
+        runs.append(
+            {"label": label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": False}
+        )
+    else:
+        runs[-1].update(finished=True, timings_s=timings)
+    atomic_write_json(path, runs)
+    return runs
+
+
+def cost(summary: dict[str, Any]) -> str:
+    """What the run cost, run by run: the first run's wall time and each resumption's, labelled."""
+    runs = summary.get("runs") or [{"label": "this run", "timings_s": summary["timings_s"]}]
+    parts = [
+        f"{r['label']} {r['timings_s']['total']:.0f} s wall"
+        if r.get("timings_s")
+        else f"{r['label']} interrupted"
+        for r in runs
+    ]
+    return "Measured on this machine: " + ", ".join(parts)
+
+
 def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str, Curves], out: Path) -> Path:
     """report.html beside report.json; plots are also written as PNG files."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>rmguard study</title><style>{STYLE}</style></head><body>",
         "<h1>rmguard study: which reward models hold up under Best-of-N?</h1>",
-        f"<p class=lead>{html.escape(headline_sentence(summary['headline']))}</p>",
-        f"<p class=note>Measured in {summary['timings_s']['total']:.0f} s wall on this machine; every number is in "
-        "report.json, whichever way it came out.</p>",
+        *answer_html(summary["headline"]),
+        f"<p class=note>{html.escape(cost(summary))}; every number is in report.json, whichever way it came "
+        "out.</p>",
         *_bon_section(summary, curves, out),
         *_scenario_section(summary),
         *_norm_section(summary),

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rmguard.fileio import atomic_write_bytes
-from rmguard.overopt.demo.prompts import build_prompts
+from rmguard.overopt.study.prompts import build_prompts
 from rmguard.registry import Registry
 
 STYLES = {  # name → (system prompt or None, temperature)

@@ -7,10 +7,11 @@
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
 4. **worlds and proxies** — every seed is its own world (its own splits: held-out styles, training pairs,
-   flips; ``worlds.py``). ``proxies: cached`` (default) fits each objective on cached backbone features
-   (``features.py``, ``cached.py``), with BT members for WARM and the ensembles; ``proxies: full`` trains
-   each objective × seed with ``rmguard train``. On a CPU they run in worker processes, one per core (a
-   script that calls ``run_study`` needs the usual ``if __name__ == "__main__":`` guard).
+   flips; ``worlds.py``). Every proxy is an rmguard reward model on the whole backbone, its top
+   ``trainable_layers`` trained by rmguard's trainer (``proxies.py``); the frozen layers run once over every
+   response for the whole study (the trainer's ``reuse_frozen_outputs``). BT members give WARM and the
+   ensembles. On a CPU the worlds run in worker processes, one per core (a script that calls ``run_study``
+   needs the usual ``if __name__ == "__main__":`` guard).
 5. **analysis** — accuracy, Kendall τ, norm dispersion, Best-of-N curves, cross-fitted drops, Gao fits,
    paired differences, MDEs (``analysis.py``, ``statistics.py``), for the main cell and the data-size sweep.
 
@@ -19,14 +20,11 @@ Everything lands under the output folder; a rerun reuses finished models and sco
 
 from __future__ import annotations
 
-import io
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,22 +33,19 @@ import numpy as np
 
 from rmguard import checks
 from rmguard.errors import ConfigError, DataError
-from rmguard.fileio import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, output_lock
-from rmguard.overopt.demo.analysis import combine
-from rmguard.overopt.demo.cached import FitSettings
-from rmguard.overopt.demo.design import (
+from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock
+from rmguard.overopt.study.analysis import PRIMARY_METRICS, BonPool, World
+from rmguard.overopt.study.design import (
     BASELINE,
     CONTROLS,
     ENSEMBLES,
     OBJECTIVES,
     WARM,
-    proxy_name,
     sized_name,
 )
-from rmguard.overopt.demo.pool import SHIPPED_POOLS
-from rmguard.overopt.demo.world import GOLD_SPEC
+from rmguard.overopt.study.pool import SHIPPED_POOLS
+from rmguard.overopt.study.rubric import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
-from rmguard.training.pretrained import resolve_model_path
 
 Progress = Callable[[str, int, int], None]
 
@@ -75,34 +70,34 @@ class StudyConfig:
     pool_file: str | None = None  # read this pool (write_pool's format) instead of the shipped one
     prompts: int | None = None  # use only the first prompts of the pool (None: all of them)
     bon_prompts: int | None = None  # use only the first Best-of-N prompts (None: all of them)
-    bon_n: int | None = None  # the first samples per Best-of-N prompt (None: all of the pool's)
-    bon_max_n: int = (
-        20  # the largest n of Best-of-N, well below the pool's samples so its point is an average
-    )
+    # the first samples per Best-of-N prompt (None: all of the pool's); the demo takes 40 of the shipped 80,
+    # because every response costs a pass of the whole backbone
+    bon_n: int | None = 40
+    bon_max_n: int = 10  # the largest n of Best-of-N, well below the samples so each point is an average
     max_new_tokens: int = 64  # when sampling the pool
     heldout_styles: int = 2
     label_noise: float = 0.25
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
-    seeds: list[int] = field(default_factory=lambda: list(range(20)))  # each seed is one draw of the world
-    proxies: str = "cached"  # cached: adapter + head on cached backbone features; full: rmguard train
-    data_fractions: list[float] = field(default_factory=lambda: [0.125, 0.25, 0.5, 1.0])  # Gao's data sweep
+    # each seed is one draw of the world; 3 keep the demo within about 10 minutes on 2 cores (docs/demo.md)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    data_fractions: list[float] = field(default_factory=lambda: [1.0])  # Gao's data sweep (cpu_power.yaml)
     sweep_objectives: list[str] = field(default_factory=lambda: ["bt"])  # trained at every data fraction
     label_noises: list[float] | None = None  # more noise levels beside label_noise (None: label_noise only)
     members: int = 3  # BT proxies per seed sharing one initialisation: WARM and the ensembles combine them
-    fit: FitSettings = field(default_factory=FitSettings)  # how a cached proxy is fitted
-    rm_layers: int | None = 2  # the proxies keep the first layers of the backbone (None: all of them)
-    freeze_embeddings: bool = True  # most of a small backbone's weights, little of what a proxy learns
-    freeze_layers: int = (
-        0  # the proxies' first layers stay as pretrained (the backward pass stops above them)
-    )
+    trainable_layers: int = 1  # the proxies' top decoder layers trained (under the head); the rest frozen
+    # the frozen layers' outputs computed once per response and kept in memory (False: each proxy runs them)
+    reuse_frozen_outputs: bool = True
     epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 16
     max_length: int = 256
     score_batch_size: int = 64
     mixed_precision: str = "no"  # bf16 on a GPU
+    primary_metrics: list[str] = field(
+        default_factory=lambda: list(PRIMARY_METRICS)
+    )  # one Holm family, at bon_max_n
     seed: int = 0
     workers: int | None = None  # proxies fitted at once (None: one per CPU core on a CPU, one on a GPU)
 
@@ -115,13 +110,22 @@ class StudyConfig:
         for noise in [self.label_noise, *(self.label_noises or [])]:
             checks.fraction("label_noise", noise)
         SHIPPED_POOLS.lookup(self.pool)
-        if self.proxies not in ("cached", "full"):
-            raise ConfigError(f"proxies must be cached or full, got {self.proxies!r}")
-        if isinstance(self.fit, dict):
-            self.fit = FitSettings(**self.fit)
+        unknown = sorted(set(self.primary_metrics) - set(PRIMARY_METRICS))
+        if unknown or not self.primary_metrics:
+            raise ConfigError(
+                f"primary_metrics must be some of {', '.join(PRIMARY_METRICS)}, got {unknown or '[]'}"
+            )
         if 1.0 not in self.data_fractions or any(not 0 < f <= 1 for f in self.data_fractions):
             raise ConfigError(f"data_fractions must lie in (0, 1] and include 1, got {self.data_fractions}")
-        for name in ("prompts", "bon_prompts", "bon_n", "bon_max_n", "rm_layers", "workers", "members"):
+        for name in (
+            "prompts",
+            "bon_prompts",
+            "bon_n",
+            "bon_max_n",
+            "trainable_layers",
+            "workers",
+            "members",
+        ):
             if getattr(self, name) is not None:
                 checks.at_least(name, getattr(self, name))
 
@@ -158,7 +162,7 @@ class StudyConfig:
 
 
 def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
-    from rmguard.overopt.demo.pool import (
+    from rmguard.overopt.study.pool import (
         PoolConfig,
         generate_world_pool,
         read_pool_file,
@@ -194,7 +198,7 @@ def _dataset_prompts(config: StudyConfig) -> list[dict[str, str]]:
     return prompts
 
 
-def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[str, Any]], BonPool]:
     """(multi-response records for labelling, the Best-of-N part) cut to the configured sizes.
 
     The Best-of-N prompts are the pool's last prompts; ``prompts`` keeps the first prompts of the rest
@@ -218,75 +222,16 @@ def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[
             if rows[index[identifier]]["response"].strip()  # an immediate end of turn has nothing to compare
         ]
         records.append({"id": identifier, "prompt": by_id[identifier]["prompt"], "completions": completions})
-    bon = {
-        "ids": bon_ids,
-        "prompts": [by_id[i]["prompt"] for i in bon_ids],
-        "responses": [[s["response"] for s in samples] for samples in bon_samples],
-        "tokens": np.array([[s["tokens"] for s in samples] for samples in bon_samples], dtype=float),
-    }
+    bon = BonPool(
+        bon_ids,
+        [by_id[i]["prompt"] for i in bon_ids],
+        [[s["response"] for s in samples] for samples in bon_samples],
+        np.array([[s["tokens"] for s in samples] for samples in bon_samples], dtype=float),
+    )
     return records, bon
 
 
 # ----------------------------------------------------------------------------------------------- proxies
-
-
-def _proxy_settings(
-    config: StudyConfig, objective: str, seed: int, splits: Path, folder: Path
-) -> dict[str, Any]:
-    """The training config of one proxy: the study's sizes plus the objective's own settings."""
-    return {
-        "model_name_or_path": config.proxy_model or config.policy,
-        **({"num_hidden_layers": config.rm_layers} if config.rm_layers else {}),
-        "freeze_embeddings": config.freeze_embeddings,
-        "freeze_layers": config.freeze_layers,
-        "mixed_precision": config.mixed_precision,
-        "train_file": str(splits / "train.jsonl"),
-        "max_length": config.max_length,
-        "num_train_epochs": config.epochs,
-        "learning_rate": config.learning_rate,
-        "per_device_train_batch_size": config.batch_size,
-        "seed": seed,
-        "output_dir": str(folder),
-        "report_to": ["none"],
-        "disable_tqdm": True,
-        "logging_steps": 1000,
-        **OBJECTIVES[objective],
-    }
-
-
-def fit_and_score_proxy(
-    config: StudyConfig,
-    objective: str,
-    seed: int,
-    splits: Path,
-    out: Path,
-    texts: tuple[list[Any], list[Any]],
-    threads: int | None = None,
-) -> str:
-    """Train one proxy (unless ``proxies/NAME`` is finished) and score ``texts`` with it into ``scores/NAME.npz``.
-
-    One unit of work, so that proxies can be fitted in worker processes; returns the proxy's folder.
-    """
-    import torch
-
-    from rmguard.scoring import RewardScorer
-    from rmguard.training.config import load_config
-    from rmguard.training.modeling import is_reward_checkpoint
-    from rmguard.training.trainer import train
-
-    if threads:
-        torch.set_num_threads(threads)
-    name = proxy_name(objective, seed)
-    folder, cache = out / "proxies" / name, out / "scores" / f"{name}.npz"
-    if not is_reward_checkpoint(folder):
-        train(load_config(None, _proxy_settings(config, objective, seed, splits, folder)))
-    if not cache.is_file():
-        scorer = RewardScorer(folder, batch_size=config.score_batch_size, max_length=config.max_length)
-        rewards, hidden = scorer.score_with_hidden(*texts)
-        buffer = io.BytesIO()
-        np.savez(buffer, rewards=rewards.numpy(), norms=hidden.norm(dim=1).numpy())
-        atomic_write_bytes(cache, buffer.getvalue())
-    return str(folder)
 
 
 def _worker_count(config: StudyConfig, runs: int) -> int:
@@ -300,74 +245,6 @@ def _worker_count(config: StudyConfig, runs: int) -> int:
     return max(1, min(os.cpu_count() or 1, runs))
 
 
-def _fit_proxies(
-    config: StudyConfig,
-    worlds: dict[int, tuple[Path, tuple[list[Any], list[Any]]]],
-    out: Path,
-    progress: Progress | None,
-) -> dict[str, str]:
-    """name → folder for every objective × seed (seed s trains on its world's splits and scores its
-    world's texts: ``worlds[s]``), trained and scored by ``workers`` processes at once.
-
-    With several workers each one runs single-threaded: on a small CPU, two one-thread trainings finish
-    sooner than two two-thread trainings one after the other (small matrices parallelize poorly).
-    """
-    runs = {proxy_name(o, s): (o, s) for o in config.objectives for s in config.seeds}
-    # GRM's regularizer runs the LM head over the whole vocabulary, which makes its proxies the slowest: started
-    # first, they leave the short runs for the end, so no worker waits alone on a long one
-    schedule = sorted(runs, key=lambda name: OBJECTIVES[runs[name][0]]["objective"] != "grm")
-    workers = _worker_count(config, len(runs))
-    config = replace(config, proxy_model=resolve_model_path(config.proxy_model or config.policy))  # once
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    if progress:
-        progress("train and score proxies", 0, len(runs))
-    folders: dict[str, str] = {}
-
-    def job(name: str) -> tuple[Any, ...]:
-        objective, seed = runs[name]
-        return (config, objective, seed, worlds[seed][0], out, worlds[seed][1])
-
-    if workers == 1:
-        for name in schedule:
-            folders[name] = fit_and_score_proxy(*job(name))
-            if progress:
-                progress("train and score proxies", len(folders), len(runs))
-        return {name: folders[name] for name in runs}
-    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(fit_and_score_proxy, *job(name), threads): name for name in schedule}
-        for future in as_completed(futures):
-            folders[futures[future]] = future.result()
-            if progress:
-                progress("train and score proxies", len(folders), len(runs))
-    return {name: folders[name] for name in runs}
-
-
-def _full_members(name: str, sets: list[Any], shape: tuple[int, int], out: Path) -> dict[str, Any]:
-    """One full-path proxy's member (rewards and ‖h‖ per evaluation file, Best-of-N rewards), from
-    scores/NAME.npz."""
-    saved = np.load(out / "scores" / f"{name}.npz")
-    rewards, norms = saved["rewards"], saved["norms"]
-    ends = np.cumsum([len(s.responses) for s in sets])
-    return {
-        "files": {
-            s.name: (rewards[e - len(s.responses) : e], norms[e - len(s.responses) : e])
-            for s, e in zip(sets, ends)
-        },
-        "bon": rewards[ends[-1] :].reshape(shape),
-    }
-
-
-def _scored_texts(sets: list[Any], bon: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """(prompts, responses): every evaluation set's responses, then the Best-of-N pool row by row."""
-    from rmguard.data.formats import chat_pair
-
-    chats = [chat_pair(p, r) for p, rows in zip(bon["prompts"], bon["responses"]) for r in rows]
-    prompts = [p for s in sets for p in s.prompts] + [p for p, _ in chats]
-    responses = [r for s in sets for r in s.responses] + [r for _, r in chats]
-    return prompts, responses
-
-
 # ----------------------------------------------------------------------------------------------- the worlds
 
 
@@ -376,7 +253,7 @@ def _noises(config: StudyConfig) -> list[float]:
 
 
 def _world_splits(
-    config: StudyConfig, records_file: Path, gold: Any, bon: dict[str, Any], out: Path
+    config: StudyConfig, records_file: Path, gold: Any, bon: BonPool, out: Path
 ) -> dict[float, dict[int, Path]]:
     """noise → seed → the world's splits folder: labels at each noise level, then one make_splits per seed
     (held-out styles, training responses, pairs and flips all drawn from the seed)."""
@@ -390,40 +267,31 @@ def _world_splits(
         folders[noise] = {}
         for seed in config.seeds:
             folder = out / "worlds" / f"noise{noise:g}" / f"seed{seed}"
-            make_splits(
-                str(labelled), folder, bon["ids"], config.heldout_styles, seed, config.train_responses
-            )
+            make_splits(str(labelled), folder, bon.ids, config.heldout_styles, seed, config.train_responses)
             folders[noise][seed] = folder
     return folders
 
 
-def _eval_sets(folder: Path) -> list[Any]:
-    from rmguard.eval.eval_sets import load_eval_set
-    from rmguard.eval.splits import SCENARIOS
-
-    return [load_eval_set(str(folder / f"{name}.jsonl")) for name in SCENARIOS]
-
-
-def _table_gold(table: Any, labelled: Path, bon: dict[str, Any]) -> np.ndarray:
+def _table_gold(table: Any, labelled: Path, bon: BonPool) -> np.ndarray:
     """The gold of every table row: the labelled records' scores, then the Best-of-N pool's."""
     from rmguard.data.response_sets import read_response_sets
-    from rmguard.overopt.demo.worlds import text_key
+    from rmguard.overopt.study.worlds import text_key
 
     gold = np.full(len(table.prompts), np.nan)
     for item in read_response_sets(str(labelled), require_gold=True):
         for k, completion in enumerate(item.completions):
             gold[table.keys[text_key(item.chat_prompt, item.chat_response(k))]] = completion.gold
-    gold[table.bon_index] = bon["gold"]
+    gold[table.bon_index] = bon.gold
     return gold
 
 
 def _table_and_controls(
-    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: dict[str, Any]
+    config: StudyConfig, out: Path, records: list[dict[str, Any]], bon: BonPool
 ) -> tuple[Any, dict[str, np.ndarray]]:
     """(every scored response once, the controls' scores of each: the gold itself and the feature rules)."""
-    from rmguard.overopt.demo.design import ORACLE
-    from rmguard.overopt.demo.world import control_scores
-    from rmguard.overopt.demo.worlds import response_table
+    from rmguard.overopt.study.design import ORACLE
+    from rmguard.overopt.study.rubric import control_scores
+    from rmguard.overopt.study.worlds import response_table
 
     table = response_table(records, bon)
     gold = _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
@@ -435,113 +303,67 @@ def _worlds(
     config: StudyConfig,
     out: Path,
     records: list[dict[str, Any]],
-    bon: dict[str, Any],
+    bon: BonPool,
     splits: dict,
     progress: Progress | None,
-) -> dict[float, list[dict[str, Any]]]:
-    """noise → the worlds (one per seed), each with every row's member: the proxies and the controls."""
+) -> dict[float, list[World]]:
+    """noise → the worlds (one per seed), each with every row's member: the proxies and the controls.
+
+    The frozen part runs once over every response (``proxies.frozen_pass``); then each world trains its
+    proxies with rmguard's trainer on the trainable top only."""
+    from rmguard.overopt.study.proxies import frozen_pass, training_values
+    from rmguard.overopt.study.worlds import WorldJob, fit_worlds, world_view
+
     table, controls = _table_and_controls(config, out, records, bon)
-    if config.proxies == "cached":
-        return _cached_worlds(config, out, table, controls, splits, progress)
-    return _full_worlds(config, out, table, controls, bon, splits[config.label_noise], progress)
-
-
-def _cached_worlds(
-    config: StudyConfig,
-    out: Path,
-    table: Any,
-    controls: dict[str, np.ndarray],
-    splits: dict,
-    progress: Progress | None,
-) -> dict[float, list[dict[str, Any]]]:
-    """Every noise level's worlds, proxies fitted on cached features."""
-    from rmguard.overopt.demo.features import backbone_features
-    from rmguard.overopt.demo.worlds import WorldJob, fit_worlds, world_members
-
-    if progress:
-        progress("backbone features (once per response)", 0, 1)
-    features_file = out / "features" / "features.npz"
-    features = backbone_features(
-        resolve_model_path(config.proxy_model or config.policy),
-        config.rm_layers,
-        table.prompts,
-        table.responses,
-        table.token_rows,
-        features_file,
+    training = training_values(config)
+    stage = partial(progress or (lambda *_: None), "frozen layers (once per response)")
+    stage(0, len(table.prompts))
+    backbone = frozen_pass(
+        training["model_name_or_path"],
+        config.trainable_layers,
+        table,
+        out / "frozen",
         config.score_batch_size,
+        stage,
+        config.reuse_frozen_outputs,
     )
-    backbone = np.linalg.norm(features["reward_states"], axis=1)
     jobs = {
         (noise, seed): WorldJob(
             seed,
             noise,
             str(folder),
             str(folder / "proxies.npz"),
-            str(features_file),
+            str(out / "frozen"),
+            table.prompts,
+            table.responses,
             table.keys,
             config.objectives,
             config.sweep_objectives,
             config.data_fractions,
             config.members,
-            config.fit,
+            training,
+            config.trainable_layers,
+            config.score_batch_size,
         )
         for noise, seeds in splits.items()
         for seed, folder in seeds.items()
     }
     arrays = fit_worlds(list(jobs.values()), _worker_count(config, len(jobs)), progress)
-    worlds: dict[float, list[dict[str, Any]]] = {}
-    for (noise, seed), job in jobs.items():
-        sets = _eval_sets(Path(job.splits))
-        members = world_members(arrays[job.output], sets, table, controls)
-        bt = [
-            members[n]
-            for n in [BASELINE, *(f"{BASELINE}-member{m}" for m in range(1, config.members))]
-            if n in members
-        ]
-        if len(bt) > 1:
-            members.update({name: combine(bt, how) for name, how in ENSEMBLES.items()})
-        backbone_norms = {s.name: backbone[table.rows(s)] for s in sets}
+    worlds: dict[float, list[World]] = {}
+    for (noise, _), job in jobs.items():
         worlds.setdefault(noise, []).append(
-            {"seed": seed, "sets": sets, "members": members, "backbone": backbone_norms}
+            world_view(config, job, arrays[job.output], table, controls, backbone)
         )
     return worlds
 
 
-def _full_worlds(
-    config: StudyConfig,
-    out: Path,
-    table: Any,
-    controls: dict[str, np.ndarray],
-    bon: dict[str, Any],
-    folders: dict[int, Path],
-    progress: Progress | None,
-) -> dict[float, list[dict[str, Any]]]:
-    """The main noise level's worlds (``folders``: seed → splits) with proxies trained by ``rmguard train``
-    (one per objective × seed)."""
-    from rmguard.overopt.demo.worlds import world_members
-
-    sets = {seed: _eval_sets(folder) for seed, folder in folders.items()}
-    _fit_proxies(config, {s: (folders[s], _scored_texts(sets[s], bon)) for s in folders}, out, progress)
-    worlds = []
-    for seed in config.seeds:
-        members = world_members({}, sets[seed], table, controls)
-        members.update(
-            {
-                o: _full_members(proxy_name(o, seed), sets[seed], bon["tokens"].shape, out)
-                for o in config.objectives
-            }
-        )
-        worlds.append({"seed": seed, "sets": sets[seed], "members": members})
-    return {config.label_noise: worlds}
-
-
-def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]]) -> list[tuple]:
+def _sweep_cells(config: StudyConfig, worlds: dict[float, list[World]]) -> list[tuple]:
     """(noise, fraction, row names) of every data-size sweep cell that has a row."""
     cells = []
     for noise, noise_worlds in worlds.items():
         for fraction in config.data_fractions:
             names = [sized_name(o, fraction) for o in config.sweep_objectives]
-            names = [n for n in names if n in noise_worlds[0]["members"]]
+            names = [n for n in names if n in noise_worlds[0].members]
             if names:
                 cells.append((noise, fraction, names))
     return cells
@@ -549,33 +371,38 @@ def _sweep_cells(config: StudyConfig, worlds: dict[float, list[dict[str, Any]]])
 
 def _cells(
     config: StudyConfig,
-    worlds: dict[float, list[dict[str, Any]]],
-    bon: dict[str, Any],
+    worlds: dict[float, list[World]],
+    bon: BonPool,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """The analysis of every design cell: the main cell (label_noise, all pairs) with every row, and the
-    data-size sweep (every noise × fraction) with the sweep objectives."""
-    from rmguard.overopt.demo.analysis import analyse
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the analysis of every design cell, their Best-of-N curves): the main cell (label_noise, all pairs)
+    with every row, and the data-size sweep (every noise × fraction) with the sweep objectives."""
+    from rmguard.overopt.study.analysis import analyse
 
     main = worlds[config.label_noise]
-    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0]["members"]]
+    rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0].members]
     sweep_cells = _sweep_cells(config, worlds)
     report = partial(progress or (lambda *_: None), "analyse (bootstrap intervals, per design cell)")
     report(0, 1 + len(sweep_cells))
-    cells = {"main": analyse(main, bon, rows, BASELINE if BASELINE in rows else None, config.bon_max_n)}
+    baseline = BASELINE if BASELINE in rows else None
+    summary, main_curves = analyse(main, bon, rows, baseline, config.bon_max_n, config.primary_metrics)
     sweep: dict[str, Any] = {}
+    sweep_curves: dict[str, Any] = {}
     for k, (noise, fraction, names) in enumerate(sweep_cells, start=1):
         report(k, 1 + len(sweep_cells))
         base = sized_name(BASELINE, fraction)
-        result = analyse(worlds[noise], bon, names, base if base in names else None, config.bon_max_n)
-        sweep[f"noise {noise:g}, {fraction:g} of the pairs"] = {
-            "noise": noise,
-            "fraction": fraction,
-            **result,
-        }
+        key = f"noise {noise:g}, {fraction:g} of the pairs"
+        result, sweep_curves[key] = analyse(
+            worlds[noise],
+            bon,
+            names,
+            base if base in names else None,
+            config.bon_max_n,
+            config.primary_metrics,
+        )
+        sweep[key] = {"noise": noise, "fraction": fraction, **result}
     report(1 + len(sweep_cells), 1 + len(sweep_cells))
-    cells["sweep"] = sweep
-    return cells
+    return {"main": summary, "sweep": sweep}, {"main": main_curves, "sweep": sweep_curves}
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -592,7 +419,9 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
 def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
     from rmguard.gold import GoldScorer
     from rmguard.overopt.bon import finite_json
-    from rmguard.overopt.demo.report import headline, write_report
+    from rmguard.overopt.study.headline import headline
+    from rmguard.overopt.study.proxies import proxy_model
+    from rmguard.overopt.study.report import record_run, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -606,24 +435,24 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
         clock = now
 
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)  # fails fast on a bad gold
+    runs = record_run(out, None)
     pool = _pool(config, out, progress)
     records, bon = world_records(config, pool)
     lap("pool")
     responses = out / "data" / "responses.jsonl"
     atomic_write_jsonl(responses, records)
     splits = _world_splits(config, responses, gold, bon, out)
-    bon_prompts = [p for p, rows in zip(bon["prompts"], bon["responses"]) for _ in rows]
-    bon_responses = [r for rows in bon["responses"] for r in rows]
-    bon["gold"] = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon["tokens"].shape)
+    bon_prompts = [p for p, rows in zip(bon.prompts, bon.responses) for _ in rows]
+    bon_responses = [r for rows in bon.responses for r in rows]
+    bon.gold = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon.tokens.shape)
     lap("label and split")
     worlds = _worlds(config, out, records, bon, splits, progress)
     lap("proxies")
-    cells = _cells(config, worlds, bon, progress)
-    curves = cells["main"].pop("_curves")
-    sweep_curves = {k: v.pop("_curves") for k, v in cells["sweep"].items()}
+    cells, curves = _cells(config, worlds, bon, progress)
     lap("analyse")
     timings["total"] = round(time.perf_counter() - start, 1)
     timings["process_cpu_total"] = round(time.process_time() - cpu_start, 1)  # this process only, not workers
+    runs = record_run(out, timings)
     manifests = {
         f"noise {noise:g}": {
             seed: json.loads((folder / "manifest.json").read_text()) for seed, folder in seeds.items()
@@ -632,16 +461,19 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     }
     summary = finite_json(
         {
-            "headline": headline(config, cells["main"], bon, manifests),
+            "headline": headline(config, cells["main"], bon, manifests, proxy_model(config)),
             "config": asdict(config),
             "timings_s": timings,
+            "runs": runs,
             "gold": config.gold,
             "worlds": manifests,
             **cells["main"],
             "sweep": cells["sweep"],
         }
     )
-    html = write_report(summary, curves, sweep_curves, out)
+    html = write_report(summary, curves["main"], curves["sweep"], out)
     atomic_write_json(out / "report.json", summary)
-    atomic_write_json(out / "data" / "bon_pool.json", {k: bon[k] for k in ("ids", "prompts", "responses")})
+    atomic_write_json(
+        out / "data" / "bon_pool.json", {"ids": bon.ids, "prompts": bon.prompts, "responses": bon.responses}
+    )
     return {"report": str(html), "json": str(out / "report.json"), "timings_s": timings, "summary": summary}

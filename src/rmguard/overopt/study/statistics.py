@@ -21,7 +21,7 @@ from rmguard.overopt.bon_math import gao_fit
 
 LEVEL = 0.95
 POWER = 0.8
-RESAMPLES = 2000
+RESAMPLES = 5000
 
 
 def minimum_detectable_effect(se: float, level: float = LEVEL, power: float = POWER) -> float:
@@ -41,11 +41,48 @@ def resolved(ci: Sequence[float]) -> bool:
     return bool(np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0))
 
 
+def p_value(point: float, se: float) -> float:
+    """Two-sided p of "the statistic is 0": 2 Φ(−|point| / SE), SE the bootstrap standard error.
+
+    From the SE rather than from counting replicates beyond 0: a count resolves p only to 1/R, and Holm's
+    smallest threshold across ~40 comparisons is 0.05/40; the SE of 5,000 replicates is known to about 1 %,
+    so a p-value moves by far less than that between bootstrap seeds."""
+    if not (math.isfinite(point) and math.isfinite(se)):
+        return math.nan
+    if se == 0:
+        return 0.0 if point != 0 else 1.0
+    return 2 * NormalDist().cdf(-abs(point) / se)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: the k-th smallest of m becomes max over j ≤ k of (m − j + 1) p_(j),
+    capped at 1 (NaN stays NaN and counts in m). "Resolved" at family-wise level α: adjusted p < α."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), kind="stable")
+    m = len(p)
+    adjusted = np.full(m, np.nan)
+    running = 0.0
+    for rank, index in enumerate(order):
+        if np.isnan(p[index]):
+            continue
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
 def describe(point: float, replicates: np.ndarray, level: float = LEVEL) -> dict[str, Any]:
-    """{mean, ci, se, mde, resolved} of a statistic from its bootstrap replicates (percentile interval)."""
+    """{mean, ci, se, mde, p_value, resolved} of a statistic from its bootstrap replicates (percentile
+    interval; ``resolved``: the interval excludes 0, until a family's Holm adjustment replaces it)."""
     replicates = replicates[np.isfinite(replicates)]
     if len(replicates) < 2:
-        return {"mean": point, "ci": [math.nan, math.nan], "se": math.nan, "mde": math.nan, "resolved": False}
+        return {
+            "mean": point,
+            "ci": [math.nan, math.nan],
+            "se": math.nan,
+            "mde": math.nan,
+            "p_value": math.nan,
+            "resolved": False,
+        }
     low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
     se = float(np.std(replicates, ddof=1))
     return {
@@ -53,8 +90,17 @@ def describe(point: float, replicates: np.ndarray, level: float = LEVEL) -> dict
         "ci": [float(low), float(high)],
         "se": se,
         "mde": minimum_detectable_effect(se, level),
+        "p_value": p_value(float(point), se),
         "resolved": resolved([low, high]),
     }
+
+
+def adjust_family(entries: Sequence[dict[str, Any]], alpha: float = 1 - LEVEL) -> None:
+    """Holm across ``entries`` (describe() results, one family of comparisons): each gets ``p_adjusted``,
+    and ``resolved`` becomes adjusted p < ``alpha`` (in place; the intervals stay as they are)."""
+    for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries])):
+        entry["p_adjusted"] = adjusted
+        entry["resolved"] = bool(np.isfinite(adjusted) and adjusted < alpha)
 
 
 def _padded(per_seed: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +159,31 @@ def _drop(curves: Sequence[np.ndarray], first: np.ndarray, second: np.ndarray) -
         a, b = c[:, first].mean(axis=(0, 1)), c[:, second].mean(axis=(0, 1))
         out.append(0.5 * ((b[np.argmax(a)] - b[-1]) + (a[np.argmax(b)] - a[-1])))
     return np.array(out)
+
+
+def with_drop(curves: np.ndarray, kl: Sequence[float], drop: float) -> np.ndarray:
+    """[S, P, K] curves under the alternative "gold falls by ``drop`` after its peak": the mean curve keeps
+    its values up to its peak (for a curve that peaks at its end, the middle n), then is held at the peak's
+    value and lowered linearly in d = √KL, by ``drop`` at the last n; each prompt and seed keeps its own
+    deviations from the mean (the design's noise)."""
+    d = np.sqrt(np.asarray(kl, dtype=float))
+    mean = curves.mean(axis=(0, 1))
+    peak = int(np.argmax(mean))
+    if peak == len(d) - 1:
+        peak = (len(d) - 1) // 2
+    after = np.arange(len(d)) > peak
+    ramp = np.clip((d - d[peak]) / max(d[-1] - d[peak], 1e-12), 0, None)
+    return curves - np.where(after, mean - mean[peak], 0.0) - drop * ramp
+
+
+def drop_power(replicates: np.ndarray, level: float = LEVEL) -> float:
+    """The share of bootstrap worlds drawn under the alternative whose drop a reader would call resolved
+    (drop / SE beyond the two-sided ``level``'s z): the power to see that drop at this design's size."""
+    replicates = replicates[np.isfinite(replicates)]
+    if len(replicates) < 2:
+        return math.nan
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    return float(np.mean(replicates > z * np.std(replicates, ddof=1)))
 
 
 def cross_fitted_drops(

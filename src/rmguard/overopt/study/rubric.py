@@ -24,9 +24,9 @@ from typing import Any
 from rmguard.data.formats import response_text
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
-from rmguard.overopt.demo.prompts import build_prompts
+from rmguard.overopt.study.prompts import build_prompts
 
-GOLD_SPEC = "rmguard.overopt.demo.world:gold"
+GOLD_SPEC = "rmguard.overopt.study.rubric:gold"
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 

@@ -18,11 +18,11 @@ OBJECTIVES: dict[str, dict[str, Any]] = {  # name → training settings that dif
 BASELINE = "bt"
 # rows built from the BT members of each seed (no training of their own): name → how members are combined
 ENSEMBLES = {"bt_ensemble": "mean", "bt_ensemble_wco": "wco", "bt_ensemble_uwo": "uwo"}  # bon.ensemble
-WARM = "warm"  # the weight average of the BT members (cached proxies: they share one initialisation)
+WARM = "warm"  # the weight average of the BT members (they share one initialisation)
 # selectors that need no reward model: a proxy is judged by what it adds over them
 ORACLE = "gold (oracle)"
 CONTROLS = (ORACLE, "length only", "finished, then short")
-BACKBONE = "backbone (untrained)"  # the frozen backbone's own ‖h‖: the norm-dispersion baseline
+BACKBONE = "backbone (untrained)"  # the proxies' starting point's ‖h‖: the norm-dispersion baseline
 
 
 def proxy_name(objective: str, seed: int) -> str:

@@ -1,0 +1,212 @@
+"""The study's headline: the answer to its question first (which proxies over-optimize at the primary
+endpoint, what each remedy gains against BT, with the power behind a "no"), then every comparison of the
+primary endpoint with its Holm-adjusted label. ``report.json["headline"]`` and the report's first lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LABELS = {
+    "bt": "BT",
+    "bsr": "BSR λ=1e-3",
+    "bsr_1e-2": "BSR λ=1e-2",
+    "grm": "GRM (SFT reg.)",
+    "odin": "ODIN (quality head)",
+    "warm": "WARM (weight average of BT members)",
+    "bt_ensemble": "BT ensemble (mean)",
+    "bt_ensemble_wco": "BT ensemble (WCO)",
+    "bt_ensemble_uwo": "BT ensemble (UWO)",
+}
+OVER = "95% two-stage bootstrap interval (seeds, then pairs/prompts within each seed)"
+ENTRY_KEYS = ("mean", "ci", "mde", "p_value", "p_adjusted", "resolved")
+ROW_KEYS = (
+    "in_domain_accuracy",
+    "shifted_tau_mean",
+    "gold_drop",
+    "gold_at_n1",
+    "gold_at_max_n",
+    "gold_peak_n",
+    "control",
+    "seeds",
+    "lm_logprob",
+)
+
+
+def label(name: str) -> str:
+    """A row's display name (the one the tables, figures and legends use)."""
+    base, _, fraction = name.partition("@")
+    return LABELS.get(base, base) + (f" ({fraction} of the pairs)" if fraction else "")
+
+
+def pair_label(pair: str) -> str:
+    a, _, b = pair.partition(" − ")
+    return f"{label(a)} − {label(b)}"
+
+
+def p_text(p: float | None) -> str:
+    return "–" if p is None or p != p else f"{p:.2g}"
+
+
+def comparisons(main: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """pair → metric → entry ({mean, ci, mde, p_value, p_adjusted, resolved}); ‖h‖ std per split is
+    ``hidden_norm_std:<split>``. p_adjusted is None for a metric outside the primary endpoint."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for pair, metrics in main["paired_differences"].items():
+        out[pair] = {}
+        for metric, value in metrics.items():
+            items = value.items() if metric == "hidden_norm_std" else [("", value)]
+            for split, entry in items:
+                key = f"{metric}:{split}" if split else metric
+                out[pair][key] = {k: entry.get(k) for k in ENTRY_KEYS}
+    return out
+
+
+def headline(
+    config: Any,
+    main: dict[str, Any],
+    bon: Any,
+    worlds: dict[str, Any],
+    proxy_model: dict[str, Any],
+) -> dict[str, Any]:
+    """report.json["headline"]: the design, the primary endpoint, each row's key statistics, every paired
+    comparison with its p-values and adjusted label, and the answer in words."""
+    objectives = {
+        name: {
+            **{k: v for k, v in o.items() if k.startswith(ROW_KEYS)},
+            "gao_turns": o["gao_fit"]["turns"],
+        }
+        for name, o in main["objectives"].items()
+    }
+    first = next(iter(next(iter(worlds.values())).values()))
+    out = {
+        "seeds": len(config.seeds),
+        "bon_max_n": main["best_of_n"]["ns"][-1],
+        "bon_max_kl": main["best_of_n"]["kl"][-1],
+        "bon_pool_samples": int(bon.gold.shape[1]),
+        "bon_prompts": int(bon.gold.shape[0]),
+        "training_pairs_seed0": first["counts"]["train"]["pairs"],
+        "primary_endpoint": main["primary_endpoint"],
+        "proxy_model": proxy_model,
+        "objectives": objectives,
+        "paired_differences": comparisons(main),
+        "intervals": OVER,
+    }
+    out["answer"] = answer(out)
+    return out
+
+
+def _gold_sentence(h: dict[str, Any]) -> str:
+    gains, losses, none = [], [], []
+    for pair, metrics in h["paired_differences"].items():
+        d = metrics.get("gold_at_max_n")
+        if d is None:
+            continue
+        name = label(pair.partition(" − ")[0])
+        if d["resolved"]:
+            (gains if d["mean"] > 0 else losses).append(
+                f"{name} {d['mean']:+.3f} (adjusted p {d['p_adjusted']:.3g})"
+            )
+        else:
+            none.append(f"{name} {d['mean']:+.3f} (MDE {d['mde']:.3f})")
+    parts = []
+    if gains:
+        parts.append("gain gold against BT: " + "; ".join(gains))
+    if losses:
+        parts.append("lose gold against BT: " + "; ".join(losses))
+    if none:
+        parts.append("no resolved difference in gold against BT: " + "; ".join(none))
+    return f"At n = {h['bon_max_n']}, " + ". ".join(parts) + "." if parts else ""
+
+
+def _drop_sentence(h: dict[str, Any]) -> str:
+    proxies = {n: o for n, o in h["objectives"].items() if not o["control"]}
+    falling = [label(n) for n, o in proxies.items() if o["gold_drop_resolved"] and o["gold_drop"] > 0]
+    powers = [o["gold_drop_power"]["power"] for o in proxies.values() if o.get("gold_drop_power")]
+    power = (
+        f" (power to resolve a drop of 0.02: {min(powers):.0%}–{max(powers):.0%})"
+        if powers and all(p == p for p in powers)
+        else ""
+    )
+    controls = [label(n) for n, o in h["objectives"].items() if o["control"] and o["gold_drop_resolved"]]
+    said = (
+        f"Over-optimized (gold falls after its peak, Holm-resolved): {', '.join(falling)}"
+        if falling
+        else "No proxy's gold falls after its peak by a resolved amount"
+    )
+    return said + power + (f"; of the controls, {', '.join(controls)} fall." if controls else ".")
+
+
+def _norm_sentence(h: dict[str, Any]) -> str:
+    found = [
+        f"{pair_label(pair)} {metric.split(':')[1]} {d['mean']:+.3f}"
+        for pair, metrics in h["paired_differences"].items()
+        for metric, d in metrics.items()
+        if metric.startswith("hidden_norm_std:") and d["resolved"]
+    ]
+    if not found:
+        return "No remedy changes the spread of ‖h‖ against BT by a resolved amount."
+    return "‖h‖ std against BT (resolved): " + "; ".join(found) + "."
+
+
+def answer(h: dict[str, Any]) -> list[str]:
+    """The study's answer in a few sentences: what over-optimizes, what each remedy gains against BT in
+    gold (with the MDE where nothing is resolved), and what happens to ‖h‖; every label Holm-adjusted
+    across the primary endpoint's comparisons."""
+    design = (
+        f"{h['seeds']} seeds, {h['bon_prompts']} held-out Best-of-N prompts × {h['bon_pool_samples']} samples, "
+        f"n up to {h['bon_max_n']} (KL {h['bon_max_kl']:.2f} nats); proxies are {h['proxy_model']['layers']}-layer "
+        f"reward models with the top {h['proxy_model']['trainable_layers']} trained."
+    )
+    sentences = [_drop_sentence(h), _gold_sentence(h), _norm_sentence(h), design]
+    return [s for s in sentences if s]
+
+
+def comparison_rows(h: dict[str, Any]) -> list[list[str]]:
+    """Every comparison of the headline as table rows: comparison, metric, difference [CI], p, adjusted p,
+    label (primary metrics carry the Holm label; the others say 'secondary')."""
+    from rmguard.overopt.study.report import with_ci
+
+    rows = [
+        [
+            label(name),
+            "cross-fitted drop",
+            with_ci(o["gold_drop"], o["gold_drop_ci"]),
+            p_text(o.get("gold_drop_p_value")),
+            p_text(o.get("gold_drop_p_adjusted")),
+            "resolved" if o["gold_drop_resolved"] else "not resolved",
+        ]
+        for name, o in h["objectives"].items()
+    ]
+    for pair, metrics in h["paired_differences"].items():
+        for metric, d in metrics.items():
+            adjusted = d["p_adjusted"]
+            verdict = "secondary" if adjusted is None else "resolved" if d["resolved"] else "not resolved"
+            rows.append(
+                [
+                    pair_label(pair),
+                    metric,
+                    with_ci(d["mean"], d["ci"]),
+                    p_text(d["p_value"]),
+                    p_text(adjusted),
+                    verdict,
+                ]
+            )
+    return rows
+
+
+def answer_html(h: dict[str, Any]) -> list[str]:
+    """The report's opening: the answer, then the table of every comparison with its adjusted label."""
+    import html
+
+    from rmguard.overopt.study.report import _table
+
+    return [
+        "".join(f"<p class=lead>{html.escape(s)}</p>" for s in h["answer"]),
+        "<h2>Every comparison of the primary endpoint</h2>",
+        f"<p class=note>Primary endpoint, declared in the config: {', '.join(h['primary_endpoint']['metrics'])} at "
+        f"n = {h['primary_endpoint']['n']}, against {label(h['primary_endpoint']['baseline'] or '')}. p from the "
+        "bootstrap SE; adjusted: Holm across these comparisons; resolved = adjusted p < 0.05.</p>",
+        _table(
+            ["row or comparison", "metric", "value [95% CI]", "p", "adjusted p", "label"], comparison_rows(h)
+        ),
+    ]

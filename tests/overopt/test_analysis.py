@@ -1,0 +1,131 @@
+"""The study's analysis (overopt/study/analysis.py) on small worlds whose answers are known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rmguard.eval.eval_sets import EvalSet
+from rmguard.overopt.bon_math import log_spaced
+from rmguard.overopt.study.analysis import (
+    BonPool,
+    Member,
+    World,
+    analyse,
+    combine,
+    norm_dispersion,
+    primary_family,
+)
+from rmguard.overopt.study.statistics import adjust_family, holm
+
+
+def _sets(rng: np.random.Generator) -> list[EvalSet]:
+    """An in-domain pairs file (chosen first in each pair) and a shifted rankings file with gold scores."""
+    pairs = EvalSet("val1_in_domain", "-", "pairs")
+    for k in range(30):
+        pairs.add(f"p{k}", ["good", "bad"], f"p{k}")
+    ranking = EvalSet("val2_prompt_disjoint", "-", "rankings")
+    for k in range(12):
+        ranking.add(f"q{k}", ["a", "b", "c"], f"q{k}")
+        ranking.gold.append(list(rng.permutation(3).astype(float)))
+    return [pairs, ranking]
+
+
+def _member(sets: list[EvalSet], sign: float, rng: np.random.Generator, bon: np.ndarray) -> Member:
+    """A proxy that ranks the pairs right with ``sign`` = 1 (wrong with −1), the rankings by their gold."""
+    pairs, ranking = sets
+    rewards = np.tile([sign, -sign], 30) + rng.normal(0, 0.01, 60)
+    tau = np.concatenate([g for g in ranking.gold]) * sign
+    norms = rng.normal(1.0, 0.1 if sign > 0 else 0.3, 60)
+    files = {pairs.name: (rewards, norms), ranking.name: (tau, rng.normal(1, 0.2, len(tau)))}
+    return Member(files, bon, -2.0 - 0.1 * sign)
+
+
+def _worlds(seeds: int = 4) -> tuple[list[World], BonPool]:
+    rng = np.random.default_rng(0)
+    gold = rng.random((10, 16))
+    bon = BonPool([], [], [], rng.integers(5, 50, (10, 16)).astype(float), gold)
+    worlds = []
+    for seed in range(seeds):
+        sets = _sets(rng)
+        members = {
+            "bt": _member(sets, -1.0, rng, rng.random((10, 16))),
+            "good": _member(sets, 1.0, rng, gold + rng.normal(0, 0.01, gold.shape)),
+        }
+        worlds.append(World(seed, sets, members, lm_logprob_start=-3.0))
+    return worlds, bon
+
+
+def test_a_perfect_proxy_against_a_wrong_one():
+    worlds, bon = _worlds()
+    summary, curves = analyse(worlds, bon, ["bt", "good"], "bt", max_n=8)
+    good, bt = summary["objectives"]["good"], summary["objectives"]["bt"]
+    assert good["in_domain_accuracy"] == 1.0 and bt["in_domain_accuracy"] == 0.0
+    assert good["scenarios"]["val2_prompt_disjoint"]["mean"] == pytest.approx(1.0)
+    assert curves.ns == log_spaced(8) and summary["best_of_n"]["ns"] == log_spaced(8)
+    # the gold picked by a selector equal to the gold rises with n: no drop, Gao claims no peak
+    assert not good["gold_drop_resolved"] and not good["gao_fit"]["turns"]
+    assert good["lm_logprob"]["start"] == -3.0 and good["lm_logprob"]["end"] == pytest.approx(-2.1)
+    assert good["lm_logprob"]["per_seed_end"] == pytest.approx([-2.1] * 4)
+    difference = summary["paired_differences"]["good − bt"]
+    accuracy = difference["in_domain_accuracy"]
+    assert accuracy["mean"] == 1.0 and accuracy["resolved"] and accuracy["p_adjusted"] < 0.05
+    # the wrong proxy's ‖h‖ spreads three times as much: per split, a resolved negative difference
+    assert difference["hidden_norm_std"]["val1_in_domain"]["mean"] < -0.1
+    assert summary["primary_endpoint"] == {
+        "n": 8,
+        "kl": pytest.approx(summary["best_of_n"]["kl"][-1]),
+        "metrics": [
+            "gold_at_max_n",
+            "gold_drop",
+            "in_domain_accuracy",
+            "shifted_tau_mean",
+            "hidden_norm_std",
+        ],
+        "baseline": "bt",
+    }
+
+
+def test_the_primary_family_is_adjusted_together_and_the_rest_is_not():
+    worlds, bon = _worlds()
+    summary, _ = analyse(worlds, bon, ["bt", "good"], "bt", max_n=8, primary_metrics=["in_domain_accuracy"])
+    difference = summary["paired_differences"]["good − bt"]
+    assert difference["in_domain_accuracy"]["p_adjusted"] is not None
+    assert "p_adjusted" not in difference["gold_at_max_n"]  # secondary: its interval's label only
+    assert summary["objectives"]["good"]["gold_drop_p_adjusted"] is None
+    entries = [{"p_value": p} for p in (0.01, 0.04, 0.03, float("nan"))]
+    adjust_family(entries)
+    # m = 4 (a NaN comparison still counts): 0.01·4, max(0.04, 0.03·3), max(0.09, 0.04·2)
+    assert [e["p_adjusted"] for e in entries[:3]] == pytest.approx([0.04, 0.09, 0.09])
+    assert [e["resolved"] for e in entries] == [True, False, False, False]
+
+
+def test_primary_family_takes_drops_and_each_splits_norm():
+    drops = {"a": {"mean": 1}, "b": {"mean": 2}}
+    differences = {
+        "a − b": {"gold_drop": {"mean": 3}, "hidden_norm_std": {"x": {"mean": 4}, "y": {"mean": 5}}}
+    }
+    family = primary_family(drops, differences, drops, ["gold_drop", "hidden_norm_std"])
+    assert [e["mean"] for e in family] == [1, 2, 3, 4, 5]
+    assert primary_family(drops, differences, drops, ["in_domain_accuracy"]) == []
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04 of m = 3: 0.03, max(0.03, 0.04), max(0.04, 0.04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_combine_standardizes_each_member_before_the_ensemble():
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    member = Member({"f": (values[:2], None)}, values[2:].reshape(1, 2))
+    scaled = Member({"f": (10 * values[:2] + 5, None)}, (10 * values[2:] + 5).reshape(1, 2))
+    combined = combine([member, scaled], "mean")
+    z = (values - values.mean()) / values.std()
+    assert np.allclose(combined.files["f"][0], z[:2]) and np.allclose(combined.bon.ravel(), z[2:])
+
+
+def test_norm_dispersion_is_the_std_per_seed_and_split():
+    worlds = [{"n": {"f": np.array([1.0, 3.0])}}, {"n": {"f": np.array([2.0, 2.0, 2.0])}}]
+    result = norm_dispersion(worlds, lambda w: w["n"])
+    assert result["f"]["per_seed"] == [1.0, 0.0] and result["f"]["mean"] == 0.5
