@@ -122,10 +122,8 @@ def section(results: dict | None) -> str:
 
 def _pool_responses(config: dict) -> int | None:
     """Responses in a study's pool: every prompt once per style, plus bon_n samples per Best-of-N prompt."""
-    try:
-        from rmguard.overopt.study.pool import STYLES  # type: ignore[import-not-found]
-    except ImportError:
-        from rmguard.overopt.demo.pool import STYLES
+    from rmguard.overopt.study.pool import STYLES
+
     if not all(isinstance(config.get(k), int) for k in ("prompts", "bon_prompts", "bon_n")):
         return None
     return config["prompts"] * len(STYLES) + config["bon_prompts"] * config["bon_n"]
