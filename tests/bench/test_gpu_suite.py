@@ -59,7 +59,7 @@ def test_the_dry_run_runs_every_part_and_records_its_numbers(dry_run):
     assert (
         exact["flex_attention"]["packed"] is False and "no packed form" in exact["flex_attention"]["reason"]
     )
-    assert exact["frozen_reuse"].get("status") == "not in this build" or exact["frozen_reuse"]["pass"]
+    assert exact["frozen_reuse"]["pass"]
     for profile in ("uf", "hh"):  # UltraFeedback-like and HH-like lengths, one after the other
         runs = dry_run["training"]["results"]["runs"][profile]
         for trainer in ("trl", "rmguard-padded", "rmguard-packed"):
