@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds .gpu_carry/, what bench/gpu_suite.py needs on a lent GPU machine that has PyTorch, transformers,
-# peft, accelerate and scipy but reaches no network (/work/.library/device/README.md, KINDS.md):
+# peft, accelerate and scipy but reaches no network (the device tool's README and KINDS.md):
 #   wheels/     rmguard itself, TRL and datasets at constraints.txt's versions, and the two packages
 #               datasets needs that the machine's image lacks (dill, multiprocess); pure-Python wheels
 #   tokenizer/  SmolLM2-135M-Instruct's tokenizer (the shipped model's GGUF, 98 MB, is over what a call carries)
