@@ -129,3 +129,38 @@ def test_norm_dispersion_is_the_std_per_seed_and_split():
     worlds = [{"n": {"f": np.array([1.0, 3.0])}}, {"n": {"f": np.array([2.0, 2.0, 2.0])}}]
     result = norm_dispersion(worlds, lambda w: w["n"])
     assert result["f"]["per_seed"] == [1.0, 0.0] and result["f"]["mean"] == 0.5
+
+
+def _entry(mean: float, resolved: bool) -> dict:
+    return {
+        "mean": mean,
+        "ci": [mean - 0.01, mean + 0.01],
+        "mde": 0.02,
+        "p_value": 0.01,
+        "p_adjusted": 0.03,
+        "resolved": resolved,
+    }
+
+
+def test_headline_gold_sentence_reads_as_english() -> None:
+    from rmguard.overopt.study.headline import _gold_sentence
+
+    h = {
+        "bon_max_n": 10,
+        "paired_differences": {
+            "odin − bt": {"gold_at_max_n": _entry(-0.13, True)},
+            "grm − bt": {"gold_at_max_n": _entry(-0.05, True)},
+            "bsr − bt": {"gold_at_max_n": _entry(0.004, False)},
+        },
+    }
+    assert _gold_sentence(h) == (
+        "ODIN (quality head) and GRM (SFT reg.) lose gold against BT at n = 10: "
+        "ODIN (quality head) -0.130 (adjusted p 0.03); GRM (SFT reg.) -0.050 (adjusted p 0.03). "
+        "No resolved difference in gold against BT at n = 10 for the other rows: BSR λ=1e-3 +0.004 (MDE 0.020)."
+    )
+    h["paired_differences"] = {"bsr − bt": {"gold_at_max_n": _entry(0.03, True)}}
+    assert _gold_sentence(h) == "BSR λ=1e-3 gains gold against BT at n = 10: +0.030 (adjusted p 0.03)."
+    h["paired_differences"] = {"bsr − bt": {"gold_at_max_n": _entry(0.004, False)}}
+    assert _gold_sentence(h) == (
+        "No resolved difference in gold against BT at n = 10 for any row: BSR λ=1e-3 +0.004 (MDE 0.020)."
+    )
