@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.study.prompts import build_prompts
 from rmguard.registry import Registry
@@ -63,10 +64,15 @@ class PoolConfig:
 
 
 LARGE_POOL = PoolConfig(prompts=330, bon_prompts=200, bon_n=40, seed=1, extends="demo")
+BON512_POOL = PoolConfig(bon_n=512, batch_size=64, seed=2, extends="demo")
 # name → (packaged resource, the config it was sampled with)
 SHIPPED_POOLS: Registry[tuple[str, PoolConfig]] = Registry(
     "shipped pool",
-    {"demo": (POOL_RESOURCE, PoolConfig()), "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL)},
+    {
+        "demo": (POOL_RESOURCE, PoolConfig()),
+        "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL),
+        "bon512": ("resources/demo/pool_bon512.jsonl.gz", BON512_POOL),
+    },
 )
 
 
@@ -92,7 +98,9 @@ def generate_world_pool(
     base = shipped_pool(config.extends) if config.extends else _empty_pool()
     policy = functools.cache(lambda: load_policy(config.policy))  # loaded only if something is sampled
 
-    def sample(texts: list, n: int, sampling: SamplingConfig, name: str, stage: str) -> list[dict[str, Any]]:
+    def sample(
+        texts: list, n: int | list[int], sampling: SamplingConfig, name: str, stage: str
+    ) -> list[dict[str, Any]]:
         report = (lambda d, t: progress(stage, d, t)) if progress else None
         return generate_pool(policy(), texts, n, sampling, work_dir / name, report) if texts else []
 
@@ -110,17 +118,16 @@ def generate_world_pool(
         kept.update({p["id"]: _answer(r) for p, r in zip(todo, rows)})
         styles[style] = [kept[p["id"]] for p in prompts]
     bon = prompts[len(prompts) - config.bon_prompts :]
-    kept_bon = {
-        i: samples[: config.bon_n]
-        for i, samples in zip(base["bon"]["prompts"], base["bon"]["samples"])
-        if len(samples) >= config.bon_n
-    }
-    todo = [p for p in bon if p["id"] not in kept_bon]
+    # The base's samples of a prompt come first; only the samples it lacks are drawn.
+    kept_bon = {i: s[: config.bon_n] for i, s in zip(base["bon"]["prompts"], base["bon"]["samples"])}
+    todo = [p for p in bon if len(kept_bon.get(p["id"], [])) < config.bon_n]
+    missing = [config.bon_n - len(kept_bon.get(p["id"], [])) for p in todo]
     sampling = SamplingConfig(1.0, 1.0, config.max_new_tokens, config.batch_size, config.seed + 1000)
     samples: list[list[dict[str, Any]]] = [[] for _ in todo]
-    for r in sample([p["prompt"] for p in todo], config.bon_n, sampling, "bon.jsonl", "pool: best-of-n"):
+    for r in sample([p["prompt"] for p in todo], missing, sampling, "bon.jsonl", "pool: best-of-n"):
         samples[r["prompt_id"]].append(_answer(r))
-    kept_bon.update({p["id"]: s for p, s in zip(todo, samples)})
+    for p, drawn in zip(todo, samples):
+        kept_bon[p["id"]] = kept_bon.get(p["id"], []) + drawn
     return {
         "config": asdict(config),
         "prompts": [{"id": p["id"], "prompt": p["prompt"]} for p in prompts],
@@ -146,7 +153,13 @@ def write_pool(pool: dict[str, Any], path: Path) -> None:
 def shipped_pool(name: str = "demo") -> dict[str, Any]:
     """A packaged pool by its name in :data:`SHIPPED_POOLS` (generated once with its config)."""
     resource, _ = SHIPPED_POOLS.lookup(name)
-    with resources.files("rmguard").joinpath(resource).open("rb") as raw, gzip.open(raw, "rt") as handle:
+    packaged = resources.files("rmguard").joinpath(resource)
+    if not packaged.is_file():
+        raise ConfigError(
+            f"the shipped pool {name!r} ({resource}) is not in this build; "
+            f"make it with: python scripts/make_pool.py {name}"
+        )
+    with packaged.open("rb") as raw, gzip.open(raw, "rt") as handle:
         return json.load(handle)
 
 
