@@ -7,16 +7,28 @@ Two parts, both sampled with :func:`rmguard.overopt.generation.generate_pool`:
 * **best-of-n** — the held-out Best-of-N prompts answered ``bon_n`` times by the policy as it is (no system
   prompt, temperature 1, so that KL_BoN = log n − (n − 1)/n holds).
 
-Two pools are shipped (:data:`SHIPPED_POOLS`), so that a study reads them instead of sampling for an hour on
+Three pools are shipped (:data:`SHIPPED_POOLS`), so that a study reads them instead of sampling for hours on
 a CPU:
 
 * ``demo`` (``resources/demo/pool.jsonl.gz``): :class:`PoolConfig`'s defaults, 170 prompts of which 40 are
-  Best-of-N prompts with 80 samples each (regenerate with ``rmguard demo --generate``, the same code);
+  Best-of-N prompts with 80 samples each;
 * ``large`` (``resources/demo/pool_large.jsonl.gz``): :data:`LARGE_POOL`, 330 prompts of which 200 are
   Best-of-N prompts with 40 samples each, for the study sized to resolve small differences
-  (``examples/overoptimization/cpu_power.yaml``). It *extends* the demo pool: what the demo pool already holds
-  (every style answer of its 170 prompts, the first 40 samples of its 40 Best-of-N prompts) is taken from it,
-  the rest is sampled with seed 1. Regenerate with ``python scripts/make_pool.py large``.
+  (``examples/overoptimization/cpu_power.yaml``), sampled with seed 1;
+* ``bon512`` (``resources/demo/pool_bon512.jsonl.gz``): :data:`BON512_POOL`, the demo pool's 170 prompts and
+  styles and its 40 Best-of-N prompts with 512 samples each (Best-of-N to n ≥ 256, KL_BoN up to 5.24 nats),
+  sampled with seed 2.
+
+A pool that *extends* a shipped one keeps what that one holds: every style answer of its prompts, and of
+each Best-of-N prompt the base's samples (up to ``bon_n``) as its first samples; only what is missing is
+sampled (new prompts' answers, samples ``len(base) .. bon_n − 1``), with the pool's own seed. ``large`` and
+``bon512`` extend ``demo``. ``python scripts/make_pool.py NAME`` (or ``rmguard demo --generate`` for the
+demo's config) samples a pool with the same code (resumable).
+
+``demo`` and ``large`` were sampled with the sampler's earlier version (Hugging Face ``generate``, seeded
+per batch); sampling them again draws from the same distribution with other random streams
+(:mod:`rmguard.overopt.generation`). ``bon512``'s 17,280 new samples are drawn by the KV-cached sampler,
+one random stream per (seed, prompt, sample).
 """
 
 from __future__ import annotations
