@@ -13,6 +13,8 @@ import torch
 from rmguard.overopt import generation
 from rmguard.overopt.generation import SamplingConfig, draw, load_policy, next_token_probs, row_seed
 
+from helpers import save_tiny_model
+
 PROMPTS = [[1, 4, 50, 51], [1, 4, 52], [1, 4, 50, 51], [1, 4, 60, 61, 62, 63, 64], [1, 4, 52]]
 # Many stop tokens, so rows finish at different steps and the batch is compacted on the way.
 STOP = set(range(100, 108))
@@ -21,6 +23,12 @@ STOP = set(range(100, 108))
 @pytest.fixture(scope="module")
 def policy(tiny_llama):
     return load_policy(str(tiny_llama))
+
+
+@pytest.fixture(scope="module")
+def gemma2(tmp_path_factory):
+    """Another cache layout: sliding-window layers, soft-capped logits."""
+    return load_policy(str(save_tiny_model(tmp_path_factory.mktemp("gemma2") / "m", family="gemma2")))
 
 
 def plain_probs(model, prefix, config):
@@ -46,9 +54,13 @@ def decode_recording(monkeypatch, model, prompts, seeds, config):
     return tokens, [seen[seed] for seed in seeds]
 
 
-@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
-def test_each_step_draws_from_the_plain_forward_distribution(monkeypatch, policy, temperature, top_p):
-    model, _ = policy
+@pytest.mark.parametrize(
+    "family,temperature,top_p", [("llama", 1.0, 1.0), ("llama", 0.7, 0.9), ("gemma2", 1.0, 1.0)]
+)
+def test_each_step_draws_from_the_plain_forward_distribution(
+    monkeypatch, request, family, temperature, top_p
+):
+    model, _ = request.getfixturevalue({"llama": "policy", "gemma2": "gemma2"}[family])
     config = SamplingConfig(temperature=temperature, top_p=top_p, max_new_tokens=12)
     seeds = [row_seed(3, row) for row in range(len(PROMPTS))]
     tokens, probs = decode_recording(monkeypatch, model, PROMPTS, seeds, config)

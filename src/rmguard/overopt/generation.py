@@ -140,6 +140,8 @@ def decode(
     prompt); rows that drew a stop token leave the batch, so no step is spent on them. Row ``i`` draws from
     :func:`next_token_probs` with a generator seeded ``seeds[i]``, so its tokens do not depend on the batch
     it is in (up to floating-point rounding of the batched forward)."""
+    if not prompt_ids:
+        return []
     distinct = list(dict.fromkeys(tuple(p) for p in prompt_ids))
     index = {p: i for i, p in enumerate(distinct)}
     which = torch.tensor([index[tuple(p)] for p in prompt_ids], device=model.device)
