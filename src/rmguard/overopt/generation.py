@@ -153,7 +153,7 @@ def decode(
     mask, position = mask[which], positions[which, -1:] + 1
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     live = torch.arange(len(prompt_ids), device=model.device)  # the rows still sampling
-    stops = torch.tensor(sorted(stop), device=model.device)
+    stops = torch.tensor(sorted(stop), dtype=torch.long, device=model.device)
     tokens: list[list[int]] = [[] for _ in prompt_ids]
     for step in range(config.max_new_tokens):
         chosen = draw(
