@@ -106,6 +106,22 @@ def test_the_large_pool_extends_the_demo_pool():
     assert len(new) > 0.9 * sum(len(s) for i, s in extra.items() if i not in demo["bon"]["prompts"])
 
 
+def test_the_bon512_pool_extends_the_demo_pool_with_the_same_distribution():
+    """Samples 0–79 of each prompt are the demo pool's (Hugging Face ``generate``), 80–511 the KV-cached
+    sampler's: per prompt, their mean lengths agree (Σ z² over the 40 prompts against χ²(40))."""
+    if not resources.files("rmguard").joinpath(SHIPPED_POOLS["bon512"][0]).is_file():
+        pytest.skip("pool bon512 not generated yet (python scripts/make_pool.py bon512)")
+    demo, pool = shipped_pool("demo"), shipped_pool("bon512")
+    assert pool["prompts"] == demo["prompts"] and pool["styles"] == demo["styles"]
+    assert pool["bon"]["prompts"] == demo["bon"]["prompts"]
+    chi2 = 0.0
+    for old, samples in zip(demo["bon"]["samples"], pool["bon"]["samples"]):
+        assert samples[:80] == old
+        a, b = (np.array([s["tokens"] for s in part], float) for part in (old, samples[80:]))
+        chi2 += (a.mean() - b.mean()) ** 2 / (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert chi2 < 73.4  # the 0.999 quantile of χ²(40)
+
+
 def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_llama):
     demo = shipped_pool("demo")
     config = PoolConfig(
