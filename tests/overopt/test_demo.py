@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ def test_gold_by_hand():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_POOLS))
 def test_shipped_pool_matches_its_config(name):
+    if not resources.files("rmguard").joinpath(SHIPPED_POOLS[name][0]).is_file():
+        pytest.skip(f"pool {name} not generated yet (python scripts/make_pool.py {name})")
     pool = shipped_pool(name)
     config = SHIPPED_POOLS[name][1]
     assert asdict(config) == {"extends": None, **pool["config"]}  # the demo pool predates ``extends``
@@ -103,6 +106,22 @@ def test_the_large_pool_extends_the_demo_pool():
     assert len(new) > 0.9 * sum(len(s) for i, s in extra.items() if i not in demo["bon"]["prompts"])
 
 
+def test_the_bon512_pool_extends_the_demo_pool_with_the_same_distribution():
+    """Samples 0–79 of each prompt are the demo pool's (Hugging Face ``generate``), 80–511 the KV-cached
+    sampler's: per prompt, their mean lengths agree (Σ z² over the 40 prompts against χ²(40))."""
+    if not resources.files("rmguard").joinpath(SHIPPED_POOLS["bon512"][0]).is_file():
+        pytest.skip("pool bon512 not generated yet (python scripts/make_pool.py bon512)")
+    demo, pool = shipped_pool("demo"), shipped_pool("bon512")
+    assert pool["prompts"] == demo["prompts"] and pool["styles"] == demo["styles"]
+    assert pool["bon"]["prompts"] == demo["bon"]["prompts"]
+    chi2 = 0.0
+    for old, samples in zip(demo["bon"]["samples"], pool["bon"]["samples"]):
+        assert samples[:80] == old
+        a, b = (np.array([s["tokens"] for s in part], float) for part in (old, samples[80:]))
+        chi2 += (a.mean() - b.mean()) ** 2 / (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert chi2 < 73.4  # the 0.999 quantile of χ²(40)
+
+
 def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_llama):
     demo = shipped_pool("demo")
     config = PoolConfig(
@@ -110,7 +129,7 @@ def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_l
         styles=["plain"],
         prompts=172,
         bon_prompts=3,
-        bon_n=2,
+        bon_n=82,
         max_new_tokens=4,
         seed=1,
         extends="demo",
@@ -118,11 +137,15 @@ def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_l
     pool = generate_world_pool(config, tmp_path / "work")
     assert pool["styles"]["plain"][:170] == demo["styles"]["plain"]
     assert pool["bon"]["prompts"] == ["d169", "d170", "d171"]
-    assert pool["bon"]["samples"][0] == demo["bon"]["samples"][-1][:2]  # d169: the demo pool's first two
-    sampled = pool["bon"]["samples"][1:] + [pool["styles"]["plain"][170:]]
-    assert all(len(s) == 2 and all(r["tokens"] <= 4 for r in s) for s in sampled)
+    # d169: the demo pool's 80 samples first, then two drawn; d170 and d171 (not in the demo pool): 82 drawn
+    assert pool["bon"]["samples"][0][:80] == demo["bon"]["samples"][-1]
+    drawn = [pool["bon"]["samples"][0][80:]] + pool["bon"]["samples"][1:]
+    assert [len(s) for s in drawn] == [2, 82, 82] and all(r["tokens"] <= 4 for s in drawn for r in s)
+    assert len((tmp_path / "work" / "bon.jsonl").read_text().splitlines()) == 2 + 82 + 82
     assert len((tmp_path / "work" / "plain.jsonl").read_text().splitlines()) == 2  # only d170, d171 sampled
     assert generate_world_pool(config, tmp_path / "work") == pool  # resumed from the files: same pool
+    fewer = generate_world_pool(replace(config, bon_n=40), tmp_path / "fewer")  # d169 keeps its first 40
+    assert fewer["bon"]["samples"][0] == demo["bon"]["samples"][-1][:40]
 
 
 def test_pool_regeneration_path_on_a_few_prompts(tmp_path, tiny_llama):
