@@ -149,3 +149,12 @@ def test_analysis_on_curves_with_known_shape():
     assert end["resolved"]
     length = result["curves"]["bt"]["length"][0]
     assert length["mean"] == length["ci"][0] == length["ci"][1] == 10  # a constant stays in its range
+
+
+def test_gpu_config_is_the_cpu_protocol_at_scale():
+    cpu, gpu = (RlStudyConfig.from_yaml(EXAMPLES / f"rl_{kind}.yaml") for kind in ("cpu", "gpu"))
+    assert gpu.study_config().policy == "Qwen/Qwen2.5-1.5B-Instruct" and gpu.study_config().generate
+    assert gpu.proxies == cpu.proxies and gpu.rloo["use_peft"]
+    for name in ("k", "beta", "clip_epsilon"):
+        assert gpu.rloo[name] == cpu.rloo[name]
+    assert gpu.sampling["temperature"] == cpu.sampling["temperature"] == 0.7

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rmguard.cli.study import run_options
+from rmguard.cli.study import config_arguments, run_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "figures of gold and proxy against KL with intervals over seeds and prompts. See "
         "examples/overoptimization/rl_cpu.yaml.",
     )
-    parser.add_argument("--config", required=True, help="YAML file of study-rl fields")
-    parser.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
-    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    config_arguments(parser, "study-rl")
     parser.set_defaults(func=run)
 
 

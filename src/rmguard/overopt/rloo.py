@@ -70,6 +70,9 @@ class RlooConfig(EnsembleSettings):
     eval_steps: int = option(10, "Track proxy, gold, KL and length every N steps.")
     eval_max_prompts: int = option(64, "At most this many held-out prompts.")
     score_batch_size: int = option(16, "Responses per reward-model call.")
+    gradient_checkpointing: bool = option(
+        True, "Recompute activations in the backward pass (TRL's default; saves memory, costs a forward)."
+    )
     use_peft: bool = option(False, "Train LoRA adapters on the policy (peft) instead of all its weights.")
     lora_r: int = option(16, "LoRA rank of the policy's adapters.")
     lora_alpha: int = option(32, "LoRA scaling α.")
@@ -273,6 +276,7 @@ def _rloo(
         top_p=sampling.top_p,
         max_completion_length=sampling.max_new_tokens,
         learning_rate=config.learning_rate,
+        gradient_checkpointing=config.gradient_checkpointing,
         per_device_train_batch_size=config.prompts_per_step * config.k,
         max_steps=config.max_steps,
         logging_steps=config.eval_steps,

@@ -73,6 +73,8 @@ class RlStudyConfig:
         if given:
             raise ConfigError(f"world: {', '.join(given)} are set by world_seed, proxies and output_dir")
         values = {**self.world, "seeds": [self.world_seed], "objectives": list(self.proxies)}
+        if values.get("prompts_dataset"):
+            values.setdefault("generate", True)  # as StudyConfig.from_yaml: other prompts need their pool
         return _build(StudyConfig, "world", {**values, "output_dir": str(Path(self.output_dir) / "world")})
 
     def arm_configs(self, policy: str, prompts: str, eval_prompts: str, proxy: str, seed: int) -> tuple:
