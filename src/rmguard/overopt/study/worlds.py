@@ -192,6 +192,15 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
     return world.save()
 
 
+def train_proxy(job: WorldJob, objective: str) -> int:
+    """Train ``objective``'s proxy of ``job``'s world on all its pairs, as :func:`fit_world` trains that row,
+    and keep its checkpoint (``<job.output without .npz>/<objective>``: the RL arm optimises against it);
+    returns the number of training pairs."""
+    rows = _rows(job)
+    _World(job).train(objective, objective, rows)
+    return len(rows)
+
+
 def fit_worlds(jobs: list[WorldJob], workers: int, progress: Any = None) -> dict[str, dict[str, np.ndarray]]:
     """Every unfinished world fitted by ``workers`` processes (one thread each); output path → its arrays."""
     import multiprocessing
