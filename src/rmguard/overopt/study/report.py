@@ -82,7 +82,9 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
         "<h2>Best-of-N</h2>",
         _img(pngs["gold_vs_kl"], "gold reward of the pick vs KL"),
         f"<p class=note>Unbiased best-of-n estimator over each prompt's {summary['headline']['bon_pool_samples']} "
-        f"samples; n stops at {bon['ns'][-1]}, well below the pool, so every point averages many subsets. At n = 1 "
+        f"samples; n stops at {bon['ns'][-1]}, well below the pool, so every point averages many subsets. The grid "
+        f"(log-spaced): n = {', '.join(str(n) for n in bon['ns'])}; KL_BoN = "
+        f"{', '.join(f'{k:.2f}' for k in bon['kl'])} nats. At n = 1 "
         "every selector's pick is the pool's mean gold by construction. The proxy's own score of its pick rises "
         "with n by construction and is not a finding.</p>",
         _table(
@@ -145,6 +147,46 @@ def _difference_figure(bon: dict[str, Any], out: Path) -> list[str]:
     figure.axes[0].axhline(0.0, color="black", linewidth=0.8)
     png = save_png(figure, out / "bon" / "gold_minus_bt_vs_kl.png")
     return [_img(png, f"gold minus {label(BASELINE)} vs KL")]
+
+
+def _conditions_section(h: dict[str, Any]) -> list[str]:
+    """The main cell under each label condition side by side: every row's gold at the endpoint, its drop
+    with its label and power, and its gold against BT (each condition its own Holm family)."""
+    conditions = h.get("conditions") or {}
+    if len(conditions) < 2:
+        return []
+    differences = {
+        name: h["paired_differences"] if meta["main"] else h["condition_differences"][name]
+        for name, meta in h["label_conditions"].items()
+    }
+    rows = []
+    for row in next(iter(conditions.values())):
+        cells = [label(row)]
+        for name, table in conditions.items():
+            o = table[row]
+            against = differences[name].get(f"{row} − {BASELINE}", {}).get("gold_at_max_n")
+            cells += [
+                with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
+                f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
+                f"{o['gold_drop_power']['power']:.0%}",
+                stat(against) if against else "–",
+            ]
+        rows.append(cells)
+    shares = "; ".join(
+        f"{name}: {meta['wrong_label_share']:.1%} of training labels against the gold"
+        for name, meta in h["label_conditions"].items()
+    )
+    columns = ["gold at n max", "drop (peak − end)", "power at 0.02", f"gold − {label(BASELINE)}"]
+    return [
+        "<h2>Label conditions side by side</h2>",
+        "<p class=note>The main cell's rows trained under each label condition, declared in the config before "
+        "the run: uniform noise flips each training pair with its probability; the length-biased condition "
+        "decides that share of the pairs whose responses differ in length (characters) by length, the longer "
+        f"one better, so only those where the gold prefers the shorter response end up wrong ({shares}). Same "
+        "seeds and splits; only the training labels differ. The headline's answer is the first condition's; "
+        f"each condition is its own Holm family. {OVER}.</p>",
+        _table(["row", *(f"{c} · {n}" for n in conditions for c in columns)], rows),
+    ]
 
 
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
@@ -319,6 +361,7 @@ def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str
         f"<p class=note>{html.escape(cost(summary))}; every number is in report.json, whichever way it came "
         "out.</p>",
         *_bon_section(summary, curves, out),
+        *_conditions_section(summary["headline"]),
         *_scenario_section(summary),
         *_norm_section(summary),
         *_difference_section(summary),
