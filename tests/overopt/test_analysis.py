@@ -129,3 +129,32 @@ def test_norm_dispersion_is_the_std_per_seed_and_split():
     worlds = [{"n": {"f": np.array([1.0, 3.0])}}, {"n": {"f": np.array([2.0, 2.0, 2.0])}}]
     result = norm_dispersion(worlds, lambda w: w["n"])
     assert result["f"]["per_seed"] == [1.0, 0.0] and result["f"]["mean"] == 0.5
+
+
+def test_best_of_n_to_256_on_512_samples_per_prompt():
+    """The power study's Best-of-N (40 prompts × 512 samples, n up to 256) on a synthetic pool: a log-spaced
+    grid ending at 256 (KL 4.55 nats); a selector equal to the gold picks, at every n, the expected maximum
+    of n of the ranks 1…N drawn without replacement, n(N + 1)/(n + 1) (here gold = rank / N); a selector
+    blind to the gold keeps the pool's mean gold at every n (within 3.5 SE at n = 256)."""
+    rng = np.random.default_rng(1)
+    prompts, samples = 40, 512
+    gold = np.stack([rng.permutation(samples) + 1.0 for _ in range(prompts)]) / samples
+    bon = BonPool([], [], [], rng.integers(5, 64, gold.shape).astype(float), gold)
+    worlds = []
+    for seed in range(2):
+        sets = _sets(rng)
+        members = {
+            "bt": _member(sets, -1.0, rng, rng.random(gold.shape)),
+            "good": _member(sets, 1.0, rng, gold),
+        }
+        worlds.append(World(seed, sets, members, lm_logprob_start=-3.0))
+    summary, curves = analyse(worlds, bon, ["bt", "good"], "bt", max_n=256)
+    ns = summary["best_of_n"]["ns"]
+    assert ns == log_spaced(256) and ns[-1] == 256 and len(ns) <= 20
+    assert summary["best_of_n"]["kl"][-1] == pytest.approx(np.log(256) - 255 / 256)
+    good = [row["mean"] for row in curves.curves["good"]["gold"]]
+    assert good == pytest.approx([n * (samples + 1) / (n + 1) / samples for n in ns])
+    assert summary["objectives"]["good"]["gold_at_max_n"] == pytest.approx(256 * 513 / 257 / 512)
+    blind = [row["mean"] for row in curves.curves["bt"]["gold"]]
+    assert np.abs(np.array(blind) - gold.mean()).max() < 0.08 and blind[0] == pytest.approx(gold.mean())
+    assert not summary["objectives"]["good"]["gold_drop_resolved"]
