@@ -158,3 +158,8 @@ def test_best_of_n_to_256_on_512_samples_per_prompt():
     blind = [row["mean"] for row in curves.curves["bt"]["gold"]]
     assert np.abs(np.array(blind) - gold.mean()).max() < 0.08 and blind[0] == pytest.approx(gold.mean())
     assert not summary["objectives"]["good"]["gold_drop_resolved"]
+    # the drop's power under the alternative, at Holm's most lenient step (95 %) and its strictest (α/m)
+    power = summary["objectives"]["bt"]["gold_drop_power"]
+    assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1 and power["alternative"] == 0.02
+    # m = 8: two drops, good − bt in four metrics and in ‖h‖ std on each of the two splits
+    assert power["strictest_level"] == pytest.approx(1 - 0.05 / 8)

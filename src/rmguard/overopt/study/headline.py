@@ -138,10 +138,13 @@ def _gold_sentence(h: dict[str, Any]) -> str:
 def _drop_sentence(h: dict[str, Any]) -> str:
     proxies = {n: o for n, o in h["objectives"].items() if not o["control"]}
     falling = [label(n) for n, o in proxies.items() if o["gold_drop_resolved"] and o["gold_drop"] > 0]
-    powers = [o["gold_drop_power"]["power"] for o in proxies.values() if o.get("gold_drop_power")]
+    powers = [o["gold_drop_power"] for o in proxies.values() if o.get("gold_drop_power")]
+    low = [p.get("power_holm_strictest", p["power"]) for p in powers]
+    high = [p["power"] for p in powers]
     power = (
-        f" (power to resolve a drop of 0.02: {min(powers):.0%}–{max(powers):.0%})"
-        if powers and all(p == p for p in powers)
+        f" (power to resolve a drop of 0.02: {min(low):.0%}–{max(high):.0%}, from Holm's strictest to its "
+        "most lenient step)"
+        if powers and all(p == p for p in low + high)
         else ""
     )
     controls = [label(n) for n, o in h["objectives"].items() if o["control"] and o["gold_drop_resolved"]]

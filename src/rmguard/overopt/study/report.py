@@ -41,6 +41,12 @@ def stat(d: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{with_ci(d['mean'], d['ci'], digits)} {'resolved' if d['resolved'] else 'not resolved'}"
 
 
+def power_text(power: dict[str, Any]) -> str:
+    """A drop's power against the alternative: at 95 % (Holm's most lenient step) and at α/m (its strictest)."""
+    strict = power.get("power_holm_strictest")
+    return f"{power['power']:.0%}" + ("" if strict is None else f" ({strict:.0%} at α/m)")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -72,7 +78,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 num(o["gold_at_n1"]),
                 with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
                 f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
-                f"{o['gold_drop_power']['power']:.0%}",
+                power_text(o["gold_drop_power"]),
                 with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
                 with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
                 peak,
@@ -103,7 +109,8 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
         "<p class=note>Drop: the peak n is chosen on one half of the prompts and peak − end measured on the "
         f"other half, then swapped and averaged; {OVER}; resolved = Holm-adjusted p < 0.05 across the primary "
         "endpoint's comparisons. Power: the share of bootstrap worlds, drawn with the gold lowered linearly "
-        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 %. Gao fit gold(d) − gold(0) = "
+        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 % (Holm's most lenient step) "
+        "and, in brackets, at 0.05/m (its strictest, m the family's comparisons). Gao fit gold(d) − gold(0) = "
         "d(α − βd), d = √KL, with the same bootstrap; a peak is reported only when the drop is resolved, β's "
         "interval is above 0 and the vertex lies inside the measured KL.</p>",
         *_difference_figure(bon, out),
@@ -168,7 +175,7 @@ def _conditions_section(h: dict[str, Any]) -> list[str]:
             cells += [
                 with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
                 f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
-                f"{o['gold_drop_power']['power']:.0%}",
+                power_text(o["gold_drop_power"]),
                 stat(against) if against else "–",
             ]
         rows.append(cells)
