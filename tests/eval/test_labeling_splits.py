@@ -198,6 +198,10 @@ def test_label_rejects_an_unknown_gold_spec(cli, tmp_path):
         and "Traceback" not in result.stderr
     )
     assert not (tmp_path / "out.jsonl").exists()
+    both = ("--label-noise", "0.25", "--length-bias", "0.25")
+    result = cli("label", "--data", str(raw), "--gold", GOLD, "--output", str(tmp_path / "out.jsonl"), *both)
+    assert result.returncode == 2 and "two conditions" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "out.jsonl").exists()
 
 
 def test_ranking_file_with_one_response_per_prompt_is_rejected(tmp_path):
