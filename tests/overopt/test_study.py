@@ -110,3 +110,34 @@ def test_the_frozen_pass_reports_responses_done_of_the_total(tmp_path, texts):
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert np.isfinite(arrays["norms"]).all() and np.isnan(arrays["logp_sum"][1::2]).all()
     assert (tmp_path / "frozen" / "frozen-outputs.pt").is_file()
+
+
+def test_bt_members_redraw_their_labels_under_their_worlds_condition():
+    """A BT member's pairs: the world's gold order restored, then the world's condition drawn again under
+    the member's seed: with a length bias of 1 every pair that differs in length has its longer response
+    chosen; with uniform noise 0.5 exactly half of the pairs disagree with the gold."""
+    from rmguard.eval.labeling import corrupt_labels
+    from rmguard.overopt.study.worlds import _member_rows
+
+    def pair(chosen: str, rejected: str) -> dict:
+        return {
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+            "chosen_model": "a",
+            "rejected_model": "b",
+            "chosen_gold": 1.0,
+            "rejected_gold": 0.0,
+            "label_flipped": False,
+        }
+
+    texts = [("short", "much longer"), ("a longer one", "brief"), ("x", "yy"), ("same", "size")]
+    world = [pair(a, b) for a, b in texts]
+    corrupt_labels(world, 0.25, 0.0, seed=1)  # the world's own draw, undone by the member
+    member = _member_rows(world, 0.0, 1.0, seed=5)
+    assert len(member) == 4 and all(r["chosen_gold"] == 0.0 for r in member if r["label_flipped"])
+    for row in member:
+        chosen, rejected = (len(row[k][0]["content"]) for k in ("chosen", "rejected"))
+        assert chosen >= rejected
+    assert sum(r["label_flipped"] for r in member) == 2  # the two pairs whose gold prefers the shorter
+    uniform = _member_rows(world, 0.5, 0.0, seed=5)
+    assert sum(r["chosen_gold"] < r["rejected_gold"] for r in uniform) == 2
