@@ -13,7 +13,15 @@ import torch
 
 from rmguard.errors import ConfigError, DataError
 from rmguard.eval.eval_sets import file_metrics, load_eval_set
-from rmguard.eval.labeling import companion_path, flip_count, flip_indices, label_file
+from rmguard.eval.labeling import (
+    companion_path,
+    corrupt_labels,
+    flip_count,
+    flip_indices,
+    label_file,
+    length_bias_labels,
+    length_biased_indices,
+)
 from rmguard.eval.splits import SPLITS, make_splits
 from rmguard.training.modeling import build_reward_model, save_reward_model
 
@@ -44,6 +52,36 @@ def test_label_noise_flips_exactly_the_rounded_fraction(pairs, fraction):
     assert flipped == flip_indices(pairs, fraction, seed=5)
     with pytest.raises(ConfigError):
         flip_indices(pairs, 1.5, seed=0)
+
+
+def _pair(chosen: str, rejected: str) -> dict:
+    """A gold-ordered pair (chosen has the higher gold) of assistant replies."""
+    reply = [{"role": "assistant", "content": chosen}], [{"role": "assistant", "content": rejected}]
+    golds = {"chosen_gold": 1.0, "rejected_gold": 0.0, "chosen_model": "a", "rejected_model": "b"}
+    return {"chosen": reply[0], "rejected": reply[1], **golds}
+
+
+def test_length_bias_decides_exactly_the_drawn_pairs_by_characters():
+    """Hand-computed: of 5 pairs, 4 differ in length (characters); with p = 1 length decides all 4, and the
+    2 whose gold prefers the shorter response swap; with p = 0.5 exactly round(0.5 · 4) = 2 are drawn,
+    and only those among them whose gold prefers the shorter response swap; with p = 0 nothing changes."""
+    texts = [("long answer", "short"), ("tiny", "much longer"), ("same", "four"), ("ab", "abc"), ("xyz", "x")]
+    lengths = [(len(a), len(b)) for a, b in texts]
+    assert length_biased_indices(lengths, 1.0, seed=0) == [0, 1, 3, 4]  # pair 2 ties: never decided
+    drawn = length_biased_indices(lengths, 0.5, seed=7)
+    assert len(drawn) == 2 and set(drawn) <= {0, 1, 3, 4} and drawn == length_biased_indices(lengths, 0.5, 7)
+    for share, want in ((1.0, {1, 3}), (0.5, set(drawn) & {1, 3}), (0.0, set())):
+        rows = [_pair(a, b) for a, b in texts]
+        assert length_bias_labels(rows, share, seed=7) == len(want)
+        for k, row in enumerate(rows):
+            assert row.get("label_flipped", False) == (k in want)
+            assert row["chosen_gold"] == (0.0 if k in want else 1.0)  # gold travels with its response
+            if k in want:
+                assert row["chosen"][0]["content"] == texts[k][1]  # the longer one is now chosen
+    with pytest.raises(ConfigError, match="two conditions"):
+        corrupt_labels([_pair("a", "bb")], 0.25, 0.25, seed=0)
+    with pytest.raises(ConfigError, match="length bias"):
+        length_biased_indices(lengths, 1.5, seed=0)
 
 
 def test_label_file_scores_every_response_and_records_noise(labelled):
@@ -101,6 +139,31 @@ def test_splits_are_disjoint_and_deterministic(labelled, tmp_path):
     assert not any(r["label_flipped"] for r in rows["val1_in_domain"])
 
 
+def test_a_length_biased_world_has_the_same_splits_and_only_other_training_labels(tmp_path):
+    """The length-biased condition read from the label metadata: the same seed gives the same splits and
+    pairs as the uniform condition; only the training labels differ, each flipped one now preferring the
+    longer response."""
+    raw = write_jsonl(tmp_path / "raw.jsonl", make_records(30, seed=1))
+    for name, noise, bias in (("uniform", 0.25, 0.0), ("length", 0.0, 0.5)):
+        label_file(str(raw), GOLD, tmp_path / f"{name}.jsonl", "all_pairs", noise, 0, length_bias=bias)
+        make_splits(str(tmp_path / f"{name}.jsonl"), tmp_path / name, 0.3, 2, seed=3)
+    for split in SPLITS[1:]:
+        assert (tmp_path / "uniform" / f"{split}.jsonl").read_bytes() == (
+            tmp_path / "length" / f"{split}.jsonl"
+        ).read_bytes()
+
+    def gold_order(row: dict) -> tuple:
+        pair = (row["rejected"], row["chosen"]) if row["label_flipped"] else (row["chosen"], row["rejected"])
+        return row["prompt"], *pair
+
+    uniform, length = (read_jsonl(tmp_path / n / "train.jsonl") for n in ("uniform", "length"))
+    assert [gold_order(r) for r in uniform] == [gold_order(r) for r in length]
+    flipped = [r for r in length if r["label_flipped"]]
+    manifest = json.loads((tmp_path / "length" / "manifest.json").read_text())
+    assert manifest["length_bias"] == 0.5 and manifest["counts"]["train"]["flipped"] == len(flipped) > 0
+    assert all(len(r["chosen"][0]["content"]) > len(r["rejected"][0]["content"]) for r in flipped)
+
+
 def test_split_by_model_names_and_bad_inputs(cli, labelled, tmp_path):
     manifest = make_splits(str(labelled), tmp_path / "n", 0.2, ["alpha", "foxtrot"], seed=0)
     assert manifest["heldout_models"] == ["alpha", "foxtrot"]
@@ -135,6 +198,10 @@ def test_label_rejects_an_unknown_gold_spec(cli, tmp_path):
         and "Traceback" not in result.stderr
     )
     assert not (tmp_path / "out.jsonl").exists()
+    both = ("--label-noise", "0.25", "--length-bias", "0.25")
+    result = cli("label", "--data", str(raw), "--gold", GOLD, "--output", str(tmp_path / "out.jsonl"), *both)
+    assert result.returncode == 2 and "two conditions" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "out.jsonl").exists()
 
 
 def test_ranking_file_with_one_response_per_prompt_is_rejected(tmp_path):

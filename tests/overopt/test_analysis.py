@@ -164,3 +164,37 @@ def test_headline_gold_sentence_reads_as_english() -> None:
     assert _gold_sentence(h) == (
         "No resolved difference in gold against BT at n = 10 for any row: BSR λ=1e-3 +0.004 (MDE 0.020)."
     )
+
+
+def test_best_of_n_to_256_on_512_samples_per_prompt():
+    """The power study's Best-of-N (40 prompts × 512 samples, n up to 256) on a synthetic pool: a log-spaced
+    grid ending at 256 (KL 4.55 nats); a selector equal to the gold picks, at every n, the expected maximum
+    of n of the ranks 1…N drawn without replacement, n(N + 1)/(n + 1) (here gold = rank / N); a selector
+    blind to the gold keeps the pool's mean gold at every n (within 3.5 SE at n = 256)."""
+    rng = np.random.default_rng(1)
+    prompts, samples = 40, 512
+    gold = np.stack([rng.permutation(samples) + 1.0 for _ in range(prompts)]) / samples
+    bon = BonPool([], [], [], rng.integers(5, 64, gold.shape).astype(float), gold)
+    worlds = []
+    for seed in range(2):
+        sets = _sets(rng)
+        members = {
+            "bt": _member(sets, -1.0, rng, rng.random(gold.shape)),
+            "good": _member(sets, 1.0, rng, gold),
+        }
+        worlds.append(World(seed, sets, members, lm_logprob_start=-3.0))
+    summary, curves = analyse(worlds, bon, ["bt", "good"], "bt", max_n=256)
+    ns = summary["best_of_n"]["ns"]
+    assert ns == log_spaced(256) and ns[-1] == 256 and len(ns) <= 20
+    assert summary["best_of_n"]["kl"][-1] == pytest.approx(np.log(256) - 255 / 256)
+    good = [row["mean"] for row in curves.curves["good"]["gold"]]
+    assert good == pytest.approx([n * (samples + 1) / (n + 1) / samples for n in ns])
+    assert summary["objectives"]["good"]["gold_at_max_n"] == pytest.approx(256 * 513 / 257 / 512)
+    blind = [row["mean"] for row in curves.curves["bt"]["gold"]]
+    assert np.abs(np.array(blind) - gold.mean()).max() < 0.08 and blind[0] == pytest.approx(gold.mean())
+    assert not summary["objectives"]["good"]["gold_drop_resolved"]
+    # the drop's power under the alternative, at Holm's most lenient step (95 %) and its strictest (α/m)
+    power = summary["objectives"]["bt"]["gold_drop_power"]
+    assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1 and power["alternative"] == 0.02
+    # m = 8: two drops, good − bt in four metrics and in ‖h‖ std on each of the two splits
+    assert power["strictest_level"] == pytest.approx(1 - 0.05 / 8)

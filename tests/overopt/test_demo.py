@@ -206,6 +206,20 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
             assert set(entry) == {"mean", "ci", "mde", "p_value", "p_adjusted", "resolved"}
             assert entry["p_adjusted"] is None or entry["resolved"] == (entry["p_adjusted"] < 0.05)
     assert headline["answer"] and "<p class=lead>" in (out / "report.html").read_text()
+    # the length-biased condition, declared in the config: every row beside the uniform condition, with its
+    # own comparisons; the same seeds and splits, only the training labels differ
+    uniform, length = "uniform noise 0.25", "length-biased p=0.25"
+    assert list(headline["conditions"]) == [uniform, length]
+    assert headline["conditions"][uniform] == headline["objectives"]
+    assert set(headline["conditions"][length]) == rows | controls
+    assert set(headline["condition_differences"][length]) == {f"{r} − bt" for r in rows - {"bt"}}
+    shares = {n: c["wrong_label_share"] for n, c in headline["label_conditions"].items()}
+    assert shares[uniform] == pytest.approx(0.25, abs=0.01) and 0 < shares[length] < 0.25
+    biased = report["worlds"][length]
+    for seed, manifest in report["worlds"]["noise 0.25"].items():
+        assert manifest["heldout_models"] == biased[seed]["heldout_models"]
+        assert manifest["counts"]["val1_in_domain"] == biased[seed]["counts"]["val1_in_domain"]
+    assert "Label conditions side by side" in (out / "report.html").read_text()
     # a rerun reuses every finished world and keeps the first run's cost beside its own
     from rmguard.overopt.study.pipeline import StudyConfig as Config
     from rmguard.overopt.study.pipeline import run_study as rerun

@@ -68,26 +68,25 @@ def _report(out: Path) -> dict:
 
 
 def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
-    """examples/overoptimization/cpu_power.yaml's design (noise levels, sweep of every objective, controls,
-    WARM and the ensembles) at a --quick size: every row has its drop, interval, MDE and resolved label."""
+    """examples/overoptimization/cpu_power.yaml's design (Best-of-N to n = 256 on the 512-sample pool, the
+    uniform and the length-biased label conditions, controls, WARM and the ensembles) at a --quick size:
+    every row, under both conditions, has its drop, interval, power and adjusted label."""
     config = StudyConfig.from_yaml(EXAMPLES / "cpu_power.yaml", str(tmp_path / "power"))
-    assert len(config.seeds) >= 30 and len(config.label_noises or []) >= 1 and len(config.data_fractions) >= 4
+    assert (config.pool, config.bon_n, config.bon_max_n) == ("bon512", 512, 256)
+    assert config.label_noise == config.length_bias == 0.25
     quick = StudyConfig.quick(str(tmp_path / "power"))
-    config.policy, config.seeds, config.prompts, config.bon_prompts = str(tiny_llama), [0, 1, 2], 36, 6
-    config.bon_n, config.bon_max_n, config.data_fractions = quick.bon_n, quick.bon_max_n, [0.5, 1.0]
-    config.pool_file = None
+    config.policy, config.seeds, config.prompts, config.bon_prompts = str(tiny_llama), [0, 1], 36, 6
+    config.bon_n, config.bon_max_n = quick.bon_n, quick.bon_max_n
     run_study(config)
-    report = _report(tmp_path / "power")
-    objectives = report["headline"]["objectives"]
-    for name in [*config.objectives, "gold (oracle)", "length only", "finished, then short"]:
-        entry = objectives[name]
-        assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
-        assert isinstance(entry["gold_drop_resolved"], bool) and 0 <= entry["gold_drop_power"]["power"] <= 1
-    assert len(report["sweep"]) == 4  # two noise levels × two data fractions
-    for cell in report["sweep"].values():
-        names = {o if cell["fraction"] == 1 else f"{o}@{cell['fraction']:g}" for o in config.sweep_objectives}
-        assert set(cell["objectives"]) == names
-        assert all(set(o["gao_fit"]) >= {"alpha", "beta", "turns"} for o in cell["objectives"].values())
+    headline = _report(tmp_path / "power")["headline"]
+    assert list(headline["conditions"]) == ["uniform noise 0.25", "length-biased p=0.25"]
+    for table in headline["conditions"].values():
+        for name in [*config.objectives, "gold (oracle)", "length only", "finished, then short"]:
+            entry = table[name]
+            assert entry["gold_drop_ci"][0] <= entry["gold_drop"] <= entry["gold_drop_ci"][1], name
+            assert isinstance(entry["gold_drop_resolved"], bool)
+            power = entry["gold_drop_power"]
+            assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1
 
 
 def test_demo_help_says_25_percent_once():
@@ -111,3 +110,34 @@ def test_the_frozen_pass_reports_responses_done_of_the_total(tmp_path, texts):
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert np.isfinite(arrays["norms"]).all() and np.isnan(arrays["logp_sum"][1::2]).all()
     assert (tmp_path / "frozen" / "frozen-outputs.pt").is_file()
+
+
+def test_bt_members_redraw_their_labels_under_their_worlds_condition():
+    """A BT member's pairs: the world's gold order restored, then the world's condition drawn again under
+    the member's seed: with a length bias of 1 every pair that differs in length has its longer response
+    chosen; with uniform noise 0.5 exactly half of the pairs disagree with the gold."""
+    from rmguard.eval.labeling import corrupt_labels
+    from rmguard.overopt.study.worlds import _member_rows
+
+    def pair(chosen: str, rejected: str) -> dict:
+        return {
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+            "chosen_model": "a",
+            "rejected_model": "b",
+            "chosen_gold": 1.0,
+            "rejected_gold": 0.0,
+            "label_flipped": False,
+        }
+
+    texts = [("short", "much longer"), ("a longer one", "brief"), ("x", "yy"), ("same", "size")]
+    world = [pair(a, b) for a, b in texts]
+    corrupt_labels(world, 0.25, 0.0, seed=1)  # the world's own draw, undone by the member
+    member = _member_rows(world, 0.0, 1.0, seed=5)
+    assert len(member) == 4 and all(r["chosen_gold"] == 0.0 for r in member if r["label_flipped"])
+    for row in member:
+        chosen, rejected = (len(row[k][0]["content"]) for k in ("chosen", "rejected"))
+        assert chosen >= rejected
+    assert sum(r["label_flipped"] for r in member) == 2  # the two pairs whose gold prefers the shorter
+    uniform = _member_rows(world, 0.5, 0.0, seed=5)
+    assert sum(r["chosen_gold"] < r["rejected_gold"] for r in uniform) == 2

@@ -1,4 +1,5 @@
-"""rmguard label --data IN.jsonl --gold SPEC --output OUT.jsonl [--pairs ...] [--label-noise F] [--seed N]"""
+"""rmguard label --data IN.jsonl --gold SPEC --output OUT.jsonl [--pairs ...] [--label-noise F | --length-bias P]
+[--seed N]"""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="fraction of pairs to flip, exactly (rounded)",
     )
+    parser.add_argument(
+        "--length-bias",
+        type=options.fraction,
+        default=0.0,
+        help="instead of --label-noise: of the pairs whose responses differ in length (characters), this "
+        "fraction, exactly (rounded), is labelled by length, the longer one better",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the flipped pairs and of best_vs_random")
     parser.add_argument("--batch-size", type=options.count, default=16, help="gold reward-model batch size")
     parser.set_defaults(func=run)
@@ -45,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from rmguard.eval.labeling import label_file
 
     meta = label_file(
-        args.data, args.gold, args.output, args.pairs, args.label_noise, args.seed, args.batch_size
+        args.data,
+        args.gold,
+        args.output,
+        args.pairs,
+        args.label_noise,
+        args.seed,
+        args.batch_size,
+        args.length_bias,
     )
     print(
         json.dumps(

@@ -3,7 +3,10 @@
 ``label_file`` writes three files beside each other (docs/evaluation.md):
     OUT.jsonl        the input records, every completion with its ``gold_score`` (and its model name);
     OUT.pairs.jsonl  preference pairs in TRL layout built from the gold scores as training builds them
-                     (``data.formats.select_pairs``), with exactly round(noise·pairs) of them flipped;
+                     (``data.formats.select_pairs``), their labels corrupted by one condition
+                     (:func:`corrupt_labels`): exactly round(noise·pairs) of them flipped (uniform label
+                     noise), or, in exactly round(p·m) of the m pairs whose responses differ in length, the
+                     longer response labelled better whatever the gold (a length bias declared in advance);
     OUT.meta.json    how they were made: gold spec, pair strategy, noise, seed, counts.
 """
 
@@ -43,6 +46,49 @@ def flip_indices(pairs: int, fraction: float, seed: int) -> list[int]:
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError(f"label noise must be a fraction in [0, 1], got {fraction}")
     return sorted(random.Random(f"label-noise:{seed}").sample(range(pairs), flip_count(pairs, fraction)))
+
+
+def length_biased_indices(lengths: Sequence[tuple[int, int]], share: float, seed: int) -> list[int]:
+    """Which pairs length decides: exactly ``flip_count(m, share)`` of the m pairs whose two responses differ
+    in length (``lengths``: (chosen, rejected) per pair), drawn without replacement under ``seed``.
+
+    The length-biased condition's draw: each such pair is decided by length with probability ``share``, as
+    uniform noise flips each pair with probability ``noise`` (both exact counts, so seeds differ only in
+    which pairs)."""
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"length bias must be a fraction in [0, 1], got {share}")
+    eligible = [k for k, (a, b) in enumerate(lengths) if a != b]
+    drawn = random.Random(f"length-bias:{seed}").sample(
+        range(len(eligible)), flip_count(len(eligible), share)
+    )
+    return sorted(eligible[i] for i in drawn)
+
+
+def length_bias_labels(rows: list[dict[str, Any]], share: float, seed: int) -> int:
+    """In the pairs :func:`length_biased_indices` draws, the longer response (characters of its text,
+    ``calibration.response_length``) becomes chosen whatever the gold (in place); returns how many rows
+    that swapped, i.e. how many labels now disagree with the gold (a drawn pair whose gold already
+    prefers the longer response keeps its label). Swapped rows are marked ``label_flipped``."""
+    from rmguard.calibration import response_length
+
+    lengths = [(response_length(r["chosen"]), response_length(r["rejected"])) for r in rows]
+    swapped = [k for k in length_biased_indices(lengths, share, seed) if lengths[k][0] < lengths[k][1]]
+    for index in swapped:
+        swap_pair(rows[index])
+    return len(swapped)
+
+
+def corrupt_labels(rows: list[dict[str, Any]], label_noise: float, length_bias: float, seed: int) -> int:
+    """The training labels of one condition, from gold-ordered ``rows`` (in place): uniform label noise
+    (:func:`flip_labels`) or a length bias (:func:`length_bias_labels`), never both; returns how many labels
+    now disagree with the gold."""
+    if label_noise and length_bias:
+        raise ConfigError(
+            "label_noise and length_bias are two conditions: set one of them (the other labels follow the gold)"
+        )
+    if length_bias:
+        return length_bias_labels(rows, length_bias, seed)
+    return flip_labels(rows, label_noise, seed)
 
 
 def pair_row(item: ResponseSet, chosen: int, rejected: int) -> dict[str, Any]:
@@ -92,15 +138,19 @@ def flip_labels(rows: list[dict[str, Any]], fraction: float, seed: int) -> int:
     """
     flipped = flip_indices(len(rows), fraction, seed)
     for index in flipped:
-        row = rows[index]
-        for a, b in (
-            ("chosen", "rejected"),
-            ("chosen_model", "rejected_model"),
-            ("chosen_gold", "rejected_gold"),
-        ):
-            row[a], row[b] = row[b], row[a]
-        row["label_flipped"] = True
+        swap_pair(rows[index])
     return len(flipped)
+
+
+def swap_pair(row: dict[str, Any]) -> None:
+    """Chosen and rejected swapped with their models and gold scores; the row marked ``label_flipped``."""
+    for a, b in (
+        ("chosen", "rejected"),
+        ("chosen_model", "rejected_model"),
+        ("chosen_gold", "rejected_gold"),
+    ):
+        row[a], row[b] = row[b], row[a]
+    row["label_flipped"] = True
 
 
 def gold_label(items: Sequence[ResponseSet], gold: GoldScorer) -> list[ResponseSet]:
@@ -128,9 +178,10 @@ def label_file(
     label_noise: float = 0.0,
     seed: int = 0,
     batch_size: int = 16,
+    length_bias: float = 0.0,
 ) -> dict[str, Any]:
     """Gold-score ``data`` with the SPEC (or scorer) ``gold`` and write OUT.jsonl, OUT.pairs.jsonl, OUT.meta.json; returns the metadata."""
-    flip_indices(0, label_noise, seed)  # validates the fraction before the (possibly slow) gold pass
+    corrupt_labels([], label_noise, length_bias, seed)  # validates the condition before the gold pass
     check_outputs([output, *(companion_path(output, kind) for kind in ("pairs", "meta"))], [data])
     PAIR_STRATEGIES.lookup(pairs)
     pairs = PAIR_STRATEGIES.canonical(pairs)
@@ -139,7 +190,7 @@ def label_file(
     labelled = gold_label(items, scorer)
     built = build_pairs(labelled, pairs, random.Random(seed))
     rows, unpaired = built.rows, built.unpaired
-    flipped = flip_labels(rows, label_noise, seed)
+    flipped = corrupt_labels(rows, label_noise, length_bias, seed)
     models: dict[str, int] = {}
     for item in labelled:
         for c in item.completions:
@@ -149,6 +200,7 @@ def label_file(
         "gold": scorer.spec,
         "pair_strategy": pairs,
         "label_noise": label_noise,
+        "length_bias": length_bias,
         "seed": seed,
         "records": len(labelled),
         "responses": sum(models.values()),

@@ -11,7 +11,8 @@ models into training and held-out models. Then, as Hong et al. lay out their fou
     manifest.json                models, counts, the disjointness checks, seeds and label settings
 
 Pairs are built as ``rmguard label`` builds them (its pair strategy and label noise are read from the
-labelled file's OUT.meta.json when present); noise flips training pairs only, validation pairs stay gold.
+labelled file's OUT.meta.json when present); its label condition (uniform noise or a length bias,
+``labeling.corrupt_labels``) acts on training pairs only, validation pairs stay gold.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from rmguard.data.response_sets import ResponseSet, prompt_id, read_response_sets
 from rmguard.errors import ConfigError, DataError
-from rmguard.eval.labeling import build_pairs, flip_labels, read_label_metadata
+from rmguard.eval.labeling import build_pairs, corrupt_labels, read_label_metadata
 from rmguard.fileio import atomic_directory
 
 SCENARIOS = ("val1_in_domain", "val2_prompt_disjoint", "val3_response_disjoint", "val4_mutual_disjoint")
@@ -147,6 +148,7 @@ def make_splits(
     label_meta = read_label_metadata(data) or {}
     strategy = label_meta.get("pair_strategy", "best_vs_worst")
     noise = float(label_meta.get("label_noise", 0.0))
+    length_bias = float(label_meta.get("length_bias", 0.0))
     rng = random.Random(seed)
     all_models = {c.model for item in items for c in item.completions}
     held_models = set(choose_heldout_models(all_models, heldout_models, rng))
@@ -158,7 +160,7 @@ def make_splits(
     ):
         raise DataError(data, f"splits are not disjoint: {checks}")  # a bug, or ids that contradict prompts
     outputs, counts = _scenario_rows(parts, strategy, random.Random(f"pairs:{seed}"))
-    counts["train"]["flipped"] = flip_labels(outputs["train"], noise, seed)
+    counts["train"]["flipped"] = corrupt_labels(outputs["train"], noise, length_bias, seed)
     _refuse_empty(data, outputs, counts)
     train_prompts = len(items) - len(held_prompts)
     _warn_few_in_domain_pairs(counts["val1_in_domain"]["pairs"], train_prompts)
@@ -172,6 +174,7 @@ def make_splits(
         "train_responses_per_prompt": train_responses,
         "pair_strategy": strategy,
         "label_noise": noise,
+        "length_bias": length_bias,
         "label_metadata": label_meta or None,
         "counts": counts,
         "disjointness": checks,

@@ -22,6 +22,7 @@ from rmguard.overopt.bon import Curves
 from rmguard.overopt.bon_math import curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
 from rmguard.overopt.study.design import CONTROLS, ORACLE
 from rmguard.overopt.study.statistics import (
+    LEVEL,
     adjust_family,
     cross_fitted_drops,
     describe,
@@ -214,14 +215,15 @@ def _drops(
     rows: Sequence[str], gold_curves: dict[str, np.ndarray], kl: list[float]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, float]]:
     """(each row's cross-fitted drop; the points and replicates behind them, for paired differences; each
-    row's power to resolve a drop of DROP_ALTERNATIVE, from the same bootstrap worlds with that drop added)."""
+    row's drop replicates under the alternative, the same bootstrap worlds with a DROP_ALTERNATIVE drop
+    added, for its power)."""
     curves = [gold_curves[name] for name in rows]
     alternative = [with_drop(c, kl, DROP_ALTERNATIVE) for c in curves]
     point, replicates = cross_fitted_drops(curves + alternative)
     count = len(rows)
     drops = {name: describe(point[k], replicates[:, k]) for k, name in enumerate(rows)}
-    power = {name: drop_power(replicates[:, count + k]) for k, name in enumerate(rows)}
-    return drops, {"point": point[:count], "replicates": replicates[:, :count]}, power
+    alternative = {name: replicates[:, count + k] for k, name in enumerate(rows)}
+    return drops, {"point": point[:count], "replicates": replicates[:, :count]}, alternative
 
 
 def analyse(
@@ -247,7 +249,7 @@ def analyse(
         {name: len(worlds) for name in rows},
     )
     gold_curves = {name: np.stack([c["gold"] for c in per_seed[name]]) for name in rows}  # [S, P, K]
-    drops, paired_drops, power = _drops(rows, gold_curves, kl)
+    drops, paired_drops, alternative = _drops(rows, gold_curves, kl)
     units = {name: [unit_values(w.sets, w.members[name]) for w in worlds] for name in rows}
     gold_max = {name: gold_curves[name][:, :, -1] for name in rows}
     norms = {
@@ -264,7 +266,10 @@ def analyse(
             for j, name in enumerate(rows)
         }
         differences = _differences(worlds, rows, baseline, units, gold_max, paired, norms)
-    adjust_family(primary_family(dict.fromkeys(rows), differences, drops, primary_metrics))
+    family = primary_family(dict.fromkeys(rows), differences, drops, primary_metrics)
+    adjust_family(family)
+    # Holm tests the smallest of m p-values at α/m and the largest at α: a drop's label lies between
+    strictest = 1 - (1 - LEVEL) / len(family) if "gold_drop" in primary_metrics else LEVEL
     objectives = {}
     for name in rows:
         scenarios = {f: hierarchical_interval([u[f] for u in units[name]]) for f in files}
@@ -273,7 +278,7 @@ def analyse(
             "control": name in CONTROLS,
             **flat("in_domain_accuracy", scenarios[files[0]]),
             **flat("shifted_tau_mean", hierarchical_interval([u["shifted"] for u in units[name]])),
-            **_drop_entry(drops[name], power[name]),
+            **_drop_entry(drops[name], alternative[name], strictest),
             **_bon_entry(name, curves, gold_curves[name], kl, drops[name]["resolved"]),
             "scenarios": scenarios,
             "hidden_norms": norms.get(name, {}),
@@ -307,13 +312,21 @@ def analyse(
     return summary, curves
 
 
-def _drop_entry(drop: dict[str, Any], power: float) -> dict[str, Any]:
-    """A row's drop: value, interval, p-values, the adjusted label and its power against the alternative."""
+def _drop_entry(drop: dict[str, Any], alternative: np.ndarray, strictest: float) -> dict[str, Any]:
+    """A row's drop: value, interval, p-values, the adjusted label and its power against the alternative
+    (simulated: the share of bootstrap worlds with a DROP_ALTERNATIVE drop whose drop is resolved) at 95 %
+    (``power``: Holm's last step, an upper bound on the adjusted label's power) and at ``strictest``
+    (``power_holm_strictest``: Holm's first step, α/m over the family's m comparisons, a lower bound)."""
     return {
         "gold_drop": drop["mean"],
         "gold_drop_ci": drop["ci"],
         "gold_drop_p_value": drop["p_value"],
         "gold_drop_p_adjusted": drop.get("p_adjusted"),
         "gold_drop_resolved": drop["resolved"],
-        "gold_drop_power": {"alternative": DROP_ALTERNATIVE, "power": power},
+        "gold_drop_power": {
+            "alternative": DROP_ALTERNATIVE,
+            "power": drop_power(alternative),
+            "power_holm_strictest": drop_power(alternative, strictest),
+            "strictest_level": strictest,
+        },
     }

@@ -61,22 +61,30 @@ def comparisons(main: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
+def objectives_table(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """row → its key statistics (``headline.objectives``) from one cell's analysis."""
+    return {
+        name: {
+            **{k: v for k, v in o.items() if k.startswith(ROW_KEYS)},
+            "gao_turns": o["gao_fit"]["turns"],
+        }
+        for name, o in summary["objectives"].items()
+    }
+
+
 def headline(
     config: Any,
     main: dict[str, Any],
     bon: Any,
     worlds: dict[str, Any],
     proxy_model: dict[str, Any],
+    conditions: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """report.json["headline"]: the design, the primary endpoint, each row's key statistics, every paired
-    comparison with its p-values and adjusted label, and the answer in words."""
-    objectives = {
-        name: {
-            **{k: v for k, v in o.items() if k.startswith(ROW_KEYS)},
-            "gao_turns": o["gao_fit"]["turns"],
-        }
-        for name, o in main["objectives"].items()
-    }
+    comparison with its p-values and adjusted label, and the answer in words. ``conditions`` (label
+    condition → its main-cell analysis, the first being ``main``'s) gives ``conditions`` (name → the
+    objectives table) and, for every other condition, its own comparisons (its own Holm family)."""
+    objectives = objectives_table(main)
     first = next(iter(next(iter(worlds.values())).values()))
     out = {
         "seeds": len(config.seeds),
@@ -91,6 +99,15 @@ def headline(
         "paired_differences": comparisons(main),
         "intervals": OVER,
     }
+    if conditions:
+        out["conditions"] = {name: objectives_table(c) for name, c in conditions.items()}
+        out["label_conditions"] = {
+            name: {"wrong_label_share": c.get("wrong_label_share"), "main": c is main}
+            for name, c in conditions.items()
+        }
+        out["condition_differences"] = {
+            name: comparisons(c) for name, c in conditions.items() if c is not main
+        }
     out["answer"] = answer(out)
     return out
 
@@ -137,10 +154,13 @@ def _gold_sentence(h: dict[str, Any]) -> str:
 def _drop_sentence(h: dict[str, Any]) -> str:
     proxies = {n: o for n, o in h["objectives"].items() if not o["control"]}
     falling = [label(n) for n, o in proxies.items() if o["gold_drop_resolved"] and o["gold_drop"] > 0]
-    powers = [o["gold_drop_power"]["power"] for o in proxies.values() if o.get("gold_drop_power")]
+    powers = [o["gold_drop_power"] for o in proxies.values() if o.get("gold_drop_power")]
+    low = [p.get("power_holm_strictest", p["power"]) for p in powers]
+    high = [p["power"] for p in powers]
     power = (
-        f" (power to resolve a drop of 0.02: {min(powers):.0%}–{max(powers):.0%})"
-        if powers and all(p == p for p in powers)
+        f" (power to resolve a drop of 0.02: {min(low):.0%}–{max(high):.0%}, from Holm's strictest to its "
+        "most lenient step)"
+        if powers and all(p == p for p in low + high)
         else ""
     )
     controls = [label(n) for n, o in h["objectives"].items() if o["control"] and o["gold_drop_resolved"]]
@@ -175,8 +195,26 @@ def answer(h: dict[str, Any]) -> list[str]:
         f"n up to {h['bon_max_n']} (KL {h['bon_max_kl']:.2f} nats); proxies are {h['proxy_model']['layers']}-layer "
         f"reward models with the top {h['proxy_model']['trainable_layers']} trained."
     )
-    sentences = [_drop_sentence(h), _gold_sentence(h), _norm_sentence(h), design]
+    sentences = [_drop_sentence(h), _gold_sentence(h), _norm_sentence(h), *_condition_sentences(h), design]
     return [s for s in sentences if s]
+
+
+def _condition_sentences(h: dict[str, Any]) -> list[str]:
+    """The answer under each label condition beside the main one (each its own Holm family)."""
+    out = []
+    for name, differences in h.get("condition_differences", {}).items():
+        share = h["label_conditions"][name]["wrong_label_share"]
+        view = {
+            "objectives": h["conditions"][name],
+            "paired_differences": differences,
+            "bon_max_n": h["bon_max_n"],
+        }
+        said = f"{_drop_sentence(view)} {_gold_sentence(view)}".strip()
+        out.append(
+            f"Under the {name} condition ({share:.0%} of training labels against the gold; its own Holm "
+            f"family): {said[0].lower()}{said[1:]}"
+        )
+    return out
 
 
 def comparison_rows(h: dict[str, Any]) -> list[list[str]]:

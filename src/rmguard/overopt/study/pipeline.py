@@ -2,8 +2,10 @@
 
 1. **pool** — what the policy wrote: every prompt answered once per style, and the held-out Best-of-N
    prompts answered ``bon_n`` times at temperature 1 (shipped, see ``pool.py``; ``--generate`` samples it).
-2. **labels** — the programmatic gold rubric (``world.py``) scores every response; pairs are built from
-   the gold and 25 % of the training pairs are flipped (label noise, the 25 % of Yang et al. 2024).
+2. **labels** — the programmatic gold rubric (``rubric.py``) scores every response; pairs are built from
+   the gold and 25 % of the training pairs are flipped (label noise, the 25 % of Yang et al. 2024). A
+   second condition, declared in the config (``length_bias``), decides that share of the training pairs by
+   length instead (a spurious feature); its worlds share the seeds and splits, only the labels differ.
 3. **splits** — the four scenarios of Hong et al. (held-out prompts × held-out styles); the held-out
    prompts are the Best-of-N prompts.
 4. **worlds and proxies** — every seed is its own world (its own splits: held-out styles, training pairs,
@@ -43,6 +45,7 @@ from rmguard.overopt.study.design import (
     WARM,
     sized_name,
 )
+from rmguard.overopt.study.labels import LabelCondition, by_condition, world_splits
 from rmguard.overopt.study.pool import SHIPPED_POOLS
 from rmguard.overopt.study.rubric import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
@@ -77,6 +80,11 @@ class StudyConfig:
     max_new_tokens: int = 64  # when sampling the pool
     heldout_styles: int = 2
     label_noise: float = 0.25
+    # the length-biased condition beside label_noise, declared before any run and never tuned per method:
+    # in each training pair whose responses differ in length (characters), the longer one is labelled
+    # better with probability length_bias, by the gold otherwise; 0.25 decides the same share of pairs
+    # as the uniform noise flips (None: no such condition)
+    length_bias: float | None = 0.25
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
     objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
@@ -109,6 +117,8 @@ class StudyConfig:
             raise ConfigError("the study needs at least one seed")
         for noise in [self.label_noise, *(self.label_noises or [])]:
             checks.fraction("label_noise", noise)
+        if self.length_bias is not None:
+            checks.fraction("length_bias", self.length_bias)
         SHIPPED_POOLS.lookup(self.pool)
         unknown = sorted(set(self.primary_metrics) - set(PRIMARY_METRICS))
         if unknown or not self.primary_metrics:
@@ -248,30 +258,6 @@ def _worker_count(config: StudyConfig, runs: int) -> int:
 # ----------------------------------------------------------------------------------------------- the worlds
 
 
-def _noises(config: StudyConfig) -> list[float]:
-    return list(dict.fromkeys([config.label_noise, *(config.label_noises or [])]))
-
-
-def _world_splits(
-    config: StudyConfig, records_file: Path, gold: Any, bon: BonPool, out: Path
-) -> dict[float, dict[int, Path]]:
-    """noise → seed → the world's splits folder: labels at each noise level, then one make_splits per seed
-    (held-out styles, training responses, pairs and flips all drawn from the seed)."""
-    from rmguard.eval.labeling import label_file
-    from rmguard.eval.splits import make_splits
-
-    folders: dict[float, dict[int, Path]] = {}
-    for noise in _noises(config):
-        labelled = out / "data" / f"labelled-noise{noise:g}.jsonl"
-        label_file(str(records_file), gold, labelled, config.pair_strategy, noise, config.seed)
-        folders[noise] = {}
-        for seed in config.seeds:
-            folder = out / "worlds" / f"noise{noise:g}" / f"seed{seed}"
-            make_splits(str(labelled), folder, bon.ids, config.heldout_styles, seed, config.train_responses)
-            folders[noise][seed] = folder
-    return folders
-
-
 def _table_gold(table: Any, labelled: Path, bon: BonPool) -> np.ndarray:
     """The gold of every table row: the labelled records' scores, then the Best-of-N pool's."""
     from rmguard.data.response_sets import read_response_sets
@@ -294,7 +280,7 @@ def _table_and_controls(
     from rmguard.overopt.study.worlds import response_table
 
     table = response_table(records, bon)
-    gold = _table_gold(table, out / "data" / f"labelled-noise{config.label_noise:g}.jsonl", bon)
+    gold = _table_gold(table, out / "data" / f"labelled-{LabelCondition(config.label_noise).tag}.jsonl", bon)
     rules = [control_scores(r) for r in table.responses]
     return table, {ORACLE: gold, **{name: np.array([r[name] for r in rules]) for name in rules[0]}}
 
@@ -306,8 +292,9 @@ def _worlds(
     bon: BonPool,
     splits: dict,
     progress: Progress | None,
-) -> dict[float, list[World]]:
-    """noise → the worlds (one per seed), each with every row's member: the proxies and the controls.
+) -> dict[LabelCondition, list[World]]:
+    """condition → the worlds (one per seed), each with every row's member: the proxies and the controls
+    (a length-biased world trains the main cell's rows only: every pair, no data-size sweep).
 
     The frozen part runs once over every response (``proxies.frozen_pass``); then each world trains its
     proxies with rmguard's trainer on the trainable top only."""
@@ -328,9 +315,9 @@ def _worlds(
         config.reuse_frozen_outputs,
     )
     jobs = {
-        (noise, seed): WorldJob(
+        (condition, seed): WorldJob(
             seed,
-            noise,
+            condition.noise,
             str(folder),
             str(folder / "proxies.npz"),
             str(out / "frozen"),
@@ -339,70 +326,83 @@ def _worlds(
             table.keys,
             config.objectives,
             config.sweep_objectives,
-            config.data_fractions,
+            [1.0] if condition.length_bias else config.data_fractions,
             config.members,
             training,
             config.trainable_layers,
             config.score_batch_size,
+            condition.length_bias,
         )
-        for noise, seeds in splits.items()
+        for condition, seeds in splits.items()
         for seed, folder in seeds.items()
     }
     arrays = fit_worlds(list(jobs.values()), _worker_count(config, len(jobs)), progress)
-    worlds: dict[float, list[World]] = {}
-    for (noise, _), job in jobs.items():
-        worlds.setdefault(noise, []).append(
+    worlds: dict[LabelCondition, list[World]] = {}
+    for (condition, _), job in jobs.items():
+        worlds.setdefault(condition, []).append(
             world_view(config, job, arrays[job.output], table, controls, backbone)
         )
     return worlds
 
 
-def _sweep_cells(config: StudyConfig, worlds: dict[float, list[World]]) -> list[tuple]:
-    """(noise, fraction, row names) of every data-size sweep cell that has a row."""
+def _sweep_cells(config: StudyConfig, worlds: dict[LabelCondition, list[World]]) -> list[tuple]:
+    """(condition, fraction, row names) of every data-size sweep cell that has a row (uniform noise only)."""
     cells = []
-    for noise, noise_worlds in worlds.items():
-        for fraction in config.data_fractions:
+    for condition, condition_worlds in worlds.items():
+        for fraction in config.data_fractions if not condition.length_bias else []:
             names = [sized_name(o, fraction) for o in config.sweep_objectives]
-            names = [n for n in names if n in noise_worlds[0].members]
+            names = [n for n in names if n in condition_worlds[0].members]
             if names:
-                cells.append((noise, fraction, names))
+                cells.append((condition, fraction, names))
     return cells
 
 
 def _cells(
     config: StudyConfig,
-    worlds: dict[float, list[World]],
+    worlds: dict[LabelCondition, list[World]],
     bon: BonPool,
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the analysis of every design cell, their Best-of-N curves): the main cell (label_noise, all pairs)
-    with every row, and the data-size sweep (every noise × fraction) with the sweep objectives."""
+    with every row, the same rows under the length-biased condition (its own Holm family), and the
+    data-size sweep (every noise level × fraction) with the sweep objectives."""
     from rmguard.overopt.study.analysis import analyse
 
-    main = worlds[config.label_noise]
+    main_condition = LabelCondition(config.label_noise)
+    main = worlds[main_condition]
     rows = [n for n in [*config.objectives, WARM, *ENSEMBLES, *CONTROLS] if n in main[0].members]
+    others = [c for c in worlds if c.length_bias]
     sweep_cells = _sweep_cells(config, worlds)
+    total = 1 + len(others) + len(sweep_cells)
     report = partial(progress or (lambda *_: None), "analyse (bootstrap intervals, per design cell)")
-    report(0, 1 + len(sweep_cells))
+    report(0, total)
     baseline = BASELINE if BASELINE in rows else None
     summary, main_curves = analyse(main, bon, rows, baseline, config.bon_max_n, config.primary_metrics)
+    conditions: dict[str, Any] = {}
+    condition_curves: dict[str, Any] = {}
+    for k, condition in enumerate(others, start=1):
+        report(k, total)
+        conditions[condition.name], condition_curves[condition.name] = analyse(
+            worlds[condition], bon, rows, baseline, config.bon_max_n, config.primary_metrics
+        )
     sweep: dict[str, Any] = {}
     sweep_curves: dict[str, Any] = {}
-    for k, (noise, fraction, names) in enumerate(sweep_cells, start=1):
-        report(k, 1 + len(sweep_cells))
+    for k, (condition, fraction, names) in enumerate(sweep_cells, start=1 + len(others)):
+        report(k, total)
         base = sized_name(BASELINE, fraction)
-        key = f"noise {noise:g}, {fraction:g} of the pairs"
+        key = f"{condition.key}, {fraction:g} of the pairs"
         result, sweep_curves[key] = analyse(
-            worlds[noise],
+            worlds[condition],
             bon,
             names,
             base if base in names else None,
             config.bon_max_n,
             config.primary_metrics,
         )
-        sweep[key] = {"noise": noise, "fraction": fraction, **result}
-    report(1 + len(sweep_cells), 1 + len(sweep_cells))
-    return {"main": summary, "sweep": sweep}, {"main": main_curves, "sweep": sweep_curves}
+        sweep[key] = {"noise": condition.noise, "fraction": fraction, **result}
+    report(total, total)
+    cells = {"main": summary, "conditions": conditions, "sweep": sweep}
+    return cells, {"main": main_curves, "conditions": condition_curves, "sweep": sweep_curves}
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -441,7 +441,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     lap("pool")
     responses = out / "data" / "responses.jsonl"
     atomic_write_jsonl(responses, records)
-    splits = _world_splits(config, responses, gold, bon, out)
+    splits = world_splits(config, responses, gold, bon, out)
     bon_prompts = [p for p, rows in zip(bon.prompts, bon.responses) for _ in rows]
     bon_responses = [r for rows in bon.responses for r in rows]
     bon.gold = np.array(gold.score(bon_prompts, bon_responses), dtype=float).reshape(bon.tokens.shape)
@@ -454,20 +454,28 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
     timings["process_cpu_total"] = round(time.process_time() - cpu_start, 1)  # this process only, not workers
     runs = record_run(out, timings)
     manifests = {
-        f"noise {noise:g}": {
+        condition.key: {
             seed: json.loads((folder / "manifest.json").read_text()) for seed, folder in seeds.items()
         }
-        for noise, seeds in splits.items()
+        for condition, seeds in splits.items()
     }
     summary = finite_json(
         {
-            "headline": headline(config, cells["main"], bon, manifests, proxy_model(config)),
+            "headline": headline(
+                config,
+                cells["main"],
+                bon,
+                manifests,
+                proxy_model(config),
+                by_condition(config, cells, splits),
+            ),
             "config": asdict(config),
             "timings_s": timings,
             "runs": runs,
             "gold": config.gold,
             "worlds": manifests,
             **cells["main"],
+            "conditions": cells["conditions"],
             "sweep": cells["sweep"],
         }
     )

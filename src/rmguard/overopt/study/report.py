@@ -41,6 +41,12 @@ def stat(d: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{with_ci(d['mean'], d['ci'], digits)} {'resolved' if d['resolved'] else 'not resolved'}"
 
 
+def power_text(power: dict[str, Any]) -> str:
+    """A drop's power against the alternative: at 95 % (Holm's most lenient step) and at α/m (its strictest)."""
+    strict = power.get("power_holm_strictest")
+    return f"{power['power']:.0%}" + ("" if strict is None else f" ({strict:.0%} at α/m)")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -72,7 +78,7 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
                 num(o["gold_at_n1"]),
                 with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
                 f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
-                f"{o['gold_drop_power']['power']:.0%}",
+                power_text(o["gold_drop_power"]),
                 with_ci(fit["alpha"]["mean"], fit["alpha"]["ci"]),
                 with_ci(fit["beta"]["mean"], fit["beta"]["ci"]),
                 peak,
@@ -82,7 +88,9 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
         "<h2>Best-of-N</h2>",
         _img(pngs["gold_vs_kl"], "gold reward of the pick vs KL"),
         f"<p class=note>Unbiased best-of-n estimator over each prompt's {summary['headline']['bon_pool_samples']} "
-        f"samples; n stops at {bon['ns'][-1]}, well below the pool, so every point averages many subsets. At n = 1 "
+        f"samples; n stops at {bon['ns'][-1]}, well below the pool, so every point averages many subsets. The grid "
+        f"(log-spaced): n = {', '.join(str(n) for n in bon['ns'])}; KL_BoN = "
+        f"{', '.join(f'{k:.2f}' for k in bon['kl'])} nats. At n = 1 "
         "every selector's pick is the pool's mean gold by construction. The proxy's own score of its pick rises "
         "with n by construction and is not a finding.</p>",
         _table(
@@ -101,7 +109,8 @@ def _bon_section(summary: dict[str, Any], curves: Curves, out: Path) -> list[str
         "<p class=note>Drop: the peak n is chosen on one half of the prompts and peak − end measured on the "
         f"other half, then swapped and averaged; {OVER}; resolved = Holm-adjusted p < 0.05 across the primary "
         "endpoint's comparisons. Power: the share of bootstrap worlds, drawn with the gold lowered linearly "
-        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 %. Gao fit gold(d) − gold(0) = "
+        "after the peak by 0.02 at the last n, whose drop would be resolved at 95 % (Holm's most lenient step) "
+        "and, in brackets, at 0.05/m (its strictest, m the family's comparisons). Gao fit gold(d) − gold(0) = "
         "d(α − βd), d = √KL, with the same bootstrap; a peak is reported only when the drop is resolved, β's "
         "interval is above 0 and the vertex lies inside the measured KL.</p>",
         *_difference_figure(bon, out),
@@ -145,6 +154,46 @@ def _difference_figure(bon: dict[str, Any], out: Path) -> list[str]:
     figure.axes[0].axhline(0.0, color="black", linewidth=0.8)
     png = save_png(figure, out / "bon" / "gold_minus_bt_vs_kl.png")
     return [_img(png, f"gold minus {label(BASELINE)} vs KL")]
+
+
+def _conditions_section(h: dict[str, Any]) -> list[str]:
+    """The main cell under each label condition side by side: every row's gold at the endpoint, its drop
+    with its label and power, and its gold against BT (each condition its own Holm family)."""
+    conditions = h.get("conditions") or {}
+    if len(conditions) < 2:
+        return []
+    differences = {
+        name: h["paired_differences"] if meta["main"] else h["condition_differences"][name]
+        for name, meta in h["label_conditions"].items()
+    }
+    rows = []
+    for row in next(iter(conditions.values())):
+        cells = [label(row)]
+        for name, table in conditions.items():
+            o = table[row]
+            against = differences[name].get(f"{row} − {BASELINE}", {}).get("gold_at_max_n")
+            cells += [
+                with_ci(o["gold_at_max_n"], o["gold_at_max_n_ci"]),
+                f"{with_ci(o['gold_drop'], o['gold_drop_ci'])} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
+                power_text(o["gold_drop_power"]),
+                stat(against) if against else "–",
+            ]
+        rows.append(cells)
+    shares = "; ".join(
+        f"{name}: {meta['wrong_label_share']:.1%} of training labels against the gold"
+        for name, meta in h["label_conditions"].items()
+    )
+    columns = ["gold at n max", "drop (peak − end)", "power at 0.02", f"gold − {label(BASELINE)}"]
+    return [
+        "<h2>Label conditions side by side</h2>",
+        "<p class=note>The main cell's rows trained under each label condition, declared in the config before "
+        "the run: uniform noise flips each training pair with its probability; the length-biased condition "
+        "decides that share of the pairs whose responses differ in length (characters) by length, the longer "
+        f"one better, so only those where the gold prefers the shorter response end up wrong ({shares}). Same "
+        "seeds and splits; only the training labels differ. The headline's answer is the first condition's; "
+        f"each condition is its own Holm family. {OVER}.</p>",
+        _table(["row", *(f"{c} · {n}" for n in conditions for c in columns)], rows),
+    ]
 
 
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
@@ -319,6 +368,7 @@ def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str
         f"<p class=note>{html.escape(cost(summary))}; every number is in report.json, whichever way it came "
         "out.</p>",
         *_bon_section(summary, curves, out),
+        *_conditions_section(summary["headline"]),
         *_scenario_section(summary),
         *_norm_section(summary),
         *_difference_section(summary),

@@ -62,23 +62,26 @@ class WorldJob:
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig values shared by every proxy
     trainable_layers: int = 1
     score_batch_size: int = 64
+    length_bias: float = 0.0  # the world's label condition is a length bias (eval.labeling)
 
 
 def _rows(job: WorldJob) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(job.splits, "train.jsonl").read_text().splitlines() if line]
 
 
-def _member_rows(rows: list[dict[str, Any]], noise: float, seed: int) -> list[dict[str, Any]]:
-    """The same pairs with the label noise drawn again under ``seed`` (gold order restored, then flipped),
-    in an order shuffled by ``seed``."""
-    from rmguard.eval.labeling import flip_indices
+def _member_rows(
+    rows: list[dict[str, Any]], noise: float, length_bias: float, seed: int
+) -> list[dict[str, Any]]:
+    """The same pairs with the world's label condition drawn again under ``seed`` (gold order restored,
+    then ``corrupt_labels``), in an order shuffled by ``seed``."""
+    from rmguard.eval.labeling import corrupt_labels, swap_pair
 
-    def swapped(row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "chosen": row["rejected"], "rejected": row["chosen"]}
-
-    gold_order = [swapped(r) if r.get("label_flipped") else r for r in rows]
-    flips = set(flip_indices(len(rows), noise, seed))
-    redrawn = [swapped(r) if k in flips else r for k, r in enumerate(gold_order)]
+    redrawn = [dict(r) for r in rows]
+    for row in redrawn:
+        if row.get("label_flipped"):
+            swap_pair(row)
+            row["label_flipped"] = False
+    corrupt_labels(redrawn, noise, length_bias, seed)
     random.Random(seed).shuffle(redrawn)
     return redrawn
 
@@ -181,7 +184,9 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
             for m in range(1, job.members):
                 member = f"{BASELINE}-member{m}"
                 members.append(
-                    world.train(member, BASELINE, _member_rows(rows, job.noise, 1000 * job.seed + m))
+                    world.train(
+                        member, BASELINE, _member_rows(rows, job.noise, job.length_bias, 1000 * job.seed + m)
+                    )
                 )
                 world.score(member, members[-1])
             with contextlib.redirect_stdout(io.StringIO()):
