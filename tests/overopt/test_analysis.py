@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rmguard.eval.eval_sets import EvalSet
+from rmguard.eval.latent import outlier_rate
 from rmguard.overopt.bon_math import log_spaced
 from rmguard.overopt.study.analysis import (
     BonPool,
@@ -13,6 +14,7 @@ from rmguard.overopt.study.analysis import (
     World,
     analyse,
     combine,
+    latent_outliers,
     norm_dispersion,
     primary_family,
 )
@@ -198,3 +200,31 @@ def test_best_of_n_to_256_on_512_samples_per_prompt():
     assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1 and power["alternative"] == 0.02
     # m = 8: two drops, good − bt in four metrics and in ‖h‖ std on each of the two splits
     assert power["strictest_level"] == pytest.approx(1 - 0.05 / 8)
+
+
+def test_latent_outliers_of_the_picks_by_hand():
+    """InfoRM's diagnostic: at n = N the rate is outlier_rate of the proxy's top pick per prompt against
+    the whole pool's latents; at n = 1 it is the pool's own rate; a proxy that favours planted outliers
+    has a resolved rise, and a row without latents has no entry."""
+    rng = np.random.default_rng(1)
+    prompts, samples, dim = 12, 8, 3
+    worlds = []
+    for seed in range(3):
+        latents = rng.normal(0, 1, (prompts, samples, dim))
+        latents[:4, -1] += 8.0  # 4 of the pool's 96 latents lie far out, the proxy's favourites
+        rewards = rng.normal(0, 1, (prompts, samples))
+        rewards[:4, -1] = 10.0
+        members = {"inform": Member({}, rewards, latents=latents), "bt": Member({}, rewards)}
+        worlds.append(World(seed, [], members))
+    entry = latent_outliers(worlds, "inform", [1, samples])["latent_outliers"]
+    flat_latents = [w.members["inform"].latents.reshape(-1, dim) for w in worlds]
+    picks = [
+        w.members["inform"].latents[np.arange(prompts), w.members["inform"].bon.argmax(axis=1)]
+        for w in worlds
+    ]
+    at_n = np.mean([outlier_rate(f, p) for f, p in zip(flat_latents, picks)])
+    at_1 = np.mean([outlier_rate(f, f) for f in flat_latents])
+    assert entry["rate"][1]["mean"] == pytest.approx(at_n) and entry["rate"][0]["mean"] == pytest.approx(at_1)
+    assert entry["rise"]["mean"] == pytest.approx(at_n - at_1) and entry["rise"]["resolved"]
+    assert at_n > 0.3 and at_1 < 0.1
+    assert latent_outliers(worlds, "bt", [1, samples]) == {}

@@ -175,7 +175,8 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     report = json.loads((out / "report.json").read_text())
     headline = report["headline"]
     assert headline["seeds"] == 3 and headline["bon_max_n"] == 4 and headline["bon_pool_samples"] == 16
-    rows = {"bt", "bsr", "grm", "odin", "warm", "bt_ensemble", "bt_ensemble_wco", "bt_ensemble_uwo"}
+    rows = {"bt", "bsr", "grm", "odin", "inform", "bt_length_calibrated", "warm"}
+    rows |= {"bt_ensemble", "bt_ensemble_wco", "bt_ensemble_uwo"}
     controls = {"gold (oracle)", "length only", "finished, then short"}
     assert set(headline["objectives"]) == rows | controls
     for name, entry in headline["objectives"].items():
@@ -194,8 +195,20 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
             "bsr": "linear",
             "grm": "linear with bias (GRM's ValueHead)",
             "odin": "linear (+ ODIN's length head, trained only)",
+            "inform": "linear (InfoRM's Linear(H, 2·128) encoder and Linear(128, 1) decoder; z = μ when scoring)",
+            "bt_length_calibrated": "bt's, its rewards length-calibrated",
         },
     }
+    # ‖h‖ and its paired difference for every row with a hidden state of its own; none for the calibration
+    # (BT's model, so BT's ‖h‖)
+    assert set(report["paired_differences"]["inform − bt"]) >= {"hidden_norm_std", "gold_drop"}
+    assert "hidden_norm_std" not in report["paired_differences"]["bt_length_calibrated − bt"]
+    # InfoRM's own diagnostic: the latent-outlier rate of its picks at every n, with intervals
+    outliers = report["objectives"]["inform"]["latent_outliers"]
+    assert outliers["ns"] == report["best_of_n"]["ns"] and len(outliers["rate"]) == len(outliers["ns"])
+    for entry in [*outliers["rate"], outliers["rise"]]:
+        assert entry["ci"][0] <= entry["mean"] <= entry["ci"][1]
+    assert all("latent_outliers" not in o for n, o in report["objectives"].items() if n != "inform")
     # the exact log-prob per token under the LM head, before and after (the tiny backbone's head is untied:
     # only GRM's model keeps one)
     grm = headline["objectives"]["grm"]["lm_logprob"]
@@ -239,6 +252,7 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     assert set(report["sweep"]) == {"noise 0.25, 0.5 of the pairs", "noise 0.25, 1 of the pairs"}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Four distribution-shift scenarios" in html
+    assert "InfoRM's latent outliers among the Best-of-N picks" in html
 
 
 def report_gold(out: Path) -> list[float]:
