@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from rmguard import checks
-from rmguard.errors import ConfigError, DataError
+from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock
 from rmguard.overopt.study.analysis import PRIMARY_METRICS, BonPool, World
 from rmguard.overopt.study.design import (
@@ -47,7 +47,7 @@ from rmguard.overopt.study.design import (
     sized_name,
 )
 from rmguard.overopt.study.labels import LabelCondition, by_condition, world_splits
-from rmguard.overopt.study.pool import SHIPPED_POOLS
+from rmguard.overopt.study.pool import SHIPPED_POOLS, study_pool
 from rmguard.overopt.study.rubric import GOLD_SPEC
 from rmguard.training.config import read_yaml_mapping
 
@@ -200,43 +200,6 @@ class StudyConfig:
 
 
 # ----------------------------------------------------------------------------------------------- data
-
-
-def _pool(config: StudyConfig, out: Path, progress: Progress | None) -> dict[str, Any]:
-    from rmguard.overopt.study.pool import (
-        PoolConfig,
-        generate_world_pool,
-        read_pool_file,
-        shipped_pool,
-        write_pool,
-    )
-
-    if config.pool_file:
-        return read_pool_file(config.pool_file)
-    if not config.generate:
-        return shipped_pool(config.pool)
-    prompts = _dataset_prompts(config) if config.prompts_dataset else None
-    pool_config = PoolConfig(policy=config.policy, max_new_tokens=config.max_new_tokens)
-    pool_config.prompts = config.prompts or (len(prompts) if prompts else pool_config.prompts)
-    pool_config.bon_prompts = config.bon_prompts or min(pool_config.bon_prompts, pool_config.prompts // 3)
-    pool_config.bon_n = max(pool_config.bon_n, config.bon_n or 0)  # the shipped pool's size at least
-    pool = generate_world_pool(pool_config, out / "pool", progress, prompts)
-    write_pool(pool, out / "pool.jsonl.gz")
-    return pool
-
-
-def _dataset_prompts(config: StudyConfig) -> list[dict[str, str]]:
-    """``{"id", "prompt"}`` rows from the study's prompt dataset (a missing or empty prompt is an error)."""
-    from rmguard.data.sources import read_rows
-
-    rows = read_rows(config.prompts_dataset, config.prompts_split)[: config.prompts]
-    prompts = []
-    for number, row in rows:
-        text = row.get(config.prompt_column)
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(config.prompts_dataset, "no prompt text", row=number, field=config.prompt_column)
-        prompts.append({"id": str(row.get("id", f"p{number:06d}")), "prompt": text})
-    return prompts
 
 
 def world_records(config: StudyConfig, pool: dict[str, Any]) -> tuple[list[dict[str, Any]], BonPool]:
@@ -467,7 +430,7 @@ def _study(config: StudyConfig, out: Path, progress: Progress | None) -> dict[st
 
     gold = GoldScorer(config.gold, batch_size=config.score_batch_size)  # fails fast on a bad gold
     runs = record_run(out, None)
-    pool = _pool(config, out, progress)
+    pool = study_pool(config, out, progress)
     records, bon = world_records(config, pool)
     lap("pool")
     responses = out / "data" / "responses.jsonl"

@@ -42,7 +42,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rmguard.errors import ConfigError
+from rmguard.errors import ConfigError, DataError
 from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.study.prompts import build_prompts
 from rmguard.registry import Registry
@@ -177,8 +177,6 @@ def shipped_pool(name: str = "demo") -> dict[str, Any]:
 
 def read_pool_file(path: str | Path) -> dict[str, Any]:
     """A pool written by :func:`write_pool` (``rmguard demo --generate`` leaves one in its output folder)."""
-    from rmguard.errors import DataError
-
     try:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             pool = json.load(handle)
@@ -188,3 +186,35 @@ def read_pool_file(path: str | Path) -> dict[str, Any]:
     if missing:
         raise DataError(str(path), f"not a demo pool: missing {', '.join(missing)}")
     return pool
+
+
+def study_pool(config: Any, out: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """The pool a study (a ``StudyConfig``) reads: its ``pool_file``, the shipped pool it names, or, with
+    ``generate``, one sampled under ``out/pool`` (resumable) for its prompts and written to
+    ``out/pool.jsonl.gz``."""
+    if config.pool_file:
+        return read_pool_file(config.pool_file)
+    if not config.generate:
+        return shipped_pool(config.pool)
+    prompts = dataset_prompts(config) if config.prompts_dataset else None
+    pool_config = PoolConfig(policy=config.policy, max_new_tokens=config.max_new_tokens)
+    pool_config.prompts = config.prompts or (len(prompts) if prompts else pool_config.prompts)
+    pool_config.bon_prompts = config.bon_prompts or min(pool_config.bon_prompts, pool_config.prompts // 3)
+    pool_config.bon_n = max(pool_config.bon_n, config.bon_n or 0)  # the shipped pool's size at least
+    pool = generate_world_pool(pool_config, out / "pool", progress, prompts)
+    write_pool(pool, out / "pool.jsonl.gz")
+    return pool
+
+
+def dataset_prompts(config: Any) -> list[dict[str, str]]:
+    """``{"id", "prompt"}`` rows from the study's prompt dataset (a missing or empty prompt is an error)."""
+    from rmguard.data.sources import read_rows
+
+    rows = read_rows(config.prompts_dataset, config.prompts_split)[: config.prompts]
+    prompts = []
+    for number, row in rows:
+        text = row.get(config.prompt_column)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(config.prompts_dataset, "no prompt text", row=number, field=config.prompt_column)
+        prompts.append({"id": str(row.get("id", f"p{number:06d}")), "prompt": text})
+    return prompts

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from rmguard.fileio import atomic_write_json, atomic_write_jsonl, output_lock, r
 from rmguard.overopt.study import statistics
 from rmguard.overopt.study.design import BASELINE
 from rmguard.overopt.study.headline import label
+from rmguard.overopt.study.labels import LabelCondition, world_splits
+from rmguard.overopt.study.pool import study_pool
 
 Progress = Callable[[str, int, int], None]
 TRACKED = ("gold", "proxy", "kl", "length")
@@ -181,10 +183,12 @@ def build_world(study: Any, seed: int, folder: Path, progress: Progress) -> dict
     from rmguard.overopt.study.worlds import WorldJob, train_proxy
 
     gold = GoldScorer(study.gold, batch_size=study.score_batch_size)  # fails fast on a bad gold
-    records, bon = pipeline.world_records(study, pipeline._pool(study, folder, progress))
+    records, bon = pipeline.world_records(study, study_pool(study, folder, progress))
     responses = folder / "data" / "responses.jsonl"
     atomic_write_jsonl(responses, records)
-    splits = pipeline._world_splits(study, responses, gold, bon, folder)[study.label_noise][seed]
+    # the arm's world is the main condition's (uniform noise at label_noise): no other condition is labelled
+    main = replace(study, length_bias=None, label_noises=None)
+    splits = world_splits(main, responses, gold, bon, folder)[LabelCondition(study.label_noise)][seed]
     held = set(bon.ids)
     prompt_files = {
         "train_prompts": [r["prompt"] for r in records if r["id"] not in held],
