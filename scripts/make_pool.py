@@ -1,12 +1,13 @@
 """Sample one of the shipped response pools again, exactly as it was made.
 
-    python scripts/make_pool.py large [--work-dir runs/pool-large] [--output FILE]
+    python scripts/make_pool.py bon512 [--work-dir runs/pool-bon512] [--output FILE]
 
 NAME is a key of ``rmguard.overopt.study.pool.SHIPPED_POOLS``; its ``PoolConfig`` (policy, prompts, styles,
 Best-of-N samples, seed, and the shipped pool it extends) says what is sampled. The work folder keeps every
 finished generation batch, so an interrupted run resumes where it stopped; the pool is written atomically to
 ``--output`` (default: the packaged resource the study reads). Sampling on CPU is deterministic for the same
-torch build: the same command gives the same samples.
+torch build: the same command gives the same samples. On a CPU that other jobs share, ``OMP_NUM_THREADS=1``
+can be many times faster than torch's default of one thread per core (its threads wait on each other).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rmguard.eval.eval_sets import EvalSet
+from rmguard.eval.latent import outlier_rate
 from rmguard.overopt.bon_math import log_spaced
 from rmguard.overopt.study.analysis import (
     BonPool,
@@ -13,6 +14,7 @@ from rmguard.overopt.study.analysis import (
     World,
     analyse,
     combine,
+    latent_outliers,
     norm_dispersion,
     primary_family,
 )
@@ -131,6 +133,41 @@ def test_norm_dispersion_is_the_std_per_seed_and_split():
     assert result["f"]["per_seed"] == [1.0, 0.0] and result["f"]["mean"] == 0.5
 
 
+def _entry(mean: float, resolved: bool) -> dict:
+    return {
+        "mean": mean,
+        "ci": [mean - 0.01, mean + 0.01],
+        "mde": 0.02,
+        "p_value": 0.01,
+        "p_adjusted": 0.03,
+        "resolved": resolved,
+    }
+
+
+def test_headline_gold_sentence_reads_as_english() -> None:
+    from rmguard.overopt.study.headline import _gold_sentence
+
+    h = {
+        "bon_max_n": 10,
+        "paired_differences": {
+            "odin − bt": {"gold_at_max_n": _entry(-0.13, True)},
+            "grm − bt": {"gold_at_max_n": _entry(-0.05, True)},
+            "bsr − bt": {"gold_at_max_n": _entry(0.004, False)},
+        },
+    }
+    assert _gold_sentence(h) == (
+        "ODIN (quality head) and GRM (SFT reg.) lose gold against BT at n = 10: "
+        "ODIN (quality head) -0.130 (adjusted p 0.03); GRM (SFT reg.) -0.050 (adjusted p 0.03). "
+        "No resolved difference in gold against BT at n = 10 for the other rows: BSR λ=1e-3 +0.004 (MDE 0.020)."
+    )
+    h["paired_differences"] = {"bsr − bt": {"gold_at_max_n": _entry(0.03, True)}}
+    assert _gold_sentence(h) == "BSR λ=1e-3 gains gold against BT at n = 10: +0.030 (adjusted p 0.03)."
+    h["paired_differences"] = {"bsr − bt": {"gold_at_max_n": _entry(0.004, False)}}
+    assert _gold_sentence(h) == (
+        "No resolved difference in gold against BT at n = 10 for any row: BSR λ=1e-3 +0.004 (MDE 0.020)."
+    )
+
+
 def test_best_of_n_to_256_on_512_samples_per_prompt():
     """The power study's Best-of-N (40 prompts × 512 samples, n up to 256) on a synthetic pool: a log-spaced
     grid ending at 256 (KL 4.55 nats); a selector equal to the gold picks, at every n, the expected maximum
@@ -163,3 +200,31 @@ def test_best_of_n_to_256_on_512_samples_per_prompt():
     assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1 and power["alternative"] == 0.02
     # m = 8: two drops, good − bt in four metrics and in ‖h‖ std on each of the two splits
     assert power["strictest_level"] == pytest.approx(1 - 0.05 / 8)
+
+
+def test_latent_outliers_of_the_picks_by_hand():
+    """InfoRM's diagnostic: at n = N the rate is outlier_rate of the proxy's top pick per prompt against
+    the whole pool's latents; at n = 1 it is the pool's own rate; a proxy that favours planted outliers
+    has a resolved rise, and a row without latents has no entry."""
+    rng = np.random.default_rng(1)
+    prompts, samples, dim = 12, 8, 3
+    worlds = []
+    for seed in range(3):
+        latents = rng.normal(0, 1, (prompts, samples, dim))
+        latents[:4, -1] += 8.0  # 4 of the pool's 96 latents lie far out, the proxy's favourites
+        rewards = rng.normal(0, 1, (prompts, samples))
+        rewards[:4, -1] = 10.0
+        members = {"inform": Member({}, rewards, latents=latents), "bt": Member({}, rewards)}
+        worlds.append(World(seed, [], members))
+    entry = latent_outliers(worlds, "inform", [1, samples])["latent_outliers"]
+    flat_latents = [w.members["inform"].latents.reshape(-1, dim) for w in worlds]
+    picks = [
+        w.members["inform"].latents[np.arange(prompts), w.members["inform"].bon.argmax(axis=1)]
+        for w in worlds
+    ]
+    at_n = np.mean([outlier_rate(f, p) for f, p in zip(flat_latents, picks)])
+    at_1 = np.mean([outlier_rate(f, f) for f in flat_latents])
+    assert entry["rate"][1]["mean"] == pytest.approx(at_n) and entry["rate"][0]["mean"] == pytest.approx(at_1)
+    assert entry["rise"]["mean"] == pytest.approx(at_n - at_1) and entry["rise"]["resolved"]
+    assert at_n > 0.3 and at_1 < 0.1
+    assert latent_outliers(worlds, "bt", [1, samples]) == {}

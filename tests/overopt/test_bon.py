@@ -6,11 +6,13 @@ import csv
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from rmguard.cli import main
+from rmguard.errors import ConfigError
 from rmguard.eval.intervals import (
     bootstrap_interval,
     seeds_and_units_interval,
@@ -249,6 +251,13 @@ def test_generate_pool_resumes_and_extends(tmp_path, tiny_llama):
     assert [(r["prompt_id"], r["sample"]) for r in fresh] == [(p, s) for p in range(3) for s in range(4)]
     assert [r["response"] for r in first] == [r["response"] for r in fresh if r["sample"] < 2]
     assert all(1 <= r["tokens"] <= 5 for r in fresh)
+    # a row's draw depends on its seed only: other batches, or a count per prompt, give the same rows
+    rebatched = generate_pool(policy, prompts, [1, 4, 0], replace(config, batch_size=2), tmp_path / "c.jsonl")
+    assert rebatched == [r for r in fresh if r["sample"] < [1, 4, 0][r["prompt_id"]]]
+    settings = tmp_path / "b.settings.json"  # a folder sampled by another sampler is not resumed
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "sampler": "hf-generate"}))
+    with pytest.raises(ConfigError, match="other settings"):
+        generate_pool(policy, prompts, 4, config, tmp_path / "b.jsonl")
 
 
 def test_bon_cli_end_to_end_and_resume(tmp_path, bon_setup):

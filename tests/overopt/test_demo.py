@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ def test_gold_by_hand():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_POOLS))
 def test_shipped_pool_matches_its_config(name):
+    if not resources.files("rmguard").joinpath(SHIPPED_POOLS[name][0]).is_file():
+        pytest.skip(f"pool {name} not generated yet (python scripts/make_pool.py {name})")
     pool = shipped_pool(name)
     config = SHIPPED_POOLS[name][1]
     assert asdict(config) == {"extends": None, **pool["config"]}  # the demo pool predates ``extends``
@@ -103,6 +106,22 @@ def test_the_large_pool_extends_the_demo_pool():
     assert len(new) > 0.9 * sum(len(s) for i, s in extra.items() if i not in demo["bon"]["prompts"])
 
 
+def test_the_bon512_pool_extends_the_demo_pool_with_the_same_distribution():
+    """Samples 0–79 of each prompt are the demo pool's (Hugging Face ``generate``), 80–511 the KV-cached
+    sampler's: per prompt, their mean lengths agree (Σ z² over the 40 prompts against χ²(40))."""
+    if not resources.files("rmguard").joinpath(SHIPPED_POOLS["bon512"][0]).is_file():
+        pytest.skip("pool bon512 not generated yet (python scripts/make_pool.py bon512)")
+    demo, pool = shipped_pool("demo"), shipped_pool("bon512")
+    assert pool["prompts"] == demo["prompts"] and pool["styles"] == demo["styles"]
+    assert pool["bon"]["prompts"] == demo["bon"]["prompts"]
+    chi2 = 0.0
+    for old, samples in zip(demo["bon"]["samples"], pool["bon"]["samples"]):
+        assert samples[:80] == old
+        a, b = (np.array([s["tokens"] for s in part], float) for part in (old, samples[80:]))
+        chi2 += (a.mean() - b.mean()) ** 2 / (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert chi2 < 73.4  # the 0.999 quantile of χ²(40)
+
+
 def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_llama):
     demo = shipped_pool("demo")
     config = PoolConfig(
@@ -110,7 +129,7 @@ def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_l
         styles=["plain"],
         prompts=172,
         bon_prompts=3,
-        bon_n=2,
+        bon_n=82,
         max_new_tokens=4,
         seed=1,
         extends="demo",
@@ -118,11 +137,15 @@ def test_a_pool_that_extends_another_samples_only_what_it_lacks(tmp_path, tiny_l
     pool = generate_world_pool(config, tmp_path / "work")
     assert pool["styles"]["plain"][:170] == demo["styles"]["plain"]
     assert pool["bon"]["prompts"] == ["d169", "d170", "d171"]
-    assert pool["bon"]["samples"][0] == demo["bon"]["samples"][-1][:2]  # d169: the demo pool's first two
-    sampled = pool["bon"]["samples"][1:] + [pool["styles"]["plain"][170:]]
-    assert all(len(s) == 2 and all(r["tokens"] <= 4 for r in s) for s in sampled)
+    # d169: the demo pool's 80 samples first, then two drawn; d170 and d171 (not in the demo pool): 82 drawn
+    assert pool["bon"]["samples"][0][:80] == demo["bon"]["samples"][-1]
+    drawn = [pool["bon"]["samples"][0][80:]] + pool["bon"]["samples"][1:]
+    assert [len(s) for s in drawn] == [2, 82, 82] and all(r["tokens"] <= 4 for s in drawn for r in s)
+    assert len((tmp_path / "work" / "bon.jsonl").read_text().splitlines()) == 2 + 82 + 82
     assert len((tmp_path / "work" / "plain.jsonl").read_text().splitlines()) == 2  # only d170, d171 sampled
     assert generate_world_pool(config, tmp_path / "work") == pool  # resumed from the files: same pool
+    fewer = generate_world_pool(replace(config, bon_n=40), tmp_path / "fewer")  # d169 keeps its first 40
+    assert fewer["bon"]["samples"][0] == demo["bon"]["samples"][-1][:40]
 
 
 def test_pool_regeneration_path_on_a_few_prompts(tmp_path, tiny_llama):
@@ -152,7 +175,8 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     report = json.loads((out / "report.json").read_text())
     headline = report["headline"]
     assert headline["seeds"] == 3 and headline["bon_max_n"] == 4 and headline["bon_pool_samples"] == 16
-    rows = {"bt", "bsr", "grm", "odin", "warm", "bt_ensemble", "bt_ensemble_wco", "bt_ensemble_uwo"}
+    rows = {"bt", "bsr", "grm", "odin", "inform", "bt_length_calibrated", "warm"}
+    rows |= {"bt_ensemble", "bt_ensemble_wco", "bt_ensemble_uwo"}
     controls = {"gold (oracle)", "length only", "finished, then short"}
     assert set(headline["objectives"]) == rows | controls
     for name, entry in headline["objectives"].items():
@@ -171,8 +195,20 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
             "bsr": "linear",
             "grm": "linear with bias (GRM's ValueHead)",
             "odin": "linear (+ ODIN's length head, trained only)",
+            "inform": "linear (InfoRM's Linear(H, 2·128) encoder and Linear(128, 1) decoder; z = μ when scoring)",
+            "bt_length_calibrated": "bt's, its rewards length-calibrated",
         },
     }
+    # ‖h‖ and its paired difference for every row with a hidden state of its own; none for the calibration
+    # (BT's model, so BT's ‖h‖)
+    assert set(report["paired_differences"]["inform − bt"]) >= {"hidden_norm_std", "gold_drop"}
+    assert "hidden_norm_std" not in report["paired_differences"]["bt_length_calibrated − bt"]
+    # InfoRM's own diagnostic: the latent-outlier rate of its picks at every n, with intervals
+    outliers = report["objectives"]["inform"]["latent_outliers"]
+    assert outliers["ns"] == report["best_of_n"]["ns"] and len(outliers["rate"]) == len(outliers["ns"])
+    for entry in [*outliers["rate"], outliers["rise"]]:
+        assert entry["ci"][0] <= entry["mean"] <= entry["ci"][1]
+    assert all("latent_outliers" not in o for n, o in report["objectives"].items() if n != "inform")
     # the exact log-prob per token under the LM head, before and after (the tiny backbone's head is untied:
     # only GRM's model keeps one)
     grm = headline["objectives"]["grm"]["lm_logprob"]
@@ -216,6 +252,7 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     assert set(report["sweep"]) == {"noise 0.25, 0.5 of the pairs", "noise 0.25, 1 of the pairs"}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Four distribution-shift scenarios" in html
+    assert "InfoRM's latent outliers among the Best-of-N picks" in html
 
 
 def report_gold(out: Path) -> list[float]:

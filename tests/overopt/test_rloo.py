@@ -17,13 +17,15 @@ from helpers import save_tiny_model, write_jsonl
 GOLD = "def gold(p, r):\n    t = r if isinstance(r, str) else r[-1]['content']\n    return float(sum(w.startswith('g') for w in t.split()))\n"
 
 
-def test_completion_logps_by_hand(tiny_llama):
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_completion_logps_by_hand(tiny_llama, temperature):
+    """log p_T of the tokens, p_T = softmax(logits / T): the distribution sampled at temperature T."""
     model, _ = load_policy(str(tiny_llama))
     prompt, completion = [1, 5, 6], [7, 8]
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([prompt + completion])).logits[0]
+        logits = model(input_ids=torch.tensor([prompt + completion])).logits[0] / temperature
     expected = (torch.log_softmax(logits[2], -1)[7] + torch.log_softmax(logits[3], -1)[8]).item()
-    assert completion_logps(model, prompt, completion) == pytest.approx(expected, abs=1e-5)
+    assert completion_logps(model, prompt, completion, temperature) == pytest.approx(expected, abs=1e-5)
 
 
 def test_rloo_few_steps_tracks_gold(tmp_path, tiny_llama, capsys):

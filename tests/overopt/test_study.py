@@ -77,6 +77,7 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
     quick = StudyConfig.quick(str(tmp_path / "power"))
     config.policy, config.seeds, config.prompts, config.bon_prompts = str(tiny_llama), [0, 1], 36, 6
     config.bon_n, config.bon_max_n = quick.bon_n, quick.bon_max_n
+    config.pool = "demo"  # the quick size reads the demo pool: bon512 is generated, not always shipped
     run_study(config)
     headline = _report(tmp_path / "power")["headline"]
     assert list(headline["conditions"]) == ["uniform noise 0.25", "length-biased p=0.25"]
@@ -141,3 +142,112 @@ def test_bt_members_redraw_their_labels_under_their_worlds_condition():
     assert sum(r["label_flipped"] for r in member) == 2  # the two pairs whose gold prefers the shorter
     uniform = _member_rows(world, 0.5, 0.0, seed=5)
     assert sum(r["chosen_gold"] < r["rejected_gold"] for r in uniform) == 2
+
+
+def _chat_rows(seed: int, count: int) -> list[dict]:
+    """Training pairs as a world's train.jsonl holds them: chat prompts and replies, distinct prompts."""
+    from rmguard.data.formats import as_reply, as_user_turn
+
+    rng = random.Random(seed)
+    rows = [synthetic_pair(rng) for _ in range(count)]
+    return [
+        {"prompt": as_user_turn(r["prompt"]), **{k: as_reply(r[k]) for k in ("chosen", "rejected")}}
+        for r in rows
+    ]
+
+
+def test_the_studys_length_calibration_is_what_a_calibrated_model_scores(tmp_path, tiny_llama):
+    """bt_length_calibrated: the study's r − f(ℓ) of every table row, f fitted on both sides of the world's
+    training pairs, equals RewardScorer on BT's model after ``rmguard calibrate --data train.jsonl``."""
+    from rmguard.calibration import CalibrateConfig, calibrate_model
+    from rmguard.data.formats import as_reply, as_user_turn
+    from rmguard.overopt.study.worlds import _pair_sides, length_calibrated, text_key
+    from rmguard.scoring import RewardScorer
+    from rmguard.training.modeling import save_reward_model
+
+    model = tmp_path / "bt"
+    save_reward_model(*build_reward_model(str(tiny_llama)), model)
+    train = _chat_rows(5, 10)
+    # a response in two pairs counts twice, as calibrate reads a pair file
+    train[3].update(prompt=train[1]["prompt"], rejected=train[1]["chosen"])
+    prompts, responses, keys = [], [], {}
+    for row in train:
+        for side in ("chosen", "rejected"):
+            if keys.setdefault(text_key(row["prompt"], row[side]), len(prompts)) == len(prompts):
+                prompts.append(row["prompt"])
+                responses.append(row[side])
+    for words in (2, 40):  # rows outside the reference set, shorter and longer than all of it
+        prompts.append(as_user_turn("a held-out prompt"))
+        responses.append(as_reply(" ".join(["word"] * words)))
+    raw = np.array(RewardScorer(str(model), calibrated=False).score(prompts, responses), dtype=np.float32)
+    study = length_calibrated(raw, responses, _pair_sides(SimpleNamespace(keys=keys), train))
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    calibrate_model(CalibrateConfig(str(model), str(tmp_path / "train.jsonl"), str(tmp_path / "calibrated")))
+    want = RewardScorer(str(tmp_path / "calibrated")).score(prompts, responses)
+    assert study == pytest.approx(want, abs=1e-5)
+    assert np.abs(study - raw).max() > 1e-3  # the calibration moved the rewards
+
+
+def test_the_length_calibrated_row_needs_bt(tmp_path):
+    with pytest.raises(ConfigError, match="bt_length_calibrated calibrates bt's rewards"):
+        StudyConfig(output_dir=str(tmp_path), objectives=["bsr", "bt_length_calibrated"])
+
+
+def test_a_world_trains_rrm_and_calibrates_bt(tmp_path, tiny_llama):
+    """One world with the remedies' rows, through the study's own path (frozen pass, then fit_world): RRM's
+    proxy trains on the world's pairs augmented with the other training prompts' responses (equal with and
+    without frozen-output reuse, whose store lacks those off-prompt contexts; unequal to BT of the same
+    seed), and the calibration row is BT's calibrated rewards (InfoRM's latents: the quick demo's test)."""
+    from rmguard.data.formats import as_reply, as_user_turn
+    from rmguard.overopt.study.worlds import WorldJob, _pair_sides, fit_world, length_calibrated, text_key
+
+    rows = _chat_rows(7, 8)
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = [(r["prompt"], r[side]) for r in rows for side in ("chosen", "rejected")]
+    pairs.append((as_user_turn("a held-out prompt"), as_reply("a held-out answer")))
+    table = SimpleNamespace(prompts=[p for p, _ in pairs], responses=[r for _, r in pairs], token_rows=[])
+    keys = {text_key(p, r): k for k, (p, r) in enumerate(pairs)}
+    frozen_pass(str(tiny_llama), 1, table, tmp_path / "frozen", batch_size=8)
+    training = {
+        "model_name_or_path": str(tiny_llama),
+        "freeze_embeddings": True,
+        "max_length": 128,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 8,
+        "report_to": ["none"],
+        "disable_tqdm": True,
+    }
+
+    def world(name: str, objectives: list[str], reuse: bool) -> dict[str, np.ndarray]:
+        job = WorldJob(0, 0.0, str(tmp_path / "splits"), str(tmp_path / f"{name}.npz"), str(tmp_path / "frozen"),
+                       table.prompts, table.responses, keys, objectives, [], [1.0], 1,
+                       {**training, "reuse_frozen_outputs": reuse})  # fmt: skip
+        frozen_prefix.forget()
+        return dict(np.load(fit_world(job)))
+
+    arrays = world("reuse", ["bt", "rrm", "bt_length_calibrated"], True)
+    plain = world("plain", ["rrm"], False)
+    assert plain["rewards/rrm"] == pytest.approx(arrays["rewards/rrm"], abs=1e-5)
+    assert np.abs(arrays["rewards/rrm"] - arrays["rewards/bt"]).max() > 1e-3
+    assert "norms/bt_length_calibrated" not in arrays and "norms/rrm" in arrays
+    sides = _pair_sides(SimpleNamespace(keys=keys), rows)
+    assert sides == list(range(16))
+    want = length_calibrated(arrays["rewards/bt"], table.responses, sides)
+    assert arrays["rewards/bt_length_calibrated"] == pytest.approx(want)
+
+
+def test_a_saved_world_lacking_a_requested_row_is_fitted_again(tmp_path):
+    from rmguard.overopt.study.worlds import WorldJob, finished
+
+    job = WorldJob(
+        0, 0.25, "", str(tmp_path / "seed0.npz"), "", [], [], {}, ["bt", "inform"], ["bt"], [0.5, 1], 1
+    )
+    assert not finished(job)
+    np.savez(job.output, **{"rewards/bt": np.zeros(2), "rewards/bt@0.5": np.zeros(2)})
+    assert not finished(job)  # an earlier run without inform
+    np.savez(
+        job.output,
+        **{"rewards/bt": np.zeros(2), "rewards/bt@0.5": np.zeros(2), "rewards/inform": np.zeros(2)},
+    )
+    assert finished(job)

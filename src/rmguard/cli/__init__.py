@@ -1,6 +1,6 @@
 """The ``rmguard`` command line: one sub-command per module in this package (``SUBCOMMAND_MODULES``, each
-named as its command; ``tamper``'s actions run, replay, train and list are its own sub-commands), and
-two helper modules, ``options`` (shared options, the config-dataclass path) and ``progress``.
+named as its command, ``_`` for ``-``; ``tamper``'s actions run, replay, train and list are its own
+sub-commands), and two helper modules, ``options`` (shared options, the config-dataclass path) and ``progress``.
 
 Each sub-command module exposes ``register(subparsers)`` which adds its parser and sets ``func`` to a
 function ``(args) -> int``. The functions only parse and call the library.
@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = [
     "rloo",
     "demo",
     "study",
+    "study_rl",
     "tamper",
 ]
 

@@ -17,13 +17,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parents=[run_options()],
         help="the over-optimization study offline on SmolLM2-135M: proxies, scenarios, Best-of-N, HTML report",
         description="Label SmolLM2-135M-Instruct's responses to the demo prompts with a programmatic gold rubric "
-        "(25% of training labels flipped); for each seed (each its own world of splits) train BT, BSR "
-        "(λ=1e-3, 1e-2), GRM and ODIN proxies with rmguard's trainer on the whole SmolLM2 (its top layer trained, "
-        "the frozen layers run once per response), WARM and BT ensembles (mean, WCO, UWO); evaluate them and "
-        "three controls on the four distribution-shift scenarios and under Best-of-N against the gold, with "
-        "cross-fitted drops, intervals, Holm-adjusted p-values and minimum detectable effects; write "
-        "report.html + report.json. The response pool is shipped (--generate samples it again, about 45 "
-        "minutes on 2 CPU cores). --resume_from_checkpoint latest reuses what is already in the output folder.",
+        "(25% of training labels flipped); for each of two seeds (each its own world of splits) train BT, BSR "
+        "(λ=1e-3), GRM, InfoRM and ODIN proxies with rmguard's trainer on the whole SmolLM2 (its top layer "
+        "trained, the frozen layers run once per response), BT length-calibrated, WARM and BT ensembles (mean, "
+        "WCO, UWO); evaluate them and three controls on the four distribution-shift scenarios and under "
+        "Best-of-N against the gold, with cross-fitted drops, intervals, Holm-adjusted p-values and minimum "
+        "detectable effects; write report.html + report.json (about 10 minutes on 2 cores; "
+        "examples/overoptimization/cpu_power.yaml is the larger study). The response pool is shipped "
+        "(--generate samples it again). --resume_from_checkpoint latest reuses what is already in the output "
+        "folder.",
     )
     demo.add_argument(
         "--output-dir", default="rmguard-demo", help="where everything is written (default %(default)s)"
@@ -49,6 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rmguard.overopt.study.pipeline import StudyConfig
 
-    config = StudyConfig.quick(args.output_dir) if args.quick else StudyConfig(output_dir=args.output_dir)
+    config = (StudyConfig.quick if args.quick else StudyConfig.demo)(args.output_dir)
     config.policy, config.generate = args.policy, args.generate
     return run_study(config, args)

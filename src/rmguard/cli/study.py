@@ -24,10 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "StudyConfig fields: policy, proxy_model, gold (a reward model or module:function), prompts_dataset "
         "(hub name or file), sizes, objectives and seeds. See examples/overoptimization/.",
     )
-    study.add_argument("--config", required=True, help="YAML file of study fields")
-    study.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
-    study.add_argument("--no-progress", action="store_true", help="no progress lines")
+    config_arguments(study, "study")
     study.set_defaults(func=run)
+
+
+def config_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--config, --output-dir and --no-progress: the options of a run a YAML file describes."""
+    parser.add_argument("--config", required=True, help=f"YAML file of {what} fields")
+    parser.add_argument("--output-dir", default=None, help="overrides the config's output_dir")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ miaoyuchun/InfoRM's openrlhf/eval/compute_mop.py computes them (``compute_hackin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,11 +51,21 @@ def outlier_rate(
 
 def latent_means(scorer: RewardScorer, prompts: Sequence[Text], responses: Sequence[Text]) -> np.ndarray:
     """μ of InfoRM's q(z | h) for each response [N, d], from a checkpoint trained with objective inform."""
-    head = scorer.model.latent_head
-    if head is None:
-        raise ConfigError("latent outliers need an InfoRM reward model (objective inform: a latent head)")
-    _, hidden = scorer.score_with_hidden(prompts, responses)
+    _latent_head(scorer.model)  # refused before the scoring pass
+    return hidden_latents(scorer.model, scorer.score_with_hidden(prompts, responses)[1])
+
+
+def hidden_latents(model: Any, hidden: torch.Tensor) -> np.ndarray:
+    """μ of InfoRM's q(z | h) [N, d] for final hidden states ``hidden`` [N, H] at the reward tokens (the
+    scorer's ``score_with_hidden``) of an InfoRM model."""
+    head = _latent_head(model)
     weight = head.encoder.weight
     with torch.no_grad():
         mean, _ = head.moments(hidden.to(weight.device, weight.dtype))
     return mean.float().cpu().numpy()
+
+
+def _latent_head(model: Any) -> Any:
+    if model.latent_head is None:
+        raise ConfigError("latent outliers need an InfoRM reward model (objective inform: a latent head)")
+    return model.latent_head

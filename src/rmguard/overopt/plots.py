@@ -27,10 +27,15 @@ def line_plot(
     title: str,
     styles: dict[str, dict[str, Any]] | None = None,
 ) -> Any:
-    """A figure with a mean line and a shaded interval per entry (missing bounds are simply not shaded)."""
+    """A figure with a mean line and a shaded interval per entry (missing bounds are simply not shaded).
+
+    Lines without a style of their own get :func:`distinct_styles`, so no two of them look alike."""
+    styles = styles or {}
     figure, axis = plt.subplots(figsize=(8.4, 4.2), dpi=110)
+    free = distinct_styles(sum(name not in styles for name in lines))
     for name, (x, mean, low, high) in lines.items():
-        (line,) = axis.plot(x, mean, marker="o", markersize=3, label=name, **(styles or {}).get(name, {}))
+        style = styles[name] if name in styles else free.pop(0)
+        (line,) = axis.plot(x, mean, markersize=3, label=name, **{"marker": "o", **style})
         ok = [i for i in range(len(x)) if not (math.isnan(low[i]) or math.isnan(high[i]))]
         if ok:
             axis.fill_between(
@@ -48,6 +53,22 @@ def line_plot(
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     figure.tight_layout()
     return figure
+
+
+def distinct_styles(count: int) -> list[dict[str, Any]]:
+    """``count`` line styles that differ pairwise: matplotlib's ten-colour cycle repeats from the eleventh
+    line, so beyond ten the lines take tab20's dark hues, then its light ones, each light one also with
+    another marker and a dash-dot line; beyond twenty, a sampled colormap."""
+    if count <= 10:
+        return [{"color": colour} for colour in plt.get_cmap("tab10").colors[:count]]
+    if count <= 20:
+        tab20 = plt.get_cmap("tab20").colors
+        dark, light = tab20[0::2], tab20[1::2]
+        return [{"color": c} for c in dark] + [
+            {"color": c, "marker": "s", "linestyle": "-."} for c in light[: count - 10]
+        ]
+    turbo = plt.get_cmap("turbo")
+    return [{"color": turbo(k / (count - 1)), "marker": "os^"[k % 3]} for k in range(count)]
 
 
 def save_png(figure: Any, path: str | Path) -> bytes:
@@ -95,7 +116,7 @@ def plot_bon(
         name: {"color": "black", "linestyle": "--"} for name in selectors if result.kinds[name] == "oracle"
     }
     controls = [name for name in selectors if result.kinds[name] == "control"]  # training-free selectors
-    styles.update({name: {"color": f"0.{3 + 3 * k}", "linestyle": ":"} for k, name in enumerate(controls)})
+    styles.update({name: {"color": f"0.{2 + 2 * k}", "linestyle": ":"} for k, name in enumerate(controls)})
     pngs = {}
     for stem, (metric, ylabel) in specs.items():
         chosen = [s for s in selectors if not (metric in ("proxy_z", "gap") and result.kinds[s] == "oracle")]

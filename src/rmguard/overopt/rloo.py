@@ -8,7 +8,9 @@ reward through an ensemble objective of Coste et al. 2024 (:class:`EnsembleRewar
 
 Every ``eval_steps`` steps (and before the first) the current policy samples one response per held-out
 prompt; we record the mean proxy score, gold score, length and a Monte-Carlo estimate of
-KL(π ‖ π_ref) = E_{y∼π} Σ_t [log π(y_t | ·) − log π_ref(y_t | ·)] with 95 % t intervals across prompts.
+KL(π ‖ π_ref) = E_{y∼π} Σ_t [log π(y_t | ·) − log π_ref(y_t | ·)] with 95 % percentile-bootstrap
+intervals across prompts, and every prompt's values (``summary.json["per_prompt"]``). π and π_ref are the
+temperature-scaled distributions the samples are drawn from and TRL's KL penalty compares.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rmguard import checks
 from rmguard.data.formats import as_user_turn
 from rmguard.data.records import Text
 from rmguard.errors import ConfigError
-from rmguard.eval.intervals import t_interval
+from rmguard.eval.intervals import bootstrap_interval
 from rmguard.fileio import atomic_write_json, atomic_write_text, check_outputs, output_lock, umask_modes
 from rmguard.optional import LazyModule
 from rmguard.overopt.bon import EnsembleSettings, proxies_field
@@ -68,6 +70,15 @@ class RlooConfig(EnsembleSettings):
     eval_steps: int = option(10, "Track proxy, gold, KL and length every N steps.")
     eval_max_prompts: int = option(64, "At most this many held-out prompts.")
     score_batch_size: int = option(16, "Responses per reward-model call.")
+    gradient_checkpointing: bool = option(
+        True, "Recompute activations in the backward pass (TRL's default; saves memory, costs a forward)."
+    )
+    use_peft: bool = option(False, "Train LoRA adapters on the policy (peft) instead of all its weights.")
+    lora_r: int = option(16, "LoRA rank of the policy's adapters.")
+    lora_alpha: int = option(32, "LoRA scaling α.")
+    lora_target_modules: list[str] = option(
+        ["q_proj", "k_proj", "v_proj", "o_proj"], "Policy modules that get LoRA adapters."
+    )
     normalize: bool = option(
         False,
         "Proxy rewards as (r − mean) / std with the mean and std each checkpoint's config holds (OpenRLHF's keys).",
@@ -85,7 +96,15 @@ class RlooConfig(EnsembleSettings):
             raise ConfigError(f"ensemble {self.ensemble} needs at least two --proxy models")
         if self.k < 2:
             raise ConfigError(f"k must be at least 2 for a leave-one-out baseline, got {self.k}")
-        for name in ("max_steps", "eval_steps", "prompts_per_step", "eval_max_prompts", "score_batch_size"):
+        for name in (
+            "max_steps",
+            "eval_steps",
+            "prompts_per_step",
+            "eval_max_prompts",
+            "score_batch_size",
+            "lora_r",
+            "lora_alpha",
+        ):
             checks.at_least(name, getattr(self, name))
         checks.finite("beta", self.beta)
         for name in ("clip_epsilon", "learning_rate"):
@@ -96,11 +115,14 @@ class RlooConfig(EnsembleSettings):
 RLOO_SAMPLING = SamplingConfig(temperature=0.7)
 
 
-def completion_logps(model: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> float:
-    """Σ_t log p(y_t | x, y_<t) of a completion under a causal LM."""
+def completion_logps(
+    model: Any, prompt_ids: Sequence[int], completion_ids: Sequence[int], temperature: float = 1.0
+) -> float:
+    """Σ_t log p_T(y_t | x, y_<t) of a completion under a causal LM sampled at ``temperature`` T, where
+    p_T = softmax(logits / T): the distribution the samples come from (and TRL's RLOO scores)."""
     ids = torch.tensor([list(prompt_ids) + list(completion_ids)], device=model.device)
     with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
     target = ids[0, len(prompt_ids) :]
     return float(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum())
 
@@ -121,12 +143,13 @@ class Tracker:
         self.proxy, self.gold = proxy, gold
         self.encoded = encode_prompts(tokenizer, prompts)
         self.rows: list[dict[str, float]] = []
+        self.per_prompt: list[dict[str, list[float]]] = []  # each evaluation's values, one per prompt
 
     def evaluate(self, policy: Any, step: int) -> dict[str, float]:
         was_training = policy.training
         policy.eval()
         sampling, size = self.sampling, self.sampling.batch_size
-        texts, kls, lengths = [], [], []
+        texts, kls, lengths, t = [], [], [], sampling.temperature
         for start in range(0, len(self.prompts), size):
             prompt_ids = self.encoded[start : start + size]
             for ids, (text, _) in zip(
@@ -134,8 +157,8 @@ class Tracker:
             ):
                 completion = self.tokenizer(text, add_special_tokens=False)["input_ids"]
                 kls.append(
-                    completion_logps(policy, ids, completion)
-                    - completion_logps(self.reference, ids, completion)
+                    completion_logps(policy, ids, completion, t)
+                    - completion_logps(self.reference, ids, completion, t)
                     if completion
                     else 0.0
                 )
@@ -152,8 +175,9 @@ class Tracker:
         }
         row: dict[str, float] = {"step": step}
         for name in TRACKED:
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = t_interval(values[name])
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = bootstrap_interval(values[name], seed=step)
         self.rows.append(row)
+        self.per_prompt.append({name: [float(v) for v in values[name]] for name in TRACKED})
         return row
 
 
@@ -252,6 +276,7 @@ def _rloo(
         top_p=sampling.top_p,
         max_completion_length=sampling.max_new_tokens,
         learning_rate=config.learning_rate,
+        gradient_checkpointing=config.gradient_checkpointing,
         per_device_train_batch_size=config.prompts_per_step * config.k,
         max_steps=config.max_steps,
         logging_steps=config.eval_steps,
@@ -260,6 +285,17 @@ def _rloo(
         disable_tqdm=True,
     )
     train_set = datasets.Dataset.from_list([{"prompt": as_user_turn(p)} for p in train_prompts])
+    peft_config = None
+    if config.use_peft:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=0.0,  # the tracked policy is the one sampled: no dropout noise between them
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
 
     class Track(TrainerCallback):
         def on_step_end(self, _args, state, _control, model=None, **__):
@@ -276,6 +312,7 @@ def _rloo(
         train_dataset=train_set,
         processing_class=tokenizer,
         callbacks=[Track()],
+        peft_config=peft_config,
     )
     trainer.remove_callback(
         PrinterCallback
@@ -284,10 +321,17 @@ def _rloo(
     trainer.save_model(str(out / "policy"))
     tokenizer.save_pretrained(str(out / "policy"))
     umask_modes(out / "policy")  # the safetensors writer leaves 0600
-    return write_tracking(tracker.rows, out, {**asdict(config), "sampling": asdict(sampling)})
+    return write_tracking(
+        tracker.rows, out, {**asdict(config), "sampling": asdict(sampling)}, tracker.per_prompt
+    )
 
 
-def write_tracking(rows: list[dict[str, float]], out: Path, config: dict[str, Any]) -> dict[str, Any]:
+def write_tracking(
+    rows: list[dict[str, float]],
+    out: Path,
+    config: dict[str, Any],
+    per_prompt: list[dict[str, list[float]]] | None = None,
+) -> dict[str, Any]:
     """tracking.csv, summary.json and gold/proxy/length plots against KL and against steps."""
     from rmguard.overopt.plots import line_plot, save_png
 
@@ -308,6 +352,7 @@ def write_tracking(rows: list[dict[str, float]], out: Path, config: dict[str, An
             "gold": best["gold"],
             "gold_at_end": rows[-1]["gold"],
         },
+        "per_prompt": per_prompt or [],
     }
     atomic_write_json(out / "summary.json", summary)
     for x_name in ("kl", "step"):

@@ -17,9 +17,17 @@ from typing import Any
 import numpy as np
 
 from rmguard.eval.eval_sets import EvalSet, pair_correct, prompt_correlations
+from rmguard.eval.latent import outlier_p_values
 from rmguard.eval.splits import SHIFTED_SCENARIOS
 from rmguard.overopt.bon import Curves
-from rmguard.overopt.bon_math import curves_with_intervals, ensemble, kl_bon, log_spaced, pick_metrics
+from rmguard.overopt.bon_math import (
+    best_of_n_expectation,
+    curves_with_intervals,
+    ensemble,
+    kl_bon,
+    log_spaced,
+    pick_metrics,
+)
 from rmguard.overopt.study.design import CONTROLS, ORACLE
 from rmguard.overopt.study.statistics import (
     LEVEL,
@@ -33,18 +41,21 @@ from rmguard.overopt.study.statistics import (
 )
 
 DROP_ALTERNATIVE = 0.02  # the drop whose power each row reports: gold falling by 0.02 after its peak
+OUTLIER_LEVEL = 0.05  # a latent is an outlier when its p-value is below this (eval/latent.outlier_rate's)
 PRIMARY_METRICS = ("gold_at_max_n", "gold_drop", "in_domain_accuracy", "shifted_tau_mean", "hidden_norm_std")
 
 
 @dataclass
 class Member:
     """One row of one world: its rewards and ‖h‖ on every evaluation split (‖h‖ None for a selector
-    without a hidden state: a control, an ensemble), its rewards of the Best-of-N pool [P, N], and, for
-    a trained objective, the exact log-prob per token of the world's chosen training responses."""
+    without a hidden state of its own: a control, an ensemble, a calibration), its rewards of the
+    Best-of-N pool [P, N], for a trained objective the exact log-prob per token of the world's chosen
+    training responses, and for InfoRM the latent means μ of the pool's responses [P, N, d]."""
 
     files: dict[str, tuple[np.ndarray, np.ndarray | None]]
     bon: np.ndarray
     lm_logprob: float | None = None
+    latents: np.ndarray | None = None
 
 
 @dataclass
@@ -283,6 +294,7 @@ def analyse(
             "scenarios": scenarios,
             "hidden_norms": norms.get(name, {}),
             **_lm_logprob(worlds, name),
+            **latent_outliers(worlds, name, ns),
         }
     backbone = norm_dispersion(worlds, lambda w: w.backbone) if worlds[0].backbone else {}
     best_of_n = {"ns": ns, "kl": kl, "prompts": int(bon.gold.shape[0]), "curves": curves.curves}
@@ -329,4 +341,35 @@ def _drop_entry(drop: dict[str, Any], alternative: np.ndarray, strictest: float)
             "power_holm_strictest": drop_power(alternative, strictest),
             "strictest_level": strictest,
         },
+    }
+
+
+def latent_outliers(worlds: Sequence[World], name: str, ns: Sequence[int]) -> dict[str, Any]:
+    """``latent_outliers`` of a row with latents (InfoRM), its own diagnostic (Miao et al. 2024): the share
+    of its Best-of-n picks whose latent is an outlier of the policy's responses, per n.
+
+    Per world, the reference is the latents of every sample of the Best-of-N pool (the policy's own
+    responses, as InfoRM's reference is the SFT model's) and a sample is an outlier when its p-value
+    1 − F_χ²(d)(d²) is below OUTLIER_LEVEL (``eval.latent.outlier_p_values``: InfoRM's Mahalanobis rule).
+    The picks' rate at n is the unbiased best-of-n expectation of that indicator under the row's rewards,
+    so n = 1 is the pool's own rate; ``rise`` is rate(largest n) − rate(1), paired by seed and prompt.
+    Intervals: the two-stage bootstrap, crossed (every seed shares the prompts); secondary, unadjusted."""
+    if worlds[0].members[name].latents is None:
+        return {}
+    per_seed = []
+    for world in worlds:
+        member = world.members[name]
+        latents = member.latents.reshape(-1, member.latents.shape[-1])
+        outlier = outlier_p_values(latents, latents) < OUTLIER_LEVEL
+        per_seed.append(best_of_n_expectation(member.bon, outlier.reshape(member.bon.shape), ns))
+    return {
+        "latent_outliers": {
+            "level": OUTLIER_LEVEL,
+            "reference": "the latents of every Best-of-N pool sample (the policy's responses), per world",
+            "ns": list(ns),
+            "rate": [
+                hierarchical_interval([s[:, k] for s in per_seed], crossed=True) for k in range(len(ns))
+            ],
+            "rise": hierarchical_interval([s[:, -1] - s[:, 0] for s in per_seed], crossed=True),
+        }
     }

@@ -12,6 +12,9 @@ LABELS = {
     "bsr_1e-2": "BSR λ=1e-2",
     "grm": "GRM (SFT reg.)",
     "odin": "ODIN (quality head)",
+    "inform": "InfoRM",
+    "rrm": "RRM (BT, augmented pairs)",
+    "bt_length_calibrated": "BT, length-calibrated",
     "warm": "WARM (weight average of BT members)",
     "bt_ensemble": "BT ensemble (mean)",
     "bt_ensemble_wco": "BT ensemble (WCO)",
@@ -112,27 +115,43 @@ def headline(
     return out
 
 
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _gold_sentence(h: dict[str, Any]) -> str:
-    gains, losses, none = [], [], []
+    """One sentence per kind of result against BT in gold at the endpoint: gains, losses (each with its
+    adjusted p), then the rows without a resolved difference (each with its MDE)."""
+    found: dict[str, list[tuple[str, str]]] = {"gain": [], "lose": [], "none": []}
     for pair, metrics in h["paired_differences"].items():
         d = metrics.get("gold_at_max_n")
         if d is None:
             continue
         name = label(pair.partition(" − ")[0])
         if d["resolved"]:
-            (gains if d["mean"] > 0 else losses).append(
-                f"{name} {d['mean']:+.3f} (adjusted p {d['p_adjusted']:.3g})"
-            )
+            kind = "gain" if d["mean"] > 0 else "lose"
+            found[kind].append((name, f"{d['mean']:+.3f}, adjusted p {d['p_adjusted']:.2g}"))
         else:
-            none.append(f"{name} {d['mean']:+.3f} (MDE {d['mde']:.3f})")
-    parts = []
-    if gains:
-        parts.append("gain gold against BT: " + "; ".join(gains))
-    if losses:
-        parts.append("lose gold against BT: " + "; ".join(losses))
-    if none:
-        parts.append("no resolved difference in gold against BT: " + "; ".join(none))
-    return f"At n = {h['bon_max_n']}, " + ". ".join(parts) + "." if parts else ""
+            found["none"].append((name, f"{d['mean']:+.3f}, MDE {d['mde']:.3f}"))
+    at = f"at n = {h['bon_max_n']}"
+    sentences = []
+    for kind, rows in found.items():
+        if not rows:
+            continue
+        names = _names([name for name, _ in rows])
+        if len(rows) == 1:
+            details = rows[0][1].replace(", ", " (", 1) + ")"
+        else:
+            details = "; ".join(f"{name} {d.replace(', ', ' (', 1)})" for name, d in rows)
+        if kind == "none":
+            others = "the other rows" if found["gain"] or found["lose"] else "any row"
+            listed = details if len(rows) > 1 else f"{names} {details}"
+            sentences.append(f"No resolved difference in gold against BT {at} for {others}: {listed}.")
+        else:
+            sentences.append(
+                f"{names} {kind}{'s' if len(rows) == 1 else ''} gold against BT {at}: {details}."
+            )
+    return " ".join(sentences)
 
 
 def _drop_sentence(h: dict[str, Any]) -> str:
@@ -157,15 +176,17 @@ def _drop_sentence(h: dict[str, Any]) -> str:
 
 
 def _norm_sentence(h: dict[str, Any]) -> str:
-    found = [
-        f"{pair_label(pair)} {metric.split(':')[1]} {d['mean']:+.3f}"
-        for pair, metrics in h["paired_differences"].items()
-        for metric, d in metrics.items()
-        if metric.startswith("hidden_norm_std:") and d["resolved"]
-    ]
+    found: dict[str, list[str]] = {}
+    for pair, metrics in h["paired_differences"].items():
+        for metric, d in metrics.items():
+            if metric.startswith("hidden_norm_std:") and d["resolved"]:
+                found.setdefault(label(pair.partition(" − ")[0]), []).append(
+                    f"{d['mean']:+.3f} on {metric.split(':')[1]}"
+                )
     if not found:
         return "No remedy changes the spread of ‖h‖ against BT by a resolved amount."
-    return "‖h‖ std against BT (resolved): " + "; ".join(found) + "."
+    rows = "; ".join(f"{name} {', '.join(splits)}" for name, splits in found.items())
+    return f"The spread of ‖h‖ (its std) differs from BT's by a resolved amount for {rows}."
 
 
 def answer(h: dict[str, Any]) -> list[str]:

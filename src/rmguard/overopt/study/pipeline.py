@@ -41,7 +41,8 @@ from rmguard.overopt.study.design import (
     BASELINE,
     CONTROLS,
     ENSEMBLES,
-    OBJECTIVES,
+    LENGTH_CALIBRATED,
+    ROWS,
     WARM,
     sized_name,
 )
@@ -55,7 +56,8 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class StudyConfig:
-    """One over-optimization study; the defaults are ``rmguard demo`` (``--quick`` shrinks every size).
+    """One over-optimization study; the defaults are the whole design on the demo pool, :meth:`demo` is
+    ``rmguard demo`` (that design cut to its time budget) and :meth:`quick` shrinks every size.
 
     ``rmguard study --config FILE.yaml`` reads these fields from YAML: a hub or local prompt dataset, a hub
     policy, a reward-model gold and bigger proxies run the same steps at GPU scale.
@@ -87,8 +89,8 @@ class StudyConfig:
     length_bias: float | None = 0.25
     pair_strategy: str = "all_pairs"
     train_responses: int = 4  # responses per training prompt that form training pairs (the rest: val1)
-    objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
-    # each seed is one draw of the world; 3 keep the demo within about 10 minutes on 2 cores (docs/demo.md)
+    objectives: list[str] = field(default_factory=lambda: list(ROWS))
+    # each seed is one draw of the world (its splits, pairs and label draws)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     data_fractions: list[float] = field(default_factory=lambda: [1.0])  # Gao's data sweep (cpu_power.yaml)
     sweep_objectives: list[str] = field(default_factory=lambda: ["bt"])  # trained at every data fraction
@@ -110,9 +112,13 @@ class StudyConfig:
     workers: int | None = None  # proxies fitted at once (None: one per CPU core on a CPU, one on a GPU)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.objectives) - set(OBJECTIVES))
+        unknown = sorted(set(self.objectives) - set(ROWS))
         if unknown:
-            raise ConfigError(f"unknown objective(s) {unknown}; choose from {', '.join(OBJECTIVES)}")
+            raise ConfigError(f"unknown objective(s) {unknown}; choose from {', '.join(ROWS)}")
+        if LENGTH_CALIBRATED in self.objectives and BASELINE not in self.objectives:
+            raise ConfigError(
+                f"objective {LENGTH_CALIBRATED} calibrates {BASELINE}'s rewards: add {BASELINE}"
+            )
         if not self.seeds:
             raise ConfigError("the study needs at least one seed")
         for noise in [self.label_noise, *(self.label_noises or [])]:
@@ -140,6 +146,30 @@ class StudyConfig:
                 checks.at_least(name, getattr(self, name))
 
     @classmethod
+    def demo(cls, output_dir: str) -> StudyConfig:
+        """``rmguard demo``: the design cut to about 10 minutes on 2 quiet cores (docs/demo.md, Cost).
+
+        What a full-depth proxy costs decides the cut: every response is one pass of the 29 frozen layers
+        (about 260 tokens per CPU-second), and each world's fits and scorings run on one core, two worlds at
+        a time. So: two seeds (one round of worlds), the first 60 training prompts with the 40 Best-of-N
+        prompts, 20 samples per Best-of-N prompt (n up to 10), the uniform label condition only, and the
+        rows BT, BSR λ=1e-3, GRM, InfoRM, ODIN, BT length-calibrated, with two BT members for WARM and the
+        ensembles. Left to ``examples/overoptimization/cpu_power.yaml``: BSR λ=1e-2, RRM (its 14 new pairs per
+        pair put responses behind other prompts, contexts the frozen pass has not seen: about three times
+        the demo's frozen pass), the length-biased condition, more seeds and n up to 256. The report states
+        the MDEs this buys."""
+        return cls(
+            output_dir=output_dir,
+            prompts=100,
+            bon_n=20,
+            bon_max_n=10,
+            length_bias=None,
+            objectives=["bt", "bsr", "grm", "inform", "odin", "bt_length_calibrated"],
+            seeds=[0, 1],
+            members=2,
+        )
+
+    @classmethod
     def quick(cls, output_dir: str) -> StudyConfig:
         """A small run (about a minute) that goes through every step: for tests and a first check."""
         return cls(
@@ -148,7 +178,8 @@ class StudyConfig:
             bon_prompts=6,
             bon_n=16,
             bon_max_n=4,
-            objectives=["bt", "bsr", "grm", "odin"],
+            # rrm trains on 15× the pairs, more than the rest together: its world test covers it
+            objectives=["bt", "bsr", "grm", "odin", "inform", "bt_length_calibrated"],
             seeds=[0, 1, 2],
             data_fractions=[0.5, 1.0],
         )

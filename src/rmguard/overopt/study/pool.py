@@ -7,16 +7,28 @@ Two parts, both sampled with :func:`rmguard.overopt.generation.generate_pool`:
 * **best-of-n** — the held-out Best-of-N prompts answered ``bon_n`` times by the policy as it is (no system
   prompt, temperature 1, so that KL_BoN = log n − (n − 1)/n holds).
 
-Two pools are shipped (:data:`SHIPPED_POOLS`), so that a study reads them instead of sampling for an hour on
+Three pools are shipped (:data:`SHIPPED_POOLS`), so that a study reads them instead of sampling for hours on
 a CPU:
 
 * ``demo`` (``resources/demo/pool.jsonl.gz``): :class:`PoolConfig`'s defaults, 170 prompts of which 40 are
-  Best-of-N prompts with 80 samples each (regenerate with ``rmguard demo --generate``, the same code);
+  Best-of-N prompts with 80 samples each;
 * ``large`` (``resources/demo/pool_large.jsonl.gz``): :data:`LARGE_POOL`, 330 prompts of which 200 are
   Best-of-N prompts with 40 samples each, for the study sized to resolve small differences
-  (``examples/overoptimization/cpu_power.yaml``). It *extends* the demo pool: what the demo pool already holds
-  (every style answer of its 170 prompts, the first 40 samples of its 40 Best-of-N prompts) is taken from it,
-  the rest is sampled with seed 1. Regenerate with ``python scripts/make_pool.py large``.
+  (``examples/overoptimization/cpu_power.yaml``), sampled with seed 1;
+* ``bon512`` (``resources/demo/pool_bon512.jsonl.gz``): :data:`BON512_POOL`, the demo pool's 170 prompts and
+  styles and its 40 Best-of-N prompts with 512 samples each (Best-of-N to n ≥ 256, KL_BoN up to 5.24 nats),
+  sampled with seed 2.
+
+A pool that *extends* a shipped one keeps what that one holds: every style answer of its prompts, and of
+each Best-of-N prompt the base's samples (up to ``bon_n``) as its first samples; only what is missing is
+sampled (new prompts' answers, samples ``len(base) .. bon_n − 1``), with the pool's own seed. ``large`` and
+``bon512`` extend ``demo``. ``python scripts/make_pool.py NAME`` (or ``rmguard demo --generate`` for the
+demo's config) samples a pool with the same code (resumable).
+
+``demo`` and ``large`` were sampled with the sampler's earlier version (Hugging Face ``generate``, seeded
+per batch); sampling them again draws from the same distribution with other random streams
+(:mod:`rmguard.overopt.generation`). ``bon512``'s 17,280 new samples are drawn by the KV-cached sampler,
+one random stream per (seed, prompt, sample).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes
 from rmguard.overopt.study.prompts import build_prompts
 from rmguard.registry import Registry
@@ -63,10 +76,15 @@ class PoolConfig:
 
 
 LARGE_POOL = PoolConfig(prompts=330, bon_prompts=200, bon_n=40, seed=1, extends="demo")
+BON512_POOL = PoolConfig(bon_n=512, batch_size=64, seed=2, extends="demo")
 # name → (packaged resource, the config it was sampled with)
 SHIPPED_POOLS: Registry[tuple[str, PoolConfig]] = Registry(
     "shipped pool",
-    {"demo": (POOL_RESOURCE, PoolConfig()), "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL)},
+    {
+        "demo": (POOL_RESOURCE, PoolConfig()),
+        "large": ("resources/demo/pool_large.jsonl.gz", LARGE_POOL),
+        "bon512": ("resources/demo/pool_bon512.jsonl.gz", BON512_POOL),
+    },
 )
 
 
@@ -92,7 +110,9 @@ def generate_world_pool(
     base = shipped_pool(config.extends) if config.extends else _empty_pool()
     policy = functools.cache(lambda: load_policy(config.policy))  # loaded only if something is sampled
 
-    def sample(texts: list, n: int, sampling: SamplingConfig, name: str, stage: str) -> list[dict[str, Any]]:
+    def sample(
+        texts: list, n: int | list[int], sampling: SamplingConfig, name: str, stage: str
+    ) -> list[dict[str, Any]]:
         report = (lambda d, t: progress(stage, d, t)) if progress else None
         return generate_pool(policy(), texts, n, sampling, work_dir / name, report) if texts else []
 
@@ -110,17 +130,16 @@ def generate_world_pool(
         kept.update({p["id"]: _answer(r) for p, r in zip(todo, rows)})
         styles[style] = [kept[p["id"]] for p in prompts]
     bon = prompts[len(prompts) - config.bon_prompts :]
-    kept_bon = {
-        i: samples[: config.bon_n]
-        for i, samples in zip(base["bon"]["prompts"], base["bon"]["samples"])
-        if len(samples) >= config.bon_n
-    }
-    todo = [p for p in bon if p["id"] not in kept_bon]
+    # The base's samples of a prompt come first; only the samples it lacks are drawn.
+    kept_bon = {i: s[: config.bon_n] for i, s in zip(base["bon"]["prompts"], base["bon"]["samples"])}
+    todo = [p for p in bon if len(kept_bon.get(p["id"], [])) < config.bon_n]
+    missing = [config.bon_n - len(kept_bon.get(p["id"], [])) for p in todo]
     sampling = SamplingConfig(1.0, 1.0, config.max_new_tokens, config.batch_size, config.seed + 1000)
     samples: list[list[dict[str, Any]]] = [[] for _ in todo]
-    for r in sample([p["prompt"] for p in todo], config.bon_n, sampling, "bon.jsonl", "pool: best-of-n"):
+    for r in sample([p["prompt"] for p in todo], missing, sampling, "bon.jsonl", "pool: best-of-n"):
         samples[r["prompt_id"]].append(_answer(r))
-    kept_bon.update({p["id"]: s for p, s in zip(todo, samples)})
+    for p, drawn in zip(todo, samples):
+        kept_bon[p["id"]] = kept_bon.get(p["id"], []) + drawn
     return {
         "config": asdict(config),
         "prompts": [{"id": p["id"], "prompt": p["prompt"]} for p in prompts],
@@ -146,7 +165,13 @@ def write_pool(pool: dict[str, Any], path: Path) -> None:
 def shipped_pool(name: str = "demo") -> dict[str, Any]:
     """A packaged pool by its name in :data:`SHIPPED_POOLS` (generated once with its config)."""
     resource, _ = SHIPPED_POOLS.lookup(name)
-    with resources.files("rmguard").joinpath(resource).open("rb") as raw, gzip.open(raw, "rt") as handle:
+    packaged = resources.files("rmguard").joinpath(resource)
+    if not packaged.is_file():
+        raise ConfigError(
+            f"the shipped pool {name!r} ({resource}) is not in this build; "
+            f"make it with: python scripts/make_pool.py {name}"
+        )
+    with packaged.open("rb") as raw, gzip.open(raw, "rt") as handle:
         return json.load(handle)
 
 

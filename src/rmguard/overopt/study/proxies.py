@@ -171,17 +171,27 @@ def training_values(config: Any) -> dict[str, Any]:
 
 def proxy_model(config: Any) -> dict[str, Any]:
     """report.json's ``headline.proxy_model``: the backbone's layers, how many are trained, each head."""
-    from rmguard.overopt.study.design import OBJECTIVES
+    from rmguard.overopt.study.design import BASELINE, OBJECTIVES
+    from rmguard.training.objectives import REWARD_OBJECTIVES
     from rmguard.training.pretrained import resolve_model_path
 
     model = resolve_model_path(config.proxy_model or config.policy)
     frozen = frozen_layers(model, config.trainable_layers)
     heads = {}
     for name in config.objectives:
+        if name not in OBJECTIVES:  # LENGTH_CALIBRATED: no model of its own
+            heads[name] = f"{BASELINE}'s, its rewards length-calibrated"
+            continue
         settings = OBJECTIVES[name]
         heads[name] = "linear with bias (GRM's ValueHead)" if settings["objective"] == "grm" else "linear"
         if settings["objective"] == "odin":
             heads[name] += " (+ ODIN's length head, trained only)"
+        if settings["objective"] == "inform":
+            d = REWARD_OBJECTIVES["inform"].hyperparameters["inform_latent_dim"].default
+            d = settings.get("inform_latent_dim", d)
+            heads[name] += (
+                f" (InfoRM's Linear(H, 2·{d}) encoder and Linear({d}, 1) decoder; z = μ when scoring)"
+            )
     return {
         "layers": frozen + config.trainable_layers,
         "trainable_layers": config.trainable_layers,

@@ -196,6 +196,37 @@ def _conditions_section(h: dict[str, Any]) -> list[str]:
     ]
 
 
+def _latent_section(summary: dict[str, Any]) -> list[str]:
+    """InfoRM's own diagnostic: how many of its Best-of-N picks are latent outliers of the policy's samples."""
+    rows, level = [], None
+    for name, o in summary["objectives"].items():
+        outliers = o.get("latent_outliers")
+        if not outliers:
+            continue
+        rates, rise, level = outliers["rate"], outliers["rise"], outliers["level"]
+        rows.append(
+            [
+                label(name),
+                *(with_ci(rates[k]["mean"], rates[k]["ci"]) for k in (0, -1)),
+                f"{with_ci(rise['mean'], rise['ci'])} {'resolved' if rise['resolved'] else 'not resolved'}",
+                p_text(rise["p_value"]),
+            ]
+        )
+    if not rows:
+        return []
+    ns = summary["best_of_n"]["ns"]
+    return [
+        "<h2>InfoRM's latent outliers among the Best-of-N picks (Miao et al. 2024)</h2>",
+        "<p class=note>InfoRM flags reward hacking as responses whose latent (μ of its bottleneck) lies far "
+        "from the policy's: squared Mahalanobis distance to the latents of every sample of the pool (mean and "
+        f"covariance + 1e-3·I, per seed), outlier when 1 − F_χ²(d) < {level:g}. The share "
+        "of InfoRM's picks that are outliers, as the unbiased best-of-n expectation (n = 1: the pool's own "
+        f"share); rise = n={ns[-1]} − n=1 paired by seed and prompt; {OVER}; secondary (not in the Holm "
+        "family). Every n is in report.json.</p>",
+        _table(["row", "outliers n=1", f"outliers n={ns[-1]}", f"rise n=1 → {ns[-1]}", "p"], rows),
+    ]
+
+
 def _scenario_section(summary: dict[str, Any]) -> list[str]:
     rows = []
     for name, o in summary["objectives"].items():
@@ -373,6 +404,7 @@ def write_report(summary: dict[str, Any], curves: Curves, sweep_curves: dict[str
         "out.</p>",
         *_bon_section(summary, curves, out),
         *_conditions_section(summary["headline"]),
+        *_latent_section(summary),
         *_scenario_section(summary),
         *_norm_section(summary),
         *_difference_section(summary),

@@ -5,16 +5,17 @@ training prompt form training pairs, which pairs are flipped (``make_splits(seed
 initialisation and batch order (seed s). In each world:
 
 * every objective is trained on the world's pairs (``proxies.py``: the whole backbone, its top layers
-  trained, the frozen part's outputs read from the study's store), and the sweep objectives also on
-  nested subsets of them (``data_fractions``: the first fraction of one seeded permutation, so smaller
-  sets lie inside larger);
+  trained, the frozen part's outputs read from the study's store; RRM's pairs augmented with the other
+  training prompts' responses), and the sweep objectives also on nested subsets of them
+  (``data_fractions``: the first fraction of one seeded permutation, so smaller sets lie inside larger);
 * ``members`` BT proxies share the BT row's initialisation (seed s) and differ in their label-noise draw
   (the pairs' gold order re-flipped with the member's own seed) and in the order of their pairs: WARM
-  averages their weights (``training/averaging``), the ensembles combine their standardized rewards.
+  averages their weights (``training/averaging``), the ensembles combine their standardized rewards;
+* ``bt_length_calibrated`` is BT's rewards calibrated for length (:func:`length_calibrated`).
 
 A proxy's checkpoint lives only until it is scored. A finished world is saved as
 ``worlds/<noise>/seed<s>.npz`` (rewards and ‖h‖ of every response per row, each row's log-prob per token
-of the chosen training responses), so a rerun resumes.
+of the chosen training responses, InfoRM's latent means μ of every response), so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ import numpy as np
 from rmguard.errors import ConfigError
 from rmguard.fileio import atomic_write_bytes, atomic_write_jsonl
 from rmguard.overopt.study.analysis import BonPool, Member, World, combine
-from rmguard.overopt.study.design import BASELINE, ENSEMBLES, OBJECTIVES, WARM, sized_name
+from rmguard.overopt.study.design import (
+    BASELINE,
+    ENSEMBLES,
+    LENGTH_CALIBRATED,
+    OBJECTIVES,
+    WARM,
+    sized_name,
+)
 
 
 def text_key(prompt: Any, response: Any) -> str:
@@ -115,9 +123,11 @@ class _World:
         return folder
 
     def score(self, name: str, folder: Path, chosen: list[int] | None = None) -> None:
-        """Rewards and ‖h‖ of every table row and, given ``chosen`` rows, their mean log-prob per token
-        (an objective's row: a pass of the LM head over every chosen token, not spent on members)."""
+        """Rewards and ‖h‖ of every table row (and an InfoRM model's latent means) and, given ``chosen``
+        rows, their mean log-prob per token (an objective's row: a pass of the LM head over every chosen
+        token, not spent on members)."""
         from rmguard.data.records import ScoredResponse
+        from rmguard.eval.latent import hidden_latents
         from rmguard.overopt.study.proxies import lm_logprobs
         from rmguard.scoring import RewardScorer
         from rmguard.training import frozen_prefix
@@ -135,6 +145,8 @@ class _World:
             self.features = rule, scorer.features(items)
         rewards, hidden = scorer.rewards_with_hidden(self.features[1])
         self.out[f"rewards/{name}"], self.out[f"norms/{name}"] = rewards.numpy(), hidden.norm(dim=1).numpy()
+        if model.latent_head is not None:
+            self.out[f"latents/{name}"] = hidden_latents(model, hidden)
         if chosen is None:
             return
         try:
@@ -161,6 +173,25 @@ def _chosen_rows(job: WorldJob, rows: list[dict[str, Any]]) -> list[int]:
     return sorted({job.keys[text_key(r["prompt"], r["chosen"])] for r in rows})
 
 
+def length_calibrated(rewards: np.ndarray, responses: list[Any], reference: list[int]) -> np.ndarray:
+    """r̂ = r − f(ℓ) of every table row (Huang et al. 2025), with f fitted on the rows ``reference``: the
+    functions ``rmguard calibrate`` fits with and :class:`rmguard.scoring.RewardScorer` applies, at their
+    defaults (``rmguard.calibration``: characters, LOWESS with frac 1.0)."""
+    from rmguard.calibration import fit_length_calibration, response_length
+
+    lengths = np.array([response_length(r) for r in responses], dtype=float)
+    index = np.asarray(reference, dtype=int)
+    return fit_length_calibration(lengths[index], rewards[index]).apply(rewards, lengths)
+
+
+def _pair_sides(job: WorldJob, rows: list[dict[str, Any]]) -> list[int]:
+    """The table rows of both sides of every training pair, in file order (chosen, then rejected): the
+    reference set ``rmguard calibrate --data train.jsonl`` reads. The training responses are the
+    calibration's reference, not the evaluated ones (the paper's code fits on the set it scores): they are
+    the responses the proxy was fitted on, so no held-out or Best-of-N response informs f."""
+    return [job.keys[text_key(r["prompt"], r[side])] for r in rows for side in ("chosen", "rejected")]
+
+
 def fit_world(job: WorldJob, threads: int | None = None) -> str:
     """Train and score every row of one world (module docstring); returns the saved .npz path."""
     import torch
@@ -182,9 +213,15 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
     for fraction in job.fractions:
         subset = [rows[k] for k in np.sort(order[: max(2, round(fraction * len(rows)))])]
         for objective in job.objectives if fraction == 1 else job.sweep_objectives:
+            if objective not in OBJECTIVES:  # a row of another's model (LENGTH_CALIBRATED), made below
+                continue
             name = sized_name(objective, fraction)
             folder = world.train(name, objective, subset)
             world.score(name, folder, chosen if fraction == 1 else None)
+            if name == BASELINE and LENGTH_CALIBRATED in job.objectives:
+                world.out[f"rewards/{LENGTH_CALIBRATED}"] = length_calibrated(
+                    world.out[f"rewards/{name}"], job.responses, _pair_sides(job, rows)
+                )
             if fraction != 1 or objective != BASELINE or job.members < 2:
                 shutil.rmtree(folder)
                 continue
@@ -205,11 +242,31 @@ def fit_world(job: WorldJob, threads: int | None = None) -> str:
     return world.save()
 
 
+def train_proxy(job: WorldJob, objective: str) -> int:
+    """Train ``objective``'s proxy of ``job``'s world on all its pairs, as :func:`fit_world` trains that row,
+    and keep its checkpoint (``<job.output without .npz>/<objective>``: the RL arm optimises against it);
+    returns the number of training pairs."""
+    rows = _rows(job)
+    _World(job).train(objective, objective, rows)
+    return len(rows)
+
+
+def finished(job: WorldJob) -> bool:
+    """Whether the world's saved .npz holds every row the job asks for (one saved by an earlier run with
+    fewer objectives is fitted again rather than leaving the new rows out of the report)."""
+    if not Path(job.output).is_file():
+        return False
+    with np.load(job.output) as saved:
+        rows = {key.split("/", 1)[1] for key in saved.files if key.startswith("rewards/")}
+    sweep = {sized_name(o, f) for f in job.fractions if f != 1 for o in job.sweep_objectives}
+    return set(job.objectives) | sweep <= rows
+
+
 def fit_worlds(jobs: list[WorldJob], workers: int, progress: Any = None) -> dict[str, dict[str, np.ndarray]]:
     """Every unfinished world fitted by ``workers`` processes (one thread each); output path → its arrays."""
     import multiprocessing
 
-    todo = [job for job in jobs if not Path(job.output).is_file()]
+    todo = [job for job in jobs if not finished(job)]
     done = len(jobs) - len(todo)
     stage = "train and score proxies (worlds)"
     if progress:
@@ -278,18 +335,20 @@ def response_table(records: list[dict[str, Any]], bon: BonPool) -> ResponseTable
 def world_members(
     arrays: dict[str, np.ndarray], sets: list[Any], table: ResponseTable, extra: dict[str, np.ndarray]
 ) -> dict[str, Member]:
-    """row → member (rewards and ‖h‖ per evaluation file, Best-of-N rewards, log-prob) for one world;
-    ``extra`` holds scores of every table row that have no ‖h‖ (the controls)."""
+    """row → member (rewards and ‖h‖ per evaluation file, Best-of-N rewards, log-prob, InfoRM's latents of
+    the Best-of-N pool) for one world; ``extra`` holds scores of every table row that have no ‖h‖ (the
+    controls)."""
     rows = {s.name: table.rows(s) for s in sets}
     names = [k.split("/", 1)[1] for k in arrays if k.startswith("rewards/")]
     members = {}
     for name in names:
-        rewards, norms = arrays[f"rewards/{name}"], arrays[f"norms/{name}"]
-        logp = arrays.get(f"logp/{name}")
+        rewards, norms = arrays[f"rewards/{name}"], arrays.get(f"norms/{name}")
+        logp, latents = arrays.get(f"logp/{name}"), arrays.get(f"latents/{name}")
         members[name] = Member(
-            {f: (rewards[i], norms[i]) for f, i in rows.items()},
+            {f: (rewards[i], None if norms is None else norms[i]) for f, i in rows.items()},
             rewards[table.bon_index],
             None if logp is None else float(logp[0]),
+            None if latents is None else latents[table.bon_index],
         )
     for name, scores in extra.items():
         members[name] = Member({f: (scores[i], None) for f, i in rows.items()}, scores[table.bon_index])
