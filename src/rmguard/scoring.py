@@ -118,7 +118,11 @@ class RewardScorer:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(zip(prompts, responses))]
-        features = self.features(items)
+        return self.rewards_with_hidden(self.features(items))
+
+    def rewards_with_hidden(self, features: list[ResponseFeatures]) -> tuple[Tensor, Tensor]:
+        """Rewards [N] and the final hidden states at the reward tokens [N, H] for already tokenized items
+        (:meth:`features`; another scorer's with the same tokenizer and text rule), in input order."""
         rewards, hidden = self._run(features)
         return self._adjusted(rewards, features), hidden
 

@@ -161,8 +161,8 @@ def _drop_sentence(h: dict[str, Any]) -> str:
     low = [p.get("power_holm_strictest", p["power"]) for p in powers]
     high = [p["power"] for p in powers]
     power = (
-        f" (power to resolve a drop of 0.02: {min(low):.0%}–{max(high):.0%}, from Holm's strictest to its "
-        "most lenient step)"
+        f" (power to resolve a drop of 0.02: {min(high):.0%}–{max(high):.0%} at 0.05, {min(low):.0%}–"
+        f"{max(low):.0%} at Holm's strictest threshold)"
         if powers and all(p == p for p in low + high)
         else ""
     )

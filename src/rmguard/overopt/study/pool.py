@@ -13,11 +13,10 @@ a CPU:
 * ``demo`` (``resources/demo/pool.jsonl.gz``): :class:`PoolConfig`'s defaults, 170 prompts of which 40 are
   Best-of-N prompts with 80 samples each;
 * ``large`` (``resources/demo/pool_large.jsonl.gz``): :data:`LARGE_POOL`, 330 prompts of which 200 are
-  Best-of-N prompts with 40 samples each, for the study sized to resolve small differences
-  (``examples/overoptimization/cpu_power.yaml``), sampled with seed 1;
+  Best-of-N prompts with 40 samples each, for a study of many Best-of-N prompts, sampled with seed 1;
 * ``bon512`` (``resources/demo/pool_bon512.jsonl.gz``): :data:`BON512_POOL`, the demo pool's 170 prompts and
   styles and its 40 Best-of-N prompts with 512 samples each (Best-of-N to n ≥ 256, KL_BoN up to 5.24 nats),
-  sampled with seed 2.
+  sampled with seed 2; the power study's (``examples/overoptimization/cpu_power.yaml``).
 
 A pool that *extends* a shipped one keeps what that one holds: every style answer of its prompts, and of
 each Best-of-N prompt the base's samples (up to ``bon_n``) as its first samples; only what is missing is

@@ -353,6 +353,10 @@ def _setup_section(summary: dict[str, Any]) -> list[str]:
             "label noise",
             ", ".join(f"{n:g}" for n in [config["label_noise"], *(config["label_noises"] or [])]),
         ],
+        [
+            "length bias (declared)",
+            "none" if not config.get("length_bias") else f"p = {config['length_bias']:g}",
+        ],
         ["timings (s)", ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items())],
     ]
     return ["<h2>Setup</h2>", _table(["", "value"], rows)]

@@ -104,6 +104,8 @@ class _World:
         self.work = Path(job.output).with_suffix("")
         self.frozen = frozen_layers(job.training["model_name_or_path"], job.trainable_layers)
         self.out: dict[str, np.ndarray] = {}
+        # every proxy shares the backbone's tokenizer and text rule: the table is tokenized once per world
+        self.features: tuple[Any, list[Any]] | None = None
 
     def train(self, name: str, objective: str, rows: list[dict[str, Any]]) -> Path:
         from rmguard.training.config import load_config
@@ -124,6 +126,7 @@ class _World:
         """Rewards and ‖h‖ of every table row (and an InfoRM model's latent means) and, given ``chosen``
         rows, their mean log-prob per token (an objective's row: a pass of the LM head over every chosen
         token, not spent on members)."""
+        from rmguard.data.records import ScoredResponse
         from rmguard.eval.latent import hidden_latents
         from rmguard.overopt.study.proxies import lm_logprobs
         from rmguard.scoring import RewardScorer
@@ -135,7 +138,12 @@ class _World:
         if self.job.training.get("reuse_frozen_outputs"):
             frozen_prefix.attach(model, self.frozen)
         scorer = RewardScorer((model, tokenizer), batch_size=self.job.score_batch_size)
-        rewards, hidden = scorer.score_with_hidden(self.job.prompts, self.job.responses)
+        rule = (scorer.text_rule, scorer.max_length)
+        if self.features is None or self.features[0] != rule:
+            pairs = zip(self.job.prompts, self.job.responses)
+            items = [ScoredResponse(p, r, "<memory>", i + 1) for i, (p, r) in enumerate(pairs)]
+            self.features = rule, scorer.features(items)
+        rewards, hidden = scorer.rewards_with_hidden(self.features[1])
         self.out[f"rewards/{name}"], self.out[f"norms/{name}"] = rewards.numpy(), hidden.norm(dim=1).numpy()
         if model.latent_head is not None:
             self.out[f"latents/{name}"] = hidden_latents(model, hidden)
