@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the over-optimization study offline on SmolLM2-135M: proxies, scenarios, Best-of-N, HTML report",
         description="Label SmolLM2-135M-Instruct's responses to the demo prompts with a programmatic gold rubric "
         "(25% of training labels flipped); for each seed (each its own world of splits) train BT, BSR "
-        "(λ=1e-3, 1e-2), GRM and ODIN proxies with rmguard's trainer on the whole SmolLM2 (its top layer trained, "
-        "the frozen layers run once per response), WARM and BT ensembles (mean, WCO, UWO); evaluate them and "
+        "(λ=1e-3, 1e-2), GRM, ODIN, InfoRM and RRM proxies with rmguard's trainer on the whole SmolLM2 (its top "
+        "layer trained, the frozen layers run once per response), BT length-calibrated, WARM and BT ensembles "
+        "(mean, WCO, UWO); evaluate them and "
         "three controls on the four distribution-shift scenarios and under Best-of-N against the gold, with "
         "cross-fitted drops, intervals, Holm-adjusted p-values and minimum detectable effects; write "
         "report.html + report.json. The response pool is shipped (--generate samples it again, about 45 "
