@@ -157,9 +157,11 @@ def test_the_studys_length_calibration_is_what_a_calibrated_model_scores(tmp_pat
     assert np.abs(study - raw).max() > 1e-3  # the calibration moved the rewards
 
 
-def test_the_length_calibrated_row_needs_bt(tmp_path):
+def test_the_length_calibrated_row_needs_bt_and_is_not_swept(tmp_path):
     with pytest.raises(ConfigError, match="bt_length_calibrated calibrates bt's rewards"):
         StudyConfig(output_dir=str(tmp_path), objectives=["bsr", "bt_length_calibrated"])
+    with pytest.raises(ConfigError, match="sweep_objectives must be trained objectives"):
+        StudyConfig(output_dir=str(tmp_path), sweep_objectives=["bt_length_calibrated"])
 
 
 def test_a_world_trains_rrm_and_inform_and_calibrates_bt(tmp_path, tiny_llama, monkeypatch):
