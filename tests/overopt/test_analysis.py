@@ -227,4 +227,5 @@ def test_latent_outliers_of_the_picks_by_hand():
     assert entry["rate"][1]["mean"] == pytest.approx(at_n) and entry["rate"][0]["mean"] == pytest.approx(at_1)
     assert entry["rise"]["mean"] == pytest.approx(at_n - at_1) and entry["rise"]["resolved"]
     assert at_n > 0.3 and at_1 < 0.1
+    assert (entry["reference_latents"], entry["latent_dim"]) == (prompts * samples, dim)
     assert latent_outliers(worlds, "bt", [1, samples]) == {}

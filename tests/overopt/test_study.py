@@ -188,18 +188,22 @@ def test_the_studys_length_calibration_is_what_a_calibrated_model_scores(tmp_pat
     assert np.abs(study - raw).max() > 1e-3  # the calibration moved the rewards
 
 
-def test_the_length_calibrated_row_needs_bt(tmp_path):
+def test_the_length_calibrated_row_needs_bt_and_is_not_swept(tmp_path):
     with pytest.raises(ConfigError, match="bt_length_calibrated calibrates bt's rewards"):
         StudyConfig(output_dir=str(tmp_path), objectives=["bsr", "bt_length_calibrated"])
+    with pytest.raises(ConfigError, match="sweep_objectives must be trained objectives"):
+        StudyConfig(output_dir=str(tmp_path), sweep_objectives=["bt_length_calibrated"])
 
 
-def test_a_world_trains_rrm_and_calibrates_bt(tmp_path, tiny_llama):
+def test_a_world_trains_rrm_and_inform_and_calibrates_bt(tmp_path, tiny_llama, monkeypatch):
     """One world with the remedies' rows, through the study's own path (frozen pass, then fit_world): RRM's
     proxy trains on the world's pairs augmented with the other training prompts' responses (equal with and
     without frozen-output reuse, whose store lacks those off-prompt contexts; unequal to BT of the same
-    seed), and the calibration row is BT's calibrated rewards (InfoRM's latents: the quick demo's test)."""
+    seed), InfoRM's rewards and latents are equal with and without reuse, and the calibration row is BT's
+    calibrated rewards."""
     from rmguard.data.formats import as_reply, as_user_turn
     from rmguard.overopt.study.worlds import WorldJob, _pair_sides, fit_world, length_calibrated, text_key
+    from rmguard.training import trainer
 
     rows = _chat_rows(7, 8)
     (tmp_path / "splits").mkdir()
@@ -226,9 +230,24 @@ def test_a_world_trains_rrm_and_calibrates_bt(tmp_path, tiny_llama):
         frozen_prefix.forget()
         return dict(np.load(fit_world(job)))
 
-    arrays = world("reuse", ["bt", "rrm", "bt_length_calibrated"], True)
-    plain = world("plain", ["rrm"], False)
-    assert plain["rewards/rrm"] == pytest.approx(arrays["rewards/rrm"], abs=1e-5)
+    misses = {}
+
+    def counted(config):  # the store's full-model forwards during each fit
+        store = next(iter(frozen_prefix._KEPT.values()))
+        before = store.misses
+        fit(config)
+        misses[Path(config.output_dir).name] = store.misses - before
+
+    fit = trainer.train
+    monkeypatch.setattr(trainer, "train", counted)
+    arrays = world("reuse", ["bt", "rrm", "inform", "bt_length_calibrated"], True)
+    # RRM's off-prompt contexts were covered before its fit, as training tokenizes them
+    assert misses == {"bt": 0, "rrm": 0, "inform": 0}
+    monkeypatch.undo()
+    plain = world("plain", ["rrm", "inform"], False)
+    for key in ("rewards/rrm", "rewards/inform", "latents/inform"):
+        assert plain[key] == pytest.approx(arrays[key], abs=1e-5), key
+    assert arrays["latents/inform"].shape == (len(pairs), 128) and "latents/bt" not in arrays
     assert np.abs(arrays["rewards/rrm"] - arrays["rewards/bt"]).max() > 1e-3
     assert "norms/bt_length_calibrated" not in arrays and "norms/rrm" in arrays
     sides = _pair_sides(SimpleNamespace(keys=keys), rows)

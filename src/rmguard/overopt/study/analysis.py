@@ -353,7 +353,9 @@ def latent_outliers(worlds: Sequence[World], name: str, ns: Sequence[int]) -> di
     1 − F_χ²(d)(d²) is below OUTLIER_LEVEL (``eval.latent.outlier_p_values``: InfoRM's Mahalanobis rule).
     The picks' rate at n is the unbiased best-of-n expectation of that indicator under the row's rewards,
     so n = 1 is the pool's own rate; ``rise`` is rate(largest n) − rate(1), paired by seed and prompt.
-    Intervals: the two-stage bootstrap, crossed (every seed shares the prompts); secondary, unadjusted."""
+    Intervals: the two-stage bootstrap, crossed (every seed shares the prompts); secondary, unadjusted.
+    The reference holds the points themselves, whose d² cannot exceed (m − 1)²/m for m latents: with m
+    not far above d no sample can reach χ²(d)'s tail, and every rate is 0 (``reference_latents``)."""
     if worlds[0].members[name].latents is None:
         return {}
     per_seed = []
@@ -366,6 +368,8 @@ def latent_outliers(worlds: Sequence[World], name: str, ns: Sequence[int]) -> di
         "latent_outliers": {
             "level": OUTLIER_LEVEL,
             "reference": "the latents of every Best-of-N pool sample (the policy's responses), per world",
+            "reference_latents": int(np.prod(worlds[0].members[name].bon.shape)),
+            "latent_dim": int(worlds[0].members[name].latents.shape[-1]),
             "ns": list(ns),
             "rate": [
                 hierarchical_interval([s[:, k] for s in per_seed], crossed=True) for k in range(len(ns))

@@ -42,6 +42,7 @@ from rmguard.overopt.study.design import (
     CONTROLS,
     ENSEMBLES,
     LENGTH_CALIBRATED,
+    OBJECTIVES,
     ROWS,
     WARM,
     sized_name,
@@ -115,6 +116,11 @@ class StudyConfig:
         unknown = sorted(set(self.objectives) - set(ROWS))
         if unknown:
             raise ConfigError(f"unknown objective(s) {unknown}; choose from {', '.join(ROWS)}")
+        unknown = sorted(set(self.sweep_objectives) - set(OBJECTIVES))
+        if unknown:
+            raise ConfigError(
+                f"sweep_objectives must be trained objectives ({', '.join(OBJECTIVES)}), got {unknown}"
+            )
         if LENGTH_CALIBRATED in self.objectives and BASELINE not in self.objectives:
             raise ConfigError(
                 f"objective {LENGTH_CALIBRATED} calibrates {BASELINE}'s rewards: add {BASELINE}"

@@ -118,9 +118,33 @@ class _World:
         values.update(train_file=str(data), output_dir=str(folder), freeze_layers=self.frozen)
         if OBJECTIVES[objective]["objective"] == "grm":
             values["head_type"] = "linear"  # the same reward head for every objective
+        config = load_config(None, values)
+        if config.reuse_frozen_outputs and config.pair_augmentation != "none":
+            self.cover_augmented_pairs(config)
         with contextlib.redirect_stdout(io.StringIO()):  # the trainer's console lines, once per proxy
-            train(load_config(None, values))
+            train(config)
         return folder
+
+    def cover_augmented_pairs(self, config: Any) -> None:
+        """Run the frozen part once over every distinct sequence of the augmented training pairs, tokenized
+        as training tokenizes them (``load_features``), adding them to the store. RRM puts other prompts'
+        responses under each prompt: contexts the study's frozen pass never saw, each in several augmented
+        pairs, so training would otherwise run the whole model on nearly every batch of its first epoch;
+        after this it runs the trainable top only, as every other proxy does."""
+        from rmguard.overopt.study.proxies import untrained_model
+        from rmguard.scoring import RewardScorer
+        from rmguard.training.loaders import load_features
+        from rmguard.training.tokenization import ResponseFeatures
+
+        model, tokenizer = untrained_model(config.model_name_or_path, self.job.trainable_layers)
+        features, _ = load_features(
+            config, config.train_file, config.train_split, tokenizer, lambda _: None, config.pair_augmentation
+        )
+        sequences = {
+            (tuple(f.prompt_ids), tuple(r)) for f in features for r in (f.chosen_ids, f.rejected_ids)
+        }
+        scorer = RewardScorer((model, tokenizer), batch_size=self.job.score_batch_size)
+        scorer.rewards([ResponseFeatures(list(p), list(r)) for p, r in sorted(sequences)])
 
     def score(self, name: str, folder: Path, chosen: list[int] | None = None) -> None:
         """Rewards and ‖h‖ of every table row (and an InfoRM model's latent means) and, given ``chosen``
