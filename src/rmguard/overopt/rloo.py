@@ -152,9 +152,10 @@ class Tracker:
         texts, kls, lengths, t = [], [], [], sampling.temperature
         for start in range(0, len(self.prompts), size):
             prompt_ids = self.encoded[start : start + size]
-            for ids, (text, _) in zip(
-                prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, sampling.seed + step)
-            ):
+            # a seed per step and batch: the sampler's streams are per row of a call, so batches sharing one
+            # seed would draw every prompt at the same row position from the same stream
+            seed = sampling.seed + 1_000_003 * step + start
+            for ids, (text, _) in zip(prompt_ids, sample(policy, self.tokenizer, prompt_ids, sampling, seed)):
                 completion = self.tokenizer(text, add_special_tokens=False)["input_ids"]
                 kls.append(
                     completion_logps(policy, ids, completion, t)
