@@ -163,6 +163,7 @@ def _rl_study(config: RlStudyConfig, out: Path, progress: Progress) -> dict[str,
                 "heldout_prompts": world["heldout_prompts"],
                 "proxy_model": proxy_model(study),
             },
+            "proxies_seconds": world["seconds"],  # each proxy's and arm's own run, also when resumed
             "arms_seconds": {f"{n}-seed{s}": arm["seconds"] for (n, s), arm in arms.items()},
             "timings_s": timings,
             "config": asdict(config),
@@ -218,10 +219,15 @@ def build_world(study: Any, seed: int, folder: Path, progress: Progress) -> dict
         progress("train proxies (full depth)", k, len(study.objectives))
         done = folder / "proxies" / f"{name}.json"
         if not done.is_file():
+            start = time.perf_counter()
             pairs = train_proxy(job, name)
-            atomic_write_json(done, {"objective": name, "world_seed": seed, "pairs": pairs})
+            seconds = round(time.perf_counter() - start, 1)
+            atomic_write_json(
+                done, {"objective": name, "world_seed": seed, "pairs": pairs, "seconds": seconds}
+            )
         world["proxies"][name] = str(folder / "proxies" / name)
         world["pairs"] = read_json(done)["pairs"]
+        world.setdefault("seconds", {})[name] = read_json(done)["seconds"]
     progress("train proxies (full depth)", len(study.objectives), len(study.objectives))
     return world
 
