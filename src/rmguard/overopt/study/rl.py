@@ -115,11 +115,17 @@ class RlStudyConfig:
 
 
 def _build(kind: type, section: str, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(values) - known)
+    """``kind(**values)``: unknown fields refused, YAML's text values typed as the fields read them."""
+    from rmguard.settings import coerce, field_types
+
+    types = field_types(kind)
+    unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"{section}: unknown field(s) {', '.join(unknown)} (see {kind.__name__})")
-    return kind(**values)
+    try:
+        return kind(**{name: coerce(f"{section}.{name}", types[name], v) for name, v in values.items()})
+    except TypeError as error:  # a value of the wrong type meets a comparison in a check
+        raise ConfigError(f"{section}: a field has a value of the wrong type ({error})") from None
 
 
 # ----------------------------------------------------------------------------------------------- the run
