@@ -86,9 +86,9 @@ class RlStudyConfig:
             given = sorted(reserved & set(getattr(self, section)))
             if given:
                 raise ConfigError(f"{section}: {', '.join(given)} are set per arm by study-rl")
-        gold = self.world.get("gold") or self.study_config().gold
         arm = {"policy": policy, "prompts": prompts, "eval_prompts": eval_prompts, "proxies": [proxy]}
-        rloo = _build(RlooConfig, "rloo", {**self.rloo, **arm, "gold": gold, "output_dir": "-"})
+        arm.update(gold=self.study_config().gold, output_dir="-")  # the study's gold, tracked only
+        rloo = _build(RlooConfig, "rloo", {**self.rloo, **arm})
         sampling = _build(
             SamplingConfig, "sampling", {**asdict(RLOO_SAMPLING), **self.sampling, "seed": seed}
         )
