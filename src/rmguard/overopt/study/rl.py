@@ -233,7 +233,7 @@ def build_world(study: Any, seed: int, folder: Path, progress: Progress) -> dict
             )
         world["proxies"][name] = str(folder / "proxies" / name)
         world["pairs"] = read_json(done)["pairs"]
-        world.setdefault("seconds", {})[name] = read_json(done)["seconds"]
+        world.setdefault("seconds", {})[name] = read_json(done).get("seconds")
     progress("train proxies (full depth)", len(study.objectives), len(study.objectives))
     return world
 
