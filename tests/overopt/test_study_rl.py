@@ -118,6 +118,12 @@ def test_config_errors_name_the_section(tmp_path):
         RlStudyConfig(rloo={"policy": "x"})
     with pytest.raises(ConfigError, match="world: seeds"):
         RlStudyConfig(world={"seeds": [1]})
+    with pytest.raises(ConfigError, match="rloo.learning_rate: expected float"):
+        RlStudyConfig(rloo={"learning_rate": "fast"})
+    assert (
+        RlStudyConfig(rloo={"learning_rate": "1e-4"}).arm_configs("a", "b", "c", "d", 0)[0].learning_rate
+        == 1e-4
+    )
     with pytest.raises(ConfigError, match="unknown objective"):
         RlStudyConfig(proxies=["bt", "nope"])
     path = tmp_path / "bad.yaml"

@@ -88,9 +88,9 @@ class RlStudyConfig:
             given = sorted(reserved & set(getattr(self, section)))
             if given:
                 raise ConfigError(f"{section}: {', '.join(given)} are set per arm by study-rl")
-        gold = self.world.get("gold") or self.study_config().gold
         arm = {"policy": policy, "prompts": prompts, "eval_prompts": eval_prompts, "proxies": [proxy]}
-        rloo = _build(RlooConfig, "rloo", {**self.rloo, **arm, "gold": gold, "output_dir": "-"})
+        arm.update(gold=self.study_config().gold, output_dir="-")  # the study's gold, tracked only
+        rloo = _build(RlooConfig, "rloo", {**self.rloo, **arm})
         sampling = _build(
             SamplingConfig, "sampling", {**asdict(RLOO_SAMPLING), **self.sampling, "seed": seed}
         )
@@ -117,11 +117,17 @@ class RlStudyConfig:
 
 
 def _build(kind: type, section: str, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(values) - known)
+    """``kind(**values)``: unknown fields refused, YAML's text values typed as the fields read them."""
+    from rmguard.settings import coerce, field_types
+
+    types = field_types(kind)
+    unknown = sorted(set(values) - set(types))
     if unknown:
         raise ConfigError(f"{section}: unknown field(s) {', '.join(unknown)} (see {kind.__name__})")
-    return kind(**values)
+    try:
+        return kind(**{name: coerce(f"{section}.{name}", types[name], v) for name, v in values.items()})
+    except TypeError as error:  # a value of the wrong type meets a comparison in a check
+        raise ConfigError(f"{section}: a field has a value of the wrong type ({error})") from None
 
 
 # ----------------------------------------------------------------------------------------------- the run
@@ -165,6 +171,7 @@ def _rl_study(config: RlStudyConfig, out: Path, progress: Progress) -> dict[str,
                 "heldout_prompts": world["heldout_prompts"],
                 "proxy_model": proxy_model(study),
             },
+            "proxies_seconds": world["seconds"],  # each proxy's and arm's own run, also when resumed
             "arms_seconds": {f"{n}-seed{s}": arm["seconds"] for (n, s), arm in arms.items()},
             "timings_s": timings,
             "config": asdict(config),
@@ -222,10 +229,15 @@ def build_world(study: Any, seed: int, folder: Path, progress: Progress) -> dict
         progress("train proxies (full depth)", k, len(study.objectives))
         done = folder / "proxies" / f"{name}.json"
         if not done.is_file():
+            start = time.perf_counter()
             pairs = train_proxy(job, name)
-            atomic_write_json(done, {"objective": name, "world_seed": seed, "pairs": pairs})
+            seconds = round(time.perf_counter() - start, 1)
+            atomic_write_json(
+                done, {"objective": name, "world_seed": seed, "pairs": pairs, "seconds": seconds}
+            )
         world["proxies"][name] = str(folder / "proxies" / name)
         world["pairs"] = read_json(done)["pairs"]
+        world.setdefault("seconds", {})[name] = read_json(done).get("seconds")
     progress("train proxies (full depth)", len(study.objectives), len(study.objectives))
     return world
 
