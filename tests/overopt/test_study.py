@@ -90,6 +90,15 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
             assert 0 <= power["power_holm_strictest"] <= power["power"] <= 1
 
 
+def test_the_remedies_config_is_the_demos_world_with_rrm(tmp_path):
+    """examples/overoptimization/remedies_cpu.yaml: the demo's world and sizes, RRM among its rows."""
+    config = StudyConfig.from_yaml(EXAMPLES / "remedies_cpu.yaml", str(tmp_path / "remedies"))
+    demo = StudyConfig.demo(str(tmp_path / "demo"))
+    for name in ("pool", "prompts", "bon_n", "bon_max_n", "label_noise", "length_bias", "seeds"):
+        assert getattr(config, name) == getattr(demo, name), name
+    assert config.objectives == ["bt", "inform", "rrm", "bt_length_calibrated"]
+
+
 def test_demo_help_says_25_percent_once():
     from rmguard.cli import build_parser
 
