@@ -13,7 +13,7 @@ import pytest
 from rmguard.cli import main
 from rmguard.fileio import atomic_directory, atomic_write_text
 
-from helpers import save_tiny_model, write_jsonl
+from helpers import write_jsonl
 from synthetic_world import make_records
 
 GOLD = str(Path(__file__).parents[1] / "synthetic_world.py") + ":gold"
@@ -106,9 +106,7 @@ def test_every_output_of_the_writing_commands_is_0644_and_folders_0755(
     assert {"report.json", "report.html"}.isdisjoint(p.name for p in out.rglob("*"))  # (the demo's: below)
 
 
-def test_the_demo_report_is_0644(tmp_path, umask_022, capsys) -> None:
-    policy = save_tiny_model(tmp_path / "policy")
-    out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--policy", str(policy), "--output-dir", str(out), "--no-progress"]) == 0
+def test_the_demo_report_is_0644(quick_demo) -> None:
+    out, _ = quick_demo  # run under umask 022
     assert (out / "report.html").is_file() and (out / "report.json").is_file()
     assert _wrong_modes(out) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmguard.cli import main
 from rmguard.errors import ConfigError
 from rmguard.overopt.study.pipeline import StudyConfig
 from rmguard.overopt.study.pool import SHIPPED_POOLS, STYLES, PoolConfig, generate_world_pool, shipped_pool
@@ -166,12 +166,9 @@ def test_pool_regeneration_path_on_a_few_prompts(tmp_path, tiny_llama):
     assert generate_world_pool(config, tmp_path / "work") == pool  # resumed from the files: same pool
 
 
-def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
-    out = tmp_path / "demo"
-    assert (
-        main(["demo", "--quick", "--policy", str(tiny_llama), "--output-dir", str(out), "--no-progress"]) == 0
-    )
-    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+def test_demo_quick_end_to_end(quick_demo, tiny_llama, tmp_path):
+    out, printed = quick_demo
+    assert f"report: {out / 'report.html'}" in printed
     report = json.loads((out / "report.json").read_text())
     headline = report["headline"]
     assert headline["seeds"] == 3 and headline["bon_max_n"] == 4 and headline["bon_pool_samples"] == 16
@@ -237,14 +234,16 @@ def test_demo_quick_end_to_end(tmp_path, tiny_llama, capsys):
     from rmguard.overopt.study.pipeline import StudyConfig as Config
     from rmguard.overopt.study.pipeline import run_study as rerun
 
-    config = Config.quick(str(out))
+    resumed = tmp_path / "demo"  # a copy: the first run's folder is shared with other tests
+    shutil.copytree(out, resumed)
+    config = Config.quick(str(resumed))
     config.policy = str(tiny_llama)
     runs = rerun(config)["summary"]["runs"]
     assert [r["label"] for r in runs] == ["first run", "resumption 1"] and all(r["finished"] for r in runs)
     assert runs[0]["timings_s"]["proxies"] > runs[1]["timings_s"]["proxies"]
-    html = (out / "report.html").read_text()
+    html = (resumed / "report.html").read_text()
     assert "first run" in html and "resumption 1" in html
-    assert "BSR λ=1e-3" in html and (out / "bon" / "gold_minus_bt_vs_kl.png").is_file()
+    assert "BSR λ=1e-3" in html and (resumed / "bon" / "gold_minus_bt_vs_kl.png").is_file()
     assert all(d["gold_at_max_n"]["mde"] >= 0 for d in report["paired_differences"].values())
     # every seed is its own world: the held-out styles or training pairs differ between seeds
     worlds = report["worlds"]["noise 0.25"]
