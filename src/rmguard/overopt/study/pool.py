@@ -27,9 +27,10 @@ demo's config) samples a pool with the same code (resumable).
 ``demo`` and ``large`` were sampled with the sampler's earlier version (Hugging Face ``generate``, seeded
 per batch); sampling them again draws from the same distribution with other random streams
 (:mod:`rmguard.overopt.generation`). ``bon512``'s 17,280 new samples are drawn by the KV-cached sampler,
-one random stream per (seed, prompt, sample); on this project's 2-core machine, shared with other jobs,
-that ran at 40–70 samples a minute on one thread (2,176 samples in the first 37 minutes), about 4–7 hours
-for the whole pool; about 1.2 MB gzipped (projected from the first samples).
+one random stream per (seed, prompt, sample). On this project's 2-core machine they were drawn in two
+sittings: 3,392 while other jobs shared the cores (40–70 samples a minute on one thread), then the other
+13,888 in 42 minutes on 2 quiet cores (2,524 s, 330 samples a minute); the whole pool would take about
+53 minutes on quiet cores. The file is 1.37 MB gzipped.
 """
 
 from __future__ import annotations
