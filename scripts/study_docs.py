@@ -2,8 +2,8 @@
 
     python scripts/study_docs.py
 
-Two runs are written: the demo (``docs/results/demo/``, parts ``demo-*``) and the power study
-(``docs/results/cpu_power/``, parts ``power-*``). Every generated part sits between
+Three runs are written: the demo (``docs/results/demo/``, parts ``demo-*``), the power study
+(``docs/results/cpu_power/``, parts ``power-*``) and the RLOO arm (``docs/results/rl_cpu/``, parts ``rl-*``). Every generated part sits between
 ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; the rest of each file is left as it is. A run
 with no committed report says so, and no number is written. ``tests/overopt/test_study_docs.py`` holds the
 files equal to what this script writes.
@@ -30,23 +30,26 @@ DOCS = (REPO / "docs" / "demo.md", REPO / "README.md")
 
 @dataclass(frozen=True)
 class Run:
-    """A committed run: the prefix of its generated parts and the folder of its report."""
+    """A committed run: the prefix of its generated parts, the folder of its report, and whether it is a
+    ``rmguard study`` run or a ``rmguard study-rl`` one."""
 
     prefix: str
     folder: str
+    rl: bool = False
 
     @property
     def report(self) -> Path:
         return REPO / self.folder / "report.json"
 
     def no_run(self) -> str:
-        return (
-            "No run of this design (full-depth proxies, Holm-adjusted labels) is committed yet: "
-            f"`{self.folder}/report.json` is absent, so no number is stated here."
-        )
+        return f"No run is committed yet: `{self.folder}/report.json` is absent, so no number is stated here."
 
 
-RUNS = (Run("demo", "docs/results/demo"), Run("power", "docs/results/cpu_power"))
+RUNS = (
+    Run("demo", "docs/results/demo"),
+    Run("power", "docs/results/cpu_power"),
+    Run("rl", "docs/results/rl_cpu", rl=True),
+)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -104,6 +107,45 @@ def tables(h: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def _interval(entry: dict[str, Any]) -> str:
+    low, high = entry["ci"]
+    return f"{entry['mean']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def rl_table(h: dict[str, Any]) -> str:
+    """Each RLOO arm's proxy: gold before and after, its peak, the cross-fitted drop with its adjusted label,
+    the KL and length reached and the proxy's own gain."""
+    rows = []
+    for name, row in h["proxies"].items():
+        drop = row["gold_drop"]
+        verdict = "resolved" if drop["resolved"] else "not resolved"
+        rows.append(
+            [
+                label(name),
+                _interval(row["gold_start"]),
+                _interval(row["gold_end"]),
+                str(row["gold_peak_step"]),
+                f"{drop['mean']:+.3f} [{drop['ci'][0]:+.3f}, {drop['ci'][1]:+.3f}] {verdict}",
+                f"{drop['p_adjusted']:.2g}",
+                _interval(row["kl_end"]),
+                f"{row['length_end']['mean']:.1f}",
+                f"{row['proxy_gain']:+.3f}",
+            ]
+        )
+    headers = ["proxy", "gold at step 0", "gold at the end", "peak step", "drop", "adjusted p"]
+    return _table([*headers, "KL at the end (nats)", "length (tokens)", "proxy gain"], rows)
+
+
+def rl_cost(report: dict[str, Any]) -> str:
+    """What the RLOO run cost: its world and proxies, then each arm, in the seconds of its own run."""
+    proxies = ", ".join(
+        f"{label(n)} {'(not timed)' if s is None else f'{s:.0f} s'}"
+        for n, s in report["proxies_seconds"].items()
+    )
+    arms = ", ".join(f"{n} {s:.0f} s" for n, s in report["arms_seconds"].items())
+    return f"Measured on this machine: proxies {proxies}; RLOO arms {arms}"
+
+
 def parts(report: dict[str, Any] | None, run: Run = RUNS[0]) -> dict[str, str]:
     """The generated parts of the docs for one run, by name."""
     names = (f"{run.prefix}-answer", f"{run.prefix}-tables", f"readme-{run.prefix}")
@@ -111,13 +153,14 @@ def parts(report: dict[str, Any] | None, run: Run = RUNS[0]) -> dict[str, str]:
         return dict.fromkeys(names, run.no_run())
     h = report["headline"]
     answer = " ".join(h["answer"])
+    spent = rl_cost(report) if run.rl else cost(report)
     return dict(
         zip(
             names,
             (
-                f"{answer}\n\n{cost(report)}.",
-                tables(h),
-                f"{answer} ({cost(report)}; every number in `{run.folder}/report.json`.)",
+                f"{answer}\n\n{spent}.",
+                rl_table(h) if run.rl else tables(h),
+                f"{answer} ({spent}; every number in `{run.folder}/report.json`.)",
             ),
             strict=True,
         )

@@ -4,6 +4,7 @@ by scripts/study_docs.py (and, with no committed run, say so and state no number
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _script():
     spec = importlib.util.spec_from_file_location("study_docs", REPO / "scripts" / "study_docs.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -126,4 +128,35 @@ def test_two_label_conditions_get_a_pair_of_tables_each():
         "| BSR λ=1e-3 − BT | gold_at_max_n | 0.010 [-0.040, 0.000] | 0.04 | 0.08 | not resolved |" in biased
     )
     assert "`docs/results/cpu_power/report.json`" in parts["readme-power"]
-    assert script.parts(None, run)["power-answer"].startswith("No run of this design")
+    assert script.parts(None, run)["power-answer"].startswith("No run is committed yet")
+
+
+def test_an_rl_report_becomes_a_table_and_its_cost():
+    script = _script()
+    interval = {"mean": 0.5, "ci": [0.4, 0.6]}
+    drop = {"mean": 0.02, "ci": [-0.01, 0.05], "p_adjusted": 0.6, "resolved": False}
+    row = {
+        "gold_start": interval,
+        "gold_end": {"mean": 0.6, "ci": [0.5, 0.7]},
+        "gold_peak_step": 25,
+        "gold_drop": drop,
+        "kl_end": {"mean": 1.25, "ci": [1.0, 1.5]},
+        "length_end": {"mean": 20.04, "ci": [18.0, 22.0]},
+        "proxy_gain": 0.8,
+    }
+    report = {
+        "headline": {"answer": ["BT: gold rises."], "proxies": {"bt": row, "grm": row}},
+        "proxies_seconds": {"bt": 149.1, "grm": None},
+        "arms_seconds": {"bt-seed0": 1800.4, "grm-seed0": 1700.0},
+    }
+    run = next(r for r in script.RUNS if r.rl)
+    parts = script.parts(report, run)
+    assert parts["rl-answer"] == (
+        "BT: gold rises.\n\nMeasured on this machine: proxies BT 149 s, GRM (SFT reg.) (not timed); "
+        "RLOO arms bt-seed0 1800 s, grm-seed0 1700 s."
+    )
+    assert (
+        "| GRM (SFT reg.) | 0.500 [0.400, 0.600] | 0.600 [0.500, 0.700] | 25 | +0.020 [-0.010, +0.050] not resolved"
+        " | 0.6 | 1.250 [1.000, 1.500] | 20.0 | +0.800 |" in parts["rl-tables"]
+    )
+    assert parts["readme-rl"].endswith("every number in `docs/results/rl_cpu/report.json`.)")
