@@ -98,6 +98,18 @@ def test_a_new_context_runs_in_full_and_joins_the_store(tiny_deep):
     torch.testing.assert_close(again, mixed, atol=1e-5, rtol=1e-5)
 
 
+def test_gather_lays_out_the_batchs_states_and_zeros_elsewhere():
+    """Node k's state is row k − 1 of the store, node 0 (no token) a zero row, in the model's dtype."""
+    store = frozen_prefix.FrozenOutputs(2, "x")
+    states = torch.arange(5 * 3, dtype=torch.float32).reshape(5, 3)
+    store._children = {(0, t): t + 1 for t in range(5)}
+    store._chunks = [states]
+    found = torch.tensor([[0, 3, 1], [5, 0, 0]])
+    gathered = store.gather(found, torch.empty(0, dtype=torch.float64))
+    expected = torch.cat([torch.zeros(1, 3), states])[found].double()
+    assert gathered.dtype == torch.float64 and torch.equal(gathered, expected)
+
+
 def _train_config(path, data, out, **overrides):
     values = dict(
         model_name_or_path=str(path),

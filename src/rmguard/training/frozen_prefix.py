@@ -93,10 +93,16 @@ class FrozenOutputs:
         self._children.update(new)
 
     def gather(self, found: Tensor, like: Tensor) -> Tensor:
-        """The stored states laid out as the batch is ([B, T, H]; zeros where no token is)."""
-        states = self.states.to(device=like.device, dtype=like.dtype)
-        padded = torch.cat([states.new_zeros(1, states.shape[-1]), states])
-        return padded[found.to(like.device)]
+        """The stored states laid out as the batch is ([B, T, H]; zeros where no token is), in ``like``'s
+        device and dtype. Only the batch's rows are read and moved: the store can hold gigabytes (a study's
+        frozen pass over 21,840 responses is 1.9 GB), and copying it per batch would cost more than the
+        layers it saves."""
+        states = self.states
+        nodes = found.reshape(-1).to(states.device)
+        out = states.new_zeros(len(nodes), states.shape[-1])
+        real = nodes > 0
+        out[real] = states[nodes[real] - 1]
+        return out.reshape(*found.shape, -1).to(device=like.device, dtype=like.dtype)
 
 
 def frozen_part(model: Any, layers: int) -> list[nn.Module]:
