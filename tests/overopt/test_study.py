@@ -77,7 +77,7 @@ def test_cpu_power_config_at_quick_size(tmp_path, tiny_llama):
     quick = StudyConfig.quick(str(tmp_path / "power"))
     config.policy, config.seeds, config.prompts, config.bon_prompts = str(tiny_llama), [0, 1], 36, 6
     config.bon_n, config.bon_max_n = quick.bon_n, quick.bon_max_n
-    config.pool = "demo"  # the quick size reads the demo pool: bon512 is generated, not always shipped
+    config.pool = "demo"  # the quick size reads the smaller demo pool
     run_study(config)
     headline = _report(tmp_path / "power")["headline"]
     assert list(headline["conditions"]) == ["uniform noise 0.25", "length-biased p=0.25"]
