@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from rmguard.fileio import atomic_write_text  # noqa: E402
 from rmguard.overopt.study.headline import comparison_rows, label  # noqa: E402
-from rmguard.overopt.study.report import cost  # noqa: E402
+from rmguard.overopt.study.report import cost, num, with_ci  # noqa: E402
 
 DOCS = (REPO / "docs" / "demo.md", REPO / "README.md")
 
@@ -57,10 +57,6 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def _num(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 def rows_table(objectives: dict[str, dict[str, Any]], n: int) -> str:
     """Each row at the primary endpoint: in-domain accuracy, shifted τ, gold at n = 1 and the largest n,
     the drop with its adjusted label and power, the log-prob per token before and after."""
@@ -71,13 +67,13 @@ def rows_table(objectives: dict[str, dict[str, Any]], n: int) -> str:
         rows.append(
             [
                 label(name),
-                _num(o["in_domain_accuracy"]),
-                _num(o["shifted_tau_mean"]),
-                _num(o["gold_at_n1"]),
-                _num(o["gold_at_max_n"]),
+                num(o["in_domain_accuracy"]),
+                num(o["shifted_tau_mean"]),
+                num(o["gold_at_n1"]),
+                num(o["gold_at_max_n"]),
                 f"{o['gold_drop']:+.3f} {'resolved' if o['gold_drop_resolved'] else 'not resolved'}",
                 "–" if power is None else f"{power:.0%}",
-                f"{_num(logp.get('start'))} → {_num(logp.get('end'))}" if logp else "–",
+                f"{num(logp.get('start'))} → {num(logp.get('end'))}" if logp else "–",
             ]
         )
     headers = ["row", "in-domain acc.", "shifted τ", "gold n=1", f"gold n={n}", "drop", "power at 0.02"]
@@ -108,8 +104,7 @@ def tables(h: dict[str, Any]) -> str:
 
 
 def _interval(entry: dict[str, Any]) -> str:
-    low, high = entry["ci"]
-    return f"{entry['mean']:.3f} [{low:.3f}, {high:.3f}]"
+    return with_ci(entry["mean"], entry["ci"])
 
 
 def rl_table(h: dict[str, Any]) -> str:
