@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_distributed import launch
+from test_distributed import failure, launch
 
 from rmguard.errors import ConfigError
 from rmguard.training.config import load_config
@@ -149,7 +149,7 @@ def fsdp_runs(tiny_llama, synthetic_data, tmp_path_factory):
     script = root / "fsdp.py"
     script.write_text(SCRIPT)
     result = launch(script, root / "runs.json", tiny_llama, root / "memory.json")
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, failure(result)
     for name in RUNS:
         train(load_config(None, _settings(tiny_llama, synthetic_data, one, name, True)))
     return two, one, json.loads((root / "memory.json").read_text())
