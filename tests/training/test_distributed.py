@@ -88,7 +88,7 @@ def failure(result: subprocess.CompletedProcess, chars: int = 6000) -> str:
     """The end of a launch's stderr without the libraries' warnings, which otherwise fill the message."""
     lines = result.stderr.splitlines()
     noise = ("Warning:", "warnings.warn(", "output = self._register_pre_backward_hook")
-    kept = [line for i, line in enumerate(lines) if not any(n in line for n in noise)]
+    kept = [line for line in lines if not any(n in line for n in noise)]
     return "\n".join(kept)[-chars:]
 
 
